@@ -1,0 +1,97 @@
+//! [`Cancelled`]: the value a cancelled scope or task completes with.
+//!
+//! Cancellation is not an error in this runtime: a scope that was cancelled
+//! completes normally, with `Err(Cancelled)` as its output, and the value says
+//! why it stopped.
+
+use std::fmt;
+
+/// Why a scope or task stopped before finishing its work.
+///
+/// A cancelled scope resolves to `Err(Cancelled)`, and so does the
+/// [`JoinHandle`](crate::JoinHandle) of every task that was stopped with it.
+/// [`Cancelled::reason`] tells what set the cancellation off, as seen from
+/// the scope the value belongs to: the scope on which `cancel()` was called
+/// reports [`CancelReason::Explicit`], its descendants report
+/// [`CancelReason::Ancestor`].
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, scope, CancelReason};
+///
+/// let out = runtime::block_on(scope(|s| async move {
+///     s.cancel();
+/// }));
+/// let cancelled = out.unwrap_err();
+/// assert_eq!(cancelled.reason(), &CancelReason::Explicit);
+/// assert_eq!(cancelled.to_string(), "cancelled: cancel() was called on this scope");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cancelled {
+    reason: CancelReason,
+}
+
+/// What set a cancellation off. See [`Cancelled`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// `cancel()` was called on this scope (or on a [`CancelHandle`](crate::CancelHandle) to it).
+    Explicit,
+    /// An ancestor scope was cancelled, and its cancellation reached this one.
+    Ancestor,
+    /// A linked child scope was cancelled, and the link carried the
+    /// cancellation up to this scope.
+    LinkedChild,
+    /// A task (or the body) of this scope panicked; the scope stopped its
+    /// other tasks and resumes the panic once they have all ended.
+    Panicked,
+    /// The scope's future was dropped before it completed.
+    ScopeDropped,
+    /// The scope had already ended when the task was spawned into it.
+    ScopeEnded,
+    /// The runtime was shut down while the task was still alive.
+    Shutdown,
+}
+
+impl Cancelled {
+    pub(crate) fn new(reason: CancelReason) -> Cancelled {
+        Cancelled { reason }
+    }
+
+    /// Why the scope or task was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, CancelReason};
+    ///
+    /// let err = runtime::block_on(scope(|s| async move { s.cancel() })).unwrap_err();
+    /// assert!(matches!(err.reason(), CancelReason::Explicit));
+    /// ```
+    pub fn reason(&self) -> &CancelReason {
+        &self.reason
+    }
+}
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cancelled: {}", self.reason)
+    }
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CancelReason::Explicit => f.write_str("cancel() was called on this scope"),
+            CancelReason::Ancestor => f.write_str("an enclosing scope was cancelled"),
+            CancelReason::LinkedChild => f.write_str("a linked inner scope was cancelled"),
+            CancelReason::Panicked => f.write_str("a task in the scope panicked"),
+            CancelReason::ScopeDropped => f.write_str("the scope's future was dropped"),
+            CancelReason::ScopeEnded => f.write_str("the scope had already ended"),
+            CancelReason::Shutdown => f.write_str("the runtime shut down"),
+        }
+    }
+}
+
+impl std::error::Error for Cancelled {}

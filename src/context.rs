@@ -1,0 +1,76 @@
+//! Thread-local context: which scope is being polled on this thread, and
+//! which runtime this thread belongs to.
+//!
+//! A scope opened while a task or scope body is being polled becomes a child
+//! of that task's (or body's) scope; this module is how it finds out.
+
+use crate::runtime::Shared;
+use crate::scope::ScopeInner;
+use std::cell::{Cell, RefCell};
+use std::ptr;
+use std::sync::Arc;
+
+thread_local! {
+    /// The scope whose task or body this thread is polling, or null.
+    ///
+    /// Rule: non-null only while an [`enter_scope`] call is on this
+    /// thread's stack; that call borrows an `Arc<ScopeInner>` for its whole
+    /// duration, so the pointee is alive whenever the pointer is set.
+    static CURRENT_SCOPE: Cell<*const ScopeInner> = const { Cell::new(ptr::null()) };
+    /// The runtime of this thread: a worker's own, or the one `block_on` runs.
+    static CURRENT_RUNTIME: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `scope` as the current scope.
+pub(crate) fn enter_scope<R>(scope: &Arc<ScopeInner>, f: impl FnOnce() -> R) -> R {
+    struct Restore(*const ScopeInner);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT_SCOPE.with(|c| c.set(self.0));
+        }
+    }
+    let prev = CURRENT_SCOPE.with(|c| c.replace(Arc::as_ptr(scope)));
+    let _restore = Restore(prev);
+    f()
+}
+
+/// The scope being polled on this thread, if any.
+pub(crate) fn current_scope() -> Option<Arc<ScopeInner>> {
+    let ptr = CURRENT_SCOPE.with(|c| c.get());
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: by the rule on CURRENT_SCOPE, a non-null pointer came from
+    // `Arc::as_ptr` of an `Arc<ScopeInner>` that `enter_scope` still
+    // borrows, so the allocation is alive and its strong count is at least
+    // one; incrementing it first makes `from_raw` own a new reference.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Some(Arc::from_raw(ptr))
+    }
+}
+
+/// Runs `f` with `shared` as this thread's runtime.
+pub(crate) fn enter_runtime<R>(shared: &Arc<Shared>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<Shared>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            CURRENT_RUNTIME.with(|c| *c.borrow_mut() = prev);
+        }
+    }
+    let prev = CURRENT_RUNTIME.with(|c| c.borrow_mut().replace(shared.clone()));
+    let _restore = Restore(prev);
+    f()
+}
+
+/// The runtime that work started on this thread should use: the current
+/// scope's, else this thread's, else the process-wide default.
+pub(crate) fn current_runtime() -> Arc<Shared> {
+    if let Some(scope) = current_scope() {
+        return scope.shared.clone();
+    }
+    CURRENT_RUNTIME
+        .with(|c| c.borrow().clone())
+        .unwrap_or_else(|| crate::runtime::default_runtime().shared().clone())
+}

@@ -1,0 +1,75 @@
+//! A structured-concurrency async runtime in which cancel scopes are
+//! first-class.
+//!
+//! Every task belongs to a **scope**. A scope completes only when its body
+//! and all its tasks have ended, and cancelling a scope stops all of them
+//! together. A cancelled scope is not an error: it completes with
+//! `Err(Cancelled)`, a value that says so.
+//!
+//! # A tour
+//!
+//! Run a future with [`runtime::block_on`], open a scope with [`scope`],
+//! and spawn tasks into it:
+//!
+//! ```
+//! use cancel_scope::{runtime, scope};
+//!
+//! let out = runtime::block_on(scope(|s| async move {
+//!     let a = s.spawn(async { 20 });
+//!     let b = s.spawn(async { 22 });
+//!     a.await.unwrap() + b.await.unwrap()
+//! }));
+//! assert_eq!(out, Ok(42));
+//! ```
+//!
+//! Cancel the scope, and every task in it stops; the scope itself ends
+//! without a panic, with `Err(Cancelled)`:
+//!
+//! ```
+//! use cancel_scope::{runtime, scope, time::sleep};
+//! use std::time::Duration;
+//!
+//! let out = runtime::block_on(scope(|s| async move {
+//!     for secs in 1..=4 {
+//!         s.spawn(sleep(Duration::from_secs(secs)));
+//!     }
+//!     s.cancel(); // no task sleeps on: the block ends at once
+//! }));
+//! assert!(out.is_err());
+//! ```
+//!
+//! Scopes nest. Cancelling a scope cancels the scopes inside it, never the
+//! one around it, unless the inner one is a [`linked_scope`]:
+//!
+//! ```
+//! use cancel_scope::{runtime, scope, linked_scope, sync::Event};
+//!
+//! let forever = Event::new();
+//! let out = runtime::block_on(scope(|outer| async move {
+//!     outer.spawn(async move { forever.wait().await }); // would never end
+//!     outer.spawn(linked_scope(|inner| async move {
+//!         inner.cancel(); // cancels `outer` too, through the link
+//!     }));
+//! }));
+//! assert!(out.is_err());
+//! ```
+//!
+//! The guide to the design is `ARCHITECTURE.md` in the repository.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod block_on;
+mod cancelled;
+mod context;
+mod idle;
+mod queue;
+pub mod runtime;
+mod scope;
+pub mod sync;
+pub mod task;
+pub mod time;
+mod worker;
+
+pub use cancelled::{CancelReason, Cancelled};
+pub use scope::{linked_scope, scope, CancelHandle, Scope, ScopeFuture};
+pub use task::JoinHandle;

@@ -1,0 +1,56 @@
+//! Run queues and the find-task order.
+//!
+//! Each worker owns a FIFO [`crossbeam_deque::Worker`]; tasks woken on a
+//! worker go there. Tasks woken anywhere else go to the shared
+//! [`Injector`]. Idle workers steal from each other through [`Stealer`]s.
+//! This module knows nothing of scopes.
+
+use crate::task::TaskRef;
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
+use std::iter;
+
+/// How often (in tasks run) a worker looks at the injector before its own
+/// queue, so tasks woken from outside are not starved by a worker whose
+/// local queue never empties. 61 is tokio's choice: prime, so it does not
+/// line up with periodic workloads.
+pub(crate) const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+
+/// Finds the next task for the worker that owns `local`.
+///
+/// Order: finish what we started before taking on something new (our own
+/// queue), then a batch from the injector, then steal from the other
+/// workers, starting at a random victim so thieves spread out.
+pub(crate) fn find_task(
+    local: &Deque<TaskRef>,
+    injector: &Injector<TaskRef>,
+    stealers: &[Stealer<TaskRef>],
+    tick: u32,
+    random: usize,
+) -> Option<TaskRef> {
+    if tick % GLOBAL_QUEUE_INTERVAL == 0 {
+        if let Some(task) = steal_retrying(|| injector.steal_batch_and_pop(local)) {
+            return Some(task);
+        }
+    }
+    local.pop().or_else(|| {
+        steal_retrying(|| {
+            injector.steal_batch_and_pop(local).or_else(|| {
+                let n = stealers.len();
+                (0..n)
+                    .map(|i| stealers[(random + i) % n].steal_batch_and_pop(local))
+                    .collect()
+            })
+        })
+    })
+}
+
+/// Whether any queue a sleeper would look at holds a task.
+pub(crate) fn any_work(injector: &Injector<TaskRef>, stealers: &[Stealer<TaskRef>]) -> bool {
+    !injector.is_empty() || stealers.iter().any(|s| !s.is_empty())
+}
+
+fn steal_retrying(mut attempt: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> {
+    iter::repeat_with(&mut attempt)
+        .find(|s| !s.is_retry())
+        .and_then(Steal::success)
+}

@@ -1,0 +1,328 @@
+//! The runtime: worker threads, their shared state, and shutdown.
+//!
+//! [`Runtime`] is the owning handle; dropping it stops the workers and
+//! drops every future the runtime still holds. `Shared` is what workers,
+//! tasks and scope handles point to: the run queues, the sleep state, the
+//! timers and the scope tree.
+
+use crate::cancelled::CancelReason;
+use crate::idle::Idle;
+use crate::scope::tree::{CancelBatch, Tree};
+use crate::task::TaskRef;
+use crate::time::Timers;
+use crate::worker;
+use crossbeam_deque::{Injector, Stealer};
+use parking_lot::Mutex;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+
+/// Runs a future to completion on the process-wide default runtime.
+///
+/// The default runtime is started on first use, with one worker per
+/// available core, and lives until the process exits. See
+/// [`Runtime::block_on`] for the rules.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, scope};
+///
+/// let out = runtime::block_on(scope(|s| async move {
+///     s.spawn(async { 1 + 1 }).await
+/// }));
+/// assert_eq!(out, Ok(Ok(2)));
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    default_runtime().block_on(future)
+}
+
+/// The process-wide runtime behind [`block_on`] and behind scopes opened
+/// outside any runtime.
+pub(crate) fn default_runtime() -> &'static Runtime {
+    static DEFAULT: OnceLock<Runtime> = OnceLock::new();
+    DEFAULT.get_or_init(Runtime::new)
+}
+
+/// A work-stealing runtime whose tasks live in a tree of scopes.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime::Runtime, scope};
+///
+/// let rt = Runtime::new();
+/// let out = rt.block_on(scope(|s| async move { s.spawn(async { "hi" }).await }));
+/// assert_eq!(out, Ok(Ok("hi")));
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+/// Configures and starts a [`Runtime`].
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::runtime::Builder;
+///
+/// let rt = Builder::new().worker_threads(2).thread_name("my-worker").build().unwrap();
+/// assert_eq!(rt.block_on(async { 7 }), 7);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    worker_threads: Option<usize>,
+    thread_name: String,
+}
+
+/// The state every worker, task and scope handle of a runtime shares.
+pub(crate) struct Shared {
+    /// The scope tree (one lock for the whole tree; see ARCHITECTURE.md).
+    pub(crate) tree: Mutex<Tree>,
+    injector: Injector<TaskRef>,
+    stealers: Box<[Stealer<TaskRef>]>,
+    pub(crate) idle: Idle,
+    pub(crate) timers: Timers,
+    shutdown: AtomicBool,
+}
+
+impl Runtime {
+    /// Starts a runtime with one worker thread per available core.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system refuses to start a thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = cancel_scope::runtime::Runtime::new();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Runtime {
+        Builder::new()
+            .build()
+            .expect("failed to start the runtime's worker threads")
+    }
+
+    /// Runs `future` on the calling thread until it completes, while the
+    /// workers run the tasks it spawns. Scopes opened by `future` belong to
+    /// this runtime.
+    ///
+    /// # Panics
+    ///
+    /// When called from a worker thread (of any runtime): blocking a worker
+    /// could deadlock the runtime. Inside a task, `.await` the future
+    /// instead. Also resumes a panic of `future` itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::runtime::Runtime;
+    ///
+    /// let rt = Runtime::new();
+    /// assert_eq!(rt.block_on(async { 40 + 2 }), 42);
+    /// ```
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        crate::block_on::block_on(&self.shared, future)
+    }
+
+    /// Tasks spawned on this runtime that have not finished yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Runtime, scope};
+    ///
+    /// let rt = Runtime::new();
+    /// let _ = rt.block_on(scope(|s| async move { s.spawn(async {}); }));
+    /// assert_eq!(rt.live_tasks(), 0);
+    /// ```
+    pub fn live_tasks(&self) -> usize {
+        self.shared.tree.lock().live_tasks()
+    }
+
+    /// Scopes of this runtime that have not ended yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Runtime, scope};
+    ///
+    /// let rt = Runtime::new();
+    /// let _ = rt.block_on(scope(|_| async {}));
+    /// assert_eq!(rt.live_scopes(), 0);
+    /// ```
+    pub fn live_scopes(&self) -> usize {
+        self.shared.tree.lock().live_scopes()
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, SeqCst);
+        self.shared.idle.wake_all();
+        let me = thread::current().id();
+        for handle in self.threads.drain(..) {
+            // A task that drops the runtime cannot wait for its own thread.
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+        // Every worker is gone: no future is being polled. Cancel the whole
+        // tree, which drops every future still held, then empty the queues.
+        let mut batch = CancelBatch::default();
+        self.shared
+            .tree
+            .lock()
+            .cancel_all(CancelReason::Shutdown, &mut batch);
+        batch.run(&self.shared.tree);
+        self.shared.drain_injector();
+        self.shared.timers.clear();
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per available core, threads
+    /// named `cancel-scope-worker-<n>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = cancel_scope::runtime::Builder::new().build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn new() -> Builder {
+        Builder {
+            worker_threads: None,
+            thread_name: "cancel-scope-worker".to_string(),
+        }
+    }
+
+    /// Sets the number of worker threads.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is zero: a runtime without workers could never run a task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = cancel_scope::runtime::Builder::new().worker_threads(1).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn worker_threads(&mut self, n: usize) -> &mut Builder {
+        assert!(n > 0, "worker_threads must be at least 1");
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// Sets the worker threads' name prefix; each gets `-<n>` appended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = cancel_scope::runtime::Builder::new().thread_name("app").build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Builder {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// Starts the runtime.
+    ///
+    /// # Errors
+    ///
+    /// If the operating system refuses to start a worker thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = cancel_scope::runtime::Builder::new().worker_threads(2).build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn build(&mut self) -> io::Result<Runtime> {
+        let n = self
+            .worker_threads
+            .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
+        let queues: Vec<_> = (0..n).map(|_| worker::new_queue()).collect();
+        let shared = Arc::new(Shared {
+            tree: Mutex::new(Tree::new()),
+            injector: Injector::new(),
+            stealers: queues.iter().map(|q| q.stealer()).collect(),
+            idle: Idle::new(n),
+            timers: Timers::new(),
+            shutdown: AtomicBool::new(false),
+        });
+        let mut runtime = Runtime {
+            shared: shared.clone(),
+            threads: Vec::with_capacity(n),
+        };
+        for (id, local) in queues.into_iter().enumerate() {
+            let shared = shared.clone();
+            let handle = thread::Builder::new()
+                .name(format!("{}-{id}", self.thread_name))
+                .spawn(move || worker::run(id, local, shared))?;
+            runtime.threads.push(handle);
+        }
+        Ok(runtime)
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Shared {
+    /// Queues a runnable task: on this thread's worker queue if this thread
+    /// is one of our workers, else on the injector; then wakes a sleeper if
+    /// needed (protocol in `idle.rs`).
+    pub(crate) fn schedule(&self, task: TaskRef) {
+        if let Err(task) = worker::push_local(self, task) {
+            self.injector.push(task);
+            if self.is_shutdown() {
+                // Shutdown may have drained the injector already.
+                self.drain_injector();
+                return;
+            }
+        }
+        self.idle.notify_work();
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(SeqCst)
+    }
+
+    pub(crate) fn injector(&self) -> &Injector<TaskRef> {
+        &self.injector
+    }
+
+    pub(crate) fn stealers(&self) -> &[Stealer<TaskRef>] {
+        &self.stealers
+    }
+
+    fn drain_injector(&self) {
+        while !self.injector.steal().is_empty() {}
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}

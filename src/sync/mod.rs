@@ -1,0 +1,5 @@
+//! Small synchronisation primitives for tasks.
+
+mod event;
+
+pub use event::{Event, EventWait};

@@ -1,0 +1,153 @@
+//! [`JoinHandle`]: awaiting a spawned task's output.
+
+use super::Task;
+use crate::cancelled::Cancelled;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+/// Where a finished task leaves its output for the [`JoinHandle`].
+pub(crate) struct JoinSlot<T> {
+    output: Option<Result<T, Cancelled>>,
+    waker: Option<Waker>,
+    /// The `JoinHandle` already returned the output.
+    taken: bool,
+}
+
+impl<T> JoinSlot<T> {
+    pub(super) fn new() -> Self {
+        JoinSlot {
+            output: None,
+            waker: None,
+            taken: false,
+        }
+    }
+
+    /// Stores the output; returns the waker to call once the lock is gone.
+    pub(super) fn put(&mut self, output: Result<T, Cancelled>) -> Option<Waker> {
+        self.output = Some(output);
+        self.waker.take()
+    }
+}
+
+/// The join side of a task, erased over the future type.
+trait Join<T>: Send + Sync {
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, Cancelled>>;
+    fn detach(&self);
+}
+
+impl<F, S> Join<F::Output> for Task<F, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: super::Schedule,
+{
+    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, Cancelled>> {
+        let mut slot = self.join.lock();
+        if let Some(output) = slot.output.take() {
+            slot.taken = true;
+            return Poll::Ready(output);
+        }
+        assert!(!slot.taken, "`JoinHandle` polled after it completed");
+        match &slot.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    fn detach(&self) {
+        let _ = self.state.drop_join_handle();
+        // Drop an output that was already stored, and our waker, outside
+        // the lock: either may run user code.
+        let (output, waker) = {
+            let mut slot = self.join.lock();
+            (slot.output.take(), slot.waker.take())
+        };
+        drop(output);
+        drop(waker);
+    }
+}
+
+/// An owned permission to await a spawned task's output.
+///
+/// `JoinHandle<T>` is a future of `Result<T, Cancelled>`: `Ok` with the
+/// task's output, or `Err(Cancelled)` when the task's scope was cancelled
+/// before the task finished (its future was then dropped, not polled to the
+/// end), when the task panicked (the panic itself goes to the scope, see
+/// [`scope`](crate::scope())), or when it was spawned into a scope that was
+/// already cancelled or over.
+///
+/// Dropping a `JoinHandle` detaches it: the task keeps running and still
+/// belongs to its scope, which waits for it.
+///
+/// Polling a `JoinHandle` again after it returned `Ready` panics.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, scope};
+///
+/// let sum = runtime::block_on(scope(|s| async move {
+///     let a = s.spawn(async { 1 });
+///     let b = s.spawn(async { 2 });
+///     a.await.unwrap() + b.await.unwrap()
+/// }));
+/// assert_eq!(sum, Ok(3));
+/// ```
+pub struct JoinHandle<T> {
+    inner: Inner<T>,
+}
+
+enum Inner<T> {
+    Task(Arc<dyn Join<T>>),
+    /// Spawn was refused: the handle resolves at once.
+    Refused(Option<Cancelled>),
+}
+
+impl<T: Send + 'static> JoinHandle<T> {
+    pub(crate) fn new<F, S>(task: Arc<Task<F, S>>) -> Self
+    where
+        F: Future<Output = T> + Send + 'static,
+        S: super::Schedule,
+    {
+        JoinHandle {
+            inner: Inner::Task(task),
+        }
+    }
+
+    pub(crate) fn refused(cancelled: Cancelled) -> Self {
+        JoinHandle {
+            inner: Inner::Refused(Some(cancelled)),
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.inner {
+            Inner::Task(task) => task.poll_join(cx),
+            Inner::Refused(cancelled) => Poll::Ready(Err(cancelled
+                .take()
+                .expect("`JoinHandle` polled after it completed"))),
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Inner::Task(task) = &self.inner {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,289 @@
+//! The task state word: one `AtomicUsize` that decides who may touch a
+//! task's future.
+//!
+//! | bit | name          | set by                               | cleared by                    |
+//! |-----|---------------|--------------------------------------|-------------------------------|
+//! | 0   | `SCHEDULED`   | spawn; a wake of an idle task        | the runner, when it claims it |
+//! | 1   | `RUNNING`     | the runner or the canceller claiming the future | whoever claimed it, on release |
+//! | 2   | `COMPLETE`    | whoever drops the future (terminal)  | never                         |
+//! | 3   | `CANCELLED`   | the canceller                        | never                         |
+//! | 4   | `JOIN_HANDLE` | spawn (a `JoinHandle` exists)        | the `JoinHandle`'s drop       |
+//!
+//! Combinations that cannot occur:
+//!
+//! - `CANCELLED` without `RUNNING` or `COMPLETE`: a canceller either claims
+//!   an idle future at once (`RUNNING`) or finds it already claimed.
+//! - `COMPLETE` with `RUNNING`: the claimant clears `RUNNING` in the same
+//!   step that sets `COMPLETE`.
+//!
+//! Whoever moves the word from "no `RUNNING`, no `COMPLETE`" to `RUNNING`
+//! owns the future until it clears `RUNNING` again (rule F in `task/mod.rs`).
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+/// The task is in a run queue, or about to be pushed to one. A wake while
+/// this is set does nothing: the task will be polled anyway.
+pub(crate) const SCHEDULED: usize = 1 << 0;
+/// A thread owns the future: it is polling it, or dropping it.
+pub(crate) const RUNNING: usize = 1 << 1;
+/// The future is gone (finished, or dropped by cancellation). Terminal.
+pub(crate) const COMPLETE: usize = 1 << 2;
+/// Cancellation was requested. The future is never polled again.
+pub(crate) const CANCELLED: usize = 1 << 3;
+/// A `JoinHandle` is alive and wants the output.
+pub(crate) const JOIN_HANDLE: usize = 1 << 4;
+
+/// The state of a freshly spawned task: queued, with a `JoinHandle`.
+const INITIAL: usize = SCHEDULED | JOIN_HANDLE;
+
+/// The atomic state word of one task.
+pub(crate) struct State(AtomicUsize);
+
+/// A copy of the state word, decoded by `Debug`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(pub(crate) usize);
+
+/// What a runner popping the task from a queue must do.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToRunning {
+    /// The runner owns the future: poll it.
+    Poll,
+    /// The runner owns the future, but it was cancelled: drop it.
+    Cancel,
+    /// The future is already gone: drop the queue's reference.
+    Dead,
+}
+
+/// What a runner must do after a poll returned `Pending`.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToIdle {
+    /// Nothing: the task waits for a wake.
+    Idle,
+    /// The task was woken during the poll: push it to a run queue again.
+    Reschedule,
+    /// The task was cancelled during the poll: drop the future.
+    Cancel,
+}
+
+/// What a waker must do.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToNotified {
+    /// The task was idle: push it to a run queue.
+    Submit,
+    /// The task is queued, running (its runner will requeue it) or complete.
+    Nothing,
+}
+
+/// What a canceller must do.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToCancelled {
+    /// The canceller owns the future: drop it now.
+    Claimed,
+    /// A runner owns the future; it drops it when its poll returns.
+    Deferred,
+    /// The future is already gone.
+    AlreadyComplete,
+}
+
+impl State {
+    pub(crate) fn new() -> State {
+        State(AtomicUsize::new(INITIAL))
+    }
+
+    pub(crate) fn load(&self) -> Snapshot {
+        Snapshot(self.0.load(Acquire))
+    }
+
+    /// Applies `f` until the CAS succeeds; `f` returns the new word (or
+    /// `None` to leave it unchanged) and the action.
+    fn update<A>(&self, mut f: impl FnMut(usize) -> (Option<usize>, A)) -> A {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let (next, action) = f(cur);
+            let Some(next) = next else { return action };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return action,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// A runner popped the task from a queue.
+    pub(crate) fn transition_to_running(&self) -> ToRunning {
+        self.update(|s| {
+            debug_assert!(s & RUNNING == 0 || s & COMPLETE == 0);
+            if s & COMPLETE != 0 {
+                (None, ToRunning::Dead)
+            } else if s & RUNNING != 0 {
+                // A canceller claimed the future between the wake and this
+                // pop; it will set COMPLETE. Our queue reference is stale.
+                (None, ToRunning::Dead)
+            } else if s & CANCELLED != 0 {
+                (Some((s & !SCHEDULED) | RUNNING), ToRunning::Cancel)
+            } else {
+                (Some((s & !SCHEDULED) | RUNNING), ToRunning::Poll)
+            }
+        })
+    }
+
+    /// The runner's poll returned `Pending`.
+    pub(crate) fn transition_to_idle(&self) -> ToIdle {
+        self.update(|s| {
+            debug_assert!(s & RUNNING != 0);
+            if s & CANCELLED != 0 {
+                // Keep RUNNING: we go on to drop the future.
+                (None, ToIdle::Cancel)
+            } else if s & SCHEDULED != 0 {
+                // Woken during the poll. SCHEDULED stays set, so no other
+                // waker pushes it; we push it ourselves.
+                (Some(s & !RUNNING), ToIdle::Reschedule)
+            } else {
+                (Some(s & !RUNNING), ToIdle::Idle)
+            }
+        })
+    }
+
+    /// A waker fired.
+    pub(crate) fn transition_to_notified(&self) -> ToNotified {
+        self.update(|s| {
+            if s & (COMPLETE | SCHEDULED | CANCELLED) != 0 {
+                (None, ToNotified::Nothing)
+            } else if s & RUNNING != 0 {
+                // The runner sees SCHEDULED in `transition_to_idle`.
+                (Some(s | SCHEDULED), ToNotified::Nothing)
+            } else {
+                (Some(s | SCHEDULED), ToNotified::Submit)
+            }
+        })
+    }
+
+    /// The task's scope was cancelled.
+    pub(crate) fn transition_to_cancelled(&self) -> ToCancelled {
+        self.update(|s| {
+            if s & COMPLETE != 0 {
+                (None, ToCancelled::AlreadyComplete)
+            } else if s & RUNNING != 0 {
+                if s & CANCELLED != 0 {
+                    (None, ToCancelled::Deferred)
+                } else {
+                    (Some(s | CANCELLED), ToCancelled::Deferred)
+                }
+            } else {
+                (Some(s | CANCELLED | RUNNING), ToCancelled::Claimed)
+            }
+        })
+    }
+
+    /// The owner of the future dropped it. Returns the word before the
+    /// change, so the caller knows whether a `JoinHandle` wants the output.
+    pub(crate) fn transition_to_complete(&self) -> Snapshot {
+        let prev = self.0.fetch_xor(RUNNING | COMPLETE, AcqRel);
+        debug_assert!(prev & RUNNING != 0 && prev & COMPLETE == 0);
+        Snapshot(prev)
+    }
+
+    /// The `JoinHandle` was dropped.
+    pub(crate) fn drop_join_handle(&self) -> Snapshot {
+        Snapshot(self.0.fetch_and(!JOIN_HANDLE, AcqRel))
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn has(self, bit: usize) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = [
+            (SCHEDULED, "SCHEDULED"),
+            (RUNNING, "RUNNING"),
+            (COMPLETE, "COMPLETE"),
+            (CANCELLED, "CANCELLED"),
+            (JOIN_HANDLE, "JOIN_HANDLE"),
+        ];
+        let mut first = true;
+        for (bit, name) in names {
+            if self.has(bit) {
+                if !first {
+                    f.write_str("|")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("IDLE")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_are_disjoint() {
+        let bits = [SCHEDULED, RUNNING, COMPLETE, CANCELLED, JOIN_HANDLE];
+        for (i, a) in bits.iter().enumerate() {
+            assert_eq!(a.count_ones(), 1);
+            for b in &bits[i + 1..] {
+                assert_eq!(a & b, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn poll_wake_during_poll_reschedules() {
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_notified(), ToNotified::Nothing);
+        assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+        assert_eq!(s.transition_to_notified(), ToNotified::Submit);
+        assert_eq!(s.transition_to_notified(), ToNotified::Nothing);
+    }
+
+    #[test]
+    fn cancel_idle_claims_and_stale_queue_entry_is_dead() {
+        let s = State::new();
+        // Spawned and queued, then cancelled before it ever ran.
+        assert_eq!(s.transition_to_cancelled(), ToCancelled::Claimed);
+        assert_eq!(s.transition_to_running(), ToRunning::Dead);
+        let prev = s.transition_to_complete();
+        assert!(prev.has(JOIN_HANDLE));
+        assert_eq!(s.transition_to_running(), ToRunning::Dead);
+        assert_eq!(s.transition_to_notified(), ToNotified::Nothing);
+        assert_eq!(s.transition_to_cancelled(), ToCancelled::AlreadyComplete);
+    }
+
+    #[test]
+    fn cancel_while_running_is_deferred_to_the_runner() {
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_cancelled(), ToCancelled::Deferred);
+        assert_eq!(s.transition_to_cancelled(), ToCancelled::Deferred);
+        assert_eq!(s.transition_to_notified(), ToNotified::Nothing);
+        assert_eq!(s.transition_to_idle(), ToIdle::Cancel);
+        let _ = s.transition_to_complete();
+        assert!(s.load().has(COMPLETE));
+        assert!(!s.load().has(RUNNING));
+    }
+
+    #[test]
+    fn snapshot_debug_names_bits() {
+        assert_eq!(
+            format!("{:?}", Snapshot(SCHEDULED | JOIN_HANDLE)),
+            "SCHEDULED|JOIN_HANDLE"
+        );
+        assert_eq!(format!("{:?}", Snapshot(0)), "IDLE");
+    }
+}
