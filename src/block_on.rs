@@ -29,11 +29,14 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     crate::context::enter_runtime(shared, || loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+        if let Poll::Ready(output) = shared.busy_block_on(|| future.as_mut().poll(&mut cx)) {
             return output;
         }
         while !woken.swap(false, Acquire) {
-            thread::park();
+            // With a paused clock, we may be the last to go idle.
+            if !shared.auto_advance() {
+                thread::park();
+            }
         }
     })
 }

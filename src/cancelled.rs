@@ -5,6 +5,7 @@
 //! why it stopped.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Why a scope or task stopped before finishing its work.
 ///
@@ -13,7 +14,10 @@ use std::fmt;
 /// [`Cancelled::reason`] tells what set the cancellation off, as seen from
 /// the scope the value belongs to: the scope on which `cancel()` was called
 /// reports [`CancelReason::Explicit`], its descendants report
-/// [`CancelReason::Ancestor`].
+/// [`CancelReason::Ancestor`], and a parent reached through a
+/// [`linked_scope`](crate::linked_scope) reports
+/// [`CancelReason::LinkedChild`]. Reading it is one atomic load plus a
+/// clone; [`is_cancelled`](crate::Scope::is_cancelled) is one atomic load.
 ///
 /// # Examples
 ///
@@ -43,9 +47,20 @@ pub enum CancelReason {
     /// A linked child scope was cancelled, and the link carried the
     /// cancellation up to this scope.
     LinkedChild,
+    /// The scope's deadline passed. `after` is how far ahead the deadline
+    /// was set.
+    Deadline {
+        /// The time between setting the deadline and the deadline.
+        after: Duration,
+    },
     /// A task (or the body) of this scope panicked; the scope stopped its
     /// other tasks and resumes the panic once they have all ended.
     Panicked,
+    /// A task (or the body) of a [`try_scope`](crate::try_scope) returned
+    /// an error; the scope stopped its other tasks.
+    Failed,
+    /// Another entrant of a [`race_ok`](crate::race_ok) finished first.
+    Lost,
     /// The scope's future was dropped before it completed.
     ScopeDropped,
     /// The scope had already ended when the task was spawned into it.
@@ -86,7 +101,10 @@ impl fmt::Display for CancelReason {
             CancelReason::Explicit => f.write_str("cancel() was called on this scope"),
             CancelReason::Ancestor => f.write_str("an enclosing scope was cancelled"),
             CancelReason::LinkedChild => f.write_str("a linked inner scope was cancelled"),
+            CancelReason::Deadline { after } => write!(f, "deadline of {after:?} passed"),
             CancelReason::Panicked => f.write_str("a task in the scope panicked"),
+            CancelReason::Failed => f.write_str("a task in the scope returned an error"),
+            CancelReason::Lost => f.write_str("another entrant of the race finished first"),
             CancelReason::ScopeDropped => f.write_str("the scope's future was dropped"),
             CancelReason::ScopeEnded => f.write_str("the scope had already ended"),
             CancelReason::Shutdown => f.write_str("the runtime shut down"),

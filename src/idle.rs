@@ -115,6 +115,11 @@ impl Idle {
         self.num_searching.fetch_sub(1, SeqCst) == 1
     }
 
+    /// Workers counted as sleeping.
+    pub(crate) fn num_sleeping(&self) -> usize {
+        self.num_sleeping.load(SeqCst)
+    }
+
     /// Falling asleep, step 1 (see the module docs).
     pub(crate) fn prepare_sleep(&self, id: usize, searching: bool) {
         {

@@ -71,5 +71,8 @@ pub mod time;
 mod worker;
 
 pub use cancelled::{CancelReason, Cancelled};
-pub use scope::{linked_scope, scope, CancelHandle, Scope, ScopeFuture};
+pub use scope::{
+    linked_scope, race_ok, scope, shielded_scope, try_scope, CancelHandle, Scope, ScopeFuture,
+    ShieldedScope, TryScope, WaitCancelled,
+};
 pub use task::JoinHandle;

@@ -7,16 +7,17 @@
 
 use crate::cancelled::CancelReason;
 use crate::idle::Idle;
+use crate::queue;
 use crate::scope::tree::{CancelBatch, Tree};
 use crate::task::TaskRef;
-use crate::time::Timers;
+use crate::time::{clock::Clock, timers::Timers};
 use crate::worker;
 use crossbeam_deque::{Injector, Stealer};
 use parking_lot::Mutex;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 
@@ -77,6 +78,7 @@ pub struct Runtime {
 pub struct Builder {
     worker_threads: Option<usize>,
     thread_name: String,
+    start_paused: bool,
 }
 
 /// The state every worker, task and scope handle of a runtime shares.
@@ -88,6 +90,10 @@ pub(crate) struct Shared {
     pub(crate) idle: Idle,
     pub(crate) timers: Timers,
     shutdown: AtomicBool,
+    workers: usize,
+    /// `block_on` calls currently polling their future (the paused clock
+    /// must not jump while one may still wake a task).
+    block_on_busy: AtomicUsize,
 }
 
 impl Runtime {
@@ -162,6 +168,26 @@ impl Runtime {
         self.shared.tree.lock().live_scopes()
     }
 
+    /// Timers (sleeps and scope deadlines) still pending on this runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Runtime, scope, time::sleep};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Runtime::new();
+    /// let _ = rt.block_on(scope(|s| async move {
+    ///     s.spawn(async { sleep(Duration::from_secs(60)).await });
+    ///     cancel_scope::task::yield_now().await;
+    ///     s.cancel(); // the cancelled sleep frees its timer
+    /// }));
+    /// assert_eq!(rt.pending_timers(), 0);
+    /// ```
+    pub fn pending_timers(&self) -> usize {
+        self.shared.timers.len()
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -185,7 +211,7 @@ impl Drop for Runtime {
             .tree
             .lock()
             .cancel_all(CancelReason::Shutdown, &mut batch);
-        batch.run(&self.shared.tree);
+        batch.run(&self.shared);
         self.shared.drain_injector();
         self.shared.timers.clear();
     }
@@ -205,6 +231,7 @@ impl Builder {
         Builder {
             worker_threads: None,
             thread_name: "cancel-scope-worker".to_string(),
+            start_paused: false,
         }
     }
 
@@ -239,6 +266,37 @@ impl Builder {
         self
     }
 
+    /// Starts the runtime with a paused, virtual clock: time stands still
+    /// while any task can run, and whenever every task is idle it jumps
+    /// straight to the next timer (like Trio's `MockClock` with autojump, or
+    /// tokio's `start_paused`). Sleeps and deadlines then take no real time,
+    /// and their order is deterministic.
+    ///
+    /// Only tasks, scope bodies and `block_on` futures of this runtime count
+    /// as activity; a thread outside the runtime that will wake a task later
+    /// is not seen, so time may jump past it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, time::{self, sleep}};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let rt = Builder::new().start_paused(true).build().unwrap();
+    /// let real = Instant::now();
+    /// let virtual_elapsed = rt.block_on(async {
+    ///     let start = time::now();
+    ///     sleep(Duration::from_secs(3600)).await;
+    ///     time::now() - start
+    /// });
+    /// assert_eq!(virtual_elapsed, Duration::from_secs(3600));
+    /// assert!(real.elapsed() < Duration::from_secs(60));
+    /// ```
+    pub fn start_paused(&mut self, paused: bool) -> &mut Builder {
+        self.start_paused = paused;
+        self
+    }
+
     /// Starts the runtime.
     ///
     /// # Errors
@@ -262,8 +320,10 @@ impl Builder {
             injector: Injector::new(),
             stealers: queues.iter().map(|q| q.stealer()).collect(),
             idle: Idle::new(n),
-            timers: Timers::new(),
+            timers: Timers::new(Clock::new(self.start_paused)),
             shutdown: AtomicBool::new(false),
+            workers: n,
+            block_on_busy: AtomicUsize::new(0),
         });
         let mut runtime = Runtime {
             shared: shared.clone(),
@@ -312,6 +372,46 @@ impl Shared {
 
     pub(crate) fn stealers(&self) -> &[Stealer<TaskRef>] {
         &self.stealers
+    }
+
+    /// Runs `poll` counted as a busy `block_on` (see `auto_advance`).
+    pub(crate) fn busy_block_on<R>(&self, poll: impl FnOnce() -> R) -> R {
+        struct Idle<'a>(&'a AtomicUsize);
+        impl Drop for Idle<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, SeqCst);
+            }
+        }
+        self.block_on_busy.fetch_add(1, SeqCst);
+        let _idle = Idle(&self.block_on_busy);
+        poll()
+    }
+
+    /// With a paused clock: if nothing can run (every worker asleep, no
+    /// `block_on` polling, no queued task), jumps the clock to the next
+    /// timer and fires it. Returns whether a timer fired.
+    ///
+    /// Called by a worker after it counted itself asleep, and by `block_on`
+    /// after it stopped counting itself busy. Each side writes its own
+    /// state before a SeqCst fence and then reads the other's, so the last
+    /// one to go idle sees everyone idle and does the jump.
+    pub(crate) fn auto_advance(&self) -> bool {
+        if !self.timers.clock().is_paused() {
+            return false;
+        }
+        fence(SeqCst);
+        let all_asleep = self.idle.num_sleeping() == self.workers;
+        if !all_asleep
+            || self.block_on_busy.load(SeqCst) != 0
+            || queue::any_work(&self.injector, &self.stealers)
+        {
+            return false;
+        }
+        let Some(next) = self.timers.next_deadline() else {
+            return false;
+        };
+        self.timers.clock().advance_to(next);
+        self.timers.fire_expired()
     }
 
     fn drain_injector(&self) {

@@ -117,11 +117,19 @@ impl Core {
     fn park(&self, shared: &Shared, searching: bool) -> bool {
         let idle = &shared.idle;
         idle.prepare_sleep(self.id, searching);
+        let clock = shared.timers.clock();
         let deadline = shared.timers.next_deadline();
-        let due = deadline.is_some_and(|d| d <= std::time::Instant::now());
-        if due || shared.is_shutdown() || queue::any_work(shared.injector(), shared.stealers()) {
+        let due = deadline.is_some_and(|d| d <= clock.now());
+        if due
+            || shared.is_shutdown()
+            || queue::any_work(shared.injector(), shared.stealers())
+            || shared.auto_advance()
+        {
             return idle.cancel_sleep(self.id);
         }
+        // A paused clock's instants are not real time: wait for a wake-up
+        // (the last thread to go idle advances the clock).
+        let deadline = deadline.filter(|_| !clock.is_paused());
         if idle.park(self.id, deadline) {
             true // unparked by a poster, who counted us as searching
         } else {

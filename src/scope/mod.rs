@@ -8,7 +8,12 @@
 //! `tree.rs`; this file is the public face: [`Scope`], [`CancelHandle`],
 //! [`ScopeFuture`] and how a task is bound to its scope.
 
+mod race;
 pub(crate) mod tree;
+mod try_scope;
+
+pub use race::race_ok;
+pub use try_scope::{try_scope, TryScope};
 
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::context;
@@ -21,7 +26,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use tree::{CancelBatch, Deferred, Link, ScopeId};
+use std::time::{Duration, Instant};
+use tree::{CancelBatch, CancelWait, Deferred, Kind, ScopeId, Shields};
 
 /// Opens a scope: runs `body` with a [`Scope`] handle and completes when
 /// the body and every task spawned into the scope have ended.
@@ -98,7 +104,7 @@ where
     F: FnOnce(Scope) -> Fut,
     Fut: Future,
 {
-    ScopeFuture::new(body, Link::Plain, Location::caller())
+    ScopeFuture::new(body, Kind::Plain, Location::caller())
 }
 
 /// Opens a scope whose cancellation also cancels its parent scope.
@@ -126,7 +132,7 @@ where
     F: FnOnce(Scope) -> Fut,
     Fut: Future,
 {
-    ScopeFuture::new(body, Link::Linked, Location::caller())
+    ScopeFuture::new(body, Kind::Linked, Location::caller())
 }
 
 /// A handle to a running scope: spawn into it, cancel it.
@@ -179,7 +185,9 @@ pub struct CancelHandle {
 #[must_use = "a scope does nothing unless awaited"]
 pub struct ScopeFuture<F, Fut: Future> {
     state: State<F, Fut>,
-    link: Link,
+    kind: Kind,
+    /// A deadline to set when the scope starts (`move_on_after`).
+    deadline: Option<Duration>,
     location: &'static Location<'static>,
 }
 
@@ -216,11 +224,41 @@ impl ScopeInner {
 
     fn cancel(&self, reason: CancelReason, follow_links: bool) {
         let mut batch = CancelBatch::default();
+        let mut tree = self.shared.tree.lock();
+        tree.cancel(self.id, reason, follow_links, Shields::Respect, &mut batch);
+        drop(tree);
+        batch.run(&self.shared);
+    }
+
+    /// Sets or moves the deadline (tree invariant 7): a timer whose waker
+    /// asks the tree to check the deadline.
+    fn set_deadline(self: &Arc<Self>, at: Instant, after: Duration) {
+        let timers = &self.shared.timers;
+        let weak = Arc::downgrade(self);
+        let waker = waker_fn::waker_fn(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.deadline_passed();
+            }
+        });
+        let (timer, earliest) = timers.insert(at, waker);
+        if earliest {
+            self.shared.idle.notify_timer();
+        }
+        let mut deferred = Deferred::default();
+        let mut tree = self.shared.tree.lock();
+        tree.set_deadline(self.id, at, after, timer, &mut deferred);
+        drop(tree);
+        deferred.run(&self.shared);
+    }
+
+    fn deadline_passed(&self) {
+        let now = self.shared.timers.now();
+        let mut batch = CancelBatch::default();
         self.shared
             .tree
             .lock()
-            .cancel(self.id, reason, follow_links, &mut batch);
-        batch.run(&self.shared.tree);
+            .deadline_passed(self.id, now, &mut batch);
+        batch.run(&self.shared);
     }
 }
 
@@ -308,6 +346,97 @@ impl Scope {
         self.inner.cancelled.get().is_some()
     }
 
+    /// Cancels this scope at `deadline` (on the runtime's clock), exactly as
+    /// [`cancel`](Scope::cancel) would, with [`CancelReason::Deadline`].
+    /// Calling it again moves the deadline, earlier or later. Scopes nested
+    /// in this one are cancelled with it, so none outlives the deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, time::{self, sleep}};
+    /// use std::time::Duration;
+    ///
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     s.cancel_at(time::now() + Duration::from_secs(60));
+    ///     s.cancel_at(time::now() + Duration::from_millis(10)); // moved earlier
+    ///     sleep(Duration::from_secs(60)).await;
+    /// }));
+    /// assert!(out.is_err());
+    /// ```
+    pub fn cancel_at(&self, deadline: Instant) {
+        let after = deadline.saturating_duration_since(self.inner.shared.timers.now());
+        self.inner.set_deadline(deadline, after);
+    }
+
+    /// Cancels this scope once `duration` has passed; see
+    /// [`cancel_at`](Scope::cancel_at).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, time::sleep, CancelReason};
+    /// use std::time::Duration;
+    ///
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     s.cancel_after(Duration::from_millis(10));
+    ///     sleep(Duration::from_secs(60)).await;
+    /// }));
+    /// assert_eq!(out.unwrap_err().to_string(), "cancelled: deadline of 10ms passed");
+    /// ```
+    pub fn cancel_after(&self, duration: Duration) {
+        let at = self.inner.shared.timers.now() + duration;
+        self.inner.set_deadline(at, duration);
+    }
+
+    /// The scope's current deadline, if it has one and is not cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, time};
+    /// use std::time::Duration;
+    ///
+    /// runtime::block_on(scope(|s| async move {
+    ///     assert_eq!(s.deadline(), None);
+    ///     let at = time::now() + Duration::from_secs(5);
+    ///     s.cancel_at(at);
+    ///     assert_eq!(s.deadline(), Some(at));
+    /// }));
+    /// ```
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.shared.tree.lock().deadline(self.inner.id)
+    }
+
+    /// A future that resolves, with the reason, once this scope is
+    /// cancelled. If the scope ends without being cancelled, it never
+    /// resolves.
+    ///
+    /// A task *inside* the scope is dropped when the scope is cancelled, so
+    /// it never sees this resolve; to react to a scope's cancellation, wait
+    /// from outside it: from an enclosing scope, another thread, or a
+    /// [`shielded_scope`] opened inside it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, CancelReason};
+    ///
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     let watched = s.clone();
+    ///     let watcher = std::thread::spawn(move || runtime::block_on(watched.cancelled()));
+    ///     s.cancel();
+    ///     assert_eq!(watcher.join().unwrap().reason(), &CancelReason::Explicit);
+    /// }));
+    /// assert!(out.is_err());
+    /// ```
+    pub fn cancelled(&self) -> WaitCancelled {
+        WaitCancelled {
+            inner: self.inner.clone(),
+            key: None,
+        }
+    }
+
     /// A handle that cancels this scope from anywhere.
     ///
     /// # Examples
@@ -348,6 +477,29 @@ impl CancelHandle {
         self.inner.cancel(CancelReason::Explicit, true);
     }
 
+    /// A future that resolves once the scope is cancelled; see
+    /// [`Scope::cancelled`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope};
+    ///
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     let handle = s.cancel_handle();
+    ///     let watcher = std::thread::spawn(move || runtime::block_on(handle.cancelled()));
+    ///     s.cancel();
+    ///     watcher.join().unwrap().to_string()
+    /// }));
+    /// assert!(out.is_err());
+    /// ```
+    pub fn cancelled(&self) -> WaitCancelled {
+        WaitCancelled {
+            inner: self.inner.clone(),
+            key: None,
+        }
+    }
+
     /// Whether the scope was cancelled (before it ended).
     ///
     /// # Examples
@@ -372,10 +524,25 @@ where
     F: FnOnce(Scope) -> Fut,
     Fut: Future,
 {
-    fn new(body: F, link: Link, location: &'static Location<'static>) -> Self {
+    fn new(body: F, kind: Kind, location: &'static Location<'static>) -> Self {
         ScopeFuture {
             state: State::Init(Some(body)),
-            link,
+            kind,
+            deadline: None,
+            location,
+        }
+    }
+
+    /// A plain scope that is cancelled `after` its start (`move_on_after`).
+    pub(crate) fn with_deadline(
+        body: F,
+        after: Duration,
+        location: &'static Location<'static>,
+    ) -> Self {
+        ScopeFuture {
+            state: State::Init(Some(body)),
+            kind: Kind::Plain,
+            deadline: Some(after),
             location,
         }
     }
@@ -394,7 +561,7 @@ where
         let inner = shared
             .tree
             .lock()
-            .insert(parent.as_ref().map(|p| p.id), self.link, |id| {
+            .insert(parent.as_ref().map(|p| p.id), self.kind, |id| {
                 Arc::new(ScopeInner {
                     shared: shared.clone(),
                     id,
@@ -402,6 +569,9 @@ where
                     location: self.location,
                 })
             });
+        if let Some(after) = self.deadline {
+            inner.set_deadline(shared.timers.now() + after, after);
+        }
         let handle = Scope {
             inner: inner.clone(),
         };
@@ -429,7 +599,7 @@ fn record_panic(inner: &ScopeInner, panic: Panic) {
         .tree
         .lock()
         .record_panic(inner.id, panic, &mut batch);
-    batch.run(&inner.shared.tree);
+    batch.run(&inner.shared);
 }
 
 impl<F, Fut> Future for ScopeFuture<F, Fut>
@@ -468,11 +638,11 @@ where
                     *body = None;
                 }
                 Ok(Poll::Pending) => {
-                    let cancelled = inner
-                        .shared
-                        .tree
-                        .lock()
-                        .register_body_waker(inner.id, cx.waker());
+                    let mut deferred = Deferred::default();
+                    let mut tree = inner.shared.tree.lock();
+                    let cancelled = tree.register_body_waker(inner.id, cx.waker(), &mut deferred);
+                    drop(tree);
+                    deferred.run(&inner.shared);
                     if !cancelled {
                         return Poll::Pending;
                     }
@@ -490,7 +660,7 @@ where
             .tree
             .lock()
             .finish_body(inner.id, cx.waker(), &mut deferred);
-        deferred.run();
+        deferred.run(&inner.shared);
         let Some(outcome) = outcome else {
             return Poll::Pending;
         };
@@ -516,15 +686,156 @@ impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
             return;
         };
         // Stop the tasks first, so none runs on; then drop the body; then
-        // leave the node to the last task to end (tree invariant 2).
-        inner.cancel(CancelReason::ScopeDropped, false);
+        // leave the node to the last task to end (tree invariant 2). A
+        // shield is not cancelled: its tasks finish, and its parent waits.
+        if self.kind != Kind::Shielded {
+            inner.cancel(CancelReason::ScopeDropped, false);
+        }
         let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));
         let mut deferred = Deferred::default();
         inner.shared.tree.lock().drop_body(inner.id, &mut deferred);
-        deferred.run();
+        deferred.run(&inner.shared);
         if let Err(panic) = dropped {
             resume_unwind(panic);
         }
+    }
+}
+
+/// Opens a scope that the cancellation of enclosing scopes does not reach.
+///
+/// Use it for cleanup that must finish even when everything around it is
+/// being cancelled, like Trio's `shield=True` or Kotlin's `NonCancellable`.
+/// Rust has no async `Drop`: a cancelled task's future is dropped, and a
+/// destructor cannot `.await`. A shield is where such asynchronous cleanup
+/// can run: its body runs as a task of its own, so even when the future
+/// returned here is dropped (because the task awaiting it was cancelled),
+/// the body and the tasks it spawned keep running, and the enclosing scope
+/// waits for them before it ends. Hence `body` and its future must be
+/// `Send + 'static`.
+///
+/// The shield's own [`Scope::cancel`] and deadlines still work. The future
+/// resolves to the body's output, or `Err(Cancelled)` if the shield itself
+/// was cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, scope, shielded_scope, sync::Event, time::sleep};
+/// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+/// use std::time::Duration;
+///
+/// let flushed = Arc::new(AtomicBool::new(false));
+/// let done = flushed.clone();
+/// let started = Event::new();
+/// let out = runtime::block_on(scope(|s| async move {
+///     let shield_started = started.clone();
+///     s.spawn(shielded_scope(move |_| async move {
+///         shield_started.set();
+///         sleep(Duration::from_millis(20)).await; // e.g. flush a buffer
+///         done.store(true, Ordering::SeqCst);
+///     }));
+///     started.wait().await;
+///     s.cancel(); // reaches everything but the shield
+/// }));
+/// assert!(out.is_err());
+/// assert!(flushed.load(Ordering::SeqCst), "the scope waited for the shield");
+/// ```
+#[track_caller]
+pub fn shielded_scope<F, Fut>(body: F) -> ShieldedScope<Fut::Output>
+where
+    F: FnOnce(Scope) -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let start: ShieldStart<Fut::Output> = Box::new(move |s: Scope| {
+        let body = body(s.clone());
+        s.spawn(body)
+    });
+    ShieldedScope {
+        scope: ScopeFuture::new(start, Kind::Shielded, Location::caller()),
+    }
+}
+
+type ShieldStart<T> = Box<dyn FnOnce(Scope) -> JoinHandle<T> + Send>;
+
+/// The future returned by [`shielded_scope`].
+#[must_use = "a scope does nothing unless awaited"]
+pub struct ShieldedScope<T> {
+    scope: ScopeFuture<ShieldStart<T>, JoinHandle<T>>,
+}
+
+impl<T> Future for ShieldedScope<T> {
+    type Output = Result<T, Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                Pin::new(&mut self.scope).poll(cx).map(|out| out.and_then(|body| body))
+    }
+}
+
+impl<T> fmt::Debug for ShieldedScope<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShieldedScope")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// The future returned by [`Scope::cancelled`] and
+/// [`CancelHandle::cancelled`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct WaitCancelled {
+    inner: Arc<ScopeInner>,
+    key: Option<usize>,
+}
+
+impl Future for WaitCancelled {
+    type Output = Cancelled;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Cancelled> {
+        if let Some(cancelled) = self.inner.cancelled.get() {
+            return Poll::Ready(cancelled.clone());
+        }
+        let mut deferred = Deferred::default();
+        let mut tree = self.inner.shared.tree.lock();
+        let wait = tree.poll_cancelled(self.inner.id, self.key, cx.waker(), &mut deferred);
+        drop(tree);
+        deferred.run(&self.inner.shared);
+        match wait {
+            CancelWait::Cancelled(cancelled) => {
+                self.key = None;
+                Poll::Ready(cancelled)
+            }
+            CancelWait::Waiting(key) => {
+                self.key = Some(key);
+                Poll::Pending
+            }
+            CancelWait::Never => {
+                self.key = None;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for WaitCancelled {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let waker = self
+                .inner
+                .shared
+                .tree
+                .lock()
+                .forget_cancel_waiter(self.inner.id, key);
+            drop(waker);
+        }
+    }
+}
+
+impl fmt::Debug for WaitCancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitCancelled")
+            .field("scope", &self.inner.id)
+            .finish()
     }
 }
 
@@ -557,7 +868,7 @@ impl Schedule for TaskBinding {
             let slot = self.slot.load(Relaxed);
             tree.release_task(self.scope.id, slot, panic, &mut batch);
         }
-        batch.run(&shared.tree);
+        batch.run(shared);
     }
 }
 

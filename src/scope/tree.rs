@@ -1,12 +1,18 @@
 //! The scope tree: every live scope of one runtime, as nodes in a
 //! [`Slab`], behind one lock (`Shared::tree`).
 //!
+//! A node records its parent and children, its tasks, how it is attached
+//! ([`Kind`]: plain, linked or shielded), its deadline, and the wakers of
+//! futures waiting for it to be cancelled. Cancellation is a walk over this
+//! tree; deadlines and shields are properties of nodes that the walk reads.
+//!
 //! # Invariants
 //!
-//! 1. **A cancelled node's descendants are cancelled.** The cancel walk
-//!    marks a whole subtree in one critical section, and a node created
-//!    under a cancelled parent starts cancelled. The walk therefore stops at
-//!    nodes that are already cancelled.
+//! 1. **A cancelled node's descendants are cancelled, up to shields.** The
+//!    cancel walk marks a whole subtree in one critical section and stops
+//!    only at shielded nodes; a node created under a cancelled parent
+//!    starts cancelled unless it is shielded. So a walk that meets a
+//!    cancelled node can skip its subtree.
 //! 2. **A node outlives its tasks and children.** It leaves the slab only
 //!    once it is *finished*: its body has ended (or its future was dropped),
 //!    it has no live task and no child node. So a task or child always
@@ -14,23 +20,31 @@
 //! 3. **Nothing runs user code under the lock.** No future is polled or
 //!    dropped and no waker is called or dropped while the tree lock is held:
 //!    methods that would do so collect the work into a [`CancelBatch`] or a
-//!    [`Deferred`], which the caller runs after unlocking.
+//!    [`Deferred`], which the caller runs after unlocking. (The timer map's
+//!    lock is never taken while the tree lock is held either.)
 //! 4. **A cancelled node takes no new tasks**, and the cancel walk moves its
 //!    `tasks` out whole. A task finishing afterwards finds its slot empty;
 //!    it only decrements `live_tasks`.
 //! 5. **Ids carry a generation.** Slab keys are reused; a [`ScopeId`] whose
 //!    generation does not match the node in its slot names a scope that has
 //!    ended, and every lookup treats it as gone.
-//! 6. **Linked cancellation climbs only through links.** Cancelling a linked
-//!    node cancels its parent, and on upward while the nodes are linked;
-//!    cancelling a parent never consults links.
+//! 6. **Linked cancellation climbs only through links.** Cancelling a
+//!    linked node cancels its parent, and on upward while the nodes are
+//!    linked; cancelling a parent never consults links.
+//! 7. **A deadline is a timer plus a check.** The node stores its deadline
+//!    and the key of a timer whose waker asks the tree to cancel the node;
+//!    the tree cancels only if the node's *current* deadline has passed, so
+//!    a timer left over from a moved deadline does nothing.
 
 use super::ScopeInner;
 use crate::cancelled::{CancelReason, Cancelled};
+use crate::runtime::Shared;
 use crate::task::{Cancel, Panic, TaskRef};
+use crate::time::timers::TimerKey;
 use slab::Slab;
 use std::sync::Arc;
 use std::task::Waker;
+use std::time::{Duration, Instant};
 
 /// A scope's identity: its slab key and the generation it was created in
 /// (invariant 5).
@@ -42,11 +56,13 @@ pub(crate) struct ScopeId {
 
 /// How a scope is attached to its parent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Link {
+pub(crate) enum Kind {
     /// Cancellation flows down from the parent only.
     Plain,
     /// Cancellation also flows up: cancelling this scope cancels the parent.
     Linked,
+    /// Cancellation of ancestors does not reach this scope or below it.
+    Shielded,
 }
 
 /// Where a scope's body is.
@@ -80,15 +96,26 @@ struct Node {
     /// Tasks spawned and not yet finished; may exceed `tasks.len()` after
     /// a cancel moved `tasks` out.
     live_tasks: usize,
-    link: Link,
+    kind: Kind,
     body: Body,
     cancelled: bool,
     /// The handle state shared with `Scope`s; carries the cancel reason.
     inner: Arc<ScopeInner>,
     /// The scope future's waker, woken on cancel and when it may finish.
     waker: Option<Waker>,
+    /// Futures waiting for this scope to be cancelled (`Scope::cancelled`).
+    cancel_waiters: Slab<Waker>,
+    deadline: Option<Deadline>,
     /// The first panic caught in this scope, resumed by the scope future.
     panic: Option<Panic>,
+}
+
+/// A node's deadline (invariant 7).
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    after: Duration,
+    timer: TimerKey,
 }
 
 /// What a scope future learns when its node is removed.
@@ -97,22 +124,41 @@ pub(crate) struct Outcome {
     pub(crate) panic: Option<Panic>,
 }
 
+/// What [`Tree::poll_cancelled`] found.
+pub(crate) enum CancelWait {
+    Cancelled(Cancelled),
+    /// Registered under this key.
+    Waiting(usize),
+    /// The scope ended without being cancelled: it never will be.
+    Never,
+}
+
 /// Work a tree method could not do under the lock (invariant 3).
 #[derive(Default)]
 pub(crate) struct Deferred {
     wakers: Vec<Waker>,
+    dropped_wakers: Vec<Waker>,
     garbage: Vec<Panic>,
     nodes: Vec<Node>,
+    timers: Vec<TimerKey>,
 }
 
 /// Tasks a cancel walk took out of the tree, grouped by node, plus the
-/// scope futures to wake.
+/// deferred work of the walk.
 #[derive(Default)]
 pub(crate) struct CancelBatch {
     tasks: Vec<TaskRef>,
     /// `(node, number of tasks)` for consecutive runs of `tasks`.
     segments: Vec<(ScopeId, usize)>,
     deferred: Deferred,
+}
+
+/// Whether a cancel walk stops at shields.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shields {
+    Respect,
+    /// Shutdown: nothing survives.
+    Ignore,
 }
 
 impl Tree {
@@ -151,7 +197,7 @@ impl Tree {
     pub(crate) fn insert(
         &mut self,
         parent: Option<ScopeId>,
-        link: Link,
+        kind: Kind,
         make: impl FnOnce(ScopeId) -> Arc<ScopeInner>,
     ) -> Arc<ScopeInner> {
         let generation = self.next_generation;
@@ -169,7 +215,7 @@ impl Tree {
             let parent_node = &mut self.nodes[p.key];
             slot_in_parent = parent_node.children.insert(id.key);
             // Invariant 1: a child of a cancelled node starts cancelled.
-            if parent_node.cancelled {
+            if parent_node.cancelled && kind != Kind::Shielded {
                 cancelled = true;
                 let _ = inner.cancelled.set(Cancelled::new(CancelReason::Ancestor));
             }
@@ -181,11 +227,13 @@ impl Tree {
             children: Slab::new(),
             tasks: Slab::new(),
             live_tasks: 0,
-            link,
+            kind,
             body: Body::Running,
             cancelled,
             inner: inner.clone(),
             waker: None,
+            cancel_waiters: Slab::new(),
+            deadline: None,
             panic: None,
         });
         inner
@@ -239,7 +287,7 @@ impl Tree {
         } else {
             batch.deferred.garbage.push(panic);
         }
-        self.cancel(id, CancelReason::Panicked, false, batch);
+        self.cancel(id, CancelReason::Panicked, false, Shields::Respect, batch);
     }
 
     /// Cancels `id`'s subtree, and first climbs linked ancestors when
@@ -250,10 +298,11 @@ impl Tree {
         id: ScopeId,
         reason: CancelReason,
         follow_links: bool,
+        shields: Shields,
         batch: &mut CancelBatch,
     ) {
         let Some(node) = self.get(id) else { return };
-        if node.cancelled {
+        if node.cancelled && shields == Shields::Respect {
             return; // Invariant 1: its subtree is cancelled already.
         }
         let _ = node.inner.cancelled.set(Cancelled::new(reason));
@@ -262,7 +311,7 @@ impl Tree {
         if follow_links {
             loop {
                 let node = &self.nodes[top];
-                let Some(parent) = node.parent.filter(|_| node.link == Link::Linked) else {
+                let Some(parent) = node.parent.filter(|_| node.kind == Kind::Linked) else {
                     break;
                 };
                 if self.nodes[parent].cancelled {
@@ -278,31 +327,48 @@ impl Tree {
         let mut stack = vec![top];
         while let Some(key) = stack.pop() {
             let node = &mut self.nodes[key];
-            if node.cancelled {
-                continue;
+            if !node.cancelled {
+                node.cancelled = true;
+                let _ = node
+                    .inner
+                    .cancelled
+                    .set(Cancelled::new(CancelReason::Ancestor));
+                let deferred = &mut batch.deferred;
+                deferred.wakers.extend(node.waker.take());
+                deferred.wakers.extend(
+                    std::mem::take(&mut node.cancel_waiters)
+                        .into_iter()
+                        .map(|(_, w)| w),
+                );
+                deferred
+                    .timers
+                    .extend(node.deadline.take().map(|d| d.timer));
+                if !node.tasks.is_empty() {
+                    let tasks = std::mem::take(&mut node.tasks);
+                    let id = ScopeId {
+                        key,
+                        generation: node.generation,
+                    };
+                    batch.segments.push((id, tasks.len()));
+                    batch.tasks.extend(tasks.into_iter().map(|(_, t)| t));
+                }
+            } else if shields == Shields::Respect {
+                continue; // Invariant 1.
             }
-            node.cancelled = true;
-            let _ = node
-                .inner
-                .cancelled
-                .set(Cancelled::new(CancelReason::Ancestor));
-            if let Some(w) = node.waker.take() {
-                batch.deferred.wakers.push(w);
-            }
-            if !node.tasks.is_empty() {
-                let tasks = std::mem::take(&mut node.tasks);
-                let id = ScopeId {
-                    key,
-                    generation: node.generation,
-                };
-                batch.segments.push((id, tasks.len()));
-                batch.tasks.extend(tasks.into_iter().map(|(_, t)| t));
-            }
-            stack.extend(node.children.iter().map(|(_, &child)| child));
+            let nodes = &self.nodes;
+            stack.extend(
+                nodes[key]
+                    .children
+                    .iter()
+                    .map(|(_, &child)| child)
+                    .filter(|&child| {
+                        shields == Shields::Ignore || nodes[child].kind != Kind::Shielded
+                    }),
+            );
         }
     }
 
-    /// Cancels every root (shutdown).
+    /// Cancels every node, shields included (shutdown).
     pub(crate) fn cancel_all(&mut self, reason: CancelReason, batch: &mut CancelBatch) {
         let roots: Vec<ScopeId> = self
             .nodes
@@ -314,19 +380,98 @@ impl Tree {
             })
             .collect();
         for root in roots {
-            self.cancel(root, reason.clone(), false, batch);
+            self.cancel(root, reason.clone(), false, Shields::Ignore, batch);
         }
     }
 
+    /// Sets (or moves) the deadline of `id` to `at`, served by `timer`.
+    /// The timer no longer needed (the old one, or the new one if the scope
+    /// is over or cancelled) goes to `deferred`.
+    pub(crate) fn set_deadline(
+        &mut self,
+        id: ScopeId,
+        at: Instant,
+        after: Duration,
+        timer: TimerKey,
+        deferred: &mut Deferred,
+    ) {
+        match self.get_mut(id) {
+            Some(node) if !node.cancelled => {
+                let old = node.deadline.replace(Deadline { at, after, timer });
+                deferred.timers.extend(old.map(|d| d.timer));
+            }
+            _ => deferred.timers.push(timer),
+        }
+    }
+
+    /// The deadline of `id`, if it has one.
+    pub(crate) fn deadline(&self, id: ScopeId) -> Option<Instant> {
+        self.get(id).and_then(|n| n.deadline.map(|d| d.at))
+    }
+
+    /// A deadline timer of `id` fired at `now` (invariant 7).
+    pub(crate) fn deadline_passed(&mut self, id: ScopeId, now: Instant, batch: &mut CancelBatch) {
+        let Some(node) = self.get_mut(id) else { return };
+        let Some(deadline) = node.deadline.filter(|d| d.at <= now) else {
+            return;
+        };
+        let reason = CancelReason::Deadline {
+            after: deadline.after,
+        };
+        self.cancel(id, reason, true, Shields::Respect, batch);
+    }
+
+    /// For `Scope::cancelled()`: the reason if cancelled, else registers
+    /// `waker` (reusing `key` if still ours).
+    pub(crate) fn poll_cancelled(
+        &mut self,
+        id: ScopeId,
+        key: Option<usize>,
+        waker: &Waker,
+        deferred: &mut Deferred,
+    ) -> CancelWait {
+        let Some(node) = self.get_mut(id) else {
+            return CancelWait::Never;
+        };
+        if node.cancelled {
+            return CancelWait::Cancelled(node.inner.cancel_value());
+        }
+        // Keys stay ours until the node is cancelled (the walk takes them
+        // all) or removed, and neither has happened.
+        match key {
+            Some(key) => {
+                let slot = &mut node.cancel_waiters[key];
+                if !slot.will_wake(waker) {
+                    deferred.drop_later(std::mem::replace(slot, waker.clone()));
+                }
+                CancelWait::Waiting(key)
+            }
+            None => CancelWait::Waiting(node.cancel_waiters.insert(waker.clone())),
+        }
+    }
+
+    /// A `cancelled()` future registered under `key` was dropped.
+    pub(crate) fn forget_cancel_waiter(&mut self, id: ScopeId, key: usize) -> Option<Waker> {
+        let node = self.get_mut(id).filter(|n| !n.cancelled)?;
+        node.cancel_waiters.try_remove(key)
+    }
+
     /// Whether `id` is cancelled; stores `waker` to be woken on cancel.
-    pub(crate) fn register_body_waker(&mut self, id: ScopeId, waker: &Waker) -> bool {
+    pub(crate) fn register_body_waker(
+        &mut self,
+        id: ScopeId,
+        waker: &Waker,
+        deferred: &mut Deferred,
+    ) -> bool {
         let Some(node) = self.get_mut(id) else {
             return true;
         };
         if !node.cancelled {
             match &node.waker {
                 Some(w) if w.will_wake(waker) => {}
-                _ => node.waker = Some(waker.clone()),
+                _ => deferred
+                    .dropped_wakers
+                    .extend(node.waker.replace(waker.clone())),
             }
         }
         node.cancelled
@@ -347,11 +492,9 @@ impl Tree {
         if !node.is_finished() {
             match &node.waker {
                 Some(w) if w.will_wake(waker) => {}
-                _ => {
-                    if let Some(old) = node.waker.replace(waker.clone()) {
-                        deferred.wakers.push(old);
-                    }
-                }
+                _ => deferred
+                    .dropped_wakers
+                    .extend(node.waker.replace(waker.clone())),
             }
             return None;
         }
@@ -364,17 +507,13 @@ impl Tree {
         Some(outcome)
     }
 
-    /// The scope future of `id` was dropped before it finished (its subtree
-    /// is already cancelled). The node goes once its tasks are gone.
+    /// The scope future of `id` was dropped before it finished. The node
+    /// goes once its tasks and children are gone.
     pub(crate) fn drop_body(&mut self, id: ScopeId, deferred: &mut Deferred) {
         let Some(node) = self.get_mut(id) else { return };
         node.body = Body::Dropped;
-        if let Some(w) = node.waker.take() {
-            deferred.wakers.push(w);
-        }
-        if let Some(p) = node.panic.take() {
-            deferred.garbage.push(p);
-        }
+        deferred.wakers.extend(node.waker.take());
+        deferred.garbage.extend(node.panic.take());
         self.settle(id.key, deferred);
     }
 
@@ -397,8 +536,9 @@ impl Tree {
 
     /// Removes a finished node and settles its ancestors, iteratively.
     fn remove(&mut self, key: usize, deferred: &mut Deferred) -> Node {
-        let node = self.nodes.remove(key);
+        let mut node = self.nodes.remove(key);
         debug_assert!(node.is_finished());
+        node.retire(deferred);
         let (mut parent, mut slot) = (node.parent, node.slot_in_parent);
         while let Some(p) = parent {
             let parent_node = &mut self.nodes[p];
@@ -414,6 +554,7 @@ impl Tree {
                 }
                 Body::Dropped => {
                     let mut removed = self.nodes.remove(p);
+                    removed.retire(deferred);
                     (parent, slot) = (removed.parent, removed.slot_in_parent);
                     deferred.garbage.extend(removed.panic.take());
                     deferred.nodes.push(removed);
@@ -454,16 +595,40 @@ impl Node {
     fn is_finished(&self) -> bool {
         self.body != Body::Running && self.live_tasks == 0 && self.children.is_empty()
     }
+
+    /// Hands what a leaving node still holds to `deferred`.
+    fn retire(&mut self, deferred: &mut Deferred) {
+        deferred
+            .timers
+            .extend(self.deadline.take().map(|d| d.timer));
+        deferred.dropped_wakers.extend(self.waker.take());
+        // Nobody can cancel this scope any more: its waiters learn that
+        // when they look (`CancelWait::Never`).
+        deferred.wakers.extend(
+            std::mem::take(&mut self.cancel_waiters)
+                .into_iter()
+                .map(|(_, w)| w),
+        );
+    }
 }
 
 impl Deferred {
-    /// Runs what the lock held back: wakes, then drops.
-    pub(crate) fn run(self) {
+    /// Runs what the lock held back: removes timers, wakes, then drops.
+    pub(crate) fn run(self, shared: &Shared) {
+        for key in self.timers {
+            shared.timers.remove(key);
+        }
         for w in self.wakers {
             w.wake();
         }
+        drop(self.dropped_wakers);
         drop(self.garbage);
         drop(self.nodes);
+    }
+
+    /// A waker to drop, unwoken, after the lock is released.
+    pub(crate) fn drop_later(&mut self, waker: Waker) {
+        self.dropped_wakers.push(waker);
     }
 }
 
@@ -472,10 +637,9 @@ impl CancelBatch {
     /// futures, drops every claimed future, then settles the counts under
     /// the lock once. Loops while drops cause further cancellation (a panic
     /// in a `Drop` cancels that task's scope).
-    pub(crate) fn run(mut self, tree: &parking_lot::Mutex<Tree>) {
+    pub(crate) fn run(mut self, shared: &Shared) {
         loop {
-            let deferred = std::mem::take(&mut self.deferred);
-            deferred.run();
+            std::mem::take(&mut self.deferred).run(shared);
             if self.tasks.is_empty() {
                 return;
             }
@@ -483,10 +647,10 @@ impl CancelBatch {
             let segments = std::mem::take(&mut self.segments);
             let mut dropped = Vec::with_capacity(segments.len());
             let mut panics = Vec::new();
-            let mut tasks_iter = tasks.iter();
+            let mut remaining = tasks.iter();
             for &(id, len) in &segments {
                 let mut n = 0;
-                for task in tasks_iter.by_ref().take(len) {
+                for task in remaining.by_ref().take(len) {
                     if let Cancel::Dropped(panic) = task.cancel() {
                         n += 1;
                         if let Some(p) = panic {
@@ -497,7 +661,9 @@ impl CancelBatch {
                 dropped.push(n);
             }
             drop(tasks);
-            tree.lock()
+            shared
+                .tree
+                .lock()
                 .settle_cancelled(&segments, &dropped, panics, &mut self);
         }
     }

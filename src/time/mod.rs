@@ -1,0 +1,268 @@
+//! Time: [`sleep`], [`timeout`], and scopes with deadlines
+//! ([`move_on_after`], [`Scope::cancel_after`](crate::Scope::cancel_after)).
+//!
+//! Timers are driven by the runtime's workers (`timers.rs`); the clock is
+//! real time, or a virtual clock for a runtime built with
+//! [`Builder::start_paused`](crate::runtime::Builder::start_paused)
+//! (`clock.rs`). A [`Sleep`] that is dropped (for example because its task
+//! was cancelled) removes its timer at once.
+
+pub(crate) mod clock;
+pub(crate) mod timers;
+
+use crate::runtime::Shared;
+use crate::scope::{Scope, ScopeFuture};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use timers::TimerKey;
+
+/// The current time on this runtime's clock: real time, or virtual time
+/// on a runtime built with
+/// [`start_paused`](crate::runtime::Builder::start_paused).
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, time};
+///
+/// let t = runtime::block_on(async { time::now() });
+/// assert!(t <= std::time::Instant::now());
+/// ```
+pub fn now() -> Instant {
+    crate::context::current_runtime().timers.now()
+}
+
+/// Waits until `duration` has passed on the runtime's clock.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, time::sleep};
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// runtime::block_on(sleep(Duration::from_millis(10)));
+/// assert!(start.elapsed() >= Duration::from_millis(10));
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    let shared = crate::context::current_runtime();
+    let deadline = shared.timers.now() + duration;
+    Sleep {
+        deadline,
+        shared,
+        key: None,
+    }
+}
+
+/// Waits until `deadline` on the runtime's clock.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, time::{self, sleep_until}};
+/// use std::time::Duration;
+///
+/// runtime::block_on(async {
+///     let deadline = time::now() + Duration::from_millis(5);
+///     sleep_until(deadline).await;
+///     assert!(time::now() >= deadline);
+/// });
+/// ```
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        shared: crate::context::current_runtime(),
+        key: None,
+    }
+}
+
+/// Runs `future`, giving up once `duration` has passed: `Err(Elapsed)`
+/// then, and the future is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, time::{sleep, timeout}};
+/// use std::time::Duration;
+///
+/// let slow = timeout(Duration::from_millis(10), sleep(Duration::from_secs(60)));
+/// assert!(runtime::block_on(slow).is_err());
+/// let fast = timeout(Duration::from_secs(60), async { 5 });
+/// assert_eq!(runtime::block_on(fast), Ok(5));
+/// ```
+pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
+    Timeout {
+        future: Box::pin(future),
+        sleep: sleep(duration),
+        duration,
+    }
+}
+
+/// Opens a scope with a deadline `duration` from now: when it passes, the
+/// scope is cancelled exactly as by [`Scope::cancel`](crate::Scope::cancel),
+/// with [`CancelReason::Deadline`](crate::CancelReason::Deadline), and the
+/// block "moves on" with `Err(Cancelled)`.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, time::{move_on_after, sleep}, CancelReason};
+/// use std::time::Duration;
+///
+/// let out = runtime::block_on(move_on_after(Duration::from_millis(20), |s| async move {
+///     s.spawn(sleep(Duration::from_secs(60)));
+///     sleep(Duration::from_secs(60)).await;
+/// }));
+/// let err = out.unwrap_err();
+/// assert!(matches!(err.reason(), CancelReason::Deadline { .. }));
+/// ```
+#[track_caller]
+pub fn move_on_after<F, Fut>(duration: Duration, body: F) -> ScopeFuture<F, Fut>
+where
+    F: FnOnce(Scope) -> Fut,
+    Fut: Future,
+{
+    ScopeFuture::with_deadline(body, duration, std::panic::Location::caller())
+}
+
+/// The error of a [`timeout`] that ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elapsed {
+    duration: Duration,
+}
+
+impl Elapsed {
+    /// The timeout that passed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, time::{sleep, timeout}};
+    /// use std::time::Duration;
+    ///
+    /// let d = Duration::from_millis(1);
+    /// let err = runtime::block_on(timeout(d, sleep(Duration::from_secs(9)))).unwrap_err();
+    /// assert_eq!(err.duration(), d);
+    /// assert_eq!(err.to_string(), "deadline of 1ms passed");
+    /// ```
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+}
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "deadline of {:?} passed", self.duration)
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// The future returned by [`timeout`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Timeout<F> {
+    future: Pin<Box<F>>,
+    sleep: Sleep,
+    duration: Duration,
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(v) = self.future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        match Pin::new(&mut self.sleep).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed {
+                duration: self.duration,
+            })),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("duration", &self.duration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future returned by [`sleep`] and [`sleep_until`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    deadline: Instant,
+    shared: Arc<Shared>,
+    key: Option<TimerKey>,
+}
+
+impl Sleep {
+    /// The instant this sleep ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::time::sleep_until;
+    /// use std::time::Instant;
+    ///
+    /// let t = Instant::now();
+    /// assert_eq!(sleep_until(t).deadline(), t);
+    /// ```
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let timers = &this.shared.timers;
+        if timers.now() >= this.deadline {
+            if let Some(key) = this.key.take() {
+                timers.remove(key);
+            }
+            return Poll::Ready(());
+        }
+        match this.key {
+            Some(key) => {
+                if !timers.update(key, cx.waker()) {
+                    // It fired, but our clock read came first: look again.
+                    this.key = None;
+                    cx.waker().wake_by_ref();
+                }
+            }
+            None => {
+                let (key, earliest) = timers.insert(this.deadline, cx.waker().clone());
+                if earliest {
+                    this.shared.idle.notify_timer();
+                }
+                this.key = Some(key);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.shared.timers.remove(key);
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
