@@ -4,30 +4,42 @@
 //! and every task spawned into the scope (and into scopes nested in it) have
 //! ended. [`Scope::cancel`] stops all of them as a group.
 //!
-//! The scope tree itself (nodes, the cancel walk, the invariants) lives in
-//! `tree.rs`; this file is the public face: [`Scope`], [`CancelHandle`],
-//! [`ScopeFuture`] and how a task is bound to its scope.
+//! This file is the public face: [`scope`], [`linked_scope`], [`Scope`] and
+//! [`CancelHandle`]. The rest, one concept per file:
+//!
+//! - `tree.rs`: the slab tree of scope nodes, the cancel walk, and the
+//!   numbered invariants the rest relies on;
+//! - `future.rs`: [`ScopeFuture`], from joining the tree to leaving it;
+//! - `binding.rs`: how a task reaches its scope (the task's scheduler);
+//! - `shield.rs`, `wait.rs`: [`shielded_scope`], [`Scope::cancelled`];
+//! - `try_scope.rs`, `race.rs`: the error and race policies.
 
+mod binding;
+mod future;
 mod race;
+mod shield;
 pub(crate) mod tree;
 mod try_scope;
+mod wait;
 
+pub use future::ScopeFuture;
 pub use race::race_ok;
+pub use shield::{shielded_scope, ShieldedScope};
 pub use try_scope::{try_scope, TryScope};
+pub use wait::WaitCancelled;
+
+use binding::TaskBinding;
 
 use crate::cancelled::{CancelReason, Cancelled};
-use crate::context;
 use crate::runtime::Shared;
-use crate::task::{JoinHandle, Panic, Schedule, Task, TaskRef};
+use crate::task::{JoinHandle, Task};
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
-use std::pin::Pin;
+use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tree::{CancelBatch, CancelWait, Deferred, Kind, ScopeId, Shields};
+use tree::{CancelBatch, Deferred, Kind, ScopeId, Shields};
 
 /// Opens a scope: runs `body` with a [`Scope`] handle and completes when
 /// the body and every task spawned into the scope have ended.
@@ -175,32 +187,6 @@ pub struct Scope {
 #[derive(Clone)]
 pub struct CancelHandle {
     inner: Arc<ScopeInner>,
-}
-
-/// The future returned by [`scope`] and [`linked_scope`].
-///
-/// Dropping it before it completes cancels the scope (reason
-/// [`CancelReason::ScopeDropped`]): idle tasks are dropped at once, running
-/// ones when their poll returns. It never waits.
-#[must_use = "a scope does nothing unless awaited"]
-pub struct ScopeFuture<F, Fut: Future> {
-    state: State<F, Fut>,
-    kind: Kind,
-    /// A deadline to set when the scope starts (`move_on_after`).
-    deadline: Option<Duration>,
-    location: &'static Location<'static>,
-}
-
-enum State<F, Fut: Future> {
-    /// Not polled yet: the scope joins the tree at its first poll, where it
-    /// learns its parent.
-    Init(Option<F>),
-    Running {
-        inner: Arc<ScopeInner>,
-        body: Option<Pin<Box<Fut>>>,
-        output: Option<Fut::Output>,
-    },
-    Done,
 }
 
 /// What scope handles and tasks share with the scope's node.
@@ -519,359 +505,6 @@ impl CancelHandle {
     }
 }
 
-impl<F, Fut> ScopeFuture<F, Fut>
-where
-    F: FnOnce(Scope) -> Fut,
-    Fut: Future,
-{
-    fn new(body: F, kind: Kind, location: &'static Location<'static>) -> Self {
-        ScopeFuture {
-            state: State::Init(Some(body)),
-            kind,
-            deadline: None,
-            location,
-        }
-    }
-
-    /// A plain scope that is cancelled `after` its start (`move_on_after`).
-    pub(crate) fn with_deadline(
-        body: F,
-        after: Duration,
-        location: &'static Location<'static>,
-    ) -> Self {
-        ScopeFuture {
-            state: State::Init(Some(body)),
-            kind: Kind::Plain,
-            deadline: Some(after),
-            location,
-        }
-    }
-
-    /// Joins the tree under the current scope and starts the body.
-    fn start(&mut self) {
-        let State::Init(body) = &mut self.state else {
-            return;
-        };
-        let body = body.take().expect("Init holds the body");
-        let parent = context::current_scope();
-        let shared = match &parent {
-            Some(p) => p.shared.clone(),
-            None => context::current_runtime(),
-        };
-        let inner = shared
-            .tree
-            .lock()
-            .insert(parent.as_ref().map(|p| p.id), self.kind, |id| {
-                Arc::new(ScopeInner {
-                    shared: shared.clone(),
-                    id,
-                    cancelled: OnceLock::new(),
-                    location: self.location,
-                })
-            });
-        if let Some(after) = self.deadline {
-            inner.set_deadline(shared.timers.now() + after, after);
-        }
-        let handle = Scope {
-            inner: inner.clone(),
-        };
-        // The closure itself may spawn: run it inside the scope.
-        let body = context::enter_scope(&inner, || catch_unwind(AssertUnwindSafe(|| body(handle))));
-        let body = match body {
-            Ok(fut) => Some(Box::pin(fut)),
-            Err(panic) => {
-                record_panic(&inner, panic);
-                None
-            }
-        };
-        self.state = State::Running {
-            inner,
-            body,
-            output: None,
-        };
-    }
-}
-
-fn record_panic(inner: &ScopeInner, panic: Panic) {
-    let mut batch = CancelBatch::default();
-    inner
-        .shared
-        .tree
-        .lock()
-        .record_panic(inner.id, panic, &mut batch);
-    batch.run(&inner.shared);
-}
-
-impl<F, Fut> Future for ScopeFuture<F, Fut>
-where
-    F: FnOnce(Scope) -> Fut,
-    Fut: Future,
-{
-    type Output = Result<Fut::Output, Cancelled>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        this.start();
-        let State::Running {
-            inner,
-            body,
-            output,
-        } = &mut this.state
-        else {
-            panic!("`ScopeFuture` polled after it completed");
-        };
-        while let Some(fut) = body {
-            if inner.cancelled.get().is_some() {
-                // Cancelled: the body is dropped at this suspension point.
-                let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));
-                if let Err(panic) = dropped {
-                    record_panic(inner, panic);
-                }
-                break;
-            }
-            let polled = context::enter_scope(inner, || {
-                catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)))
-            });
-            match polled {
-                Ok(Poll::Ready(value)) => {
-                    *output = Some(value);
-                    *body = None;
-                }
-                Ok(Poll::Pending) => {
-                    let mut deferred = Deferred::default();
-                    let mut tree = inner.shared.tree.lock();
-                    let cancelled = tree.register_body_waker(inner.id, cx.waker(), &mut deferred);
-                    drop(tree);
-                    deferred.run(&inner.shared);
-                    if !cancelled {
-                        return Poll::Pending;
-                    }
-                }
-                Err(panic) => {
-                    let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));
-                    drop(dropped);
-                    record_panic(inner, panic);
-                }
-            }
-        }
-        let mut deferred = Deferred::default();
-        let outcome = inner
-            .shared
-            .tree
-            .lock()
-            .finish_body(inner.id, cx.waker(), &mut deferred);
-        deferred.run(&inner.shared);
-        let Some(outcome) = outcome else {
-            return Poll::Pending;
-        };
-        let value = output.take();
-        this.state = State::Done;
-        if let Some(panic) = outcome.panic {
-            resume_unwind(panic);
-        }
-        match outcome.cancelled {
-            Some(cancelled) => Poll::Ready(Err(cancelled)),
-            None => Poll::Ready(Ok(value.expect("an uncancelled scope's body finished"))),
-        }
-    }
-}
-
-// The body is boxed, and `F` is never pinned, so moving a `ScopeFuture` is
-// always fine.
-impl<F, Fut: Future> Unpin for ScopeFuture<F, Fut> {}
-
-impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
-    fn drop(&mut self) {
-        let State::Running { inner, body, .. } = &mut self.state else {
-            return;
-        };
-        // Stop the tasks first, so none runs on; then drop the body; then
-        // leave the node to the last task to end (tree invariant 2). A
-        // shield is not cancelled: its tasks finish, and its parent waits.
-        if self.kind != Kind::Shielded {
-            inner.cancel(CancelReason::ScopeDropped, false);
-        }
-        let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));
-        let mut deferred = Deferred::default();
-        inner.shared.tree.lock().drop_body(inner.id, &mut deferred);
-        deferred.run(&inner.shared);
-        if let Err(panic) = dropped {
-            resume_unwind(panic);
-        }
-    }
-}
-
-/// Opens a scope that the cancellation of enclosing scopes does not reach.
-///
-/// Use it for cleanup that must finish even when everything around it is
-/// being cancelled, like Trio's `shield=True` or Kotlin's `NonCancellable`.
-/// Rust has no async `Drop`: a cancelled task's future is dropped, and a
-/// destructor cannot `.await`. A shield is where such asynchronous cleanup
-/// can run: its body runs as a task of its own, so even when the future
-/// returned here is dropped (because the task awaiting it was cancelled),
-/// the body and the tasks it spawned keep running, and the enclosing scope
-/// waits for them before it ends. Hence `body` and its future must be
-/// `Send + 'static`.
-///
-/// The shield's own [`Scope::cancel`] and deadlines still work. The future
-/// resolves to the body's output, or `Err(Cancelled)` if the shield itself
-/// was cancelled.
-///
-/// # Examples
-///
-/// ```
-/// use cancel_scope::{runtime, scope, shielded_scope, sync::Event, time::sleep};
-/// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
-/// use std::time::Duration;
-///
-/// let flushed = Arc::new(AtomicBool::new(false));
-/// let done = flushed.clone();
-/// let started = Event::new();
-/// let out = runtime::block_on(scope(|s| async move {
-///     let shield_started = started.clone();
-///     s.spawn(shielded_scope(move |_| async move {
-///         shield_started.set();
-///         sleep(Duration::from_millis(20)).await; // e.g. flush a buffer
-///         done.store(true, Ordering::SeqCst);
-///     }));
-///     started.wait().await;
-///     s.cancel(); // reaches everything but the shield
-/// }));
-/// assert!(out.is_err());
-/// assert!(flushed.load(Ordering::SeqCst), "the scope waited for the shield");
-/// ```
-#[track_caller]
-pub fn shielded_scope<F, Fut>(body: F) -> ShieldedScope<Fut::Output>
-where
-    F: FnOnce(Scope) -> Fut + Send + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: Send + 'static,
-{
-    let start: ShieldStart<Fut::Output> = Box::new(move |s: Scope| {
-        let body = body(s.clone());
-        s.spawn(body)
-    });
-    ShieldedScope {
-        scope: ScopeFuture::new(start, Kind::Shielded, Location::caller()),
-    }
-}
-
-type ShieldStart<T> = Box<dyn FnOnce(Scope) -> JoinHandle<T> + Send>;
-
-/// The future returned by [`shielded_scope`].
-#[must_use = "a scope does nothing unless awaited"]
-pub struct ShieldedScope<T> {
-    scope: ScopeFuture<ShieldStart<T>, JoinHandle<T>>,
-}
-
-impl<T> Future for ShieldedScope<T> {
-    type Output = Result<T, Cancelled>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-                Pin::new(&mut self.scope).poll(cx).map(|out| out.and_then(|body| body))
-    }
-}
-
-impl<T> fmt::Debug for ShieldedScope<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShieldedScope")
-            .field("scope", &self.scope)
-            .finish()
-    }
-}
-
-/// The future returned by [`Scope::cancelled`] and
-/// [`CancelHandle::cancelled`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct WaitCancelled {
-    inner: Arc<ScopeInner>,
-    key: Option<usize>,
-}
-
-impl Future for WaitCancelled {
-    type Output = Cancelled;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Cancelled> {
-        if let Some(cancelled) = self.inner.cancelled.get() {
-            return Poll::Ready(cancelled.clone());
-        }
-        let mut deferred = Deferred::default();
-        let mut tree = self.inner.shared.tree.lock();
-        let wait = tree.poll_cancelled(self.inner.id, self.key, cx.waker(), &mut deferred);
-        drop(tree);
-        deferred.run(&self.inner.shared);
-        match wait {
-            CancelWait::Cancelled(cancelled) => {
-                self.key = None;
-                Poll::Ready(cancelled)
-            }
-            CancelWait::Waiting(key) => {
-                self.key = Some(key);
-                Poll::Pending
-            }
-            CancelWait::Never => {
-                self.key = None;
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl Drop for WaitCancelled {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let waker = self
-                .inner
-                .shared
-                .tree
-                .lock()
-                .forget_cancel_waiter(self.inner.id, key);
-            drop(waker);
-        }
-    }
-}
-
-impl fmt::Debug for WaitCancelled {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WaitCancelled")
-            .field("scope", &self.inner.id)
-            .finish()
-    }
-}
-
-/// How a task is bound to its scope: the task's [`Schedule`] impl.
-pub(crate) struct TaskBinding {
-    scope: Arc<ScopeInner>,
-    /// The task's key in its node's `tasks`; written and read under the
-    /// tree lock.
-    slot: AtomicUsize,
-}
-
-impl Schedule for TaskBinding {
-    fn schedule(&self, task: TaskRef) {
-        self.scope.shared.schedule(task);
-    }
-
-    fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
-        context::enter_scope(&self.scope, poll)
-    }
-
-    fn cancelled(&self) -> Cancelled {
-        self.scope.cancel_value()
-    }
-
-    fn release(&self, panic: Option<Panic>) {
-        let shared = &self.scope.shared;
-        let mut batch = CancelBatch::default();
-        {
-            let mut tree = shared.tree.lock();
-            let slot = self.slot.load(Relaxed);
-            tree.release_task(self.scope.id, slot, panic, &mut batch);
-        }
-        batch.run(shared);
-    }
-}
-
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
@@ -887,20 +520,6 @@ impl fmt::Debug for CancelHandle {
         f.debug_struct("CancelHandle")
             .field("id", &self.inner.id)
             .field("cancelled", &self.is_cancelled())
-            .finish()
-    }
-}
-
-impl<F, Fut: Future> fmt::Debug for ScopeFuture<F, Fut> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Init(_) => "init",
-            State::Running { .. } => "running",
-            State::Done => "done",
-        };
-        f.debug_struct("ScopeFuture")
-            .field("state", &state)
-            .field("location", &self.location)
             .finish()
     }
 }

@@ -1,0 +1,94 @@
+//! [`shielded_scope`]: a scope that the cancellation of enclosing scopes
+//! does not reach.
+
+use super::future::ScopeFuture;
+use super::tree::Kind;
+use super::Scope;
+use crate::cancelled::Cancelled;
+use crate::task::JoinHandle;
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Opens a scope that the cancellation of enclosing scopes does not reach.
+///
+/// Use it for cleanup that must finish even when everything around it is
+/// being cancelled, like Trio's `shield=True` or Kotlin's `NonCancellable`.
+/// Rust has no async `Drop`: a cancelled task's future is dropped, and a
+/// destructor cannot `.await`. A shield is where such asynchronous cleanup
+/// can run: its body runs as a task of its own, so even when the future
+/// returned here is dropped (because the task awaiting it was cancelled),
+/// the body and the tasks it spawned keep running, and the enclosing scope
+/// waits for them before it ends. Hence `body` and its future must be
+/// `Send + 'static`.
+///
+/// The shield's own [`Scope::cancel`] and deadlines still work. The future
+/// resolves to the body's output, or `Err(Cancelled)` if the shield itself
+/// was cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, scope, shielded_scope, sync::Event, time::sleep};
+/// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+/// use std::time::Duration;
+///
+/// let flushed = Arc::new(AtomicBool::new(false));
+/// let done = flushed.clone();
+/// let started = Event::new();
+/// let out = runtime::block_on(scope(|s| async move {
+///     let shield_started = started.clone();
+///     s.spawn(shielded_scope(move |_| async move {
+///         shield_started.set();
+///         sleep(Duration::from_millis(20)).await; // e.g. flush a buffer
+///         done.store(true, Ordering::SeqCst);
+///     }));
+///     started.wait().await;
+///     s.cancel(); // reaches everything but the shield
+/// }));
+/// assert!(out.is_err());
+/// assert!(flushed.load(Ordering::SeqCst), "the scope waited for the shield");
+/// ```
+#[track_caller]
+pub fn shielded_scope<F, Fut>(body: F) -> ShieldedScope<Fut::Output>
+where
+    F: FnOnce(Scope) -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let start: ShieldStart<Fut::Output> = Box::new(move |s: Scope| {
+        let body = body(s.clone());
+        s.spawn(body)
+    });
+    ShieldedScope {
+        scope: ScopeFuture::new(start, Kind::Shielded, Location::caller()),
+    }
+}
+
+type ShieldStart<T> = Box<dyn FnOnce(Scope) -> JoinHandle<T> + Send>;
+
+/// The future returned by [`shielded_scope`].
+#[must_use = "a scope does nothing unless awaited"]
+pub struct ShieldedScope<T> {
+    scope: ScopeFuture<ShieldStart<T>, JoinHandle<T>>,
+}
+
+impl<T> Future for ShieldedScope<T> {
+    type Output = Result<T, Cancelled>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.scope)
+            .poll(cx)
+            .map(|out| out.and_then(|body| body))
+    }
+}
+
+impl<T> fmt::Debug for ShieldedScope<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShieldedScope")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
