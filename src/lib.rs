@@ -73,6 +73,6 @@ mod worker;
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
     linked_scope, race_ok, scope, shielded_scope, try_scope, CancelHandle, Scope, ScopeFuture,
-    ShieldedScope, TryScope, WaitCancelled,
+    ScopeSnapshot, ScopeState, ShieldedScope, TreeSnapshot, TryScope, WaitCancelled,
 };
 pub use task::JoinHandle;

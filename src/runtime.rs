@@ -41,6 +41,19 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     default_runtime().block_on(future)
 }
 
+/// A snapshot of the default runtime's scope tree; see
+/// [`Runtime::scope_tree`].
+///
+/// # Examples
+///
+/// ```
+/// let tree = cancel_scope::runtime::scope_tree();
+/// println!("{tree}");
+/// ```
+pub fn scope_tree() -> crate::TreeSnapshot {
+    default_runtime().scope_tree()
+}
+
 /// The process-wide runtime behind [`block_on`] and behind scopes opened
 /// outside any runtime.
 pub(crate) fn default_runtime() -> &'static Runtime {
@@ -166,6 +179,34 @@ impl Runtime {
     /// ```
     pub fn live_scopes(&self) -> usize {
         self.shared.tree.lock().live_scopes()
+    }
+
+    /// A consistent snapshot of this runtime's scope tree, safe to take from
+    /// any thread while the runtime runs; print it to see what a stuck
+    /// program is waiting for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{linked_scope, runtime::Runtime, scope};
+    ///
+    /// let rt = &Runtime::new();
+    /// let _ = rt.block_on(scope(|s| async move {
+    ///     s.spawn(linked_scope(|inner| async move {
+    ///         inner.spawn(std::future::pending::<()>());
+    ///         std::future::pending::<()>().await
+    ///     }));
+    ///     while rt.scope_tree().scopes().len() < 2 {
+    ///         cancel_scope::task::yield_now().await;
+    ///     }
+    ///     println!("{}", rt.scope_tree());
+    ///     assert!(rt.scope_tree().scopes()[1].is_linked());
+    ///     s.cancel();
+    /// }));
+    /// ```
+    pub fn scope_tree(&self) -> crate::TreeSnapshot {
+        let now = self.shared.timers.now();
+        self.shared.tree.lock().snapshot(now)
     }
 
     /// Timers (sleeps and scope deadlines) still pending on this runtime.

@@ -18,6 +18,7 @@ mod binding;
 mod future;
 mod race;
 mod shield;
+pub(crate) mod snapshot;
 pub(crate) mod tree;
 mod try_scope;
 mod wait;
@@ -25,6 +26,7 @@ mod wait;
 pub use future::ScopeFuture;
 pub use race::race_ok;
 pub use shield::{shielded_scope, ShieldedScope};
+pub use snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
 pub use try_scope::{try_scope, TryScope};
 pub use wait::WaitCancelled;
 
@@ -421,6 +423,23 @@ impl Scope {
             inner: self.inner.clone(),
             key: None,
         }
+    }
+
+    /// This scope's id: unique among the scopes of its runtime, and the
+    /// number shown for it in a [`TreeSnapshot`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Runtime, scope};
+    ///
+    /// let rt = &Runtime::new();
+    /// let _ = rt.block_on(scope(|s| async move {
+    ///     assert_eq!(rt.scope_tree().scopes()[0].id(), s.id());
+    /// }));
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.inner.id.number()
     }
 
     /// A handle that cancels this scope from anywhere.

@@ -36,6 +36,7 @@
 //!    the tree cancels only if the node's *current* deadline has passed, so
 //!    a timer left over from a moved deadline does nothing.
 
+use super::snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
 use super::ScopeInner;
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::runtime::Shared;
@@ -588,6 +589,56 @@ impl Tree {
                 self.settle(id.key, &mut batch.deferred);
             }
         }
+    }
+}
+
+/// Diagnostics.
+impl Tree {
+    /// Copies the tree, depth first, children in creation order.
+    pub(crate) fn snapshot(&self, now: Instant) -> TreeSnapshot {
+        let mut scopes = Vec::with_capacity(self.nodes.len());
+        let by_age = |keys: &mut Vec<usize>| {
+            // Reversed, so the stack pops the oldest first.
+            keys.sort_by_key(|&k| std::cmp::Reverse(self.nodes[k].generation));
+        };
+        let mut roots: Vec<usize> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.parent.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        by_age(&mut roots);
+        let mut stack: Vec<(usize, usize)> = roots.into_iter().map(|k| (k, 0)).collect();
+        while let Some((key, depth)) = stack.pop() {
+            let node = &self.nodes[key];
+            let state = match (node.cancelled, node.body) {
+                (_, Body::Dropped) => ScopeState::Detached,
+                (true, _) => ScopeState::Cancelling,
+                (false, Body::Running) => ScopeState::Running,
+                (false, Body::Done) => ScopeState::Finishing,
+            };
+            scopes.push(ScopeSnapshot {
+                id: node.generation,
+                depth,
+                state,
+                linked: node.kind == Kind::Linked,
+                shielded: node.kind == Kind::Shielded,
+                deadline_in: node.deadline.map(|d| d.at.saturating_duration_since(now)),
+                live_tasks: node.live_tasks,
+                location: node.inner.location,
+            });
+            let mut children: Vec<usize> = node.children.iter().map(|(_, &c)| c).collect();
+            by_age(&mut children);
+            stack.extend(children.into_iter().map(|c| (c, depth + 1)));
+        }
+        TreeSnapshot { scopes }
+    }
+}
+
+impl ScopeId {
+    /// A number unique among the scopes of one runtime.
+    pub(crate) fn number(self) -> u64 {
+        self.generation
     }
 }
 

@@ -1,0 +1,188 @@
+//! A consistent picture of a runtime's scope tree, for debugging.
+//!
+//! [`Runtime::scope_tree`](crate::runtime::Runtime::scope_tree) copies the
+//! tree under its lock (so the picture is consistent), and the copy renders
+//! as an indented text tree:
+//!
+//! ```text
+//! scope #0 running, 1 task, opened at src/main.rs:9:22
+//! ├── scope #1 running [linked], 2 tasks, opened at src/main.rs:12:13
+//! └── scope #2 cancelling [shielded, deadline in 250ms], 1 task, opened at src/main.rs:20:13
+//! ```
+
+use std::fmt;
+use std::panic::Location;
+use std::time::Duration;
+
+/// A copy of a runtime's scope tree, taken at one instant.
+///
+/// Its `Display` is an indented text tree; [`scopes`](TreeSnapshot::scopes)
+/// gives the same nodes as data, parents before children.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime::Runtime, scope, ScopeState};
+///
+/// let rt = &Runtime::new();
+/// let _ = rt.block_on(scope(|s| async move {
+///     s.spawn(std::future::pending::<()>());
+///     let tree = rt.scope_tree();
+///     assert_eq!(tree.scopes().len(), 1);
+///     assert_eq!(tree.scopes()[0].state(), ScopeState::Running);
+///     assert!(tree.to_string().starts_with("scope #"));
+///     s.cancel();
+/// }));
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct TreeSnapshot {
+    pub(crate) scopes: Vec<ScopeSnapshot>,
+}
+
+/// One scope in a [`TreeSnapshot`].
+#[derive(Clone, Debug)]
+pub struct ScopeSnapshot {
+    pub(crate) id: u64,
+    pub(crate) depth: usize,
+    pub(crate) state: ScopeState,
+    pub(crate) linked: bool,
+    pub(crate) shielded: bool,
+    pub(crate) deadline_in: Option<Duration>,
+    pub(crate) live_tasks: usize,
+    pub(crate) location: &'static Location<'static>,
+}
+
+/// Where a scope is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScopeState {
+    /// Not cancelled, and its body is still running.
+    Running,
+    /// Not cancelled; the body has ended and the scope waits for its tasks
+    /// and nested scopes.
+    Finishing,
+    /// Cancelled; some tasks or nested scopes have not ended yet.
+    Cancelling,
+    /// Its future was dropped (for a shield: detached) and it waits for its
+    /// remaining tasks before it leaves the tree.
+    Detached,
+}
+
+impl TreeSnapshot {
+    /// The scopes, in depth-first order: each parent before its children.
+    pub fn scopes(&self) -> &[ScopeSnapshot] {
+        &self.scopes
+    }
+
+    /// Whether the tree was empty.
+    pub fn is_empty(&self) -> bool {
+        self.scopes.is_empty()
+    }
+}
+
+impl ScopeSnapshot {
+    /// The scope's id, unique within its runtime (see [`Scope::id`](crate::Scope::id)).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Nesting depth: 0 for a root.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Where the scope is in its life.
+    pub fn state(&self) -> ScopeState {
+        self.state
+    }
+
+    /// Whether it is a [`linked_scope`](crate::linked_scope).
+    pub fn is_linked(&self) -> bool {
+        self.linked
+    }
+
+    /// Whether it is a [`shielded_scope`](crate::shielded_scope).
+    pub fn is_shielded(&self) -> bool {
+        self.shielded
+    }
+
+    /// Time left until its deadline, if it has one.
+    pub fn deadline_in(&self) -> Option<Duration> {
+        self.deadline_in
+    }
+
+    /// Tasks spawned into it that have not ended.
+    pub fn live_tasks(&self) -> usize {
+        self.live_tasks
+    }
+
+    /// Where it was opened.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+}
+
+impl fmt::Display for ScopeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ScopeState::Running => "running",
+            ScopeState::Finishing => "finishing",
+            ScopeState::Cancelling => "cancelling",
+            ScopeState::Detached => "detached",
+        })
+    }
+}
+
+impl fmt::Display for ScopeSnapshot {
+    /// One line: id, state, flags, tasks, location.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "scope #{} {}", self.id, self.state)?;
+        let mut flags = Vec::new();
+        if self.linked {
+            flags.push("linked".to_string());
+        }
+        if self.shielded {
+            flags.push("shielded".to_string());
+        }
+        if let Some(left) = self.deadline_in {
+            flags.push(format!("deadline in {left:?}"));
+        }
+        if !flags.is_empty() {
+            write!(f, " [{}]", flags.join(", "))?;
+        }
+        let plural = if self.live_tasks == 1 { "" } else { "s" };
+        write!(
+            f,
+            ", {} task{plural}, opened at {}",
+            self.live_tasks, self.location
+        )
+    }
+}
+
+impl fmt::Display for TreeSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.scopes.is_empty() {
+            return writeln!(f, "(no scopes)");
+        }
+        // `open[d]`: whether an ancestor at depth `d` has siblings still to
+        // come, so its column keeps a vertical bar.
+        let mut open: Vec<bool> = Vec::new();
+        for (i, scope) in self.scopes.iter().enumerate() {
+            let depth = scope.depth;
+            let last = !self.scopes[i + 1..]
+                .iter()
+                .take_while(|s| s.depth >= depth)
+                .any(|s| s.depth == depth);
+            if depth > 0 {
+                for &bar in &open[1..depth] {
+                    f.write_str(if bar { "│   " } else { "    " })?;
+                }
+                f.write_str(if last { "└── " } else { "├── " })?;
+            }
+            writeln!(f, "{scope}")?;
+            open.truncate(depth);
+            open.push(!last);
+        }
+        Ok(())
+    }
+}
