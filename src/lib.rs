@@ -62,6 +62,7 @@ mod block_on;
 mod cancelled;
 mod context;
 mod idle;
+mod loom;
 mod queue;
 pub mod runtime;
 mod scope;

@@ -22,6 +22,8 @@
 //! [`JoinHandle`] and [`yield_now`] are the only public items here.
 
 mod join;
+#[cfg(all(test, cancel_scope_loom))]
+mod loom_models;
 pub(crate) mod state;
 mod yield_now;
 

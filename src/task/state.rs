@@ -19,8 +19,8 @@
 //! Whoever moves the word from "no `RUNNING`, no `COMPLETE`" to `RUNNING`
 //! owns the future until it clears `RUNNING` again (rule F in `task/mod.rs`).
 
+use crate::loom::sync::atomic::{AtomicUsize, Ordering::*};
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
 
 /// The task is in a run queue, or about to be pushed to one. A wake while
 /// this is set does nothing: the task will be polled anyway.
@@ -149,17 +149,23 @@ impl State {
     }
 
     /// A waker fired.
+    ///
+    /// Always a read-modify-write, even when the task is already queued: a
+    /// plain load could read a value older than the runner's claim, and
+    /// then the runner's poll might not see what the waker published before
+    /// waking (a lost wake-up). The RMW is ordered against the claim: before
+    /// it, the claim acquires our release; after it, we see `RUNNING` and
+    /// the runner polls again. Setting `SCHEDULED` on a finished or
+    /// cancelled task is harmless: nothing pushes it.
     pub(crate) fn transition_to_notified(&self) -> ToNotified {
-        self.update(|s| {
-            if s & (COMPLETE | SCHEDULED | CANCELLED) != 0 {
-                (None, ToNotified::Nothing)
-            } else if s & RUNNING != 0 {
-                // The runner sees SCHEDULED in `transition_to_idle`.
-                (Some(s | SCHEDULED), ToNotified::Nothing)
-            } else {
-                (Some(s | SCHEDULED), ToNotified::Submit)
-            }
-        })
+        let prev = self.0.fetch_or(SCHEDULED, AcqRel);
+        if prev & (COMPLETE | SCHEDULED | CANCELLED | RUNNING) == 0 {
+            ToNotified::Submit
+        } else {
+            // Queued already, or the runner sees SCHEDULED in
+            // `transition_to_idle`, or the task is finished.
+            ToNotified::Nothing
+        }
     }
 
     /// The task's scope was cancelled.
