@@ -148,9 +148,8 @@ pub(crate) struct Deferred {
 /// deferred work of the walk.
 #[derive(Default)]
 pub(crate) struct CancelBatch {
-    tasks: Vec<TaskRef>,
-    /// `(node, number of tasks)` for consecutive runs of `tasks`.
-    segments: Vec<(ScopeId, usize)>,
+    /// Each cancelled node's task slab, moved out whole (no copy).
+    tasks: Vec<(ScopeId, Slab<TaskRef>)>,
     deferred: Deferred,
 }
 
@@ -350,8 +349,7 @@ impl Tree {
                         key,
                         generation: node.generation,
                     };
-                    batch.segments.push((id, tasks.len()));
-                    batch.tasks.extend(tasks.into_iter().map(|(_, t)| t));
+                    batch.tasks.push((id, tasks));
                 }
             } else if shields == Shields::Respect {
                 continue; // Invariant 1.
@@ -565,16 +563,15 @@ impl Tree {
         node
     }
 
-    /// Accounts for tasks whose futures a canceller dropped: `dropped[i]`
-    /// tasks of `segments[i]`, and panics from their drops.
+    /// Accounts for tasks whose futures a canceller dropped: `n` tasks of
+    /// each `(node, n)` in `dropped`, and panics from their drops.
     fn settle_cancelled(
         &mut self,
-        segments: &[(ScopeId, usize)],
-        dropped: &[usize],
+        dropped: &[(ScopeId, usize)],
         panics: Vec<(ScopeId, Panic)>,
         batch: &mut CancelBatch,
     ) {
-        for (&(id, _), &n) in segments.iter().zip(dropped) {
+        for &(id, n) in dropped {
             let node = self
                 .get_mut(id)
                 .expect("invariant 2: a task's node outlives it");
@@ -584,7 +581,7 @@ impl Tree {
         for (id, panic) in panics {
             self.record_panic(id, panic, batch);
         }
-        for &(id, _) in segments {
+        for &(id, _) in dropped {
             if self.get(id).is_some() {
                 self.settle(id.key, &mut batch.deferred);
             }
@@ -694,14 +691,14 @@ impl CancelBatch {
             if self.tasks.is_empty() {
                 return;
             }
-            let tasks = std::mem::take(&mut self.tasks);
-            let segments = std::mem::take(&mut self.segments);
-            let mut dropped = Vec::with_capacity(segments.len());
+            let batches = std::mem::take(&mut self.tasks);
+            let mut dropped = Vec::with_capacity(batches.len());
             let mut panics = Vec::new();
-            let mut remaining = tasks.iter();
-            for &(id, len) in &segments {
+            for (id, tasks) in batches {
                 let mut n = 0;
-                for task in remaining.by_ref().take(len) {
+                // Each task reference is dropped right after its cancel,
+                // while its memory is still warm in the cache.
+                for (_, task) in tasks {
                     if let Cancel::Dropped(panic) = task.cancel() {
                         n += 1;
                         if let Some(p) = panic {
@@ -709,13 +706,12 @@ impl CancelBatch {
                         }
                     }
                 }
-                dropped.push(n);
+                dropped.push((id, n));
             }
-            drop(tasks);
             shared
                 .tree
                 .lock()
-                .settle_cancelled(&segments, &dropped, panics, &mut self);
+                .settle_cancelled(&dropped, panics, &mut self);
         }
     }
 }

@@ -30,7 +30,7 @@ mod yield_now;
 pub use join::JoinHandle;
 pub use yield_now::{yield_now, YieldNow};
 
-use crate::cancelled::Cancelled;
+use crate::cancelled::{CancelReason, Cancelled};
 use parking_lot::Mutex;
 use state::{State, ToCancelled, ToIdle, ToNotified, ToRunning, COMPLETE, JOIN_HANDLE};
 use std::any::Any;
@@ -83,6 +83,13 @@ pub(crate) enum Cancel {
     AlreadyComplete,
 }
 
+/// How a task ended, for [`Task::complete`].
+enum End<T> {
+    Ready(T),
+    Cancelled,
+    Panicked,
+}
+
 /// One spawned future and everything needed to run and join it.
 pub(crate) struct Task<F: Future, S> {
     state: State,
@@ -121,8 +128,9 @@ where
     }
 
     /// Drops the future (the caller owns it under rule F), sets `COMPLETE`
-    /// and hands the output to a waiting `JoinHandle`.
-    fn complete(&self, output: Result<F::Output, Cancelled>) -> Option<Panic> {
+    /// and hands the output to a waiting `JoinHandle`. The output of a
+    /// stopped task is only built if a `JoinHandle` wants it.
+    fn complete(&self, end: End<F::Output>) -> Option<Panic> {
         let panic = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: rule F; the caller holds RUNNING. Assigning drops the
             // pinned future in place, and the slot holds `None` afterwards
@@ -132,6 +140,11 @@ where
         .err();
         let prev = self.state.transition_to_complete();
         if prev.has(JOIN_HANDLE) {
+            let output = match end {
+                End::Ready(value) => Ok(value),
+                End::Cancelled => Err(self.scheduler.cancelled()),
+                End::Panicked => Err(Cancelled::new(CancelReason::Panicked)),
+            };
             let waker = self.join.lock().put(output);
             if let Some(waker) = waker {
                 waker.wake();
@@ -156,9 +169,7 @@ where
         match result {
             Ok(poll) => Some(poll),
             Err(panic) => {
-                let drop_panic = self.complete(Err(Cancelled::new(
-                    crate::cancelled::CancelReason::Panicked,
-                )));
+                let drop_panic = self.complete(End::Panicked);
                 drop(drop_panic);
                 self.scheduler.release(Some(panic));
                 None
@@ -177,7 +188,7 @@ where
         match self.state.transition_to_running() {
             ToRunning::Dead => return,
             ToRunning::Cancel => {
-                let panic = self.complete(Err(self.scheduler.cancelled()));
+                let panic = self.complete(End::Cancelled);
                 self.scheduler.release(panic);
                 return;
             }
@@ -186,14 +197,14 @@ where
         match self.poll_future() {
             None => {}
             Some(Poll::Ready(output)) => {
-                let panic = self.complete(Ok(output));
+                let panic = self.complete(End::Ready(output));
                 self.scheduler.release(panic);
             }
             Some(Poll::Pending) => match self.state.transition_to_idle() {
                 ToIdle::Idle => {}
                 ToIdle::Reschedule => self.scheduler.schedule(self.clone()),
                 ToIdle::Cancel => {
-                    let panic = self.complete(Err(self.scheduler.cancelled()));
+                    let panic = self.complete(End::Cancelled);
                     self.scheduler.release(panic);
                 }
             },
@@ -202,7 +213,7 @@ where
 
     fn cancel(&self) -> Cancel {
         match self.state.transition_to_cancelled() {
-            ToCancelled::Claimed => Cancel::Dropped(self.complete(Err(self.scheduler.cancelled()))),
+            ToCancelled::Claimed => Cancel::Dropped(self.complete(End::Cancelled)),
             ToCancelled::Deferred => Cancel::Deferred,
             ToCancelled::AlreadyComplete => Cancel::AlreadyComplete,
         }
