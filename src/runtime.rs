@@ -205,8 +205,10 @@ impl Runtime {
     /// }));
     /// ```
     pub fn scope_tree(&self) -> crate::TreeSnapshot {
-        let now = self.shared.timers.now();
-        self.shared.tree.lock().snapshot(now)
+                let tree = self.shared.tree.lock();
+        // Read the clock under the lock: a deadline set while we waited for
+        // it must not show more time left than it was set for.
+        tree.snapshot(self.shared.timers.now())
     }
 
     /// Timers (sleeps and scope deadlines) still pending on this runtime.
