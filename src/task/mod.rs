@@ -36,6 +36,7 @@ use state::{State, ToCancelled, ToIdle, ToNotified, ToRunning, COMPLETE, JOIN_HA
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -154,7 +155,14 @@ where
     }
 
     fn poll_future(self: &Arc<Self>) -> Option<Poll<F::Output>> {
-        let waker = Waker::from(self.clone());
+        // A waker that borrows our reference instead of taking one: saves
+        // an increment and a decrement of the shared count on every poll.
+        // SAFETY: `Arc::from_raw` rebuilds the `Arc` that `self` is, without
+        // a new count; `ManuallyDrop` keeps the borrowed waker from ever
+        // releasing it. The waker lives only in this frame, where `self`
+        // keeps the task alive, and a clone taken by the future is a real
+        // `Arc` clone through the waker's vtable.
+        let waker = ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(Arc::as_ptr(self)) }));
         let mut cx = Context::from_waker(&waker);
         let result = self.scheduler.enter(|| {
             catch_unwind(AssertUnwindSafe(|| {
