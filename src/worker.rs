@@ -45,7 +45,8 @@ pub(crate) fn push_local(shared: &Shared, task: TaskRef) -> Result<(), TaskRef> 
     })
 }
 
-/// Makes a local queue for worker `id`, to be moved into its thread.
+/// Makes a worker's local queue (FIFO: see ARCHITECTURE.md), to be moved
+/// into its thread.
 pub(crate) fn new_queue() -> Deque<TaskRef> {
     Deque::new_fifo()
 }
