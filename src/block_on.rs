@@ -1,42 +1,65 @@
 //! Driving a future on the calling thread.
+//!
+//! The thread polls the future, then parks until its waker fires. Its
+//! state word (`RUNNING`, `PARKED`, `WOKEN`) is registered with the
+//! runtime while `block_on` runs, so a paused clock can tell a `block_on`
+//! that is idle from one that was woken and has not polled yet (see
+//! `Shared::auto_advance`).
 
 use crate::runtime::Shared;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering::*};
+use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread;
 
+/// Polling, or about to poll.
+pub(crate) const RUNNING: u8 = 0;
+/// Parked (or about to park) with no wake pending.
+pub(crate) const PARKED: u8 = 1;
+/// Woken, and not yet polled since.
+pub(crate) const WOKEN: u8 = 2;
+
 /// Polls `future` on this thread until it is ready, parking in between.
-/// The waker sets a flag and unparks this thread; the flag makes spurious
-/// unparks (which `thread::park` allows) harmless.
 pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
     assert!(
         !crate::worker::is_worker_thread(),
         "cancel_scope: `block_on` called from a runtime worker thread; \
          blocking a worker can deadlock the runtime. `.await` the future instead."
     );
-    let woken = Arc::new(AtomicBool::new(false));
+    let state = Arc::new(AtomicU8::new(RUNNING));
     let waker = {
-        let woken = woken.clone();
+        let state = state.clone();
         let thread = thread::current();
         waker_fn::waker_fn(move || {
-            woken.store(true, Release);
-            thread.unpark();
+            if state.swap(WOKEN, SeqCst) == PARKED {
+                thread.unpark();
+            }
         })
     };
+    let _registered = shared.register_block_on(state.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     crate::context::enter_runtime(shared, || loop {
-        if let Poll::Ready(output) = shared.busy_block_on(|| future.as_mut().poll(&mut cx)) {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
-        while !woken.swap(false, Acquire) {
+        // A wake during the poll makes this fail: poll again at once.
+        if state
+            .compare_exchange(RUNNING, PARKED, SeqCst, SeqCst)
+            .is_err()
+        {
+            state.store(RUNNING, SeqCst);
+            continue;
+        }
+        // `thread::park` may return spuriously: only a wake counts.
+        while state.load(SeqCst) != WOKEN {
             // With a paused clock, we may be the last to go idle.
             if !shared.auto_advance() {
                 thread::park();
             }
         }
+        state.store(RUNNING, SeqCst);
     })
 }

@@ -5,6 +5,7 @@
 //! tasks and scope handles point to: the run queues, the sleep state, the
 //! timers and the scope tree.
 
+use crate::block_on;
 use crate::cancelled::CancelReason;
 use crate::idle::Idle;
 use crate::queue;
@@ -14,10 +15,11 @@ use crate::time::{clock::Clock, timers::Timers};
 use crate::worker;
 use crossbeam_deque::{Injector, Stealer};
 use parking_lot::Mutex;
+use slab::Slab;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 
@@ -104,9 +106,12 @@ pub(crate) struct Shared {
     pub(crate) timers: Timers,
     shutdown: AtomicBool,
     workers: usize,
-    /// `block_on` calls currently polling their future (the paused clock
-    /// must not jump while one may still wake a task).
-    block_on_busy: AtomicUsize,
+    /// The state words of the `block_on` calls running on this runtime
+    /// (the paused clock must not jump while one is polling or woken).
+    block_ons: Mutex<Slab<Arc<AtomicU8>>>,
+    /// Held across the whole check-advance-fire of `auto_advance`, so two
+    /// idle threads cannot both advance past the same timers.
+    advancing: Mutex<()>,
 }
 
 impl Runtime {
@@ -205,7 +210,7 @@ impl Runtime {
     /// }));
     /// ```
     pub fn scope_tree(&self) -> crate::TreeSnapshot {
-                let tree = self.shared.tree.lock();
+        let tree = self.shared.tree.lock();
         // Read the clock under the lock: a deadline set while we waited for
         // it must not show more time left than it was set for.
         tree.snapshot(self.shared.timers.now())
@@ -366,7 +371,8 @@ impl Builder {
             timers: Timers::new(Clock::new(self.start_paused)),
             shutdown: AtomicBool::new(false),
             workers: n,
-            block_on_busy: AtomicUsize::new(0),
+            block_ons: Mutex::new(Slab::new()),
+            advancing: Mutex::new(()),
         });
         let mut runtime = Runtime {
             shared: shared.clone(),
@@ -417,36 +423,35 @@ impl Shared {
         &self.stealers
     }
 
-    /// Runs `poll` counted as a busy `block_on` (see `auto_advance`).
-    pub(crate) fn busy_block_on<R>(&self, poll: impl FnOnce() -> R) -> R {
-        struct Idle<'a>(&'a AtomicUsize);
-        impl Drop for Idle<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, SeqCst);
-            }
-        }
-        self.block_on_busy.fetch_add(1, SeqCst);
-        let _idle = Idle(&self.block_on_busy);
-        poll()
+    /// Registers a `block_on` state word until the guard drops.
+    pub(crate) fn register_block_on(&self, state: Arc<AtomicU8>) -> BlockOnRegistration<'_> {
+        let key = self.block_ons.lock().insert(state);
+        BlockOnRegistration { shared: self, key }
     }
 
-    /// With a paused clock: if nothing can run (every worker asleep, no
-    /// `block_on` polling, no queued task), jumps the clock to the next
-    /// timer and fires it. Returns whether a timer fired.
+    /// With a paused clock: if nothing can run (every worker asleep, every
+    /// `block_on` parked without a pending wake, no queued task), jumps the
+    /// clock to the next timer and fires it. Returns whether it advanced.
     ///
     /// Called by a worker after it counted itself asleep, and by `block_on`
-    /// after it stopped counting itself busy. Each side writes its own
-    /// state before a SeqCst fence and then reads the other's, so the last
-    /// one to go idle sees everyone idle and does the jump.
+    /// after it marked itself parked. Each side writes its own state, then
+    /// (SeqCst) reads the other's, so the last one to go idle sees everyone
+    /// idle. A thread that fires a timer and wakes a `block_on` marks it
+    /// `WOKEN` before it can get here itself, so the clock waits for that
+    /// `block_on` to poll.
     pub(crate) fn auto_advance(&self) -> bool {
         if !self.timers.clock().is_paused() {
             return false;
         }
+        let _advancing = self.advancing.lock();
         fence(SeqCst);
-        let all_asleep = self.idle.num_sleeping() == self.workers;
-        if !all_asleep
-            || self.block_on_busy.load(SeqCst) != 0
+        if self.idle.num_sleeping() != self.workers
             || queue::any_work(&self.injector, &self.stealers)
+            || self
+                .block_ons
+                .lock()
+                .iter()
+                .any(|(_, s)| s.load(SeqCst) != block_on::PARKED)
         {
             return false;
         }
@@ -454,11 +459,25 @@ impl Shared {
             return false;
         };
         self.timers.clock().advance_to(next);
-        self.timers.fire_expired()
+        self.timers.fire_expired();
+        true
     }
 
     fn drain_injector(&self) {
         while !self.injector.steal().is_empty() {}
+    }
+}
+
+/// Keeps a `block_on` state word registered; see `Shared::register_block_on`.
+pub(crate) struct BlockOnRegistration<'a> {
+    shared: &'a Shared,
+    key: usize,
+}
+
+impl Drop for BlockOnRegistration<'_> {
+    fn drop(&mut self) {
+        let state = self.shared.block_ons.lock().remove(self.key);
+        drop(state);
     }
 }
 

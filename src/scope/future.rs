@@ -91,7 +91,7 @@ where
                 })
             });
         if let Some(after) = self.deadline {
-            inner.set_deadline(shared.timers.now() + after, after);
+            inner.set_deadline(crate::time::after(shared.timers.now(), after), after);
         }
         let handle = Scope {
             inner: inner.clone(),

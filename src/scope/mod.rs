@@ -373,7 +373,7 @@ impl Scope {
     /// assert_eq!(out.unwrap_err().to_string(), "cancelled: deadline of 10ms passed");
     /// ```
     pub fn cancel_after(&self, duration: Duration) {
-        let at = self.inner.shared.timers.now() + duration;
+        let at = crate::time::after(self.inner.shared.timers.now(), duration);
         self.inner.set_deadline(at, duration);
     }
 
@@ -400,10 +400,12 @@ impl Scope {
     /// cancelled. If the scope ends without being cancelled, it never
     /// resolves.
     ///
-    /// A task *inside* the scope is dropped when the scope is cancelled, so
-    /// it never sees this resolve; to react to a scope's cancellation, wait
-    /// from outside it: from an enclosing scope, another thread, or a
-    /// [`shielded_scope`] opened inside it.
+    /// A task *inside* the scope that is parked on this future is dropped
+    /// by the cancel itself, so it does not see it resolve (only a task
+    /// being polled at that moment may, for the rest of that poll). To
+    /// react to a scope's cancellation, wait from outside it: from an
+    /// enclosing scope, another thread, or a [`shielded_scope`] opened
+    /// inside it.
     ///
     /// # Examples
     ///

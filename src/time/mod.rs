@@ -36,6 +36,17 @@ pub fn now() -> Instant {
     crate::context::current_runtime().timers.now()
 }
 
+/// How far ahead "never" is: a duration too long to add to an `Instant`
+/// (such as `Duration::MAX`) means this far instead, about 30 years, as
+/// tokio does.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `now + duration`, saturating at [`FAR_FUTURE`] from now.
+pub(crate) fn after(now: Instant, duration: Duration) -> Instant {
+    now.checked_add(duration.min(FAR_FUTURE))
+        .unwrap_or(now + FAR_FUTURE)
+}
+
 /// Waits until `duration` has passed on the runtime's clock.
 ///
 /// # Examples
@@ -50,7 +61,7 @@ pub fn now() -> Instant {
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
     let shared = crate::context::current_runtime();
-    let deadline = shared.timers.now() + duration;
+    let deadline = after(shared.timers.now(), duration);
     Sleep {
         deadline,
         shared,
