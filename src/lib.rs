@@ -69,6 +69,7 @@ mod scope;
 pub mod sync;
 pub mod task;
 pub mod time;
+mod wake_list;
 mod worker;
 
 pub use cancelled::{CancelReason, Cancelled};

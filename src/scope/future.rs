@@ -209,7 +209,7 @@ impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
         // Stop the tasks first, so none runs on; then drop the body; then
         // leave the node to the last task to end (tree invariant 2). A
         // shield is not cancelled: its tasks finish, and its parent waits.
-        if self.kind != Kind::Shielded {
+        if self.kind != Kind::Shielded && inner.cancelled.get().is_none() {
             inner.cancel(CancelReason::ScopeDropped, false);
         }
         let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));

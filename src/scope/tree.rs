@@ -42,6 +42,7 @@ use crate::cancelled::{CancelReason, Cancelled};
 use crate::runtime::Shared;
 use crate::task::{Cancel, Panic, TaskRef};
 use crate::time::timers::TimerKey;
+use crate::wake_list::WakeList;
 use slab::Slab;
 use std::sync::Arc;
 use std::task::Waker;
@@ -137,7 +138,7 @@ pub(crate) enum CancelWait {
 /// Work a tree method could not do under the lock (invariant 3).
 #[derive(Default)]
 pub(crate) struct Deferred {
-    wakers: Vec<Waker>,
+    wakers: WakeList,
     dropped_wakers: Vec<Waker>,
     garbage: Vec<Panic>,
     nodes: Vec<Node>,
@@ -324,8 +325,11 @@ impl Tree {
         }
         // Walk down. Nodes on the climbed path already hold their reason;
         // `set` keeps it, and every other node gets `Ancestor`.
-        let mut stack = vec![top];
-        while let Some(key) = stack.pop() {
+        // `next` holds one node to visit, so a chain or a leaf never
+        // allocates; the stack only grows for the extra children of a fork.
+        let mut next = Some(top);
+        let mut stack = Vec::new();
+        while let Some(key) = next.take().or_else(|| stack.pop()) {
             let node = &mut self.nodes[key];
             if !node.cancelled {
                 node.cancelled = true;
@@ -355,15 +359,16 @@ impl Tree {
                 continue; // Invariant 1.
             }
             let nodes = &self.nodes;
-            stack.extend(
-                nodes[key]
-                    .children
-                    .iter()
-                    .map(|(_, &child)| child)
-                    .filter(|&child| {
-                        shields == Shields::Ignore || nodes[child].kind != Kind::Shielded
-                    }),
-            );
+            let children = nodes[key].children.iter().map(|(_, &child)| child);
+            for child in children {
+                if shields == Shields::Respect && nodes[child].kind == Kind::Shielded {
+                    continue;
+                }
+                match next {
+                    None => next = Some(child),
+                    Some(_) => stack.push(child),
+                }
+            }
         }
     }
 
@@ -666,9 +671,7 @@ impl Deferred {
         for key in self.timers {
             shared.timers.remove(key);
         }
-        for w in self.wakers {
-            w.wake();
-        }
+        self.wakers.wake_all();
         drop(self.dropped_wakers);
         drop(self.garbage);
         drop(self.nodes);
@@ -681,14 +684,16 @@ impl Deferred {
 }
 
 impl CancelBatch {
-    /// Runs a batch after the tree lock is released: wakes the scope
-    /// futures, drops every claimed future, then settles the counts under
-    /// the lock once. Loops while drops cause further cancellation (a panic
-    /// in a `Drop` cancels that task's scope).
+    /// Runs a batch after the tree lock is released: drops every claimed
+    /// future, settles the counts under the lock once, then wakes the scope
+    /// futures and waiters. Tasks go first: a scope future nested in a
+    /// cancelled task is dropped with it, and waking it afterwards finds
+    /// the task complete and queues nothing. Loops while drops cause
+    /// further cancellation (a panic in a `Drop` cancels its scope).
     pub(crate) fn run(mut self, shared: &Shared) {
         loop {
-            std::mem::take(&mut self.deferred).run(shared);
             if self.tasks.is_empty() {
+                std::mem::take(&mut self.deferred).run(shared);
                 return;
             }
             let batches = std::mem::take(&mut self.tasks);
