@@ -141,7 +141,6 @@ pub(crate) struct Deferred {
     wakers: WakeList,
     dropped_wakers: Vec<Waker>,
     garbage: Vec<Panic>,
-    nodes: Vec<Node>,
     timers: Vec<TimerKey>,
 }
 
@@ -502,12 +501,11 @@ impl Tree {
             }
             return None;
         }
-        let mut node = self.remove(id.key, deferred);
         let outcome = Outcome {
             cancelled: node.cancelled.then(|| node.inner.cancel_value()),
             panic: node.panic.take(),
         };
-        deferred.nodes.push(node);
+        self.remove(id.key, deferred);
         Some(outcome)
     }
 
@@ -532,14 +530,15 @@ impl Tree {
             Body::Running => {}
             Body::Done => deferred.wakers.extend(node.waker.take()),
             Body::Dropped => {
-                let node = self.remove(key, deferred);
-                deferred.nodes.push(node);
+                self.remove(key, deferred);
             }
         }
     }
 
     /// Removes a finished node and settles its ancestors, iteratively.
-    fn remove(&mut self, key: usize, deferred: &mut Deferred) -> Node {
+    /// `retire` moves out everything whose drop could run user code, so
+    /// the rest of a node is dropped here, under the lock.
+    fn remove(&mut self, key: usize, deferred: &mut Deferred) {
         let mut node = self.nodes.remove(key);
         debug_assert!(node.is_finished());
         node.retire(deferred);
@@ -560,12 +559,9 @@ impl Tree {
                     let mut removed = self.nodes.remove(p);
                     removed.retire(deferred);
                     (parent, slot) = (removed.parent, removed.slot_in_parent);
-                    deferred.garbage.extend(removed.panic.take());
-                    deferred.nodes.push(removed);
                 }
             }
         }
-        node
     }
 
     /// Accounts for tasks whose futures a canceller dropped: `n` tasks of
@@ -651,6 +647,7 @@ impl Node {
 
     /// Hands what a leaving node still holds to `deferred`.
     fn retire(&mut self, deferred: &mut Deferred) {
+        deferred.garbage.extend(self.panic.take());
         deferred
             .timers
             .extend(self.deadline.take().map(|d| d.timer));
@@ -674,7 +671,6 @@ impl Deferred {
         self.wakers.wake_all();
         drop(self.dropped_wakers);
         drop(self.garbage);
-        drop(self.nodes);
     }
 
     /// A waker to drop, unwoken, after the lock is released.
