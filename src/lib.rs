@@ -54,6 +54,27 @@
 //! assert!(out.is_err());
 //! ```
 //!
+//! A scope can carry a deadline; when it passes, the scope is cancelled
+//! exactly as by `cancel()`. Cleanup that must finish anyway goes in a
+//! [`shielded_scope`], which the cancellation of enclosing scopes does not
+//! reach:
+//!
+//! ```
+//! use cancel_scope::{runtime, shielded_scope, time::{move_on_after, sleep}};
+//! use std::time::Duration;
+//!
+//! let out = runtime::block_on(move_on_after(Duration::from_millis(10), |s| async move {
+//!     s.spawn(shielded_scope(|_| async { /* flush, say goodbye, ... */ }));
+//!     sleep(Duration::from_secs(60)).await; // cut short by the deadline
+//! }));
+//! assert_eq!(out.unwrap_err().to_string(), "cancelled: deadline of 10ms passed");
+//! ```
+//!
+//! Policies built on scopes: [`try_scope`] (the first error cancels the
+//! rest), [`race_ok`] (the first success cancels the rest). To see what a
+//! running program is waiting for, print
+//! [`Runtime::scope_tree`](runtime::Runtime::scope_tree).
+//!
 //! The guide to the design is `ARCHITECTURE.md` in the repository.
 
 #![warn(missing_docs, missing_debug_implementations)]
