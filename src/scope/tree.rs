@@ -572,7 +572,10 @@ impl Tree {
         panics: Vec<(ScopeId, Panic)>,
         batch: &mut CancelBatch,
     ) {
-        for &(id, n) in dropped {
+        // A node none of whose tasks we dropped may have finished and left
+        // already (its runners released them); one we dropped tasks of is
+        // still here, held by the counts we have not settled (invariant 2).
+        for &(id, n) in dropped.iter().filter(|&&(_, n)| n > 0) {
             let node = self
                 .get_mut(id)
                 .expect("invariant 2: a task's node outlives it");
