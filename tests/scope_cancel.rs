@@ -508,7 +508,7 @@ fn dropping_the_scope_future_cancels_it() {
                     Ok("parked")
                 })
                 .await;
-                                assert_eq!(first, Ok("parked"));
+                assert_eq!(first, Ok("parked"));
                 // A task counts down inside its first poll, so one may still
                 // be in that poll when the scope future is dropped: its
                 // runner drops it when the poll returns. The others were
