@@ -109,6 +109,11 @@ impl Idle {
         }
     }
 
+    /// A worker that was not counted as searching starts searching.
+    pub(crate) fn start_searching(&self) {
+        self.num_searching.fetch_add(1, SeqCst);
+    }
+
     /// A searching worker found a task. Returns true if it was the last
     /// searcher, in which case the caller should `notify_work`.
     pub(crate) fn stop_searching(&self) -> bool {

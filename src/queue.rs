@@ -19,7 +19,12 @@ pub(crate) const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 ///
 /// Order: finish what we started before taking on something new (our own
 /// queue), then a batch from the injector, then steal from the other
-/// workers, starting at a random victim so thieves spread out.
+/// workers, starting at a random victim so thieves spread out. Two
+/// fairness ticks break that order now and then: every
+/// [`GLOBAL_QUEUE_INTERVAL`] tasks the injector comes first, so tasks woken
+/// from outside are not starved by a busy local queue; half an interval
+/// later the other workers come first, so a task queued behind one that
+/// never yields is not starved while the injector keeps us busy.
 pub(crate) fn find_task(
     local: &Deque<TaskRef>,
     injector: &Injector<TaskRef>,
@@ -27,22 +32,37 @@ pub(crate) fn find_task(
     tick: u32,
     random: usize,
 ) -> Option<TaskRef> {
-    if tick % GLOBAL_QUEUE_INTERVAL == 0 {
-        if let Some(task) = steal_retrying(|| injector.steal_batch_and_pop(local)) {
-            return Some(task);
+    let steal_from_others = || -> Steal<TaskRef> {
+        let n = stealers.len();
+        (0..n)
+            .map(|i| stealers[(random + i) % n].steal_batch_and_pop(local))
+            .collect()
+    };
+    match tick % GLOBAL_QUEUE_INTERVAL {
+        0 => {
+            if let Some(task) = steal_retrying(|| injector.steal_batch_and_pop(local)) {
+                return Some(task);
+            }
         }
+        STEAL_TICK => {
+            if let Some(task) = steal_retrying(steal_from_others) {
+                return Some(task);
+            }
+        }
+        _ => {}
     }
     local.pop().or_else(|| {
         steal_retrying(|| {
-            injector.steal_batch_and_pop(local).or_else(|| {
-                let n = stealers.len();
-                (0..n)
-                    .map(|i| stealers[(random + i) % n].steal_batch_and_pop(local))
-                    .collect()
-            })
+            injector
+                .steal_batch_and_pop(local)
+                .or_else(steal_from_others)
         })
     })
 }
+
+/// The tick, within each [`GLOBAL_QUEUE_INTERVAL`], at which the other
+/// workers' queues come first: half an interval after the injector's turn.
+const STEAL_TICK: u32 = GLOBAL_QUEUE_INTERVAL / 2;
 
 /// Whether any queue a sleeper would look at holds a task.
 pub(crate) fn any_work(injector: &Injector<TaskRef>, stealers: &[Stealer<TaskRef>]) -> bool {

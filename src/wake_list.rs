@@ -4,7 +4,17 @@
 //! first few live inline and only a long list allocates; the cheapest
 //! cancel (an empty scope) then allocates nothing.
 
+use crate::task::Panic;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
+
+/// Wakes `waker`, catching a panic from it. A waker is user code; when the
+/// runtime calls one outside any task's poll (a timer, a cancel walk) there
+/// is nobody to hand its panic to, and letting it unwind would lose the
+/// wakes after it or take down a worker, so callers contain it.
+pub(crate) fn wake_catching(waker: Waker) -> Option<Panic> {
+    catch_unwind(AssertUnwindSafe(|| waker.wake())).err()
+}
 
 /// How many wakers fit without allocating: one cancel usually wakes a
 /// scope future and perhaps a waiter or two.
@@ -25,10 +35,11 @@ impl WakeList {
         }
     }
 
-    /// Wakes every waker, in the order they were pushed.
+    /// Wakes every waker, in the order they were pushed. A waker that
+    /// panics does not stop the others; see [`wake_catching`].
     pub(crate) fn wake_all(self) {
         for waker in self.inline.into_iter().flatten().chain(self.spill) {
-            waker.wake();
+            drop(wake_catching(waker));
         }
     }
 }

@@ -126,7 +126,13 @@ impl Core {
             || queue::any_work(shared.injector(), shared.stealers())
             || shared.auto_advance()
         {
-            return idle.cancel_sleep(self.id);
+            // We stopped searching in `prepare_sleep`, and a poster may have
+            // relied on that search; search again, so that finding a task
+            // passes the baton (protocol in `idle.rs`).
+            if !idle.cancel_sleep(self.id) {
+                idle.start_searching();
+            }
+            return true;
         }
         // A paused clock's instants are not real time: wait for a wake-up
         // (the last thread to go idle advances the clock).

@@ -88,8 +88,16 @@ impl Event {
             waiters.epoch += 1;
             std::mem::take(&mut waiters.wakers)
         };
+        // Every waiter is woken even if one's waker panics; the first
+        // panic then resumes here, in the caller of `set`.
+        let mut first_panic = None;
         for (_, waker) in wakers {
-            waker.wake();
+            if let Some(panic) = crate::wake_list::wake_catching(waker) {
+                first_panic.get_or_insert(panic);
+            }
+        }
+        if let Some(panic) = first_panic {
+            std::panic::resume_unwind(panic);
         }
     }
 

@@ -147,8 +147,10 @@ where
                 End::Panicked => Err(Cancelled::new(CancelReason::Panicked)),
             };
             let waker = self.join.lock().put(output);
-            if let Some(waker) = waker {
-                waker.wake();
+            // A panicking `JoinHandle` waker counts as this task's panic:
+            // it goes to the task's scope, not into the worker.
+            if let Some(wake_panic) = waker.and_then(crate::wake_list::wake_catching) {
+                return panic.or(Some(wake_panic));
             }
         }
         panic

@@ -116,7 +116,8 @@ impl Timers {
     fn wake_all(expired: BTreeMap<TimerKey, Waker>) -> bool {
         let fired = !expired.is_empty();
         for (_, waker) in expired {
-            waker.wake();
+            // Contained: a timer belongs to no scope (see `wake_catching`).
+            drop(crate::wake_list::wake_catching(waker));
         }
         fired
     }
