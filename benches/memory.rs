@@ -1,0 +1,258 @@
+//! Memory per parked task: spawn 100,000 tasks that park forever and
+//! report the bytes each costs, for cancel-scope, tokio and smol side by
+//! side.
+//!
+//! Two numbers per runtime, both growths measured from just before the
+//! spawns to when every task has been polled once and parked:
+//!
+//! - **RSS**: resident set size from `/proc/self/statm` (resident pages
+//!   times the page size), divided by the task count. This is what the
+//!   process really costs, allocator slack and queue buffers included.
+//! - **heap**: live bytes counted by a wrapper around the system allocator,
+//!   divided by the task count. Exact, and not blurred by pages.
+//!
+//! Each runtime is measured in a fresh process (this binary runs itself
+//! again with `MEMORY_PER_TASK_RUNTIME` set), so no runtime's freed memory
+//! lowers another's growth. Every runtime has two worker threads; the task
+//! is the same future everywhere, its `JoinHandle` dropped (detached).
+//!
+//! Not a criterion benchmark: it prints a table. `cargo bench --bench
+//! memory` runs it alone; with a filter argument, `cargo bench` runs it only
+//! if the filter is a substring of `memory`.
+#![allow(missing_docs)]
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::time::Duration;
+
+/// Tasks spawned per measurement.
+const TASKS: usize = 100_000;
+const RUNTIMES: [&str; 3] = ["cancel_scope", "tokio", "smol"];
+const CHILD_ENV: &str = "MEMORY_PER_TASK_RUNTIME";
+
+/// The system allocator, counting live bytes.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees carry over; the counter only observes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is; the caller upholds `alloc_zeroed`'s contract.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE.fetch_add(layout.size(), Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is; `ptr` came from this allocator, that is
+        // from `System`, with this layout.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is; the caller upholds `realloc`'s contract.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_sub(layout.size(), Relaxed);
+            LIVE.fetch_add(new_size, Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The page size, from the first `KernelPageSize` line of
+/// `/proc/self/smaps` (4 KiB if that cannot be read).
+fn page_size() -> usize {
+    std::fs::read_to_string("/proc/self/smaps")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("KernelPageSize:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        })
+        .map_or(4096, |kb| kb * 1024)
+}
+
+/// Resident bytes, from `/proc/self/statm`.
+fn rss(page: usize) -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+    let resident: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("statm has a resident field");
+    resident * page
+}
+
+/// A snapshot of (RSS, live heap bytes).
+#[derive(Clone, Copy)]
+struct Snapshot {
+    rss: usize,
+    heap: usize,
+}
+
+fn snapshot(page: usize) -> Snapshot {
+    Snapshot {
+        rss: rss(page),
+        heap: LIVE.load(SeqCst),
+    }
+}
+
+/// Waits until every task has parked, lets the workers go idle, and takes
+/// the snapshot.
+fn settled(page: usize) -> Snapshot {
+    while common::PARKED.load(SeqCst) < TASKS {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    snapshot(page)
+}
+
+/// Measures one runtime in this process; returns (before, after).
+fn measure(runtime: &str) -> (Snapshot, Snapshot) {
+    let page = page_size();
+    common::reset(TASKS);
+    match runtime {
+        "cancel_scope" => {
+            let rt = common::cancel_scope_rt();
+            // Warm the runtime and the allocator's thread caches.
+            let _ = rt.block_on(cancel_scope::scope(|s| async move {
+                for _ in 0..1000 {
+                    s.spawn(async {});
+                }
+            }));
+            let mut out = None;
+            let out_ref = &mut out;
+            let _ = rt.block_on(cancel_scope::scope(|s| async move {
+                let before = snapshot(page);
+                for _ in 0..TASKS {
+                    s.spawn(common::parked_task());
+                }
+                *out_ref = Some((before, settled(page)));
+                s.cancel();
+            }));
+            out.expect("measured")
+        }
+        "tokio" => {
+            let rt = common::tokio_rt();
+            rt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..1000 {
+                    set.spawn(async {});
+                }
+                while set.join_next().await.is_some() {}
+                let before = snapshot(page);
+                for _ in 0..TASKS {
+                    drop(tokio::spawn(common::parked_task()));
+                }
+                (before, settled(page))
+            })
+        }
+        "smol" => {
+            let smol = common::Smol::new();
+            smol.block_on(async {
+                let warm: Vec<_> = (0..1000).map(|_| smol.spawn(async {})).collect();
+                for t in warm {
+                    t.await;
+                }
+            });
+            let before = snapshot(page);
+            for _ in 0..TASKS {
+                smol.spawn(common::parked_task()).detach();
+            }
+            (before, settled(page))
+        }
+        other => panic!("unknown runtime {other:?}"),
+    }
+}
+
+fn per_task(before: usize, after: usize) -> f64 {
+    (after as f64 - before as f64) / TASKS as f64
+}
+
+fn main() {
+    if let Ok(runtime) = std::env::var(CHILD_ENV) {
+        let (before, after) = measure(&runtime);
+        println!(
+            "{} {:.1} {:.1}",
+            runtime,
+            per_task(before.rss, after.rss),
+            per_task(before.heap, after.heap)
+        );
+        // Skip tearing down 100,000 tasks: the numbers are out.
+        std::process::exit(0);
+    }
+    // `cargo bench` passes `--bench` and any filter; honour a filter.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.is_some_and(|f| !"memory".contains(f.as_str())) {
+        return;
+    }
+    let exe = std::env::current_exe().expect("own executable");
+    println!(
+        "memory per parked task ({TASKS} tasks, {} workers)",
+        common::WORKERS
+    );
+    println!(
+        "{:<14} {:>12} {:>12}",
+        "runtime", "RSS B/task", "heap B/task"
+    );
+    let mut json = Vec::new();
+    for runtime in RUNTIMES {
+        let out = Command::new(&exe)
+            .env(CHILD_ENV, runtime)
+            .output()
+            .expect("run the measuring process");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{runtime}: {stderr}");
+        let line = String::from_utf8(out.stdout).expect("utf-8");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        println!("{:<14} {:>12} {:>12}", fields[0], fields[1], fields[2]);
+        json.push(format!(
+            "\"{}\": {{\"rss\": {}, \"heap\": {}}}",
+            fields[0], fields[1], fields[2]
+        ));
+    }
+    // Beside criterion's results, for `benches/report.py`.
+    let json = format!(
+        "{{\"tasks\": {TASKS}, \"runtimes\": {{{}}}}}\n",
+        json.join(", ")
+    );
+    let dir = criterion_dir();
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(dir.join("memory.json"), json);
+    }
+}
+
+/// Where criterion writes its results: `$CRITERION_HOME`, else
+/// `$CARGO_TARGET_DIR/criterion`, else `target/criterion` (`cargo bench`
+/// runs benchmarks from the package root).
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir).join("criterion"),
+        None => PathBuf::from("target").join("criterion"),
+    }
+}

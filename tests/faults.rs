@@ -1,0 +1,690 @@
+//! Fault injection: panics in a task's poll, in the `Drop` of a cancelled
+//! future, in a scope body and in a user waker's `wake`, and a future that
+//! wakes itself in a tight loop.
+//!
+//! After each fault the same runtime must keep serving new scopes with
+//! every worker thread (two CPU-bound tasks that wait for each other must
+//! both run on a two-worker runtime), and the panic must surface where the
+//! documentation says: from the scope future, once every task has ended,
+//! with the panicked task's `JoinHandle` resolving to `Err(Cancelled)`
+//! with `CancelReason::Panicked`.
+//!
+//! Scenarios that could abort the whole process (a panic where no task
+//! catches it) run in a child process, so that the suite survives and
+//! reports them.
+
+mod reliability_common;
+
+use cancel_scope::runtime::Runtime;
+use cancel_scope::sync::Event;
+use cancel_scope::task::yield_now;
+use cancel_scope::time::sleep;
+use cancel_scope::{scope, CancelReason, JoinHandle};
+use reliability_common::{
+    assert_child_passed, assert_serves, expect_panic, hang_guard, is_child_for, run_in_child,
+    runtime, wait_until, DropCounter, FlagWaker, PanicOnDrop, PanickingWaker, WithWaker,
+};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+const WORKERS: usize = 2;
+
+/// A slot to carry a `JoinHandle` out of a scope body.
+type Stash<T> = Arc<Mutex<Option<JoinHandle<T>>>>;
+
+fn stash<T>() -> Stash<T> {
+    Arc::new(Mutex::new(None))
+}
+
+/// Awaits a stashed handle (after its scope ended) and returns the reason
+/// it was cancelled with.
+fn stashed_reason<T: Send + 'static>(rt: &Runtime, stash: &Stash<T>) -> CancelReason {
+    let handle = stash.lock().unwrap().take().expect("a stashed handle");
+    match rt.block_on(handle) {
+        Ok(_) => panic!("the task finished instead of being cancelled"),
+        Err(c) => c.reason().clone(),
+    }
+}
+
+/// A task that parks forever on `forever`; `drops` counts its drop and
+/// `finished` would count its end (it must never end).
+fn parked(
+    forever: &Event,
+    drops: &Arc<AtomicUsize>,
+    finished: &Arc<AtomicUsize>,
+) -> impl Future<Output = ()> + Send + 'static {
+    let (forever, finished) = (forever.clone(), finished.clone());
+    let guard = DropCounter(drops.clone());
+    async move {
+        let _guard = guard;
+        forever.wait().await;
+        finished.fetch_add(1, SeqCst);
+    }
+}
+
+// ---------------------------------------------------------------------
+// A panic in a task's poll.
+// ---------------------------------------------------------------------
+
+#[test]
+fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
+    hang_guard("panic in poll", || {
+        let rt = runtime("faults-poll", WORKERS);
+        let forever = Event::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let spins = Arc::new(AtomicUsize::new(0));
+        let panicker: Stash<()> = stash();
+        let message = expect_panic(|| {
+            rt.block_on(scope(|s| {
+                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let (spins, panicker) = (spins.clone(), panicker.clone());
+                async move {
+                    // A busy sibling, a parked sibling, and a nested scope
+                    // with a parked task: all must stop.
+                    let spinning = Event::new();
+                    {
+                        let (spins, spinning) = (spins.clone(), spinning.clone());
+                        let guard = DropCounter(drops.clone());
+                        s.spawn(async move {
+                            let _guard = guard;
+                            loop {
+                                spins.fetch_add(1, SeqCst);
+                                spinning.set();
+                                yield_now().await;
+                            }
+                        });
+                    }
+                    s.spawn(parked(&forever, &drops, &finished));
+                    let inner_task = parked(&forever, &drops, &finished);
+                    s.spawn(scope(|inner| async move {
+                        inner.spawn(inner_task);
+                        std::future::pending::<()>().await
+                    }));
+                    spinning.wait().await;
+                    *panicker.lock().unwrap() = Some(s.spawn(async {
+                        panic!("boom in poll");
+                    }));
+                    std::future::pending::<()>().await
+                }
+            }))
+        });
+        assert_eq!(message, "boom in poll");
+        // The scope resumed the panic only after every task had ended.
+        assert_eq!(drops.load(SeqCst), 3, "every sibling was dropped");
+        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+        assert_eq!(stashed_reason(&rt, &panicker), CancelReason::Panicked);
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+#[test]
+fn panics_in_many_tasks_keep_only_the_first_and_lose_no_worker() {
+    hang_guard("many panics", || {
+        let rt = runtime("faults-many", WORKERS);
+        for round in 0..20 {
+            let message = expect_panic(|| {
+                rt.block_on(scope(|s| async move {
+                    for i in 0..50 {
+                        s.spawn(async move {
+                            yield_now().await;
+                            panic!("task {i} of round {round}");
+                        });
+                    }
+                }))
+            });
+            assert!(message.starts_with("task "), "a task's panic: {message}");
+            assert_eq!(rt.live_tasks(), 0);
+            assert_eq!(rt.live_scopes(), 0);
+        }
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+// ---------------------------------------------------------------------
+// A panic in the Drop of a cancelled future.
+// ---------------------------------------------------------------------
+
+#[test]
+fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
+    hang_guard("panic in drop (parked)", || {
+        let rt = runtime("faults-drop", WORKERS);
+        let forever = Event::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let bomb: Stash<()> = stash();
+        let message = expect_panic(|| {
+            rt.block_on(scope(|s| {
+                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let bomb = bomb.clone();
+                async move {
+                    let parked_now = Event::new();
+                    s.spawn(parked(&forever, &drops, &finished));
+                    let (p, f) = (parked_now.clone(), forever.clone());
+                    *bomb.lock().unwrap() = Some(s.spawn(async move {
+                        let _bomb = PanicOnDrop("boom in drop (parked)");
+                        p.set();
+                        f.wait().await;
+                    }));
+                    s.spawn(parked(&forever, &drops, &finished));
+                    parked_now.wait().await;
+                    s.cancel();
+                    std::future::pending::<()>().await
+                }
+            }))
+        });
+        assert_eq!(message, "boom in drop (parked)");
+        assert_eq!(drops.load(SeqCst), 2, "the other futures were dropped too");
+        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+        // Cancelled first, then its drop panicked: either reason is fair.
+        let reason = stashed_reason(&rt, &bomb);
+        assert!(
+            matches!(reason, CancelReason::Explicit | CancelReason::Panicked),
+            "{reason:?}"
+        );
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+#[test]
+fn panic_in_drop_of_a_future_cancelled_while_it_was_polled() {
+    hang_guard("panic in drop (running)", || {
+        let rt = runtime("faults-drop-run", WORKERS);
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let message = expect_panic(|| {
+            rt.block_on(scope(|s| async move {
+                let in_poll = Event::new();
+                let entered = in_poll.clone();
+                let go_rx = Mutex::new(go_rx);
+                s.spawn(async move {
+                    let _bomb = PanicOnDrop("boom in drop (running)");
+                    std::future::poll_fn(|_| {
+                        // Hold this worker inside the poll until the body
+                        // has cancelled the scope: the runner then drops the
+                        // future when this poll returns.
+                        entered.set();
+                        go_rx.lock().unwrap().recv().expect("the go signal");
+                        Poll::<()>::Pending
+                    })
+                    .await
+                });
+                in_poll.wait().await;
+                s.cancel();
+                go_tx.send(()).unwrap();
+                std::future::pending::<()>().await
+            }))
+        });
+        assert_eq!(message, "boom in drop (running)");
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+#[test]
+fn panic_in_drop_of_a_future_cancelled_by_a_deadline() {
+    hang_guard("panic in drop (deadline)", || {
+        let rt = runtime("faults-drop-deadline", WORKERS);
+        let message = expect_panic(|| {
+            rt.block_on(scope(|s| async move {
+                let parked_now = Event::new();
+                let p = parked_now.clone();
+                s.spawn(async move {
+                    let _bomb = PanicOnDrop("boom in drop (deadline)");
+                    p.set();
+                    std::future::pending::<()>().await
+                });
+                parked_now.wait().await;
+                // The timer fires on a worker thread, which drops the future.
+                s.cancel_after(Duration::from_millis(5));
+                std::future::pending::<()>().await
+            }))
+        });
+        assert_eq!(message, "boom in drop (deadline)");
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+        assert_eq!(rt.pending_timers(), 0);
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+// ---------------------------------------------------------------------
+// A panic in a scope body.
+// ---------------------------------------------------------------------
+
+#[test]
+fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
+    hang_guard("panic in body", || {
+        let rt = runtime("faults-body", WORKERS);
+        let forever = Event::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let message = expect_panic(|| {
+            rt.block_on(scope(|s| {
+                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                async move {
+                    for _ in 0..10 {
+                        s.spawn(parked(&forever, &drops, &finished));
+                    }
+                    yield_now().await;
+                    panic!("boom in body");
+                }
+            }))
+        });
+        assert_eq!(message, "boom in body");
+        assert_eq!(drops.load(SeqCst), 10);
+        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+#[test]
+fn panic_in_the_scope_closure_before_the_body_starts() {
+    hang_guard("panic in closure", || {
+        let rt = runtime("faults-closure", WORKERS);
+        let forever = Event::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let message = expect_panic(|| {
+            let (f, d, fin) = (forever.clone(), drops.clone(), finished.clone());
+            #[allow(unreachable_code)]
+            rt.block_on(scope(move |s| {
+                s.spawn(parked(&f, &d, &fin));
+                panic!("boom in closure");
+                async {}
+            }))
+        });
+        assert_eq!(message, "boom in closure");
+        assert_eq!(drops.load(SeqCst), 1);
+        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+#[test]
+fn panic_in_a_nested_scope_body_climbs_scope_by_scope() {
+    hang_guard("panic in nested body", || {
+        let rt = runtime("faults-nested", WORKERS);
+        let forever = Event::new();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let host: Stash<()> = stash();
+        let message = expect_panic(|| {
+            rt.block_on(scope(|outer| {
+                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let host = host.clone();
+                async move {
+                    outer.spawn(parked(&forever, &drops, &finished));
+                    let inner_parked = parked(&forever, &drops, &finished);
+                    *host.lock().unwrap() = Some(outer.spawn(async move {
+                        let _ = scope(|inner| async move {
+                            inner.spawn(inner_parked);
+                            yield_now().await;
+                            panic!("boom in nested body");
+                        })
+                        .await;
+                    }));
+                    std::future::pending::<()>().await
+                }
+            }))
+        });
+        assert_eq!(message, "boom in nested body");
+        assert_eq!(drops.load(SeqCst), 2, "tasks of both scopes were dropped");
+        assert_eq!(finished.load(SeqCst), 0);
+        // The task that awaited the inner scope panicked in turn.
+        assert_eq!(stashed_reason(&rt, &host), CancelReason::Panicked);
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+// ---------------------------------------------------------------------
+// A panic in a user waker's `wake`.
+// ---------------------------------------------------------------------
+
+/// A task that waits on `event` with a waker that panics when woken.
+fn wait_with_panicking_waker(
+    event: &Event,
+    woken: &Arc<AtomicBool>,
+    message: &'static str,
+    registered: &Event,
+) -> impl Future<Output = ()> + Send + 'static {
+    let waker = Waker::from(Arc::new(PanickingWaker {
+        woken: woken.clone(),
+        message,
+    }));
+    WithWaker::new(event.wait(), waker, registered.clone())
+}
+
+#[test]
+fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
+    hang_guard("panicking waker (event)", || {
+        let rt = runtime("faults-waker-event", WORKERS);
+        let event = Event::new();
+        let woken = Arc::new(AtomicBool::new(false));
+        let setter: Stash<()> = stash();
+        let message = expect_panic(|| {
+            rt.block_on(scope(|s| {
+                let (event, woken, setter) = (event.clone(), woken.clone(), setter.clone());
+                async move {
+                    let registered = Event::new();
+                    s.spawn(wait_with_panicking_waker(
+                        &event,
+                        &woken,
+                        "boom in wake (event)",
+                        &registered,
+                    ));
+                    registered.wait().await;
+                    *setter.lock().unwrap() = Some(s.spawn(async move { event.set() }));
+                    std::future::pending::<()>().await
+                }
+            }))
+        });
+        // `Event::set` ran the waker inside the setter task's poll: that
+        // task panicked, and its scope resumed the panic.
+        assert_eq!(message, "boom in wake (event)");
+        assert!(woken.load(SeqCst));
+        assert_eq!(stashed_reason(&rt, &setter), CancelReason::Panicked);
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+/// One waiter's panicking waker must not cost the other waiters of the
+/// same `Event` their wake-up: they registered before `set`, and the flag
+/// is set, so they must be woken (otherwise they wait forever).
+#[test]
+fn a_panicking_waker_does_not_stop_event_set_from_waking_the_others() {
+    hang_guard("panicking waker (other waiters)", || {
+        let rt = runtime("faults-waker-others", WORKERS);
+        let event = Event::new();
+        let woken = Arc::new(AtomicBool::new(false));
+        // First waiter: a panicking waker. Then two well-behaved waiters.
+        let registered = Event::new();
+        let mut first = Box::pin(wait_with_panicking_waker(
+            &event,
+            &woken,
+            "boom in wake (first waiter)",
+            &registered,
+        ));
+        let noop = reliability_common::noop_waker();
+        assert!(first
+            .as_mut()
+            .poll(&mut Context::from_waker(&noop))
+            .is_pending());
+        let others: Vec<_> = (0..2)
+            .map(|_| {
+                let flag = Arc::new(AtomicBool::new(false));
+                let waker = Waker::from(Arc::new(FlagWaker(flag.clone())));
+                let mut wait = Box::pin(event.wait());
+                assert!(wait
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending());
+                (flag, wait)
+            })
+            .collect();
+        let message = expect_panic(|| {
+            rt.block_on(scope(|s| {
+                let event = event.clone();
+                async move {
+                    s.spawn(async move { event.set() });
+                }
+            }))
+        });
+        assert_eq!(message, "boom in wake (first waiter)");
+        assert!(woken.load(SeqCst));
+        for (i, (flag, _wait)) in others.iter().enumerate() {
+            assert!(
+                flag.load(SeqCst),
+                "waiter {i} of the event was never woken after set()"
+            );
+        }
+        assert_serves(&rt, WORKERS);
+    });
+}
+
+/// The child half of [`panic_in_a_waker_woken_by_a_timer`].
+fn timer_waker_child() {
+    let rt = runtime("faults-waker-timer", WORKERS);
+    let woken = Arc::new(AtomicBool::new(false));
+    let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(scope(|s| {
+            let woken = woken.clone();
+            async move {
+                let registered = Event::new();
+                let waker = Waker::from(Arc::new(PanickingWaker {
+                    woken: woken.clone(),
+                    message: "boom in wake (timer)",
+                }));
+                let r = registered.clone();
+                s.spawn(async move {
+                    // The sleep is created inside the task, so its timer
+                    // belongs to this runtime; a worker fires it.
+                    WithWaker::new(sleep(Duration::from_millis(5)), waker, r).await;
+                });
+                registered.wait().await;
+                while !woken.load(SeqCst) {
+                    yield_now().await;
+                }
+                // The task is never woken through its own waker: stop it.
+                s.cancel();
+            }
+        }))
+    }));
+    check_waker_fault(out, "boom in wake (timer)");
+    assert!(woken.load(SeqCst));
+    assert_serves(&rt, WORKERS);
+    assert_eq!(rt.pending_timers(), 0);
+}
+
+/// A panicking waker called by the runtime, outside any task's poll, may
+/// be reported from the scope like a task's panic, or contained; the scope
+/// must end either way.
+fn check_waker_fault(out: std::thread::Result<Result<(), cancel_scope::Cancelled>>, message: &str) {
+    match out {
+        Ok(Err(cancelled)) => assert!(
+            matches!(
+                cancelled.reason(),
+                CancelReason::Explicit | CancelReason::Panicked
+            ),
+            "{cancelled:?}"
+        ),
+        Ok(Ok(())) => panic!("the scope was not cancelled"),
+        Err(p) => assert_eq!(reliability_common::panic_message(&*p), message),
+    }
+}
+
+/// A timer's waker is user code too: when it panics on a worker thread,
+/// outside any task, the runtime must survive.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot start a child process")]
+fn panic_in_a_waker_woken_by_a_timer() {
+    const NAME: &str = "panic_in_a_waker_woken_by_a_timer";
+    if is_child_for(NAME) {
+        return timer_waker_child();
+    }
+    let out = run_in_child(NAME);
+    assert_child_passed(NAME, &out);
+}
+
+/// The child half of [`panic_in_a_waker_woken_by_a_finishing_task`].
+fn join_waker_child() {
+    let rt = runtime("faults-waker-join", WORKERS);
+    let woken = Arc::new(AtomicBool::new(false));
+    let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        rt.block_on(scope(|s| {
+            let woken = woken.clone();
+            async move {
+                let finish = Event::new();
+                let f = finish.clone();
+                let target = s.spawn(async move { f.wait().await });
+                let registered = Event::new();
+                let waker = Waker::from(Arc::new(PanickingWaker {
+                    woken: woken.clone(),
+                    message: "boom in wake (join)",
+                }));
+                let r = registered.clone();
+                // Awaits `target` with the panicking waker; the runner that
+                // completes `target` calls it.
+                s.spawn(async move {
+                    let _ = WithWaker::new(target, waker, r).await;
+                });
+                registered.wait().await;
+                finish.set();
+                while !woken.load(SeqCst) {
+                    yield_now().await;
+                }
+                // The watcher never learns that `target` ended: stop it.
+                s.cancel();
+            }
+        }))
+    }));
+    check_waker_fault(out, "boom in wake (join)");
+    assert!(woken.load(SeqCst));
+    assert_serves(&rt, WORKERS);
+}
+
+/// A `JoinHandle`'s waker is called by the runner of the finished task:
+/// when it panics there, the runtime must survive.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot start a child process")]
+fn panic_in_a_waker_woken_by_a_finishing_task() {
+    const NAME: &str = "panic_in_a_waker_woken_by_a_finishing_task";
+    if is_child_for(NAME) {
+        return join_waker_child();
+    }
+    let out = run_in_child(NAME);
+    assert_child_passed(NAME, &out);
+}
+
+// ---------------------------------------------------------------------
+// A future that wakes itself in a tight loop.
+// ---------------------------------------------------------------------
+
+/// Always `Pending`, after waking itself.
+struct SelfWaking(Arc<AtomicUsize>);
+
+impl Future for SelfWaking {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.fetch_add(1, SeqCst);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[test]
+fn self_waking_futures_do_not_starve_others_on_one_worker() {
+    hang_guard("self-waking loop", || {
+        let rt = runtime("faults-spin", 1);
+        let spins = Arc::new(AtomicUsize::new(0));
+        let outside = Event::new();
+        let setter = {
+            let (outside, spins) = (outside.clone(), spins.clone());
+            std::thread::spawn(move || {
+                // Set from an OS thread outside the runtime (the injector
+                // path), once the spinners are going.
+                wait_until("the spinners to run", || spins.load(SeqCst) > 100);
+                outside.set();
+            })
+        };
+        let out = rt.block_on(scope(|s| {
+            let (spins, outside) = (spins.clone(), outside.clone());
+            async move {
+                for _ in 0..2 {
+                    s.spawn(SelfWaking(spins.clone()));
+                }
+                let yielder = s.spawn(async {
+                    for _ in 0..500 {
+                        yield_now().await;
+                    }
+                    "yielder"
+                });
+                let sleeper = s.spawn(async {
+                    sleep(Duration::from_millis(5)).await;
+                    "sleeper"
+                });
+                let waiter = s.spawn(async move {
+                    outside.wait().await;
+                    "waiter"
+                });
+                let s2 = s.clone();
+                let spawner = s.spawn(async move {
+                    // Spawned by a task: lands in the worker's local queue
+                    // behind the spinners.
+                    s2.spawn(async { "grandchild" }).await
+                });
+                assert_eq!(yielder.await, Ok("yielder"));
+                assert_eq!(sleeper.await, Ok("sleeper"));
+                assert_eq!(waiter.await, Ok("waiter"));
+                assert_eq!(spawner.await, Ok(Ok("grandchild")));
+                s.cancel();
+            }
+        }));
+        setter.join().unwrap();
+        let cancelled = out.expect_err("the body cancelled the scope");
+        assert_eq!(cancelled.reason(), &CancelReason::Explicit);
+        assert!(spins.load(SeqCst) > 0, "the spinners ran");
+        assert_eq!(rt.live_tasks(), 0);
+        assert_serves(&rt, 1);
+    });
+}
+
+#[test]
+fn self_waking_futures_do_not_starve_others_reported_through_results() {
+    hang_guard("self-waking loop (results)", || {
+        let rt = runtime("faults-spin-results", 1);
+        let spins = Arc::new(AtomicUsize::new(0));
+        let results = rt.block_on(scope(|s| {
+            let spins = spins.clone();
+            async move {
+                let spinners = scope(|inner| async move {
+                    for _ in 0..3 {
+                        inner.spawn(SelfWaking(spins.clone()));
+                    }
+                    std::future::pending::<()>().await
+                });
+                let work = s.spawn(async {
+                    let mut n = 0;
+                    for _ in 0..100 {
+                        yield_now().await;
+                        n += 1;
+                    }
+                    sleep(Duration::from_millis(2)).await;
+                    n
+                });
+                // The spinners' scope loses the race and is dropped.
+                futures_lite::future::or(
+                    async {
+                        let _ = spinners.await;
+                        None
+                    },
+                    async { Some(work.await) },
+                )
+                .await
+            }
+        }));
+        assert_eq!(results, Ok(Some(Ok(100))));
+        assert!(spins.load(SeqCst) > 0);
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+        assert_serves(&rt, 1);
+    });
+}

@@ -1,0 +1,722 @@
+//! Stress tests: very many tasks through one scope, and random trees of
+//! plain and linked scopes, grown by tasks that open nested scopes,
+//! cancelled at random moments from several OS threads while they are
+//! still growing.
+//!
+//! Every future is tracked: none may be polled after a cancel that reached
+//! its scope returned (beyond the one poll a worker had already claimed),
+//! none spawned into a cancelled scope may be polled at all, each is
+//! dropped exactly once, and the runtime's live task and scope counts are
+//! back to zero at the end.
+//!
+//! The default runs are short; the long ones are `#[ignore]`d:
+//! `cargo test --release --test stress -- --ignored --nocapture`.
+//! `RELIABILITY_SEED=<n>` replays the random trees of one seed.
+
+mod reliability_common;
+
+use cancel_scope::runtime::Runtime;
+use cancel_scope::sync::Event;
+use cancel_scope::task::yield_now;
+use cancel_scope::time::sleep;
+use cancel_scope::{linked_scope, scope, CancelHandle, CancelReason, Scope};
+use reliability_common::{
+    hang_guard, hang_guard_for, runtime, seed, wait_until, BoxFuture, DropCounter, Probe, Rng,
+    Tracked, Violations,
+};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Tasks in the short "many tasks" runs (the long runs use one million).
+const SHORT_TASKS: usize = if cfg!(miri) { 64 } else { 50_000 };
+const MILLION: usize = 1_000_000;
+/// The hang bound of the long runs.
+const LONG_LIMIT: Duration = Duration::from_secs(1800);
+
+// ---------------------------------------------------------------------
+// Many tasks through one scope.
+// ---------------------------------------------------------------------
+
+/// `n` tasks through one scope: half spawned by the body (they go through
+/// the injector) and detached, half spawned by four spawner tasks (they go
+/// to the workers' local queues) and joined in batches. Every task runs
+/// once, every future is dropped once, and nothing stays live.
+fn many_tasks_complete(n: usize) -> Duration {
+    let rt = runtime("stress-many", 2);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let out = rt.block_on(scope(|s| {
+        let (ran, drops) = (ran.clone(), drops.clone());
+        async move {
+            let spawners = 4;
+            let detached = n - n / 2;
+            for _ in 0..detached {
+                let (ran, guard) = (ran.clone(), DropCounter(drops.clone()));
+                drop(s.spawn(async move {
+                    let _guard = guard;
+                    ran.fetch_add(1, SeqCst);
+                }));
+            }
+            let joined = n / 2;
+            for k in 0..spawners {
+                let per = joined / spawners + usize::from(k < joined % spawners);
+                let (s2, ran, drops) = (s.clone(), ran.clone(), drops.clone());
+                s.spawn(async move {
+                    let mut left = per;
+                    while left > 0 {
+                        let batch = left.min(1000);
+                        left -= batch;
+                        let handles: Vec<_> = (0..batch)
+                            .map(|j| {
+                                let (ran, guard) = (ran.clone(), DropCounter(drops.clone()));
+                                s2.spawn(async move {
+                                    let _guard = guard;
+                                    ran.fetch_add(1, SeqCst);
+                                    j
+                                })
+                            })
+                            .collect();
+                        for (j, h) in handles.into_iter().enumerate() {
+                            assert_eq!(h.await, Ok(j), "a joined task's output");
+                        }
+                    }
+                });
+            }
+        }
+    }));
+    let elapsed = start.elapsed();
+    assert!(out.is_ok(), "the scope was not cancelled: {out:?}");
+    // Joined spawns' handles wait on the spawner tasks, so by the time the
+    // scope ends every task has run and been released.
+    assert_eq!(ran.load(SeqCst), n, "every task ran exactly once");
+    assert_eq!(
+        drops.load(SeqCst),
+        n,
+        "every future was dropped exactly once"
+    );
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    elapsed
+}
+
+/// `n` tasks parked in one scope, then cancelled at once: every future is
+/// dropped exactly once, none completes, nothing stays live.
+fn many_tasks_cancelled(n: usize) -> Duration {
+    let rt = runtime("stress-park", 2);
+    let polled = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let all_parked = Event::new();
+    let forever = Event::new();
+    let start = Instant::now();
+    let out = rt.block_on(scope(|s| {
+        let (polled, finished, drops) = (polled.clone(), finished.clone(), drops.clone());
+        let (all_parked, forever) = (all_parked.clone(), forever.clone());
+        async move {
+            for _ in 0..n {
+                let (polled, finished) = (polled.clone(), finished.clone());
+                let (all_parked, forever) = (all_parked.clone(), forever.clone());
+                let guard = DropCounter(drops.clone());
+                s.spawn(async move {
+                    let _guard = guard;
+                    if polled.fetch_add(1, SeqCst) + 1 == n {
+                        all_parked.set();
+                    }
+                    forever.wait().await;
+                    finished.fetch_add(1, SeqCst);
+                });
+            }
+            all_parked.wait().await;
+            s.cancel();
+            std::future::pending::<()>().await
+        }
+    }));
+    let elapsed = start.elapsed();
+    let err = out.expect_err("the scope was cancelled");
+    assert_eq!(err.reason(), &CancelReason::Explicit);
+    assert_eq!(polled.load(SeqCst), n);
+    assert_eq!(finished.load(SeqCst), 0, "no parked task ran on");
+    assert_eq!(
+        drops.load(SeqCst),
+        n,
+        "every future was dropped exactly once"
+    );
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    elapsed
+}
+
+#[test]
+fn fifty_thousand_tasks_through_one_scope() {
+    let t = hang_guard("50k tasks", || many_tasks_complete(SHORT_TASKS));
+    println!("{SHORT_TASKS} tasks completed through one scope in {t:?}");
+}
+
+#[test]
+fn fifty_thousand_parked_tasks_cancelled() {
+    let t = hang_guard("50k parked", || many_tasks_cancelled(SHORT_TASKS));
+    println!("{SHORT_TASKS} parked tasks spawned and cancelled in {t:?}");
+}
+
+#[test]
+#[ignore = "long: cargo test --release --test stress -- --ignored"]
+fn one_million_tasks_through_one_scope() {
+    let t = hang_guard_for("1M tasks", LONG_LIMIT, || many_tasks_complete(MILLION));
+    println!("{MILLION} tasks completed through one scope in {t:?}");
+}
+
+#[test]
+#[ignore = "long: cargo test --release --test stress -- --ignored"]
+fn one_million_parked_tasks_cancelled() {
+    let t = hang_guard_for("1M parked", LONG_LIMIT, || many_tasks_cancelled(MILLION));
+    println!("{MILLION} parked tasks spawned and cancelled in {t:?}");
+}
+
+// ---------------------------------------------------------------------
+// A cancel racing the release of the scope's last task.
+// ---------------------------------------------------------------------
+
+/// Dropped by the canceller: lets the spinning task finish, then holds
+/// the cancelling thread until that task's scope has left the tree.
+struct HoldCanceller {
+    finish_task: Arc<AtomicBool>,
+    rt: Arc<Runtime>,
+    scopes_after: usize,
+}
+
+impl Drop for HoldCanceller {
+    fn drop(&mut self) {
+        self.finish_task.store(true, SeqCst);
+        let rt = &self.rt;
+        wait_until("the finished task's scope to leave the tree", || {
+            rt.live_scopes() <= self.scopes_after
+        });
+    }
+}
+
+/// `cancel()` takes the tasks of a whole subtree under the tree lock, then
+/// (lock released) cancels them one by one, dropping the idle ones, and
+/// then takes the lock again to settle the count of futures it dropped in
+/// each scope. A scope none of whose tasks it dropped (they were running,
+/// and their runners drop them) may end in between: here scope `P`, whose
+/// only task finishes while the canceller drops a task of the sibling
+/// scope `Q`. `cancel()` must still return normally, and everything end.
+#[test]
+fn cancel_returns_when_a_scope_ends_during_the_cancel() {
+    hang_guard("cancel vs a scope ending", || {
+        let rt = Arc::new(runtime("stress-release", 2));
+        let started = Arc::new(AtomicBool::new(false));
+        let finish_task = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel::<CancelHandle>();
+        let canceller = {
+            let started = started.clone();
+            thread::spawn(move || {
+                let handle = rx.recv().expect("the scope's cancel handle");
+                wait_until("the task to run", || started.load(SeqCst));
+                std::panic::catch_unwind(AssertUnwindSafe(|| handle.cancel()))
+                    .map_err(|p| reliability_common::panic_message(&*p))
+            })
+        };
+        // The scope future runs on a thread of its own: if `cancel()` fails
+        // half-way, it never ends, and the test reports the cancel's panic.
+        let driver = {
+            let rt = rt.clone();
+            thread::spawn(move || {
+                rt.block_on(scope(|g| {
+                    tx.send(g.cancel_handle()).unwrap();
+                    let rt2 = rt.clone();
+                    async move {
+                        // Q first, so that the cancel walk reaches P (opened
+                        // later) first, then Q.
+                        let q_open = Event::new();
+                        let q = q_open.clone();
+                        let hold = HoldCanceller {
+                            finish_task: finish_task.clone(),
+                            rt: rt2,
+                            scopes_after: 2,
+                        };
+                        g.spawn(scope(move |q_scope| async move {
+                            q_scope.spawn(async move {
+                                let _hold = hold;
+                                std::future::pending::<()>().await
+                            });
+                            q.set();
+                            std::future::pending::<()>().await
+                        }));
+                        q_open.wait().await;
+                        g.spawn(scope(move |p_scope| async move {
+                            p_scope.spawn(async move {
+                                started.store(true, SeqCst);
+                                while !finish_task.load(SeqCst) {
+                                    std::hint::spin_loop();
+                                }
+                            });
+                            std::future::pending::<()>().await
+                        }));
+                        std::future::pending::<()>().await
+                    }
+                }))
+            })
+        };
+        let cancelled = canceller.join().expect("the canceller thread");
+        assert_eq!(cancelled, Ok(()), "cancel() panicked");
+        let out = driver.join().expect("the scope's thread");
+        assert_eq!(
+            out.map_err(|c| c.reason().clone()),
+            Err(CancelReason::Explicit)
+        );
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+    });
+}
+
+// ---------------------------------------------------------------------
+// An idle worker is woken for a task queued behind a busy one.
+// ---------------------------------------------------------------------
+
+/// One round: a scope body registers a timer (which wakes a sleeping
+/// worker to look at it) and at once spawns two tasks that spin, never
+/// yielding, until both run. They meet only if both workers pick one up;
+/// returns false if they did not within `limit`.
+fn spinners_meet_after_a_timer(rt: &Runtime, limit: Duration) -> bool {
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let out = rt.block_on(scope(|s| async move {
+        let mut timer = Box::pin(sleep(Duration::from_secs(3600)));
+        assert!(futures_lite::future::poll_once(&mut timer).await.is_none());
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let arrived = arrived.clone();
+                s.spawn(async move {
+                    arrived.fetch_add(1, SeqCst);
+                    let start = Instant::now();
+                    while arrived.load(SeqCst) < 2 {
+                        if start.elapsed() > limit {
+                            return false;
+                        }
+                        std::hint::spin_loop();
+                    }
+                    true
+                })
+            })
+            .collect();
+        let mut met = true;
+        for h in handles {
+            met &= h.await == Ok(true);
+        }
+        met
+    }));
+    out == Ok(true)
+}
+
+/// Two runnable tasks and two workers: both tasks must run at once. A
+/// worker that was woken to search, found nothing, and then saw the new
+/// tasks in its last look before sleeping, must wake the other worker
+/// (the posters did not, since it was searching); otherwise the second
+/// task waits in the busy worker's queue while the other worker sleeps.
+#[test]
+fn an_idle_worker_is_woken_for_a_task_queued_behind_a_busy_one() {
+    hang_guard("idle worker wake-up", || {
+        let rt = runtime("stress-wake", 2);
+        let rounds = if cfg!(miri) { 5 } else { 2000 };
+        for round in 0..rounds {
+            assert!(
+                spinners_meet_after_a_timer(&rt, Duration::from_secs(2)),
+                "round {round}: a runnable task waited 2 s in a queue while a worker slept"
+            );
+        }
+        assert_eq!(rt.pending_timers(), 0);
+    });
+}
+
+// ---------------------------------------------------------------------
+// Random trees cancelled from several threads.
+// ---------------------------------------------------------------------
+
+/// Serializes nothing, but tells when a cancel is complete: a flag handed
+/// to [`Gate::cancel`] is set only once no cancel is running any more.
+/// (A `cancel()` that finds its scope already cancelled returns at once,
+/// while the thread that did cancel it may still be dropping futures; once
+/// every concurrent cancel has returned, all of them are done.)
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    running: usize,
+    ready: Vec<Arc<AtomicBool>>,
+}
+
+impl Gate {
+    /// Cancels `handle`'s scope; `covers` is the flag of the highest scope
+    /// this cancel reaches (through links).
+    fn cancel(&self, handle: &CancelHandle, covers: &Arc<AtomicBool>) {
+        self.state.lock().unwrap().running += 1;
+        handle.cancel();
+        // An ended scope is not cancelled by a late handle: then nothing
+        // was reached, and nothing may be flagged.
+        let reached = handle.is_cancelled();
+        let mut state = self.state.lock().unwrap();
+        state.running -= 1;
+        if reached {
+            state.ready.push(covers.clone());
+        }
+        if state.running == 0 {
+            for flag in state.ready.drain(..) {
+                flag.store(true, SeqCst);
+            }
+        }
+    }
+}
+
+/// One random tree and everything the checks need.
+struct Forest {
+    violations: Arc<Violations>,
+    probes: Mutex<Vec<Arc<Probe>>>,
+    /// Every scope opened so far, for the cancelling threads.
+    scopes: Mutex<Vec<(CancelHandle, Arc<AtomicBool>)>>,
+    gate: Gate,
+    /// Tasks that may still be spawned.
+    budget: AtomicIsize,
+    /// Never set: parked futures wait on it until they are cancelled.
+    forever: Event,
+    max_depth: usize,
+    max_fanout: u64,
+    /// The root scope has ended.
+    done: AtomicBool,
+    /// Futures created so far.
+    created: AtomicUsize,
+    /// `created` at each cancel.
+    cancel_points: Mutex<Vec<usize>>,
+}
+
+/// Where in the tree a future lives.
+#[derive(Clone)]
+struct Place {
+    scope: Scope,
+    /// The flags of this scope and its ancestors.
+    watch: Arc<[Arc<AtomicBool>]>,
+    /// The flag of the scope a `cancel()` of this one reaches: its own, or
+    /// for a linked scope its parent's `covers`.
+    covers: Arc<AtomicBool>,
+    depth: usize,
+}
+
+impl Forest {
+    fn track<F: Future>(&self, fut: F, watch: &Arc<[Arc<AtomicBool>]>) -> Tracked<F> {
+        self.created.fetch_add(1, SeqCst);
+        let probe = Arc::new(Probe::default());
+        self.probes.lock().unwrap().push(probe.clone());
+        Tracked::new(fut, probe, watch.clone(), self.violations.clone())
+    }
+
+    fn take_budget(&self) -> bool {
+        self.budget.fetch_sub(1, SeqCst) > 0
+    }
+
+    fn register(&self, at: &Place) {
+        self.scopes
+            .lock()
+            .unwrap()
+            .push((at.scope.cancel_handle(), at.covers.clone()));
+    }
+
+    fn cancel(&self, handle: &CancelHandle, covers: &Arc<AtomicBool>) {
+        let point = self.created.load(SeqCst);
+        self.cancel_points.lock().unwrap().push(point);
+        self.gate.cancel(handle, covers);
+    }
+}
+
+/// A scope body: spawns up to `max_fanout` children (leaves, or tasks
+/// opening a nested plain or linked scope), yielding between spawns, and
+/// sometimes parks forever afterwards.
+fn body(f: Arc<Forest>, at: Place, mut rng: Rng) -> BoxFuture {
+    Box::pin(async move {
+        let fanout = 1 + rng.below(f.max_fanout);
+        for _ in 0..fanout {
+            if !f.take_budget() {
+                break;
+            }
+            let child_rng = rng.fork();
+            let kind = if at.depth < f.max_depth {
+                rng.below(3)
+            } else {
+                0
+            };
+            let child = match kind {
+                0 => leaf(f.clone(), at.clone(), child_rng),
+                1 => nested(f.clone(), &at, child_rng, false),
+                _ => nested(f.clone(), &at, child_rng, true),
+            };
+            drop(at.scope.spawn(f.track(child, &at.watch)));
+            if rng.chance(40) {
+                yield_now().await;
+            }
+        }
+        if rng.chance(25) {
+            f.forever.wait().await;
+        }
+    })
+}
+
+/// A leaf task: yields a few times, sometimes spawns a sibling, sometimes
+/// cancels its own scope, sometimes parks forever.
+fn leaf(f: Arc<Forest>, at: Place, mut rng: Rng) -> BoxFuture {
+    Box::pin(async move {
+        for _ in 0..rng.below(6) {
+            yield_now().await;
+        }
+        if rng.chance(15) && f.take_budget() {
+            let sibling = leaf(f.clone(), at.clone(), rng.fork());
+            drop(at.scope.spawn(f.track(sibling, &at.watch)));
+        }
+        if rng.chance(2) {
+            f.cancel(&at.scope.cancel_handle(), &at.covers);
+        }
+        if rng.chance(30) {
+            f.forever.wait().await;
+        }
+        for _ in 0..rng.below(3) {
+            yield_now().await;
+        }
+    })
+}
+
+/// A task that opens a nested scope (plain or linked) and runs a random
+/// body in it.
+fn nested(f: Arc<Forest>, at: &Place, rng: Rng, linked: bool) -> BoxFuture {
+    let flag = Arc::new(AtomicBool::new(false));
+    let watch: Arc<[Arc<AtomicBool>]> = at.watch.iter().cloned().chain([flag.clone()]).collect();
+    let covers = if linked { at.covers.clone() } else { flag };
+    let depth = at.depth + 1;
+    let open = move |s: Scope| {
+        let place = Place {
+            scope: s,
+            watch,
+            covers,
+            depth,
+        };
+        f.register(&place);
+        let b = body(f.clone(), place.clone(), rng);
+        f.track(b, &place.watch)
+    };
+    if linked {
+        Box::pin(async move {
+            let _ = linked_scope(open).await;
+        })
+    } else {
+        Box::pin(async move {
+            let _ = scope(open).await;
+        })
+    }
+}
+
+/// How many times a canceller yields, at most, waiting for its tree to
+/// grow; and the longest pause between its cancels, in spins. (Miri runs
+/// code thousands of times slower.)
+const GROWTH_WAIT: usize = if cfg!(miri) { 20 } else { 20_000 };
+const PAUSE_SPINS: u64 = if cfg!(miri) { 50 } else { 50_000 };
+
+/// A cancelling OS thread: waits until the tree has grown to a random
+/// size (or stopped growing), then makes `n` cancels of random scopes,
+/// each after a random pause (spinning or yielding; pauses only shape the
+/// timing).
+fn canceller(f: Arc<Forest>, mut rng: Rng, n: u64, budget: usize) {
+    let grown = rng.below(budget as u64) as usize;
+    for _ in 0..GROWTH_WAIT {
+        if f.created.load(SeqCst) >= grown || f.done.load(SeqCst) || f.budget.load(SeqCst) <= 0 {
+            break;
+        }
+        thread::yield_now();
+    }
+    let mut done = 0;
+    while done < n && !f.done.load(SeqCst) {
+        match rng.below(3) {
+            0 => {}
+            1 => (0..rng.below(50)).for_each(|_| thread::yield_now()),
+            _ => (0..rng.below(PAUSE_SPINS)).for_each(|_| std::hint::spin_loop()),
+        }
+        let pick = {
+            let scopes = f.scopes.lock().unwrap();
+            match scopes.len() {
+                0 => None,
+                len => Some(scopes[rng.below(len as u64) as usize].clone()),
+            }
+        };
+        match pick {
+            Some((handle, covers)) => {
+                f.cancel(&handle, &covers);
+                done += 1;
+            }
+            None => thread::yield_now(),
+        }
+    }
+}
+
+/// How long one random tree may take before it counts as hung: trees
+/// take milliseconds, so this only turns a hang into a quick failure.
+const TREE_LIMIT: Duration = Duration::from_secs(if cfg!(miri) { 3600 } else { 15 });
+
+/// Totals over the trees of one run.
+#[derive(Default, Debug)]
+struct Totals {
+    trees: usize,
+    futures: usize,
+    scopes: usize,
+    cancels: usize,
+    cancels_while_spawning: usize,
+    late_polls: usize,
+    completed_trees: usize,
+}
+
+/// Grows one random tree on `rt` and cancels it from several threads.
+fn run_tree(rt: &Runtime, tree_seed: u64, budget: usize) -> Totals {
+    let mut rng = Rng::new(tree_seed);
+    let f = Arc::new(Forest {
+        violations: Arc::new(Violations::default()),
+        probes: Mutex::new(Vec::new()),
+        scopes: Mutex::new(Vec::new()),
+        gate: Gate::default(),
+        budget: AtomicIsize::new(budget as isize),
+        forever: Event::new(),
+        max_depth: 2 + rng.below(6) as usize,
+        max_fanout: 2 + rng.below(9),
+        done: AtomicBool::new(false),
+        created: AtomicUsize::new(0),
+        cancel_points: Mutex::new(Vec::new()),
+    });
+    let cancellers: Vec<_> = (0..1 + rng.below(3))
+        .map(|_| {
+            let (f, mut r) = (f.clone(), rng.fork());
+            let n = 1 + r.below(6);
+            thread::spawn(move || canceller(f, r, n, budget))
+        })
+        .collect();
+    // Once the cancellers are through, cancel the root (if it still runs)
+    // so that trees with parked futures end.
+    let closer = {
+        let f = f.clone();
+        thread::spawn(move || {
+            for c in cancellers {
+                c.join().expect("a canceller thread");
+            }
+            let root = loop {
+                if let Some(root) = f.scopes.lock().unwrap().first().cloned() {
+                    break root;
+                }
+                thread::yield_now();
+            };
+            f.cancel(&root.0, &root.1);
+        })
+    };
+    let root_flag = Arc::new(AtomicBool::new(false));
+    let body_rng = rng.fork();
+    let out = rt.block_on(scope(|s| {
+        let place = Place {
+            scope: s,
+            watch: Arc::from(vec![root_flag.clone()]),
+            covers: root_flag.clone(),
+            depth: 0,
+        };
+        f.register(&place);
+        f.track(body(f.clone(), place.clone(), body_rng), &place.watch)
+    }));
+    f.done.store(true, SeqCst);
+    closer.join().expect("the closer thread");
+
+    let context = format!("tree seed {tree_seed}");
+    f.violations.assert_none(&context);
+    let probes = f.probes.lock().unwrap();
+    for (i, p) in probes.iter().enumerate() {
+        assert_eq!(
+            p.drops(),
+            1,
+            "{context}: future {i} dropped {} times (polled {}, completed {})",
+            p.drops(),
+            p.polls(),
+            p.completed()
+        );
+    }
+    assert_eq!(
+        rt.live_tasks(),
+        0,
+        "{context}: live tasks after the root ended"
+    );
+    assert_eq!(
+        rt.live_scopes(),
+        0,
+        "{context}: live scopes after the root ended"
+    );
+    assert_eq!(rt.pending_timers(), 0, "{context}: pending timers");
+    let points = f.cancel_points.lock().unwrap();
+    let scopes = f.scopes.lock().unwrap().len();
+    Totals {
+        trees: 1,
+        futures: probes.len(),
+        scopes,
+        cancels: points.len(),
+        cancels_while_spawning: points.iter().filter(|&&p| p < probes.len()).count(),
+        late_polls: probes.iter().map(|p| p.late_polls.load(SeqCst)).sum(),
+        completed_trees: usize::from(out.is_ok()),
+    }
+}
+
+impl Totals {
+    fn add(&mut self, t: Totals) {
+        self.trees += t.trees;
+        self.futures += t.futures;
+        self.scopes += t.scopes;
+        self.cancels += t.cancels;
+        self.cancels_while_spawning += t.cancels_while_spawning;
+        self.late_polls += t.late_polls;
+        self.completed_trees += t.completed_trees;
+    }
+}
+
+/// `trees` random trees of up to `budget` tasks each, on runtimes of 1 to
+/// 4 workers (a new runtime every 8 trees).
+fn random_trees(trees: usize, budget: usize, default_seed: u64) {
+    let base = seed(default_seed);
+    println!("random trees: seed {base}");
+    let start = Instant::now();
+    let mut totals = Totals::default();
+    let mut rng = Rng::new(base);
+    let mut rt = None;
+    for i in 0..trees {
+        if i % 8 == 0 {
+            let workers = 1 + rng.below(4) as usize;
+            rt = Some(Arc::new(runtime("stress-tree", workers)));
+        }
+        let tree_seed = rng.next_u64();
+        let tree_rt = rt.clone().unwrap();
+        let what = format!("random tree (seed {tree_seed})");
+        totals.add(hang_guard_for(&what, TREE_LIMIT, move || {
+            run_tree(&tree_rt, tree_seed, budget)
+        }));
+    }
+    drop(rt);
+    println!("random trees: {totals:?} in {:?}", start.elapsed());
+    assert!(
+        totals.cancels_while_spawning > 0,
+        "no cancel landed while the trees grew"
+    );
+}
+
+#[test]
+fn random_trees_cancelled_from_several_threads() {
+    let (trees, budget) = if cfg!(miri) { (2, 40) } else { (96, 3000) };
+    random_trees(trees, budget, 0x5EED_0001);
+}
+
+#[test]
+#[ignore = "long: cargo test --release --test stress -- --ignored"]
+fn random_trees_cancelled_from_several_threads_long() {
+    random_trees(2000, 20_000, 0x5EED_0002);
+}
