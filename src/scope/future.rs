@@ -14,7 +14,8 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// The future returned by [`scope`] and [`linked_scope`].
+/// The future returned by [`scope`](crate::scope()) and
+/// [`linked_scope`](crate::linked_scope).
 ///
 /// Dropping it before it completes cancels the scope (reason
 /// [`CancelReason::ScopeDropped`]): idle tasks are dropped at once, running

@@ -9,8 +9,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// The future returned by [`Scope::cancelled`] and
-/// [`CancelHandle::cancelled`].
+/// The future returned by [`Scope::cancelled`](crate::Scope::cancelled) and
+/// [`CancelHandle::cancelled`](crate::CancelHandle::cancelled).
 #[must_use = "futures do nothing unless awaited"]
 pub struct WaitCancelled {
     pub(super) inner: Arc<ScopeInner>,

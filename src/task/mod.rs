@@ -1,9 +1,9 @@
 //! Tasks: a spawned future, its state word, its waker and its `JoinHandle`.
 //!
 //! A task is one allocation, `Arc<Task<F, S>>`, holding the future, the
-//! [state word](state), the slot where the output waits for the
+//! state word (`state.rs`), the slot where the output waits for the
 //! [`JoinHandle`], and a scheduler `S`. The task knows nothing of scopes or
-//! of the runtime: it reaches both through the small [`Schedule`] trait.
+//! of the runtime: it reaches both through the small `Schedule` trait.
 //!
 //! # Who may touch which field, and when
 //!
