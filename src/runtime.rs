@@ -396,16 +396,21 @@ impl Default for Builder {
 }
 
 impl Shared {
-    /// Queues a runnable task: on this thread's worker queue if this thread
-    /// is one of our workers, else on the injector; then wakes a sleeper if
-    /// needed (protocol in `idle.rs`).
-    pub(crate) fn schedule(&self, task: TaskRef) {
-        if let Err(task) = worker::push_local(self, task) {
-            self.injector.push(task);
-            if self.is_shutdown() {
-                // Shutdown may have drained the injector already.
-                self.drain_injector();
-                return;
+    /// Queues a runnable task: on this thread's worker if this thread is
+    /// one of our workers (in its LIFO slot if `to` says so), else on the
+    /// injector; then wakes a sleeper if other workers could take the task
+    /// (protocol in `idle.rs`).
+    pub(crate) fn schedule(&self, task: TaskRef, to: worker::Push) {
+        match worker::push_local(self, task, to) {
+            Ok(worker::Pushed::Stealable) => {}
+            Ok(worker::Pushed::Private) => return,
+            Err(task) => {
+                self.injector.push(task);
+                if self.is_shutdown() {
+                    // Shutdown may have drained the injector already.
+                    self.drain_injector();
+                    return;
+                }
             }
         }
         self.idle.notify_work();

@@ -18,6 +18,15 @@ use std::sync::Arc;
 pub(crate) struct Core {
     id: usize,
     local: Deque<TaskRef>,
+    /// The task to run next: the last one woken on this worker, which is
+    /// likely to need what the waking task just produced. Not stealable.
+    lifo: Cell<Option<TaskRef>>,
+    /// Tasks run in a row from `lifo`; capped at [`MAX_LIFO_RUNS`].
+    lifo_runs: Cell<u32>,
+    /// Set while the worker is counted as asleep (inside `park`): a task
+    /// woken then (by a timer it fires) must be visible to the others, so
+    /// it skips the LIFO slot.
+    parking: Cell<bool>,
     /// Identity of the runtime this core belongs to.
     shared: *const Shared,
     tick: Cell<u32>,
@@ -33,14 +42,47 @@ pub(crate) fn is_worker_thread() -> bool {
     CURRENT_CORE.with(|c| c.borrow().is_some())
 }
 
-/// Pushes `task` to this thread's local queue if this thread is a worker of
+/// How many tasks in a row a worker takes from its LIFO slot before it
+/// looks at its queue again. Two tasks waking each other would otherwise
+/// hold the slot forever and starve the queue; tokio uses 3 as well.
+const MAX_LIFO_RUNS: u32 = 3;
+
+/// Where [`push_local`] should put a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Push {
+    /// In the LIFO slot: run it next (a wake).
+    Next,
+    /// At the back of the local queue (a yield).
+    Back,
+}
+
+/// Whether other workers can see what [`push_local`] queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// The queue (or a task bumped out of the LIFO slot into it) got a task
+    /// that other workers may steal: they should be told.
+    Stealable,
+    /// Only the LIFO slot changed: this worker runs the task next.
+    Private,
+}
+
+/// Queues `task` on this thread's worker if this thread is a worker of
 /// `shared`; hands it back otherwise.
-pub(crate) fn push_local(shared: &Shared, task: TaskRef) -> Result<(), TaskRef> {
+pub(crate) fn push_local(shared: &Shared, task: TaskRef, to: Push) -> Result<Pushed, TaskRef> {
     CURRENT_CORE.with(|c| match &*c.borrow() {
-        Some(core) if std::ptr::eq(core.shared, shared) => {
-            core.local.push(task);
-            Ok(())
-        }
+        Some(core) if std::ptr::eq(core.shared, shared) => match to {
+            Push::Next if !core.parking.get() => match core.lifo.replace(Some(task)) {
+                Some(bumped) => {
+                    core.local.push(bumped);
+                    Ok(Pushed::Stealable)
+                }
+                None => Ok(Pushed::Private),
+            },
+            Push::Next | Push::Back => {
+                core.local.push(task);
+                Ok(Pushed::Stealable)
+            }
+        },
         _ => Err(task),
     })
 }
@@ -58,6 +100,9 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
     let core = Rc::new(Core {
         id,
         local,
+        lifo: Cell::new(None),
+        lifo_runs: Cell::new(0),
+        parking: Cell::new(false),
         shared: Arc::as_ptr(&shared),
         tick: Cell::new(0),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1)),
@@ -73,6 +118,7 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
     }
     // Shutdown: drop the queue's references; the tasks' futures are
     // dropped by the runtime's shutdown cancel.
+    drop(core.lifo.take());
     while core.local.pop().is_some() {}
 }
 
@@ -99,11 +145,22 @@ impl Core {
             if shared.timers.fire_expired() {
                 continue; // a woken task may be in our queue now
             }
+            self.parking.set(true);
             searching = self.park(shared, searching);
+            self.parking.set(false);
         }
     }
 
     fn find_task(&self, shared: &Shared, tick: u32) -> Option<TaskRef> {
+        if let Some(task) = self.lifo.take() {
+            if self.lifo_runs.get() < MAX_LIFO_RUNS {
+                self.lifo_runs.set(self.lifo_runs.get() + 1);
+                return Some(task);
+            }
+            // Enough in a row: the slot's task queues like any other.
+            self.local.push(task);
+        }
+        self.lifo_runs.set(0);
         queue::find_task(
             &self.local,
             shared.injector(),

@@ -8,6 +8,7 @@ use super::ScopeInner;
 use crate::cancelled::Cancelled;
 use crate::context;
 use crate::task::{Panic, Schedule, TaskRef};
+use crate::worker::Push;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -21,7 +22,11 @@ pub(crate) struct TaskBinding {
 
 impl Schedule for TaskBinding {
     fn schedule(&self, task: TaskRef) {
-        self.scope.shared.schedule(task);
+        self.scope.shared.schedule(task, Push::Next);
+    }
+
+    fn reschedule(&self, task: TaskRef) {
+        self.scope.shared.schedule(task, Push::Back);
     }
 
     fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {

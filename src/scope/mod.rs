@@ -290,7 +290,7 @@ impl Scope {
         };
         match added {
             Ok(_) => {
-                shared.schedule(task.clone());
+                shared.schedule(task.clone(), crate::worker::Push::Back);
                 JoinHandle::new(task)
             }
             Err(cancelled) => JoinHandle::refused(cancelled),

@@ -51,8 +51,12 @@ pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 
 /// How a task reaches whoever owns it.
 pub(crate) trait Schedule: Send + Sync + 'static {
-    /// Pushes a task that became runnable to a run queue.
+    /// Pushes a task that a waker made runnable; on a worker it runs next.
     fn schedule(&self, task: TaskRef);
+    /// Pushes a task that was woken while it was being polled (it yielded,
+    /// or a wake raced its poll) to the back of the queue, behind the tasks
+    /// already waiting.
+    fn reschedule(&self, task: TaskRef);
     /// Runs `poll` with this task's context installed (its current scope).
     fn enter<R>(&self, poll: impl FnOnce() -> R) -> R;
     /// The value a `JoinHandle` of a cancelled task resolves to.
@@ -212,7 +216,7 @@ where
             }
             Some(Poll::Pending) => match self.state.transition_to_idle() {
                 ToIdle::Idle => {}
-                ToIdle::Reschedule => self.scheduler.schedule(self.clone()),
+                ToIdle::Reschedule => self.scheduler.reschedule(self.clone()),
                 ToIdle::Cancel => {
                     let panic = self.complete(End::Cancelled);
                     self.scheduler.release(panic);
