@@ -35,6 +35,10 @@ impl WakeList {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.inline[0].is_none()
+    }
+
     /// Wakes every waker, in the order they were pushed. A waker that
     /// panics does not stop the others; see [`wake_catching`].
     pub(crate) fn wake_all(self) {

@@ -666,6 +666,13 @@ impl Node {
 }
 
 impl Deferred {
+    fn is_empty(&self) -> bool {
+        self.wakers.is_empty()
+            && self.dropped_wakers.is_empty()
+            && self.garbage.is_empty()
+            && self.timers.is_empty()
+    }
+
     /// Runs what the lock held back: removes timers, wakes, then drops.
     pub(crate) fn run(self, shared: &Shared) {
         for key in self.timers {
@@ -690,6 +697,10 @@ impl CancelBatch {
     /// the task complete and queues nothing. Loops while drops cause
     /// further cancellation (a panic in a `Drop` cancels its scope).
     pub(crate) fn run(mut self, shared: &Shared) {
+        // The common case on the release path: nothing was collected.
+        if self.tasks.is_empty() && self.deferred.is_empty() {
+            return;
+        }
         loop {
             if self.tasks.is_empty() {
                 std::mem::take(&mut self.deferred).run(shared);
