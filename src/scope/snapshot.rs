@@ -39,7 +39,29 @@ pub struct TreeSnapshot {
     pub(crate) scopes: Vec<ScopeSnapshot>,
 }
 
-/// One scope in a [`TreeSnapshot`].
+/// One scope in a [`TreeSnapshot`]; its accessors are shown below.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{linked_scope, runtime::Runtime, scope, ScopeState};
+/// use std::time::Duration;
+///
+/// let rt = &Runtime::new();
+/// let _ = rt.block_on(scope(|s| async move {
+///     s.cancel_after(Duration::from_secs(60));
+///     s.spawn(std::future::pending::<()>());
+///     let tree = rt.scope_tree();
+///     let root = &tree.scopes()[0];
+///     assert_eq!((root.id(), root.depth()), (s.id(), 0));
+///     assert_eq!(root.state(), ScopeState::Running);
+///     assert!(!root.is_linked() && !root.is_shielded());
+///     assert!(root.deadline_in().unwrap() <= Duration::from_secs(60));
+///     assert_eq!(root.live_tasks(), 1);
+///     assert_eq!(root.location().file(), file!());
+///     s.cancel();
+/// }));
+/// ```
 #[derive(Clone, Debug)]
 pub struct ScopeSnapshot {
     pub(crate) id: u64,
@@ -70,11 +92,36 @@ pub enum ScopeState {
 
 impl TreeSnapshot {
     /// The scopes, in depth-first order: each parent before its children.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Runtime, scope};
+    ///
+    /// let rt = &Runtime::new();
+    /// let _ = rt.block_on(scope(|outer| async move {
+    ///     scope(|inner| async move {
+    ///         let tree = rt.scope_tree();
+    ///         let ids: Vec<u64> = tree.scopes().iter().map(|s| s.id()).collect();
+    ///         assert_eq!(ids, [outer.id(), inner.id()]);
+    ///         assert_eq!(tree.scopes()[1].depth(), 1);
+    ///     })
+    ///     .await
+    /// }));
+    /// ```
     pub fn scopes(&self) -> &[ScopeSnapshot] {
         &self.scopes
     }
 
     /// Whether the tree was empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = cancel_scope::runtime::Runtime::new();
+    /// assert!(rt.scope_tree().is_empty());
+    /// assert_eq!(rt.scope_tree().to_string(), "(no scopes)\n");
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.scopes.is_empty()
     }
