@@ -99,7 +99,7 @@ pub struct Builder {
 /// The state every worker, task and scope handle of a runtime shares.
 pub(crate) struct Shared {
     /// The scope tree (one lock for the whole tree; see ARCHITECTURE.md).
-    pub(crate) tree: Mutex<Tree>,
+    pub(crate) tree: crate::loom::sync::Mutex<Tree>,
     injector: Injector<TaskRef>,
     stealers: Box<[Stealer<TaskRef>]>,
     pub(crate) idle: Idle,
@@ -364,7 +364,7 @@ impl Builder {
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
         let queues: Vec<_> = (0..n).map(|_| worker::new_queue()).collect();
         let shared = Arc::new(Shared {
-            tree: Mutex::new(Tree::new()),
+            tree: crate::loom::sync::Mutex::new(Tree::new()),
             injector: Injector::new(),
             stealers: queues.iter().map(|q| q.stealer()).collect(),
             idle: Idle::new(n),
@@ -426,6 +426,24 @@ impl Shared {
 
     pub(crate) fn stealers(&self) -> &[Stealer<TaskRef>] {
         &self.stealers
+    }
+
+    /// A runtime's shared state without worker threads, for loom models:
+    /// the model's own threads pop and run tasks from the injector.
+    #[cfg(all(test, cancel_scope_loom))]
+    pub(crate) fn for_model() -> Arc<Shared> {
+        let queue = worker::new_queue();
+        Arc::new(Shared {
+            tree: crate::loom::sync::Mutex::new(Tree::new()),
+            injector: Injector::new(),
+            stealers: vec![queue.stealer()].into_boxed_slice(),
+            idle: Idle::new(1),
+            timers: Timers::new(Clock::new(false)),
+            shutdown: AtomicBool::new(false),
+            workers: 1,
+            block_ons: Mutex::new(Slab::new()),
+            advancing: Mutex::new(()),
+        })
     }
 
     /// Registers a `block_on` state word until the guard drops.

@@ -16,6 +16,8 @@
 
 mod binding;
 mod future;
+#[cfg(all(test, cancel_scope_loom))]
+mod loom_models;
 mod race;
 mod shield;
 pub(crate) mod snapshot;
