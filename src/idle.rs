@@ -8,13 +8,15 @@
 //!
 //! # Posting work (`notify_work`)
 //!
-//! 1. push the task to a queue;
+//! 1. push the task to a queue (a push into the pushing worker's own LIFO
+//!    slot stops here: that worker runs the task next, and nobody else
+//!    could take it);
 //! 2. `fence(SeqCst)`;
 //! 3. if some worker is searching, stop: it will find the task (below);
 //! 4. else if some worker sleeps, pop it from `sleepers`, count it as
 //!    searching, and unpark it.
 //!
-//! # Falling asleep (`Worker::park` in `worker.rs`)
+//! # Falling asleep (`Core::park` in `worker.rs`)
 //!
 //! 1. stop searching (`num_searching -= 1`), push our id to `sleepers`
 //!    (`num_sleeping += 1`), then `fence(SeqCst)`;
