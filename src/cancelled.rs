@@ -5,6 +5,7 @@
 //! why it stopped.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
 use std::time::Duration;
 
 /// Why a scope or task stopped before finishing its work.
@@ -113,3 +114,111 @@ impl fmt::Display for CancelReason {
 }
 
 impl std::error::Error for Cancelled {}
+
+/// A scope's cancellation, read without a lock: a reason code, and the
+/// duration that [`CancelReason::Deadline`] carries.
+///
+/// Written at most once, by the tree under its lock; so a plain store is
+/// enough, and a reader that sees the code (`Acquire`) sees the duration
+/// stored before it.
+pub(crate) struct CancelCell {
+    /// 0 until cancelled, then the reason's code (see [`CancelCell::code`]).
+    code: AtomicU8,
+    /// `Deadline { after }`, in nanoseconds.
+    after_nanos: AtomicU64,
+}
+
+impl CancelCell {
+    pub(crate) const fn new() -> CancelCell {
+        CancelCell {
+            code: AtomicU8::new(0),
+            after_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the scope is cancelled. One atomic load.
+    pub(crate) fn is_set(&self) -> bool {
+        self.code.load(Acquire) != 0
+    }
+
+    /// The reason, if cancelled.
+    pub(crate) fn get(&self) -> Option<Cancelled> {
+        let reason = match self.code.load(Acquire) {
+            0 => return None,
+            1 => CancelReason::Explicit,
+            2 => CancelReason::Ancestor,
+            3 => CancelReason::LinkedChild,
+            4 => CancelReason::Deadline {
+                after: Duration::from_nanos(self.after_nanos.load(Relaxed)),
+            },
+            5 => CancelReason::Panicked,
+            6 => CancelReason::Failed,
+            7 => CancelReason::Lost,
+            8 => CancelReason::ScopeDropped,
+            9 => CancelReason::ScopeEnded,
+            _ => CancelReason::Shutdown,
+        };
+        Some(Cancelled::new(reason))
+    }
+
+    /// Records `reason` unless a reason is recorded already (the first one
+    /// stays). The caller holds the tree lock: no two writers race.
+    pub(crate) fn set(&self, reason: &CancelReason) {
+        if self.code.load(Relaxed) != 0 {
+            return;
+        }
+        if let CancelReason::Deadline { after } = reason {
+            let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
+            self.after_nanos.store(nanos, Relaxed);
+        }
+        self.code.store(Self::code(reason), Release);
+    }
+
+    fn code(reason: &CancelReason) -> u8 {
+        match reason {
+            CancelReason::Explicit => 1,
+            CancelReason::Ancestor => 2,
+            CancelReason::LinkedChild => 3,
+            CancelReason::Deadline { .. } => 4,
+            CancelReason::Panicked => 5,
+            CancelReason::Failed => 6,
+            CancelReason::Lost => 7,
+            CancelReason::ScopeDropped => 8,
+            CancelReason::ScopeEnded => 9,
+            CancelReason::Shutdown => 10,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_cell_keeps_the_first_reason_and_round_trips_every_reason() {
+        let reasons = [
+            CancelReason::Explicit,
+            CancelReason::Ancestor,
+            CancelReason::LinkedChild,
+            CancelReason::Deadline {
+                after: Duration::from_millis(1500),
+            },
+            CancelReason::Panicked,
+            CancelReason::Failed,
+            CancelReason::Lost,
+            CancelReason::ScopeDropped,
+            CancelReason::ScopeEnded,
+            CancelReason::Shutdown,
+        ];
+        for reason in reasons {
+            let cell = CancelCell::new();
+            assert!(!cell.is_set());
+            assert_eq!(cell.get(), None);
+            cell.set(&reason);
+            cell.set(&CancelReason::Explicit);
+            cell.set(&CancelReason::Shutdown);
+            assert!(cell.is_set());
+            assert_eq!(cell.get(), Some(Cancelled::new(reason)));
+        }
+    }
+}

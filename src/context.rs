@@ -34,20 +34,16 @@ pub(crate) fn enter_scope<R>(scope: &Arc<ScopeInner>, f: impl FnOnce() -> R) -> 
     f()
 }
 
-/// The scope being polled on this thread, if any.
-pub(crate) fn current_scope() -> Option<Arc<ScopeInner>> {
+/// Runs `f` with the scope being polled on this thread, if any. Borrowed,
+/// not cloned: opening a scope touches no reference count of its parent.
+pub(crate) fn with_current_scope<R>(f: impl FnOnce(Option<&ScopeInner>) -> R) -> R {
     let ptr = CURRENT_SCOPE.with(|c| c.get());
-    if ptr.is_null() {
-        return None;
-    }
     // SAFETY: by the rule on CURRENT_SCOPE, a non-null pointer came from
-    // `Arc::as_ptr` of an `Arc<ScopeInner>` that `enter_scope` still
-    // borrows, so the allocation is alive and its strong count is at least
-    // one; incrementing it first makes `from_raw` own a new reference.
-    unsafe {
-        Arc::increment_strong_count(ptr);
-        Some(Arc::from_raw(ptr))
-    }
+    // `Arc::as_ptr` of an `Arc<ScopeInner>` that the `enter_scope` call on
+    // this thread's stack borrows for longer than this call, so the
+    // pointee is alive while `f` runs; `f` cannot keep the reference.
+    let current = unsafe { ptr.as_ref() };
+    f(current)
 }
 
 /// Runs `f` with `shared` as this thread's runtime.
@@ -67,8 +63,8 @@ pub(crate) fn enter_runtime<R>(shared: &Arc<Shared>, f: impl FnOnce() -> R) -> R
 /// The runtime that work started on this thread should use: the current
 /// scope's, else this thread's, else the process-wide default.
 pub(crate) fn current_runtime() -> Arc<Shared> {
-    if let Some(scope) = current_scope() {
-        return scope.shared.clone();
+    if let Some(shared) = with_current_scope(|scope| scope.map(|s| s.shared.clone())) {
+        return shared;
     }
     CURRENT_RUNTIME
         .with(|c| c.borrow().clone())

@@ -1,8 +1,8 @@
 //! [`WakeList`]: wakers collected under a lock, to be woken after it.
 //!
-//! The common case is one or two wakers (a scope future, a waiter), so the
-//! first few live inline and only a long list allocates; the cheapest
-//! cancel (an empty scope) then allocates nothing.
+//! The common case is one waker (a scope future), so the first lives
+//! inline and only a longer list allocates; the cheapest cancel (an empty
+//! scope) then allocates nothing.
 
 use crate::task::Panic;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,33 +16,35 @@ pub(crate) fn wake_catching(waker: Waker) -> Option<Panic> {
     catch_unwind(AssertUnwindSafe(|| waker.wake())).err()
 }
 
-/// How many wakers fit without allocating: one cancel usually wakes a
-/// scope future and perhaps a waiter or two.
-const INLINE: usize = 4;
-
-/// A list of wakers, the first [`INLINE`] of them stored inline.
+/// A list of wakers, the first stored inline. `rest` is empty while
+/// `first` is `None`.
 #[derive(Default)]
 pub(crate) struct WakeList {
-    inline: [Option<Waker>; INLINE],
-    spill: Vec<Waker>,
+    first: Option<Waker>,
+    rest: Vec<Waker>,
 }
 
 impl WakeList {
+    #[inline]
     pub(crate) fn push(&mut self, waker: Waker) {
-        match self.inline.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => *slot = Some(waker),
-            None => self.spill.push(waker),
+        if self.first.is_none() {
+            self.first = Some(waker);
+        } else {
+            self.rest.push(waker);
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.inline[0].is_none()
+        self.first.is_none()
     }
 
     /// Wakes every waker, in the order they were pushed. A waker that
     /// panics does not stop the others; see [`wake_catching`].
+    #[inline]
     pub(crate) fn wake_all(self) {
-        for waker in self.inline.into_iter().flatten().chain(self.spill) {
+        let Some(first) = self.first else { return };
+        drop(wake_catching(first));
+        for waker in self.rest {
             drop(wake_catching(waker));
         }
     }
@@ -66,14 +68,14 @@ mod tests {
     fn wakes_every_waker_inline_and_spilled() {
         let woken = Arc::new(AtomicUsize::new(0));
         let mut list = WakeList::default();
-        for _ in 0..INLINE + 3 {
+        for _ in 0..5 {
             let woken = woken.clone();
             list.push(waker_fn::waker_fn(move || {
                 woken.fetch_add(1, SeqCst);
             }));
         }
-        assert_eq!(list.spill.len(), 3);
+        assert_eq!(list.rest.len(), 4);
         list.wake_all();
-        assert_eq!(woken.load(SeqCst), INLINE + 3);
+        assert_eq!(woken.load(SeqCst), 5);
     }
 }

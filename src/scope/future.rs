@@ -5,12 +5,13 @@ use super::tree::{CancelBatch, Deferred, Kind};
 use super::{Scope, ScopeInner};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::context;
+use crate::runtime::Shared;
 use crate::task::Panic;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -75,24 +76,21 @@ where
             return;
         };
         let body = body.take().expect("Init holds the body");
-        let parent = context::current_scope();
-        let shared = match &parent {
-            Some(p) => p.shared.clone(),
-            None => context::current_runtime(),
-        };
-        let inner = shared
-            .tree
-            .lock()
-            .insert(parent.as_ref().map(|p| p.id), self.kind, |id| {
-                Arc::new(ScopeInner {
-                    shared: shared.clone(),
-                    id,
-                    cancelled: OnceLock::new(),
-                    location: self.location,
+        let (kind, location) = (self.kind, self.location);
+        let inner = context::with_current_scope(|parent| {
+            let open = |shared: &Arc<Shared>| {
+                shared.tree.lock().insert(parent.map(|p| p.id), kind, |id| {
+                    ScopeInner::new(shared.clone(), id, location)
                 })
-            });
+            };
+            match parent {
+                Some(p) => open(&p.shared),
+                None => open(&context::current_runtime()),
+            }
+        });
         if let Some(after) = self.deadline {
-            inner.set_deadline(crate::time::after(shared.timers.now(), after), after);
+            let now = inner.shared.timers.now();
+            inner.set_deadline(crate::time::after(now, after), after);
         }
         let handle = Scope {
             inner: inner.clone(),
@@ -143,7 +141,7 @@ where
             panic!("`ScopeFuture` polled after it completed");
         };
         while let Some(fut) = body {
-            if inner.cancelled.get().is_some() {
+            if inner.cancelled.is_set() {
                 // Cancelled: the body is dropped at this suspension point.
                 let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));
                 if let Err(panic) = dropped {
@@ -210,7 +208,7 @@ impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
         // Stop the tasks first, so none runs on; then drop the body; then
         // leave the node to the last task to end (tree invariant 2). A
         // shield is not cancelled: its tasks finish, and its parent waits.
-        if self.kind != Kind::Shielded && inner.cancelled.get().is_none() {
+        if self.kind != Kind::Shielded && !inner.cancelled.is_set() {
             inner.cancel(CancelReason::ScopeDropped, false);
         }
         let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));

@@ -13,17 +13,12 @@ use crossbeam_deque::Steal;
 use loom::thread;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Opens a scope node (its body is "running" until [`finish`]).
 fn open(shared: &Arc<Shared>, parent: Option<&Arc<ScopeInner>>, kind: Kind) -> Arc<ScopeInner> {
     shared.tree.lock().insert(parent.map(|p| p.id), kind, |id| {
-        Arc::new(ScopeInner {
-            shared: shared.clone(),
-            id,
-            cancelled: OnceLock::new(),
-            location: Location::caller(),
-        })
+        ScopeInner::new(shared.clone(), id, Location::caller())
     })
 }
 
@@ -173,7 +168,7 @@ fn linked_cancel_racing_the_parents_end() {
                     "the link went through the child"
                 );
             }
-            None => assert!(parent.cancelled.get().is_none()),
+            None => assert!(!parent.cancelled.is_set()),
         }
         let tree = shared.tree.lock();
         assert_eq!((tree.live_tasks(), tree.live_scopes()), (0, 0));

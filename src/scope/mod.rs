@@ -34,14 +34,14 @@ pub use wait::WaitCancelled;
 
 use binding::TaskBinding;
 
-use crate::cancelled::{CancelReason, Cancelled};
+use crate::cancelled::{CancelCell, CancelReason, Cancelled};
 use crate::runtime::Shared;
 use crate::task::{JoinHandle, Task};
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tree::{CancelBatch, Deferred, Kind, ScopeId, Shields};
 
@@ -198,21 +198,39 @@ pub(crate) struct ScopeInner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: ScopeId,
     /// Set once, under the tree lock, when the scope is cancelled.
-    pub(crate) cancelled: OnceLock<Cancelled>,
+    pub(crate) cancelled: CancelCell,
     /// Where the scope was opened (`#[track_caller]`).
     pub(crate) location: &'static Location<'static>,
 }
 
 impl ScopeInner {
     /// The scope's cancellation value (it must be cancelled).
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        id: ScopeId,
+        location: &'static Location<'static>,
+    ) -> Arc<ScopeInner> {
+        Arc::new(ScopeInner {
+            shared,
+            id,
+            cancelled: CancelCell::new(),
+            location,
+        })
+    }
+
+    /// The scope's cancellation value (it must be cancelled).
     pub(crate) fn cancel_value(&self) -> Cancelled {
         self.cancelled
             .get()
-            .cloned()
             .unwrap_or(Cancelled::new(CancelReason::Explicit))
     }
 
     fn cancel(&self, reason: CancelReason, follow_links: bool) {
+        // Already cancelled: so is its subtree (tree invariant 1), and a
+        // walk would return at once. Skip the lock.
+        if self.cancelled.is_set() {
+            return;
+        }
         let mut batch = CancelBatch::default();
         let mut tree = self.shared.tree.lock();
         tree.cancel(self.id, reason, follow_links, Shields::Respect, &mut batch);
@@ -333,7 +351,7 @@ impl Scope {
     /// }));
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.inner.cancelled.get().is_some()
+        self.inner.cancelled.is_set()
     }
 
     /// Cancels this scope at `deadline` (on the runtime's clock), exactly as
@@ -524,7 +542,7 @@ impl CancelHandle {
     /// }));
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.inner.cancelled.get().is_some()
+        self.inner.cancelled.is_set()
     }
 }
 

@@ -135,13 +135,19 @@ pub(crate) enum CancelWait {
     Never,
 }
 
-/// Work a tree method could not do under the lock (invariant 3).
+/// Work a tree method could not do under the lock (invariant 3). Small,
+/// and free to build: most tree calls leave it empty or wake one waker.
 #[derive(Default)]
 pub(crate) struct Deferred {
     wakers: WakeList,
-    dropped_wakers: Vec<Waker>,
-    garbage: Vec<Panic>,
-    timers: Vec<TimerKey>,
+    later: Vec<Later>,
+}
+
+/// A timer to remove or a value to drop once the lock is released.
+enum Later {
+    Timer(TimerKey),
+    Waker(Waker),
+    Panic(Panic),
 }
 
 /// Tasks a cancel walk took out of the tree, grouped by node, plus the
@@ -217,7 +223,7 @@ impl Tree {
             // Invariant 1: a child of a cancelled node starts cancelled.
             if parent_node.cancelled && kind != Kind::Shielded {
                 cancelled = true;
-                let _ = inner.cancelled.set(Cancelled::new(CancelReason::Ancestor));
+                inner.cancelled.set(&CancelReason::Ancestor);
             }
         }
         self.nodes.insert(Node {
@@ -279,13 +285,13 @@ impl Tree {
     /// Stores the first panic of a scope and cancels it, so siblings stop.
     pub(crate) fn record_panic(&mut self, id: ScopeId, panic: Panic, batch: &mut CancelBatch) {
         let Some(node) = self.get_mut(id) else {
-            batch.deferred.garbage.push(panic);
+            batch.deferred.drop_later(Later::Panic(panic));
             return;
         };
         if node.panic.is_none() {
             node.panic = Some(panic);
         } else {
-            batch.deferred.garbage.push(panic);
+            batch.deferred.drop_later(Later::Panic(panic));
         }
         self.cancel(id, CancelReason::Panicked, false, Shields::Respect, batch);
     }
@@ -305,7 +311,7 @@ impl Tree {
         if node.cancelled && shields == Shields::Respect {
             return; // Invariant 1: its subtree is cancelled already.
         }
-        let _ = node.inner.cancelled.set(Cancelled::new(reason));
+        node.inner.cancelled.set(&reason);
         // Climb the links; record the reason on each ancestor reached.
         let mut top = id.key;
         if follow_links {
@@ -317,8 +323,8 @@ impl Tree {
                 if self.nodes[parent].cancelled {
                     break;
                 }
-                let reason = Cancelled::new(CancelReason::LinkedChild);
-                let _ = self.nodes[parent].inner.cancelled.set(reason);
+                let parent_inner = &self.nodes[parent].inner;
+                parent_inner.cancelled.set(&CancelReason::LinkedChild);
                 top = parent;
             }
         }
@@ -332,20 +338,18 @@ impl Tree {
             let node = &mut self.nodes[key];
             if !node.cancelled {
                 node.cancelled = true;
-                let _ = node
-                    .inner
-                    .cancelled
-                    .set(Cancelled::new(CancelReason::Ancestor));
+                node.inner.cancelled.set(&CancelReason::Ancestor);
                 let deferred = &mut batch.deferred;
-                deferred.wakers.extend(node.waker.take());
-                deferred.wakers.extend(
-                    std::mem::take(&mut node.cancel_waiters)
-                        .into_iter()
-                        .map(|(_, w)| w),
-                );
-                deferred
-                    .timers
-                    .extend(node.deadline.take().map(|d| d.timer));
+                if let Some(waker) = node.waker.take() {
+                    deferred.wakers.push(waker);
+                }
+                if !node.cancel_waiters.is_empty() {
+                    let waiters = std::mem::take(&mut node.cancel_waiters);
+                    deferred.wakers.extend(waiters.into_iter().map(|(_, w)| w));
+                }
+                if let Some(deadline) = node.deadline.take() {
+                    deferred.drop_later(Later::Timer(deadline.timer));
+                }
                 if !node.tasks.is_empty() {
                     let tasks = std::mem::take(&mut node.tasks);
                     let id = ScopeId {
@@ -401,9 +405,11 @@ impl Tree {
         match self.get_mut(id) {
             Some(node) if !node.cancelled => {
                 let old = node.deadline.replace(Deadline { at, after, timer });
-                deferred.timers.extend(old.map(|d| d.timer));
+                if let Some(old) = old {
+                    deferred.drop_later(Later::Timer(old.timer));
+                }
             }
-            _ => deferred.timers.push(timer),
+            _ => deferred.drop_later(Later::Timer(timer)),
         }
     }
 
@@ -445,7 +451,7 @@ impl Tree {
             Some(key) => {
                 let slot = &mut node.cancel_waiters[key];
                 if !slot.will_wake(waker) {
-                    deferred.drop_later(std::mem::replace(slot, waker.clone()));
+                    deferred.drop_waker(std::mem::replace(slot, waker.clone()));
                 }
                 CancelWait::Waiting(key)
             }
@@ -472,9 +478,11 @@ impl Tree {
         if !node.cancelled {
             match &node.waker {
                 Some(w) if w.will_wake(waker) => {}
-                _ => deferred
-                    .dropped_wakers
-                    .extend(node.waker.replace(waker.clone())),
+                _ => {
+                    if let Some(old) = node.waker.replace(waker.clone()) {
+                        deferred.drop_later(Later::Waker(old));
+                    }
+                }
             }
         }
         node.cancelled
@@ -495,9 +503,11 @@ impl Tree {
         if !node.is_finished() {
             match &node.waker {
                 Some(w) if w.will_wake(waker) => {}
-                _ => deferred
-                    .dropped_wakers
-                    .extend(node.waker.replace(waker.clone())),
+                _ => {
+                    if let Some(old) = node.waker.replace(waker.clone()) {
+                        deferred.drop_later(Later::Waker(old));
+                    }
+                }
             }
             return None;
         }
@@ -515,7 +525,9 @@ impl Tree {
         let Some(node) = self.get_mut(id) else { return };
         node.body = Body::Dropped;
         deferred.wakers.extend(node.waker.take());
-        deferred.garbage.extend(node.panic.take());
+        if let Some(panic) = node.panic.take() {
+            deferred.drop_later(Later::Panic(panic));
+        }
         self.settle(id.key, deferred);
     }
 
@@ -650,42 +662,59 @@ impl Node {
 
     /// Hands what a leaving node still holds to `deferred`.
     fn retire(&mut self, deferred: &mut Deferred) {
-        deferred.garbage.extend(self.panic.take());
-        deferred
-            .timers
-            .extend(self.deadline.take().map(|d| d.timer));
-        deferred.dropped_wakers.extend(self.waker.take());
+        if let Some(panic) = self.panic.take() {
+            deferred.drop_later(Later::Panic(panic));
+        }
+        if let Some(deadline) = self.deadline.take() {
+            deferred.drop_later(Later::Timer(deadline.timer));
+        }
+        if let Some(waker) = self.waker.take() {
+            deferred.drop_later(Later::Waker(waker));
+        }
         // Nobody can cancel this scope any more: its waiters learn that
         // when they look (`CancelWait::Never`).
-        deferred.wakers.extend(
-            std::mem::take(&mut self.cancel_waiters)
-                .into_iter()
-                .map(|(_, w)| w),
-        );
+        if !self.cancel_waiters.is_empty() {
+            let waiters = std::mem::take(&mut self.cancel_waiters);
+            deferred.wakers.extend(waiters.into_iter().map(|(_, w)| w));
+        }
     }
 }
 
 impl Deferred {
     fn is_empty(&self) -> bool {
-        self.wakers.is_empty()
-            && self.dropped_wakers.is_empty()
-            && self.garbage.is_empty()
-            && self.timers.is_empty()
+        self.wakers.is_empty() && self.later.is_empty()
     }
 
     /// Runs what the lock held back: removes timers, wakes, then drops.
+    #[inline]
     pub(crate) fn run(self, shared: &Shared) {
-        for key in self.timers {
-            shared.timers.remove(key);
+        let Deferred { wakers, later } = self;
+        if later.is_empty() {
+            wakers.wake_all();
+            return;
         }
-        self.wakers.wake_all();
-        drop(self.dropped_wakers);
-        drop(self.garbage);
+        for item in &later {
+            if let Later::Timer(key) = *item {
+                shared.timers.remove(key);
+            }
+        }
+        wakers.wake_all();
+        for item in later {
+            match item {
+                Later::Timer(_) => {}
+                Later::Waker(waker) => drop(waker),
+                Later::Panic(panic) => drop(panic),
+            }
+        }
     }
 
     /// A waker to drop, unwoken, after the lock is released.
-    pub(crate) fn drop_later(&mut self, waker: Waker) {
-        self.dropped_wakers.push(waker);
+    pub(crate) fn drop_waker(&mut self, waker: Waker) {
+        self.later.push(Later::Waker(waker));
+    }
+
+    fn drop_later(&mut self, later: Later) {
+        self.later.push(later);
     }
 }
 
@@ -696,16 +725,19 @@ impl CancelBatch {
     /// cancelled task is dropped with it, and waking it afterwards finds
     /// the task complete and queues nothing. Loops while drops cause
     /// further cancellation (a panic in a `Drop` cancels its scope).
-    pub(crate) fn run(mut self, shared: &Shared) {
-        // The common case on the release path: nothing was collected.
-        if self.tasks.is_empty() && self.deferred.is_empty() {
-            return;
+    #[inline]
+    pub(crate) fn run(self, shared: &Shared) {
+        // Inline and cheap when there is nothing to drop, as on the release
+        // path and for a scope with no tasks.
+        if !self.tasks.is_empty() {
+            self.drop_tasks(shared);
+        } else if !self.deferred.is_empty() {
+            self.deferred.run(shared);
         }
-        loop {
-            if self.tasks.is_empty() {
-                std::mem::take(&mut self.deferred).run(shared);
-                return;
-            }
+    }
+
+    fn drop_tasks(mut self, shared: &Shared) {
+        while !self.tasks.is_empty() {
             let batches = std::mem::take(&mut self.tasks);
             let mut dropped = Vec::with_capacity(batches.len());
             let mut panics = Vec::new();
@@ -728,5 +760,6 @@ impl CancelBatch {
                 .lock()
                 .settle_cancelled(&dropped, panics, &mut self);
         }
+        self.deferred.run(shared);
     }
 }

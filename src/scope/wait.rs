@@ -22,7 +22,7 @@ impl Future for WaitCancelled {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Cancelled> {
         if let Some(cancelled) = self.inner.cancelled.get() {
-            return Poll::Ready(cancelled.clone());
+            return Poll::Ready(cancelled);
         }
         let mut deferred = Deferred::default();
         let mut tree = self.inner.shared.tree.lock();
