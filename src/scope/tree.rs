@@ -22,9 +22,11 @@
 //!    methods that would do so collect the work into a [`CancelBatch`] or a
 //!    [`Deferred`], which the caller runs after unlocking. (The timer map's
 //!    lock is never taken while the tree lock is held either.)
-//! 4. **A cancelled node takes no new tasks**, and the cancel walk moves its
-//!    `tasks` out whole. A task finishing afterwards finds its slot empty;
-//!    it only decrements `live_tasks`.
+//! 4. **A cancelled node takes no new tasks, and lists none.** The cancel
+//!    walk unlinks every task of the node from the tree's task slab into
+//!    its batch. So a task finishing afterwards has no entry to remove (its
+//!    old slot may hold another node's task by then); it only decrements
+//!    `live_tasks`.
 //! 5. **Ids carry a generation.** Slab keys are reused; a [`ScopeId`] whose
 //!    generation does not match the node in its slot names a scope that has
 //!    ended, and every lookup treats it as gone.
@@ -82,9 +84,28 @@ enum Body {
 /// The tree itself.
 pub(crate) struct Tree {
     nodes: Slab<Node>,
+    /// Every task that can still be cancelled, each in its node's list.
+    /// One slab for the whole runtime: a scope allocates nothing for its
+    /// tasks, and a cancel frees no per-scope buffer.
+    tasks: Slab<TaskEntry>,
+    /// A cleared buffer for the next cancel batch, so a large cancel does
+    /// not allocate, nor free a large block (which makes glibc consolidate
+    /// the chunks of the tasks just freed).
+    spare: Vec<TaskRef>,
     next_generation: u64,
     /// Tasks spawned and not yet finished, over all nodes.
     live_tasks: usize,
+}
+
+/// The end of a node's task list.
+const NIL: u32 = u32::MAX;
+
+/// A task in the tree's slab, linked into its node's list. `u32` links
+/// keep an entry at 24 bytes.
+struct TaskEntry {
+    task: TaskRef,
+    prev: u32,
+    next: u32,
 }
 
 struct Node {
@@ -93,10 +114,11 @@ struct Node {
     /// This node's key in its parent's `children`.
     slot_in_parent: usize,
     children: Slab<usize>,
-    /// Live tasks that can still be cancelled (invariant 4).
-    tasks: Slab<TaskRef>,
-    /// Tasks spawned and not yet finished; may exceed `tasks.len()` after
-    /// a cancel moved `tasks` out.
+    /// The head of this node's list in `Tree::tasks`, or `NIL`: the tasks
+    /// that can still be cancelled (invariant 4).
+    first_task: u32,
+    /// Tasks spawned and not yet finished; after a cancel, these are no
+    /// longer listed.
     live_tasks: usize,
     kind: Kind,
     body: Body,
@@ -154,8 +176,10 @@ enum Later {
 /// deferred work of the walk.
 #[derive(Default)]
 pub(crate) struct CancelBatch {
-    /// Each cancelled node's task slab, moved out whole (no copy).
-    tasks: Vec<(ScopeId, Slab<TaskRef>)>,
+    /// The tasks of every cancelled node, node after node.
+    tasks: Vec<TaskRef>,
+    /// Each node, and how many of `tasks` are its own, in the same order.
+    groups: Vec<(ScopeId, usize)>,
     deferred: Deferred,
 }
 
@@ -171,6 +195,8 @@ impl Tree {
     pub(crate) fn new() -> Tree {
         Tree {
             nodes: Slab::new(),
+            tasks: Slab::new(),
+            spare: Vec::new(),
             next_generation: 0,
             live_tasks: 0,
         }
@@ -231,7 +257,7 @@ impl Tree {
             parent: parent.map(|p| p.key),
             slot_in_parent,
             children: Slab::new(),
-            tasks: Slab::new(),
+            first_task: NIL,
             live_tasks: 0,
             kind,
             body: Body::Running,
@@ -248,14 +274,29 @@ impl Tree {
     /// Registers a task in a node; returns its slot, or why it is refused
     /// (invariant 4).
     pub(crate) fn add_task(&mut self, id: ScopeId, task: TaskRef) -> Result<usize, Cancelled> {
+        let slot = self.tasks.vacant_key();
+        let link = u32::try_from(slot)
+            .ok()
+            .filter(|&link| link != NIL)
+            .expect("fewer than 2^32 - 1 live tasks");
         let node = self
-            .get_mut(id)
+            .nodes
+            .get_mut(id.key)
+            .filter(|n| n.generation == id.generation)
             .ok_or(Cancelled::new(CancelReason::ScopeEnded))?;
         if node.cancelled {
             return Err(node.inner.cancel_value());
         }
         node.live_tasks += 1;
-        let slot = node.tasks.insert(task);
+        let head = std::mem::replace(&mut node.first_task, link);
+        if head != NIL {
+            self.tasks[head as usize].prev = link;
+        }
+        self.tasks.insert(TaskEntry {
+            task,
+            prev: NIL,
+            next: head,
+        });
         self.live_tasks += 1;
         Ok(slot)
     }
@@ -271,15 +312,29 @@ impl Tree {
         let node = self
             .get_mut(id)
             .expect("invariant 2: a task's node outlives it");
-        if node.tasks.contains(slot) {
-            drop(node.tasks.remove(slot));
-        }
         node.live_tasks -= 1;
+        // Invariant 4: a cancelled node lists no task, and `slot` may be
+        // another's by now.
+        let entry = (!node.cancelled).then(|| self.tasks.remove(slot));
+        if let Some(entry) = &entry {
+            self.unlink(id.key, entry);
+        }
         self.live_tasks -= 1;
         if let Some(panic) = panic {
             self.record_panic(id, panic, batch);
         }
         self.settle(id.key, &mut batch.deferred);
+    }
+
+    /// Closes the gap a removed entry of node `key` left in its list.
+    fn unlink(&mut self, key: usize, entry: &TaskEntry) {
+        match entry.prev {
+            NIL => self.nodes[key].first_task = entry.next,
+            prev => self.tasks[prev as usize].next = entry.next,
+        }
+        if entry.next != NIL {
+            self.tasks[entry.next as usize].prev = entry.prev;
+        }
     }
 
     /// Stores the first panic of a scope and cancels it, so siblings stop.
@@ -350,13 +405,22 @@ impl Tree {
                 if let Some(deadline) = node.deadline.take() {
                     deferred.drop_later(Later::Timer(deadline.timer));
                 }
-                if !node.tasks.is_empty() {
-                    let tasks = std::mem::take(&mut node.tasks);
+                let mut link = std::mem::replace(&mut node.first_task, NIL);
+                if link != NIL {
                     let id = ScopeId {
                         key,
                         generation: node.generation,
                     };
-                    batch.tasks.push((id, tasks));
+                    if batch.tasks.capacity() == 0 {
+                        batch.tasks = std::mem::take(&mut self.spare);
+                    }
+                    let before = batch.tasks.len();
+                    while link != NIL {
+                        let entry = self.tasks.remove(link as usize);
+                        batch.tasks.push(entry.task);
+                        link = entry.next;
+                    }
+                    batch.groups.push((id, batch.tasks.len() - before));
                 }
             } else if shields == Shields::Respect {
                 continue; // Invariant 1.
@@ -738,27 +802,32 @@ impl CancelBatch {
 
     fn drop_tasks(mut self, shared: &Shared) {
         while !self.tasks.is_empty() {
-            let batches = std::mem::take(&mut self.tasks);
-            let mut dropped = Vec::with_capacity(batches.len());
+            let mut tasks = std::mem::take(&mut self.tasks);
+            let mut groups = std::mem::take(&mut self.groups);
             let mut panics = Vec::new();
-            for (id, tasks) in batches {
+            let mut claimed = tasks.drain(..);
+            // Each node's count of tasks becomes the count of futures we
+            // dropped. Each task reference is dropped right after its
+            // cancel, while its memory is still warm in the cache.
+            for (id, count) in &mut groups {
                 let mut n = 0;
-                // Each task reference is dropped right after its cancel,
-                // while its memory is still warm in the cache.
-                for (_, task) in tasks {
+                for task in claimed.by_ref().take(*count) {
                     if let Cancel::Dropped(panic) = task.cancel() {
                         n += 1;
                         if let Some(p) = panic {
-                            panics.push((id, p));
+                            panics.push((*id, p));
                         }
                     }
                 }
-                dropped.push((id, n));
+                *count = n;
             }
-            shared
-                .tree
-                .lock()
-                .settle_cancelled(&dropped, panics, &mut self);
+            drop(claimed);
+            let mut tree = shared.tree.lock();
+            tree.settle_cancelled(&groups, panics, &mut self);
+            // The emptied buffer serves the next batch.
+            if tasks.capacity() > tree.spare.capacity() {
+                tree.spare = tasks;
+            }
         }
         self.deferred.run(shared);
     }

@@ -8,7 +8,7 @@
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
-use super::state::{State, ToCancelled, ToIdle, ToNotified, ToRunning, JOIN_HANDLE};
+use super::state::{Snapshot, State, ToCancelled, ToIdle, ToNotified, ToRunning, JOIN_HANDLE};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering::*};
 use loom::sync::{Arc, Mutex};
@@ -53,13 +53,21 @@ impl Model {
 
     /// Drops the future and completes, as `Task::complete` does.
     fn complete(&self, output: &'static str) {
+        self.drop_future();
+        let prev = self.state.transition_to_complete();
+        self.deliver(prev, output);
+    }
+
+    fn drop_future(&self) {
         self.future.with_mut(|f| {
             // SAFETY: as in `poll`.
             let f = unsafe { &mut *f };
             assert!(f.take().is_some(), "dropped twice");
         });
         self.drops.fetch_add(1, SeqCst);
-        let prev = self.state.transition_to_complete();
+    }
+
+    fn deliver(&self, prev: Snapshot, output: &'static str) {
         if prev.has(JOIN_HANDLE) {
             *self.output.lock().unwrap() = Some(output);
         }
@@ -95,8 +103,11 @@ impl Model {
     }
 
     fn cancel(&self) {
-        if self.state.transition_to_cancelled() == ToCancelled::Claimed {
-            self.complete("cancelled");
+        // As `Task::cancel`: an idle task is claimed and complete in one
+        // step, and the claimer drops the future afterwards.
+        if let ToCancelled::Claimed(prev) = self.state.transition_to_cancelled() {
+            self.drop_future();
+            self.deliver(prev, "cancelled");
         }
     }
 }

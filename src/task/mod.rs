@@ -8,10 +8,10 @@
 //! # Who may touch which field, and when
 //!
 //! - **Rule F (future).** `future` is read or written only by the thread that
-//!   moved the state word to `RUNNING` (the runner polling it, or the
-//!   canceller dropping it), and only until that thread clears `RUNNING`.
-//!   The state word's `AcqRel` transitions order one owner's accesses before
-//!   the next owner's.
+//!   claimed it: the runner that moved the state word to `RUNNING`, until
+//!   it clears `RUNNING`; or the canceller that moved an idle task to
+//!   `COMPLETE`, until it has dropped the future. The state word's `AcqRel`
+//!   transitions order one owner's accesses before the next owner's.
 //! - **Rule J (join slot).** `join` is behind its own mutex; whoever sets
 //!   `COMPLETE` writes the output there (only if `JOIN_HANDLE` was set), and
 //!   the `JoinHandle` takes it.
@@ -32,7 +32,7 @@ pub use yield_now::{yield_now, YieldNow};
 
 use crate::cancelled::{CancelReason, Cancelled};
 use parking_lot::Mutex;
-use state::{State, ToCancelled, ToIdle, ToNotified, ToRunning, COMPLETE, JOIN_HANDLE};
+use state::{Snapshot, State, ToCancelled, ToIdle, ToNotified, ToRunning, COMPLETE, JOIN_HANDLE};
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
@@ -132,18 +132,30 @@ where
         &self.scheduler
     }
 
-    /// Drops the future (the caller owns it under rule F), sets `COMPLETE`
-    /// and hands the output to a waiting `JoinHandle`. The output of a
-    /// stopped task is only built if a `JoinHandle` wants it.
+    /// Drops the future (the caller runs it under rule F), sets `COMPLETE`
+    /// and hands the output to a waiting `JoinHandle`.
     fn complete(&self, end: End<F::Output>) -> Option<Panic> {
-        let panic = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: rule F; the caller holds RUNNING. Assigning drops the
-            // pinned future in place, and the slot holds `None` afterwards
-            // even if that drop panics, so it is never dropped twice.
+        let panic = self.drop_future();
+        let prev = self.state.transition_to_complete();
+        self.deliver(prev, end, panic)
+    }
+
+    /// Drops the future in place, catching a panic from its `Drop`.
+    fn drop_future(&self) -> Option<Panic> {
+        catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: rule F; the caller owns the future (it holds RUNNING,
+            // or claimed the idle task). Assigning drops the pinned future
+            // in place, and the slot holds `None` afterwards even if that
+            // drop panics, so it is never dropped twice.
             unsafe { *self.future.get() = None };
         }))
-        .err();
-        let prev = self.state.transition_to_complete();
+        .err()
+    }
+
+    /// Hands the output to the `JoinHandle`, if the word before `COMPLETE`
+    /// (`prev`) says one wants it. The output of a stopped task is only
+    /// built then. Returns `panic`, or else a panic of the handle's waker.
+    fn deliver(&self, prev: Snapshot, end: End<F::Output>, panic: Option<Panic>) -> Option<Panic> {
         if prev.has(JOIN_HANDLE) {
             let output = match end {
                 End::Ready(value) => Ok(value),
@@ -227,7 +239,10 @@ where
 
     fn cancel(&self) -> Cancel {
         match self.state.transition_to_cancelled() {
-            ToCancelled::Claimed => Cancel::Dropped(self.complete(End::Cancelled)),
+            ToCancelled::Claimed(prev) => {
+                let panic = self.drop_future();
+                Cancel::Dropped(self.deliver(prev, End::Cancelled, panic))
+            }
             ToCancelled::Deferred => Cancel::Deferred,
             ToCancelled::AlreadyComplete => Cancel::AlreadyComplete,
         }

@@ -4,20 +4,24 @@
 //! | bit | name          | set by                               | cleared by                    |
 //! |-----|---------------|--------------------------------------|-------------------------------|
 //! | 0   | `SCHEDULED`   | spawn; a wake of an idle task        | the runner, when it claims it |
-//! | 1   | `RUNNING`     | the runner or the canceller claiming the future | whoever claimed it, on release |
-//! | 2   | `COMPLETE`    | whoever drops the future (terminal)  | never                         |
+//! | 1   | `RUNNING`     | the runner claiming the future       | the runner, on release        |
+//! | 2   | `COMPLETE`    | the runner dropping the future, or a canceller claiming an idle one (terminal) | never |
 //! | 3   | `CANCELLED`   | the canceller                        | never                         |
 //! | 4   | `JOIN_HANDLE` | spawn (a `JoinHandle` exists)        | the `JoinHandle`'s drop       |
 //!
 //! Combinations that cannot occur:
 //!
 //! - `CANCELLED` without `RUNNING` or `COMPLETE`: a canceller either claims
-//!   an idle future at once (`RUNNING`) or finds it already claimed.
-//! - `COMPLETE` with `RUNNING`: the claimant clears `RUNNING` in the same
+//!   an idle future at once (`COMPLETE`) or finds it claimed by a runner.
+//! - `COMPLETE` with `RUNNING`: the runner clears `RUNNING` in the same
 //!   step that sets `COMPLETE`.
 //!
 //! Whoever moves the word from "no `RUNNING`, no `COMPLETE`" to `RUNNING`
-//! owns the future until it clears `RUNNING` again (rule F in `task/mod.rs`).
+//! owns the future until it clears `RUNNING` again. A canceller that moves
+//! it straight to `CANCELLED | COMPLETE` owns the future until it has
+//! dropped it: once `COMPLETE` is set nobody else touches the future, so
+//! claiming an idle task and completing it is one read-modify-write, not
+//! two (rule F in `task/mod.rs`).
 
 use crate::loom::sync::atomic::{AtomicUsize, Ordering::*};
 use std::fmt;
@@ -82,8 +86,9 @@ pub(crate) enum ToNotified {
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ToCancelled {
-    /// The canceller owns the future: drop it now.
-    Claimed,
+    /// The canceller owns the future: drop it now. The word is already
+    /// `COMPLETE`; this is its value before the claim.
+    Claimed(Snapshot),
     /// A runner owns the future; it drops it when its poll returns.
     Deferred,
     /// The future is already gone.
@@ -180,13 +185,14 @@ impl State {
                     (Some(s | CANCELLED), ToCancelled::Deferred)
                 }
             } else {
-                (Some(s | CANCELLED | RUNNING), ToCancelled::Claimed)
+                let claimed = ToCancelled::Claimed(Snapshot(s));
+                (Some(s | CANCELLED | COMPLETE), claimed)
             }
         })
     }
 
-    /// The owner of the future dropped it. Returns the word before the
-    /// change, so the caller knows whether a `JoinHandle` wants the output.
+    /// The runner dropped the future. Returns the word before the change,
+    /// so the caller knows whether a `JoinHandle` wants the output.
     pub(crate) fn transition_to_complete(&self) -> Snapshot {
         let prev = self.0.fetch_xor(RUNNING | COMPLETE, AcqRel);
         debug_assert!(prev & RUNNING != 0 && prev & COMPLETE == 0);
@@ -261,11 +267,14 @@ mod tests {
     #[test]
     fn cancel_idle_claims_and_stale_queue_entry_is_dead() {
         let s = State::new();
-        // Spawned and queued, then cancelled before it ever ran.
-        assert_eq!(s.transition_to_cancelled(), ToCancelled::Claimed);
-        assert_eq!(s.transition_to_running(), ToRunning::Dead);
-        let prev = s.transition_to_complete();
+        // Spawned and queued, then cancelled before it ever ran: claimed
+        // and complete in one step.
+        let ToCancelled::Claimed(prev) = s.transition_to_cancelled() else {
+            panic!("an idle task is claimed");
+        };
         assert!(prev.has(JOIN_HANDLE));
+        assert!(s.load().has(COMPLETE));
+        assert!(!s.load().has(RUNNING));
         assert_eq!(s.transition_to_running(), ToRunning::Dead);
         assert_eq!(s.transition_to_notified(), ToNotified::Nothing);
         assert_eq!(s.transition_to_cancelled(), ToCancelled::AlreadyComplete);
