@@ -97,6 +97,9 @@ pub(crate) struct Tree {
     live_tasks: usize,
 }
 
+/// The end of a list of nodes.
+const NO_NODE: usize = usize::MAX;
+
 /// The end of a node's task list.
 const NIL: u32 = u32::MAX;
 
@@ -111,9 +114,11 @@ struct TaskEntry {
 struct Node {
     generation: u64,
     parent: Option<usize>,
-    /// This node's key in its parent's `children`.
-    slot_in_parent: usize,
-    children: Slab<usize>,
+    /// The children, as a list through their `prev` and `next` sibling
+    /// keys (`NO_NODE` ends it): a scope allocates nothing for them.
+    first_child: usize,
+    prev_sibling: usize,
+    next_sibling: usize,
     /// The head of this node's list in `Tree::tasks`, or `NIL`: the tasks
     /// that can still be cancelled (invariant 4).
     first_task: u32,
@@ -242,21 +247,25 @@ impl Tree {
         };
         let inner = make(id);
         let mut cancelled = false;
-        let mut slot_in_parent = 0;
+        let mut next_sibling = NO_NODE;
         if let Some(p) = parent {
             let parent_node = &mut self.nodes[p.key];
-            slot_in_parent = parent_node.children.insert(id.key);
+            next_sibling = std::mem::replace(&mut parent_node.first_child, id.key);
             // Invariant 1: a child of a cancelled node starts cancelled.
             if parent_node.cancelled && kind != Kind::Shielded {
                 cancelled = true;
                 inner.cancelled.set(&CancelReason::Ancestor);
             }
+            if next_sibling != NO_NODE {
+                self.nodes[next_sibling].prev_sibling = id.key;
+            }
         }
         self.nodes.insert(Node {
             generation,
             parent: parent.map(|p| p.key),
-            slot_in_parent,
-            children: Slab::new(),
+            first_child: NO_NODE,
+            prev_sibling: NO_NODE,
+            next_sibling,
             first_task: NIL,
             live_tasks: 0,
             kind,
@@ -352,8 +361,9 @@ impl Tree {
     }
 
     /// Cancels `id`'s subtree, and first climbs linked ancestors when
-    /// `follow_links` (invariant 6). Iterative: an explicit stack, so depth
-    /// costs heap, not call stack. Idempotent.
+    /// `follow_links` (invariant 6). Iterative and stackless: the walk
+    /// moves through child, sibling and parent keys, so neither depth nor
+    /// width costs memory. Idempotent.
     pub(crate) fn cancel(
         &mut self,
         id: ScopeId,
@@ -383,60 +393,76 @@ impl Tree {
                 top = parent;
             }
         }
-        // Walk down. Nodes on the climbed path already hold their reason;
-        // `set` keeps it, and every other node gets `Ancestor`.
-        // `next` holds one node to visit, so a chain or a leaf never
-        // allocates; the stack only grows for the extra children of a fork.
-        let mut next = Some(top);
-        let mut stack = Vec::new();
-        while let Some(key) = next.take().or_else(|| stack.pop()) {
+        // Walk down, depth first. Nodes on the climbed path already hold
+        // their reason; `set` keeps it, and every other node gets
+        // `Ancestor`.
+        let mut key = top;
+        'visit: loop {
             let node = &mut self.nodes[key];
-            if !node.cancelled {
-                node.cancelled = true;
-                node.inner.cancelled.set(&CancelReason::Ancestor);
-                let deferred = &mut batch.deferred;
-                if let Some(waker) = node.waker.take() {
-                    deferred.wakers.push(waker);
-                }
-                if !node.cancel_waiters.is_empty() {
-                    let waiters = std::mem::take(&mut node.cancel_waiters);
-                    deferred.wakers.extend(waiters.into_iter().map(|(_, w)| w));
-                }
-                if let Some(deadline) = node.deadline.take() {
-                    deferred.drop_later(Later::Timer(deadline.timer));
-                }
-                let mut link = std::mem::replace(&mut node.first_task, NIL);
-                if link != NIL {
-                    let id = ScopeId {
-                        key,
-                        generation: node.generation,
-                    };
-                    if batch.tasks.capacity() == 0 {
-                        batch.tasks = std::mem::take(&mut self.spare);
-                    }
-                    let before = batch.tasks.len();
-                    while link != NIL {
-                        let entry = self.tasks.remove(link as usize);
-                        batch.tasks.push(entry.task);
-                        link = entry.next;
-                    }
-                    batch.groups.push((id, batch.tasks.len() - before));
-                }
-            } else if shields == Shields::Respect {
-                continue; // Invariant 1.
+            let descend =
+                if key != top && shields == Shields::Respect && node.kind == Kind::Shielded {
+                    false // The cancel stops at a shield.
+                } else if !node.cancelled {
+                    node.cancelled = true;
+                    node.inner.cancelled.set(&CancelReason::Ancestor);
+                    self.take_node_work(key, batch);
+                    true
+                } else {
+                    // Invariant 1: its subtree is cancelled already (unless
+                    // shields are ignored: shielded nodes below may not be).
+                    shields == Shields::Ignore
+                };
+            let child = self.nodes[key].first_child;
+            if descend && child != NO_NODE {
+                key = child;
+                continue;
             }
-            let nodes = &self.nodes;
-            let children = nodes[key].children.iter().map(|(_, &child)| child);
-            for child in children {
-                if shields == Shields::Respect && nodes[child].kind == Kind::Shielded {
-                    continue;
+            // `key`'s subtree is done: on to the next sibling, climbing
+            // while there is none, until back at the top.
+            while key != top {
+                let node = &self.nodes[key];
+                if node.next_sibling != NO_NODE {
+                    key = node.next_sibling;
+                    continue 'visit;
                 }
-                match next {
-                    None => next = Some(child),
-                    Some(_) => stack.push(child),
-                }
+                key = node.parent.expect("a node below the top has a parent");
             }
+            break;
         }
+    }
+
+    /// Moves a newly cancelled node's wakers, timer and tasks into `batch`.
+    fn take_node_work(&mut self, key: usize, batch: &mut CancelBatch) {
+        let node = &mut self.nodes[key];
+        let deferred = &mut batch.deferred;
+        if let Some(waker) = node.waker.take() {
+            deferred.wakers.push(waker);
+        }
+        if !node.cancel_waiters.is_empty() {
+            let waiters = std::mem::take(&mut node.cancel_waiters);
+            deferred.wakers.extend(waiters.into_iter().map(|(_, w)| w));
+        }
+        if let Some(deadline) = node.deadline.take() {
+            deferred.drop_later(Later::Timer(deadline.timer));
+        }
+        let mut link = std::mem::replace(&mut node.first_task, NIL);
+        if link == NIL {
+            return;
+        }
+        let id = ScopeId {
+            key,
+            generation: node.generation,
+        };
+        if batch.tasks.capacity() == 0 {
+            batch.tasks = std::mem::take(&mut self.spare);
+        }
+        let before = batch.tasks.len();
+        while link != NIL {
+            let entry = self.tasks.remove(link as usize);
+            batch.tasks.push(entry.task);
+            link = entry.next;
+        }
+        batch.groups.push((id, batch.tasks.len() - before));
     }
 
     /// Cancels every node, shields included (shutdown).
@@ -618,10 +644,10 @@ impl Tree {
         let mut node = self.nodes.remove(key);
         debug_assert!(node.is_finished());
         node.retire(deferred);
-        let (mut parent, mut slot) = (node.parent, node.slot_in_parent);
+        self.unlink_child(&node);
+        let mut parent = node.parent;
         while let Some(p) = parent {
             let parent_node = &mut self.nodes[p];
-            parent_node.children.remove(slot);
             if !parent_node.is_finished() {
                 break;
             }
@@ -634,9 +660,23 @@ impl Tree {
                 Body::Dropped => {
                     let mut removed = self.nodes.remove(p);
                     removed.retire(deferred);
-                    (parent, slot) = (removed.parent, removed.slot_in_parent);
+                    self.unlink_child(&removed);
+                    parent = removed.parent;
                 }
             }
+        }
+    }
+
+    /// Closes the gap a removed node left in its parent's child list.
+    fn unlink_child(&mut self, removed: &Node) {
+        let (prev, next) = (removed.prev_sibling, removed.next_sibling);
+        if prev != NO_NODE {
+            self.nodes[prev].next_sibling = next;
+        } else if let Some(parent) = removed.parent {
+            self.nodes[parent].first_child = next;
+        }
+        if next != NO_NODE {
+            self.nodes[next].prev_sibling = prev;
         }
     }
 
@@ -704,7 +744,12 @@ impl Tree {
                 live_tasks: node.live_tasks,
                 location: node.inner.location,
             });
-            let mut children: Vec<usize> = node.children.iter().map(|(_, &c)| c).collect();
+            let mut children = Vec::new();
+            let mut child = node.first_child;
+            while child != NO_NODE {
+                children.push(child);
+                child = self.nodes[child].next_sibling;
+            }
             by_age(&mut children);
             stack.extend(children.into_iter().map(|c| (c, depth + 1)));
         }
@@ -721,7 +766,7 @@ impl ScopeId {
 
 impl Node {
     fn is_finished(&self) -> bool {
-        self.body != Body::Running && self.live_tasks == 0 && self.children.is_empty()
+        self.body != Body::Running && self.live_tasks == 0 && self.first_child == NO_NODE
     }
 
     /// Hands what a leaving node still holds to `deferred`.
