@@ -5,8 +5,20 @@
 //! scope) then allocates nothing.
 
 use crate::task::Panic;
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
+
+/// A list this long keeps its buffer for the next long list on the same
+/// thread: a large cancel collects a waker per scope, and freeing that
+/// block would make glibc consolidate the chunks of every task the cancel
+/// just freed.
+const KEEP: usize = 256;
+
+thread_local! {
+    /// The kept buffer, empty; at most one per thread.
+    static SPARE: Cell<Vec<Waker>> = const { Cell::new(Vec::new()) };
+}
 
 /// Wakes `waker`, catching a panic from it. A waker is user code; when the
 /// runtime calls one outside any task's poll (a timer, a cancel walk) there
@@ -30,6 +42,16 @@ impl WakeList {
         if self.first.is_none() {
             self.first = Some(waker);
         } else {
+            if self.rest.len() == KEEP && self.rest.capacity() == KEEP {
+                // Growing long: switch to the kept buffer, if it is larger.
+                let mut spare = SPARE.take();
+                if spare.capacity() > KEEP {
+                    spare.append(&mut self.rest);
+                    self.rest = spare;
+                } else {
+                    SPARE.set(spare);
+                }
+            }
             self.rest.push(waker);
         }
     }
@@ -44,8 +66,19 @@ impl WakeList {
     pub(crate) fn wake_all(self) {
         let Some(first) = self.first else { return };
         drop(wake_catching(first));
-        for waker in self.rest {
+        let mut rest = self.rest;
+        for waker in rest.drain(..) {
             drop(wake_catching(waker));
+        }
+        if rest.capacity() > KEEP {
+            SPARE.with(|spare| {
+                let kept = spare.take();
+                spare.set(if kept.capacity() > rest.capacity() {
+                    kept
+                } else {
+                    rest
+                });
+            });
         }
     }
 }

@@ -88,10 +88,10 @@ pub(crate) struct Tree {
     /// One slab for the whole runtime: a scope allocates nothing for its
     /// tasks, and a cancel frees no per-scope buffer.
     tasks: Slab<TaskEntry>,
-    /// A cleared buffer for the next cancel batch, so a large cancel does
+    /// Cleared buffers for the next cancel batch, so a large cancel does
     /// not allocate, nor free a large block (which makes glibc consolidate
     /// the chunks of the tasks just freed).
-    spare: Vec<TaskRef>,
+    spare: (Vec<TaskRef>, Vec<(ScopeId, usize)>),
     next_generation: u64,
     /// Tasks spawned and not yet finished, over all nodes.
     live_tasks: usize,
@@ -201,7 +201,7 @@ impl Tree {
         Tree {
             nodes: Slab::new(),
             tasks: Slab::new(),
-            spare: Vec::new(),
+            spare: (Vec::new(), Vec::new()),
             next_generation: 0,
             live_tasks: 0,
         }
@@ -454,7 +454,8 @@ impl Tree {
             generation: node.generation,
         };
         if batch.tasks.capacity() == 0 {
-            batch.tasks = std::mem::take(&mut self.spare);
+            batch.tasks = std::mem::take(&mut self.spare.0);
+            batch.groups = std::mem::take(&mut self.spare.1);
         }
         let before = batch.tasks.len();
         while link != NIL {
@@ -869,9 +870,10 @@ impl CancelBatch {
             drop(claimed);
             let mut tree = shared.tree.lock();
             tree.settle_cancelled(&groups, panics, &mut self);
-            // The emptied buffer serves the next batch.
-            if tasks.capacity() > tree.spare.capacity() {
-                tree.spare = tasks;
+            // The emptied buffers serve the next batch.
+            if tasks.capacity() > tree.spare.0.capacity() {
+                groups.clear();
+                tree.spare = (tasks, groups);
             }
         }
         self.deferred.run(shared);
