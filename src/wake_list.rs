@@ -9,11 +9,12 @@ use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 
-/// A list this long keeps its buffer for the next long list on the same
-/// thread: a large cancel collects a waker per scope, and freeing that
-/// block would make glibc consolidate the chunks of every task the cancel
-/// just freed.
-const KEEP: usize = 256;
+/// A list that grew longer than this keeps its buffer for the next list
+/// that spills on the same thread: a large cancel collects a waker per
+/// scope, and growing that buffer each time, then freeing it, costs more
+/// than the cancel's own work (and the free makes glibc consolidate the
+/// chunks of every task the cancel just freed).
+const KEEP: usize = 64;
 
 thread_local! {
     /// The kept buffer, empty; at most one per thread.
@@ -42,15 +43,9 @@ impl WakeList {
         if self.first.is_none() {
             self.first = Some(waker);
         } else {
-            if self.rest.len() == KEEP && self.rest.capacity() == KEEP {
-                // Growing long: switch to the kept buffer, if it is larger.
-                let mut spare = SPARE.take();
-                if spare.capacity() > KEEP {
-                    spare.append(&mut self.rest);
-                    self.rest = spare;
-                } else {
-                    SPARE.set(spare);
-                }
+            if self.rest.capacity() == 0 {
+                // `wake_all` gives it back.
+                self.rest = SPARE.take();
             }
             self.rest.push(waker);
         }

@@ -1,5 +1,6 @@
 //! [`JoinHandle`]: awaiting a spawned task's output.
 
+use super::state::COMPLETE;
 use super::Task;
 use crate::cancelled::Cancelled;
 use std::fmt;
@@ -35,7 +36,8 @@ impl<T> JoinSlot<T> {
 /// The join side of a task, erased over the future type.
 trait Join<T>: Send + Sync {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, Cancelled>>;
-    fn detach(&self);
+    /// The handle is dropped; `waiting` says whether it left a waker.
+    fn detach(&self, waiting: bool);
 }
 
 impl<F, S> Join<F::Output> for Task<F, S>
@@ -58,8 +60,15 @@ where
         Poll::Pending
     }
 
-    fn detach(&self) {
-        let _ = self.state.drop_join_handle();
+    fn detach(&self, waiting: bool) {
+        let prev = self.state.drop_join_handle();
+        // No output is stored before `COMPLETE`, and a completer that sets
+        // it after this point sees no `JOIN_HANDLE` and stores none: with
+        // no waker of ours either, the slot is empty. The common drop of a
+        // handle never awaited takes no lock.
+        if !prev.has(COMPLETE) && !waiting {
+            return;
+        }
         // Drop an output that was already stored, and our waker, outside
         // the lock: either may run user code.
         let (output, waker) = {
@@ -99,6 +108,8 @@ where
 /// ```
 pub struct JoinHandle<T> {
     inner: Inner<T>,
+    /// A poll returned `Pending`, leaving a waker in the slot.
+    waiting: bool,
 }
 
 enum Inner<T> {
@@ -115,12 +126,14 @@ impl<T: Send + 'static> JoinHandle<T> {
     {
         JoinHandle {
             inner: Inner::Task(task),
+            waiting: false,
         }
     }
 
     pub(crate) fn refused(cancelled: Cancelled) -> Self {
         JoinHandle {
             inner: Inner::Refused(Some(cancelled)),
+            waiting: false,
         }
     }
 }
@@ -129,8 +142,13 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, Cancelled>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.inner {
-            Inner::Task(task) => task.poll_join(cx),
+        let this = &mut *self;
+        match &mut this.inner {
+            Inner::Task(task) => {
+                let poll = task.poll_join(cx);
+                this.waiting |= poll.is_pending();
+                poll
+            }
             Inner::Refused(cancelled) => Poll::Ready(Err(cancelled
                 .take()
                 .expect("`JoinHandle` polled after it completed"))),
@@ -141,7 +159,7 @@ impl<T> Future for JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         if let Inner::Task(task) = &self.inner {
-            task.detach();
+            task.detach(self.waiting);
         }
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
-use super::state::{Snapshot, State, ToCancelled, ToIdle, ToNotified, ToRunning, JOIN_HANDLE};
+use super::state::{
+    Snapshot, State, ToCancelled, ToIdle, ToNotified, ToRunning, COMPLETE, JOIN_HANDLE,
+};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicUsize, Ordering::*};
 use loom::sync::{Arc, Mutex};
@@ -178,12 +180,19 @@ fn join_handle_drop_racing_completion() {
         let task = Model::new();
         let t = task.clone();
         let runner = thread::spawn(move || t.run(Some(1)));
-        // The handle's drop: clear the bit, then drop any stored output.
-        let _ = task.state.drop_join_handle();
-        let taken = task.output.lock().unwrap().take();
+        // The handle's drop, as `Join::detach` for a handle never polled:
+        // clear the bit, then drop a stored output only if the task was
+        // complete by then. If it was not, none is ever stored.
+        let prev = task.state.drop_join_handle();
+        let looked = prev.has(COMPLETE);
+        let taken = looked.then(|| task.output.lock().unwrap().take()).flatten();
         runner.join().unwrap();
         let left = task.output.lock().unwrap().take();
         assert!(taken.is_none() || left.is_none(), "output seen twice");
+        assert!(
+            looked || left.is_none(),
+            "output stored for a dropped handle"
+        );
         assert_eq!(task.drops.load(SeqCst), 1);
     });
 }
