@@ -61,7 +61,12 @@ impl WakeList {
     pub(crate) fn wake_all(self) {
         let Some(first) = self.first else { return };
         drop(wake_catching(first));
-        let mut rest = self.rest;
+        if self.rest.capacity() != 0 {
+            Self::wake_rest(self.rest);
+        }
+    }
+
+    fn wake_rest(mut rest: Vec<Waker>) {
         for waker in rest.drain(..) {
             drop(wake_catching(waker));
         }
