@@ -11,25 +11,43 @@ use std::task::{Context, Poll, Waker};
 
 /// Where a finished task leaves its output for the [`JoinHandle`].
 pub(crate) struct JoinSlot<T> {
-    output: Option<Result<T, Cancelled>>,
+    output: Output<T>,
     waker: Option<Waker>,
-    /// The `JoinHandle` already returned the output.
-    taken: bool,
+}
+
+/// The output's journey. Three states in the space of one `Result`: for
+/// `T = ()` the slot is 32 bytes, and a task fits a smaller heap chunk.
+enum Output<T> {
+    Pending,
+    Ready(Result<T, Cancelled>),
+    /// The `JoinHandle` returned it.
+    Taken,
 }
 
 impl<T> JoinSlot<T> {
     pub(super) fn new() -> Self {
         JoinSlot {
-            output: None,
+            output: Output::Pending,
             waker: None,
-            taken: false,
         }
     }
 
     /// Stores the output; returns the waker to call once the lock is gone.
     pub(super) fn put(&mut self, output: Result<T, Cancelled>) -> Option<Waker> {
-        self.output = Some(output);
+        self.output = Output::Ready(output);
         self.waker.take()
+    }
+
+    /// The stored output, if any, leaving the slot in `after`; else
+    /// nothing changes.
+    fn take(&mut self, after: Output<T>) -> Option<Result<T, Cancelled>> {
+        if !matches!(self.output, Output::Ready(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.output, after) {
+            Output::Ready(output) => Some(output),
+            Output::Pending | Output::Taken => None,
+        }
     }
 }
 
@@ -48,11 +66,13 @@ where
 {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, Cancelled>> {
         let mut slot = self.join.lock();
-        if let Some(output) = slot.output.take() {
-            slot.taken = true;
+        if let Some(output) = slot.take(Output::Taken) {
             return Poll::Ready(output);
         }
-        assert!(!slot.taken, "`JoinHandle` polled after it completed");
+        assert!(
+            !matches!(slot.output, Output::Taken),
+            "`JoinHandle` polled after it completed"
+        );
         match &slot.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => slot.waker = Some(cx.waker().clone()),
@@ -73,7 +93,7 @@ where
         // the lock: either may run user code.
         let (output, waker) = {
             let mut slot = self.join.lock();
-            (slot.output.take(), slot.waker.take())
+            (slot.take(Output::Pending), slot.waker.take())
         };
         drop(output);
         drop(waker);
