@@ -132,6 +132,15 @@ struct Node {
     inner: Arc<ScopeInner>,
     /// The scope future's waker, woken on cancel and when it may finish.
     waker: Option<Waker>,
+    /// What few scopes use, kept out of line so that a node stays small:
+    /// the cancel walk reads thousands of nodes, and each is moved into
+    /// the slab and out again.
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of a node that most scopes never use.
+#[derive(Default)]
+struct Rare {
     /// Futures waiting for this scope to be cancelled (`Scope::cancelled`).
     cancel_waiters: Slab<Waker>,
     deadline: Option<Deadline>,
@@ -273,9 +282,7 @@ impl Tree {
             cancelled,
             inner: inner.clone(),
             waker: None,
-            cancel_waiters: Slab::new(),
-            deadline: None,
-            panic: None,
+            rare: None,
         });
         inner
     }
@@ -352,8 +359,9 @@ impl Tree {
             batch.deferred.drop_later(Later::Panic(panic));
             return;
         };
-        if node.panic.is_none() {
-            node.panic = Some(panic);
+        let rare = node.rare();
+        if rare.panic.is_none() {
+            rare.panic = Some(panic);
         } else {
             batch.deferred.drop_later(Later::Panic(panic));
         }
@@ -438,12 +446,12 @@ impl Tree {
         if let Some(waker) = node.waker.take() {
             deferred.wakers.push(waker);
         }
-        if !node.cancel_waiters.is_empty() {
-            let waiters = std::mem::take(&mut node.cancel_waiters);
+        if let Some(rare) = node.rare.as_deref_mut() {
+            let waiters = std::mem::take(&mut rare.cancel_waiters);
             deferred.wakers.extend(waiters.into_iter().map(|(_, w)| w));
-        }
-        if let Some(deadline) = node.deadline.take() {
-            deferred.drop_later(Later::Timer(deadline.timer));
+            if let Some(deadline) = rare.deadline.take() {
+                deferred.drop_later(Later::Timer(deadline.timer));
+            }
         }
         let mut link = std::mem::replace(&mut node.first_task, NIL);
         if link == NIL {
@@ -495,7 +503,7 @@ impl Tree {
     ) {
         match self.get_mut(id) {
             Some(node) if !node.cancelled => {
-                let old = node.deadline.replace(Deadline { at, after, timer });
+                let old = node.rare().deadline.replace(Deadline { at, after, timer });
                 if let Some(old) = old {
                     deferred.drop_later(Later::Timer(old.timer));
                 }
@@ -506,13 +514,13 @@ impl Tree {
 
     /// The deadline of `id`, if it has one.
     pub(crate) fn deadline(&self, id: ScopeId) -> Option<Instant> {
-        self.get(id).and_then(|n| n.deadline.map(|d| d.at))
+        self.get(id).and_then(|n| n.deadline()).map(|d| d.at)
     }
 
     /// A deadline timer of `id` fired at `now` (invariant 7).
     pub(crate) fn deadline_passed(&mut self, id: ScopeId, now: Instant, batch: &mut CancelBatch) {
         let Some(node) = self.get_mut(id) else { return };
-        let Some(deadline) = node.deadline.filter(|d| d.at <= now) else {
+        let Some(deadline) = node.deadline().filter(|d| d.at <= now) else {
             return;
         };
         let reason = CancelReason::Deadline {
@@ -540,20 +548,20 @@ impl Tree {
         // all) or removed, and neither has happened.
         match key {
             Some(key) => {
-                let slot = &mut node.cancel_waiters[key];
+                let slot = &mut node.rare().cancel_waiters[key];
                 if !slot.will_wake(waker) {
                     deferred.drop_waker(std::mem::replace(slot, waker.clone()));
                 }
                 CancelWait::Waiting(key)
             }
-            None => CancelWait::Waiting(node.cancel_waiters.insert(waker.clone())),
+            None => CancelWait::Waiting(node.rare().cancel_waiters.insert(waker.clone())),
         }
     }
 
     /// A `cancelled()` future registered under `key` was dropped.
     pub(crate) fn forget_cancel_waiter(&mut self, id: ScopeId, key: usize) -> Option<Waker> {
         let node = self.get_mut(id).filter(|n| !n.cancelled)?;
-        node.cancel_waiters.try_remove(key)
+        node.rare.as_mut()?.cancel_waiters.try_remove(key)
     }
 
     /// Whether `id` is cancelled; stores `waker` to be woken on cancel.
@@ -604,7 +612,7 @@ impl Tree {
         }
         let outcome = Outcome {
             cancelled: node.cancelled.then(|| node.inner.cancel_value()),
-            panic: node.panic.take(),
+            panic: node.take_panic(),
         };
         self.remove(id.key, deferred);
         Some(outcome)
@@ -616,7 +624,7 @@ impl Tree {
         let Some(node) = self.get_mut(id) else { return };
         node.body = Body::Dropped;
         deferred.wakers.extend(node.waker.take());
-        if let Some(panic) = node.panic.take() {
+        if let Some(panic) = node.take_panic() {
             deferred.drop_later(Later::Panic(panic));
         }
         self.settle(id.key, deferred);
@@ -741,7 +749,7 @@ impl Tree {
                 state,
                 linked: node.kind == Kind::Linked,
                 shielded: node.kind == Kind::Shielded,
-                deadline_in: node.deadline.map(|d| d.at.saturating_duration_since(now)),
+                deadline_in: node.deadline().map(|d| d.at.saturating_duration_since(now)),
                 live_tasks: node.live_tasks,
                 location: node.inner.location,
             });
@@ -770,23 +778,37 @@ impl Node {
         self.body != Body::Running && self.live_tasks == 0 && self.first_child == NO_NODE
     }
 
+    /// The out-of-line parts, created on first use.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn deadline(&self) -> Option<Deadline> {
+        self.rare.as_ref().and_then(|r| r.deadline)
+    }
+
+    fn take_panic(&mut self) -> Option<Panic> {
+        self.rare.as_mut().and_then(|r| r.panic.take())
+    }
+
     /// Hands what a leaving node still holds to `deferred`.
     fn retire(&mut self, deferred: &mut Deferred) {
-        if let Some(panic) = self.panic.take() {
-            deferred.drop_later(Later::Panic(panic));
-        }
-        if let Some(deadline) = self.deadline.take() {
-            deferred.drop_later(Later::Timer(deadline.timer));
-        }
         if let Some(waker) = self.waker.take() {
             deferred.drop_later(Later::Waker(waker));
         }
+        let Some(rare) = self.rare.as_deref_mut() else {
+            return;
+        };
+        if let Some(panic) = rare.panic.take() {
+            deferred.drop_later(Later::Panic(panic));
+        }
+        if let Some(deadline) = rare.deadline.take() {
+            deferred.drop_later(Later::Timer(deadline.timer));
+        }
         // Nobody can cancel this scope any more: its waiters learn that
         // when they look (`CancelWait::Never`).
-        if !self.cancel_waiters.is_empty() {
-            let waiters = std::mem::take(&mut self.cancel_waiters);
-            deferred.wakers.extend(waiters.into_iter().map(|(_, w)| w));
-        }
+        let waiters = std::mem::take(&mut rare.cancel_waiters);
+        deferred.wakers.extend(waiters.into_iter().map(|(_, w)| w));
     }
 }
 
