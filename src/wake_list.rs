@@ -1,8 +1,9 @@
 //! [`WakeList`]: wakers collected under a lock, to be woken after it.
 //!
 //! The common case is one waker (a scope future), so the first lives
-//! inline and only a longer list allocates; the cheapest cancel (an empty
-//! scope) then allocates nothing.
+//! inline: the cheapest cancel (an empty scope) allocates nothing. A longer
+//! list spills into a buffer that each thread keeps from its last long
+//! list.
 
 use crate::task::Panic;
 use std::cell::Cell;

@@ -181,7 +181,8 @@ fn waiting_handle_is_woken_by_cancel() {
 }
 
 /// Every output is dropped exactly once: taken by an await, dropped by the
-/// task when the handle was gone, or dropped with the handle that kept it.
+/// task when the handle was gone (never polled, or polled and left
+/// waiting), or dropped with the handle that kept it.
 #[test]
 fn outputs_are_dropped_exactly_once() {
     with_deadline(|| {
@@ -189,13 +190,15 @@ fn outputs_are_dropped_exactly_once() {
         let awaited = Arc::new(AtomicUsize::new(0));
         let detached_early = Arc::new(AtomicUsize::new(0));
         let detached_late = Arc::new(AtomicUsize::new(0));
+        let detached_waiting = Arc::new(AtomicUsize::new(0));
         let kept = Arc::new(AtomicUsize::new(0));
         let (kept_tx, kept_rx) = mpsc::channel::<JoinHandle<DropCount>>();
         let out = rt.block_on(scope(|s| {
-            let (awaited, early, late, kept) = (
+            let (awaited, early, late, waiting, kept) = (
                 awaited.clone(),
                 detached_early.clone(),
                 detached_late.clone(),
+                detached_waiting.clone(),
                 kept.clone(),
             );
             let rt = &rt;
@@ -210,6 +213,17 @@ fn outputs_are_dropped_exactly_once() {
                     gate.wait().await;
                     DropCount(early)
                 }));
+                opener.set();
+                // Polled once (its waker left in the slot), then detached
+                // before the task ends: the task drops its output.
+                let gate = Event::new();
+                let opener = gate.clone();
+                let mut h = s.spawn(async move {
+                    gate.wait().await;
+                    DropCount(waiting)
+                });
+                assert!(future::poll_once(&mut h).await.is_none());
+                drop(h);
                 opener.set();
                 // Detached after the task ended: the handle drops the
                 // stored output.
@@ -228,6 +242,7 @@ fn outputs_are_dropped_exactly_once() {
         assert_eq!(get(&awaited), 1);
         assert_eq!(get(&detached_early), 1);
         assert_eq!(get(&detached_late), 1);
+        assert_eq!(get(&detached_waiting), 1);
         let h = kept_rx.recv().unwrap();
         assert_eq!(get(&kept), 0, "the output waits in the kept handle");
         drop(h);

@@ -204,7 +204,7 @@ pub(crate) struct ScopeInner {
 }
 
 impl ScopeInner {
-    /// The scope's cancellation value (it must be cancelled).
+    /// The handle state of the new node `id`, not cancelled.
     pub(crate) fn new(
         shared: Arc<Shared>,
         id: ScopeId,

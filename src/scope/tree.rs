@@ -91,10 +91,17 @@ pub(crate) struct Tree {
     /// Cleared buffers for the next cancel batch, so a large cancel does
     /// not allocate, nor free a large block (which makes glibc consolidate
     /// the chunks of the tasks just freed).
-    spare: (Vec<TaskRef>, Vec<(ScopeId, usize)>),
+    spare: Spare,
     next_generation: u64,
     /// Tasks spawned and not yet finished, over all nodes.
     live_tasks: usize,
+}
+
+/// A cancel batch's two buffers, kept empty between batches.
+#[derive(Default)]
+struct Spare {
+    tasks: Vec<TaskRef>,
+    groups: Vec<(ScopeId, usize)>,
 }
 
 /// The end of a list of nodes.
@@ -210,7 +217,7 @@ impl Tree {
         Tree {
             nodes: Slab::new(),
             tasks: Slab::new(),
-            spare: (Vec::new(), Vec::new()),
+            spare: Spare::default(),
             next_generation: 0,
             live_tasks: 0,
         }
@@ -462,8 +469,8 @@ impl Tree {
             generation: node.generation,
         };
         if batch.tasks.capacity() == 0 {
-            batch.tasks = std::mem::take(&mut self.spare.0);
-            batch.groups = std::mem::take(&mut self.spare.1);
+            batch.tasks = std::mem::take(&mut self.spare.tasks);
+            batch.groups = std::mem::take(&mut self.spare.groups);
         }
         let before = batch.tasks.len();
         while link != NIL {
@@ -893,9 +900,9 @@ impl CancelBatch {
             let mut tree = shared.tree.lock();
             tree.settle_cancelled(&groups, panics, &mut self);
             // The emptied buffers serve the next batch.
-            if tasks.capacity() > tree.spare.0.capacity() {
+            if tasks.capacity() > tree.spare.tasks.capacity() {
                 groups.clear();
-                tree.spare = (tasks, groups);
+                tree.spare = Spare { tasks, groups };
             }
         }
         self.deferred.run(shared);
