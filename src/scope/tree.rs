@@ -707,6 +707,21 @@ impl Tree {
         // A node none of whose tasks we dropped may have finished and left
         // already (its runners released them); one we dropped tasks of is
         // still here, held by the counts we have not settled (invariant 2).
+        if panics.is_empty() {
+            // One pass: settling a node can remove it and finished
+            // ancestors, but not a node whose own count is still unsettled.
+            for &(id, n) in dropped {
+                match self.get_mut(id) {
+                    Some(node) => {
+                        node.live_tasks -= n;
+                        self.live_tasks -= n;
+                        self.settle(id.key, &mut batch.deferred);
+                    }
+                    None => assert_eq!(n, 0, "invariant 2: a task's node outlives it"),
+                }
+            }
+            return;
+        }
         for &(id, n) in dropped.iter().filter(|&&(_, n)| n > 0) {
             let node = self
                 .get_mut(id)
