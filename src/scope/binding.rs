@@ -40,11 +40,13 @@ impl Schedule for TaskBinding {
     fn release(&self, panic: Option<Panic>) {
         let shared = &self.scope.shared;
         let mut batch = CancelBatch::default();
-        {
+        let task = {
             let mut tree = shared.tree.lock();
             let slot = self.slot.load(Relaxed);
-            tree.release_task(self.scope.id, slot, panic, &mut batch);
-        }
+            tree.release_task(self.scope.id, slot, panic, &mut batch)
+        };
+        // The runner holds a reference too: this only decrements.
+        drop(task);
         batch.run(shared);
     }
 }

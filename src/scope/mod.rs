@@ -299,9 +299,10 @@ impl Scope {
         };
         let task = Task::new(future, binding);
         let shared = &self.inner.shared;
+        let listed = task.clone();
         let added = {
             let mut tree = shared.tree.lock();
-            let added = tree.add_task(self.inner.id, task.clone());
+            let added = tree.add_task(self.inner.id, listed);
             if let Ok(slot) = added {
                 // Read back under the same lock, in `release`.
                 task.scheduler().slot.store(slot, Relaxed);

@@ -325,13 +325,15 @@ impl Tree {
     }
 
     /// A runner finished a task of `id` (the task called `release`).
+    /// Returns the tree's reference to the task, for the caller to drop
+    /// after the lock: one atomic step less while others wait for it.
     pub(crate) fn release_task(
         &mut self,
         id: ScopeId,
         slot: usize,
         panic: Option<Panic>,
         batch: &mut CancelBatch,
-    ) {
+    ) -> Option<TaskRef> {
         let node = self
             .get_mut(id)
             .expect("invariant 2: a task's node outlives it");
@@ -347,6 +349,7 @@ impl Tree {
             self.record_panic(id, panic, batch);
         }
         self.settle(id.key, &mut batch.deferred);
+        entry.map(|e| e.task)
     }
 
     /// Closes the gap a removed entry of node `key` left in its list.
