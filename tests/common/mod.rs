@@ -4,13 +4,19 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
+// Not every test crate uses every helper.
+#[allow(unused_imports)]
+pub use support::{expect_panic, panic_message, DropCount};
+
 use cancel_scope::runtime::{Builder, Runtime};
 use cancel_scope::sync::Event;
-use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
@@ -35,41 +41,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = tx.send(());
-            out
-        })
-        .expect("spawn the test thread");
-    match rx.recv_timeout(HANG_LIMIT) {
-        Ok(()) => match handle.join().expect("the test thread catches panics") {
-            Ok(out) => out,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(_) => panic!("the test did not finish within {HANG_LIMIT:?}: it hangs"),
-    }
-}
-
-/// The text of a panic payload (`&str` or `String`), or a placeholder.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_string()
-    }
-}
-
-/// Runs `f`, expecting it to panic; returns the panic message.
-pub fn expect_panic<R>(f: impl FnOnce() -> R) -> String {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(_) => panic!("expected a panic, but the call returned"),
-        Err(payload) => panic_message(&*payload),
-    }
+    support::hang_guard_for("the test", HANG_LIMIT, f)
 }
 
 /// The slab key in the `Debug` output of a `Scope` or `CancelHandle`
@@ -78,16 +50,6 @@ pub fn debug_key(debug: &str) -> Option<usize> {
     let rest = &debug[debug.find("key: ")? + "key: ".len()..];
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
-}
-
-/// Counts drops of the values it is attached to.
-#[derive(Debug)]
-pub struct DropCount(pub Arc<AtomicUsize>);
-
-impl Drop for DropCount {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, SeqCst);
-    }
 }
 
 /// Reads a counter.

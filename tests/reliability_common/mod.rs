@@ -6,14 +6,20 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
+// Not every test crate uses every helper.
+#[allow(unused_imports)]
+pub use support::{expect_panic, hang_guard_for, panic_message, DropCount as DropCounter};
+
 use cancel_scope::runtime::{Builder, Runtime};
 use cancel_scope::scope;
-use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -49,30 +55,6 @@ where
     hang_guard_for(what, HANG_LIMIT, f)
 }
 
-/// [`hang_guard`] with another time bound, for the long runs.
-pub fn hang_guard_for<T, F>(what: &str, limit: Duration, f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::Builder::new()
-        .name(format!("guarded {what}"))
-        .spawn(move || {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = tx.send(());
-            out
-        })
-        .expect("spawn a guarded thread");
-    match rx.recv_timeout(limit) {
-        Ok(()) => match handle.join().expect("the guarded thread catches panics") {
-            Ok(out) => out,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(_) => panic!("{what} did not finish within {limit:?}: it hangs"),
-    }
-}
-
 /// Spins (yielding the OS thread) until `cond` holds; fails after
 /// [`HANG_LIMIT`]. For waiting on state that has no event to wait for,
 /// such as a runtime's counters settling after a worker's last release.
@@ -84,25 +66,6 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
             "timed out after {HANG_LIMIT:?} waiting for {what}"
         );
         thread::yield_now();
-    }
-}
-
-/// The text of a panic payload (`&str` or `String`).
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_string()
-    }
-}
-
-/// Runs `f`, which must panic; returns the panic's message.
-pub fn expect_panic<R>(f: impl FnOnce() -> R) -> String {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(_) => panic!("expected a panic, but the call returned"),
-        Err(payload) => panic_message(&*payload),
     }
 }
 
@@ -330,16 +293,6 @@ impl<F> Drop for Tracked<F> {
             self.violations
                 .record("a future was dropped more than once".into());
         }
-    }
-}
-
-/// Counts drops of whatever holds it.
-#[derive(Debug)]
-pub struct DropCounter(pub Arc<AtomicUsize>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, SeqCst);
     }
 }
 

@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use cancel_scope::runtime::{Builder, Runtime};
 use cancel_scope::{scope, CancelHandle, CancelReason};
 use std::future::Future;
@@ -60,22 +63,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::Builder::new()
-        .name("toolkit-test".into())
-        .spawn(move || {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = tx.send(());
-            out
-        })
-        .expect("spawn the test thread");
-    match rx.recv_timeout(HANG_LIMIT) {
-        Ok(()) => match handle.join().expect("the test thread catches panics") {
-            Ok(out) => out,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(_) => panic!("the test did not finish within {HANG_LIMIT:?}: it hangs"),
-    }
+    support::hang_guard_for("the test", HANG_LIMIT, f)
 }
 
 /// Milliseconds.
