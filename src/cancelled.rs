@@ -17,8 +17,8 @@ use std::time::Duration;
 /// reports [`CancelReason::Explicit`], its descendants report
 /// [`CancelReason::Ancestor`], and a parent reached through a
 /// [`linked_scope`](crate::linked_scope) reports
-/// [`CancelReason::LinkedChild`]. Reading it is one atomic load plus a
-/// clone; [`is_cancelled`](crate::Scope::is_cancelled) is one atomic load.
+/// [`CancelReason::LinkedChild`]. Reading it is one atomic load (two for
+/// a deadline); [`is_cancelled`](crate::Scope::is_cancelled) is one.
 ///
 /// # Examples
 ///
