@@ -750,3 +750,42 @@ fn a_passed_deadline_leaves_no_timers() {
         assert_clean(&rt);
     });
 }
+
+/// A deadline that is already due when it is set cancels the scope at
+/// once, every time, however it is set. Each round uses a fresh 2-worker
+/// runtime, whose idle workers fire a due timer as soon as it is
+/// registered: the timer can fire before the scope has recorded its
+/// deadline, and the cancel must still happen (a lost one hangs the round
+/// and trips the guard). 3,000 rounds catch a one-in-a-thousand loss with
+/// a probability of 95%.
+#[test]
+fn a_deadline_already_due_is_never_lost() {
+    const ROUNDS: usize = 3_000;
+    guard(|| {
+        for round in 0..ROUNDS {
+            let rt = real(2);
+            let out = match round % 4 {
+                0 => rt.block_on(scope(|s| async move {
+                    s.cancel_at(time::now() - ms(1));
+                    pending::<()>().await
+                })),
+                1 => rt.block_on(scope(|s| async move {
+                    s.cancel_after(Duration::ZERO);
+                    pending::<()>().await
+                })),
+                2 => rt.block_on(move_on_after(Duration::ZERO, |_| pending::<()>())),
+                // Moved: first far ahead, then to now.
+                _ => rt.block_on(scope(|s| async move {
+                    s.cancel_after(secs(3600));
+                    s.cancel_at(time::now());
+                    pending::<()>().await
+                })),
+            };
+            let reason = out.expect_err("a due deadline cancels").reason().clone();
+            assert!(
+                matches!(reason, CancelReason::Deadline { .. }),
+                "round {round}: {reason:?}"
+            );
+        }
+    });
+}

@@ -43,7 +43,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tree::{CancelBatch, Deferred, Kind, ScopeId, Shields};
+use tree::{CancelBatch, Kind, ScopeId, Shields};
 
 /// Opens a scope: runs `body` with a [`Scope`] handle and completes when
 /// the body and every task spawned into the scope have ended.
@@ -252,11 +252,12 @@ impl ScopeInner {
         if earliest {
             self.shared.idle.notify_timer();
         }
-        let mut deferred = Deferred::default();
+        let mut batch = CancelBatch::default();
         let mut tree = self.shared.tree.lock();
-        tree.set_deadline(self.id, at, after, timer, &mut deferred);
+        let now = self.shared.timers.now();
+        tree.set_deadline(self.id, (at, after), timer, now, &mut batch);
         drop(tree);
-        deferred.run(&self.shared);
+        batch.run(&self.shared);
     }
 
     fn deadline_passed(&self) {

@@ -36,7 +36,10 @@
 //! 7. **A deadline is a timer plus a check.** The node stores its deadline
 //!    and the key of a timer whose waker asks the tree to cancel the node;
 //!    the tree cancels only if the node's *current* deadline has passed, so
-//!    a timer left over from a moved deadline does nothing.
+//!    a timer left over from a moved deadline does nothing. The timer is
+//!    registered before the deadline is recorded, so it may fire first and
+//!    find nothing; recording a deadline therefore checks it against the
+//!    clock under the lock and cancels at once if it is due.
 
 use super::snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
 use super::ScopeInner;
@@ -500,25 +503,35 @@ impl Tree {
         }
     }
 
-    /// Sets (or moves) the deadline of `id` to `at`, served by `timer`.
-    /// The timer no longer needed (the old one, or the new one if the scope
-    /// is over or cancelled) goes to `deferred`.
+    /// Sets (or moves) the deadline of `id` to `at`, served by `timer`,
+    /// and cancels `id` at once if `at` is not after `now`, read under
+    /// this lock (invariant 7). The timer no longer needed (the old one,
+    /// or the new one if the scope is over or cancelled) goes to `batch`.
+    ///
+    /// The timer was registered before this call and may have fired
+    /// already, finding no deadline here: then its clock read, and so
+    /// `now`, is past `at`, and the check below does its cancel.
     pub(crate) fn set_deadline(
         &mut self,
         id: ScopeId,
-        at: Instant,
-        after: Duration,
+        deadline: (Instant, Duration),
         timer: TimerKey,
-        deferred: &mut Deferred,
+        now: Instant,
+        batch: &mut CancelBatch,
     ) {
+        let (at, after) = deadline;
         match self.get_mut(id) {
             Some(node) if !node.cancelled => {
                 let old = node.rare().deadline.replace(Deadline { at, after, timer });
                 if let Some(old) = old {
-                    deferred.drop_later(Later::Timer(old.timer));
+                    batch.deferred.drop_later(Later::Timer(old.timer));
+                }
+                if at <= now {
+                    let reason = CancelReason::Deadline { after };
+                    self.cancel(id, reason, true, Shields::Respect, batch);
                 }
             }
-            _ => deferred.drop_later(Later::Timer(timer)),
+            _ => batch.deferred.drop_later(Later::Timer(timer)),
         }
     }
 
