@@ -435,6 +435,55 @@ fn dropping_a_runtime_from_one_of_its_own_tasks() {
     });
 }
 
+/// After its runtime is dropped, a task that opens scopes finds each born
+/// cancelled with reason `Shutdown`, a shield included, and every spawn
+/// refused: nothing is left queued on a worker that is gone, and whoever
+/// awaits the root scope sees it end.
+#[test]
+fn scopes_opened_after_shutdown_are_born_cancelled_shields_included() {
+    hang_guard("scopes opened after shutdown", || {
+        let rt = runtime("bad-after-shutdown", WORKERS);
+        let slot: Arc<Mutex<Option<Runtime>>> = Arc::new(Mutex::new(None));
+        let (body_polls, body_drops) = (counter(), counter());
+        let outcomes: Arc<Mutex<Vec<CancelReason>>> = Arc::default();
+        let go = Event::new();
+        let task = {
+            let (slot, go, outcomes) = (slot.clone(), go.clone(), outcomes.clone());
+            let (body_polls, body_drops) = (body_polls.clone(), body_drops.clone());
+            async move {
+                go.wait().await;
+                drop(slot.lock().unwrap().take().expect("the runtime"));
+                let body = counted(std::future::pending::<()>(), &body_polls, &body_drops);
+                let shielded = shielded_scope(move |_| body).await;
+                let plain = scope(|s| async move {
+                    let refused = s.spawn(async {}).await;
+                    refused.unwrap_err().reason().clone()
+                })
+                .await;
+                let mut outcomes = outcomes.lock().unwrap();
+                outcomes.push(shielded.unwrap_err().reason().clone());
+                outcomes.push(plain.unwrap_err().reason().clone());
+            }
+        };
+        let root = rt.block_on(async {
+            let mut fut = Box::pin(scope(|s| async move {
+                s.spawn(task);
+                std::future::pending::<()>().await
+            }));
+            assert!(poll_once(&mut fut).await.is_none());
+            fut
+        });
+        *slot.lock().unwrap() = Some(rt);
+        go.set();
+        let out = drive(root);
+        assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
+        let outcomes = outcomes.lock().unwrap().clone();
+        assert_eq!(outcomes, [CancelReason::Shutdown, CancelReason::Shutdown]);
+        assert_eq!(get(&body_polls), 0, "the shield's body never ran");
+        assert_eq!(get(&body_drops), 1, "and was dropped once");
+    });
+}
+
 // ---------------------------------------------------------------------
 // Dropping a scope future mid-run.
 // ---------------------------------------------------------------------

@@ -98,6 +98,9 @@ pub(crate) struct Tree {
     next_generation: u64,
     /// Tasks spawned and not yet finished, over all nodes.
     live_tasks: usize,
+    /// The runtime shut down (`cancel_all`): every node created from now
+    /// on is born cancelled, shields included, so takes no task.
+    shut_down: bool,
 }
 
 /// A cancel batch's two buffers, kept empty between batches.
@@ -223,6 +226,7 @@ impl Tree {
             spare: Spare::default(),
             next_generation: 0,
             live_tasks: 0,
+            shut_down: false,
         }
     }
 
@@ -265,13 +269,16 @@ impl Tree {
             generation,
         };
         let inner = make(id);
-        let mut cancelled = false;
+        let mut cancelled = self.shut_down;
+        if cancelled {
+            inner.cancelled.set(&CancelReason::Shutdown);
+        }
         let mut next_sibling = NO_NODE;
         if let Some(p) = parent {
             let parent_node = &mut self.nodes[p.key];
             next_sibling = std::mem::replace(&mut parent_node.first_child, id.key);
             // Invariant 1: a child of a cancelled node starts cancelled.
-            if parent_node.cancelled && kind != Kind::Shielded {
+            if parent_node.cancelled && kind != Kind::Shielded && !cancelled {
                 cancelled = true;
                 inner.cancelled.set(&CancelReason::Ancestor);
             }
@@ -487,8 +494,10 @@ impl Tree {
         batch.groups.push((id, batch.tasks.len() - before));
     }
 
-    /// Cancels every node, shields included (shutdown).
+    /// Cancels every node, shields included, and every node created from
+    /// now on (shutdown).
     pub(crate) fn cancel_all(&mut self, reason: CancelReason, batch: &mut CancelBatch) {
+        self.shut_down = true;
         let roots: Vec<ScopeId> = self
             .nodes
             .iter()
