@@ -15,9 +15,13 @@ thread_local! {
     ///
     /// Rule: non-null only while an [`enter_scope`] call is on this
     /// thread's stack; that call borrows an `Arc<ScopeInner>` for its whole
-    /// duration, so the pointee is alive whenever the pointer is set.
+    /// duration, so the pointee is alive whenever the pointer is set. It has
+    /// no destructor, so `with` works even during thread teardown.
     static CURRENT_SCOPE: Cell<*const ScopeInner> = const { Cell::new(ptr::null()) };
     /// The runtime of this thread: a worker's own, or the one `block_on` runs.
+    /// Like every runtime-internal thread-local that has a destructor, it
+    /// is reached with `try_with`: a runtime may be used, or dropped, by
+    /// another thread-local's destructor after this one is gone.
     static CURRENT_RUNTIME: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
 }
 
@@ -52,10 +56,15 @@ pub(crate) fn enter_runtime<R>(shared: &Arc<Shared>, f: impl FnOnce() -> R) -> R
     impl Drop for Restore {
         fn drop(&mut self) {
             let prev = self.0.take();
-            CURRENT_RUNTIME.with(|c| *c.borrow_mut() = prev);
+            let _ = CURRENT_RUNTIME.try_with(|c| *c.borrow_mut() = prev);
         }
     }
-    let prev = CURRENT_RUNTIME.with(|c| c.borrow_mut().replace(shared.clone()));
+    // Fails only during thread teardown (a runtime used from another
+    // thread-local's destructor): then `f` runs without it, and work it
+    // starts goes to the current scope's runtime or the default one.
+    let Ok(prev) = CURRENT_RUNTIME.try_with(|c| c.borrow_mut().replace(shared.clone())) else {
+        return f();
+    };
     let _restore = Restore(prev);
     f()
 }
@@ -67,6 +76,8 @@ pub(crate) fn current_runtime() -> Arc<Shared> {
         return shared;
     }
     CURRENT_RUNTIME
-        .with(|c| c.borrow().clone())
+        .try_with(|c| c.borrow().clone())
+        .ok()
+        .flatten()
         .unwrap_or_else(|| crate::runtime::default_runtime().shared().clone())
 }

@@ -18,7 +18,9 @@ use std::task::Waker;
 const KEEP: usize = 64;
 
 thread_local! {
-    /// The kept buffer, empty; at most one per thread.
+    /// The kept buffer, empty; at most one per thread. Reached with
+    /// `try_with` only: a runtime dropped by another thread-local's
+    /// destructor may cancel after this one is gone.
     static SPARE: Cell<Vec<Waker>> = const { Cell::new(Vec::new()) };
 }
 
@@ -45,8 +47,9 @@ impl WakeList {
             self.first = Some(waker);
         } else {
             if self.rest.capacity() == 0 {
-                // `wake_all` gives it back.
-                self.rest = SPARE.take();
+                // `wake_all` gives it back. During thread teardown the
+                // kept buffer may be gone already: start a fresh one.
+                self.rest = SPARE.try_with(Cell::take).unwrap_or_default();
             }
             self.rest.push(waker);
         }
@@ -72,7 +75,8 @@ impl WakeList {
             drop(wake_catching(waker));
         }
         if rest.capacity() > KEEP {
-            SPARE.with(|spare| {
+            // Fails only during thread teardown; the buffer is then freed.
+            let _ = SPARE.try_with(|spare| {
                 let kept = spare.take();
                 spare.set(if kept.capacity() > rest.capacity() {
                     kept

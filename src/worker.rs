@@ -39,7 +39,11 @@ thread_local! {
 
 /// Whether this thread is a worker of any runtime.
 pub(crate) fn is_worker_thread() -> bool {
-    CURRENT_CORE.with(|c| c.borrow().is_some())
+    // During thread teardown the slot may be gone: a worker's is never
+    // (it clears it before its thread ends).
+    CURRENT_CORE
+        .try_with(|c| c.borrow().is_some())
+        .unwrap_or(false)
 }
 
 /// How many tasks in a row a worker takes from its LIFO slot before it
@@ -69,22 +73,19 @@ pub(crate) enum Pushed {
 /// Queues `task` on this thread's worker if this thread is a worker of
 /// `shared`; hands it back otherwise.
 pub(crate) fn push_local(shared: &Shared, task: TaskRef, to: Push) -> Result<Pushed, TaskRef> {
-    CURRENT_CORE.with(|c| match &*c.borrow() {
-        Some(core) if std::ptr::eq(core.shared, shared) => match to {
-            Push::Next if !core.parking.get() => match core.lifo.replace(Some(task)) {
-                Some(bumped) => {
-                    core.local.push(bumped);
-                    Ok(Pushed::Stealable)
-                }
-                None => Ok(Pushed::Private),
-            },
-            Push::Next | Push::Back => {
-                core.local.push(task);
-                Ok(Pushed::Stealable)
-            }
-        },
-        _ => Err(task),
-    })
+    let mut task = Some(task);
+    // `try_with` fails only during thread teardown, on a thread that is
+    // no worker any more.
+    let pushed = CURRENT_CORE.try_with(|c| match &*c.borrow() {
+        Some(core) if std::ptr::eq(core.shared, shared) => {
+            Some(core.push(task.take().expect("taken once"), to))
+        }
+        _ => None,
+    });
+    match pushed {
+        Ok(Some(pushed)) => Ok(pushed),
+        _ => Err(task.take().expect("not pushed")),
+    }
 }
 
 /// Makes a worker's local queue (FIFO: see ARCHITECTURE.md), to be moved
@@ -123,6 +124,22 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
 }
 
 impl Core {
+    fn push(&self, task: TaskRef, to: Push) -> Pushed {
+        match to {
+            Push::Next if !self.parking.get() => match self.lifo.replace(Some(task)) {
+                Some(bumped) => {
+                    self.local.push(bumped);
+                    Pushed::Stealable
+                }
+                None => Pushed::Private,
+            },
+            Push::Next | Push::Back => {
+                self.local.push(task);
+                Pushed::Stealable
+            }
+        }
+    }
+
     fn run_loop(&self, shared: &Shared) {
         let mut searching = false;
         while !shared.is_shutdown() {

@@ -484,6 +484,60 @@ fn scopes_opened_after_shutdown_are_born_cancelled_shields_included() {
     });
 }
 
+/// The child half of [`a_runtime_in_a_thread_local_is_dropped_at_thread_exit`].
+fn thread_local_runtime_child() {
+    use std::cell::RefCell;
+    thread_local! {
+        static RT: RefCell<Option<Runtime>> = const { RefCell::new(None) };
+    }
+    let drops = counter();
+    let d = drops.clone();
+    let thread = thread::spawn(move || {
+        // Stored first, so its destructor runs after those of the
+        // runtime's own thread-locals that this thread touches later.
+        RT.with(|rt| *rt.borrow_mut() = Some(runtime("bad-thread-local", WORKERS)));
+        RT.with(|rt| {
+            let rt = rt.borrow();
+            let rt = rt.as_ref().expect("the runtime");
+            // A cancel that wakes several waiters on this thread.
+            let out = rt.block_on(scope(|s| async move {
+                let (mut a, mut b) = (s.cancelled(), s.cancelled());
+                assert!(poll_once(&mut a).await.is_none());
+                assert!(poll_once(&mut b).await.is_none());
+                s.cancel();
+            }));
+            assert!(out.is_err());
+            // Scopes still open when the thread exits: two parked bodies,
+            // each with a parked task.
+            for _ in 0..2 {
+                let d = d.clone();
+                let mut open = Box::pin(scope(move |s| async move {
+                    s.spawn(counted(std::future::pending::<()>(), &counter(), &d));
+                    std::future::pending::<()>().await
+                }));
+                assert!(rt.block_on(poll_once(&mut open)).is_none());
+                std::mem::forget(open);
+            }
+        });
+    });
+    thread.join().expect("the thread exits cleanly");
+    assert_eq!(get(&drops), 2, "the runtime's drop dropped every future");
+}
+
+/// A runtime kept in a `thread_local!` and dropped by the thread-local
+/// destructors, with scopes still open, shuts down cleanly: no
+/// runtime-internal thread-local is touched after its own destruction.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot start a child process")]
+fn a_runtime_in_a_thread_local_is_dropped_at_thread_exit() {
+    const NAME: &str = "a_runtime_in_a_thread_local_is_dropped_at_thread_exit";
+    if reliability_common::is_child_for(NAME) {
+        return thread_local_runtime_child();
+    }
+    let out = reliability_common::run_in_child(NAME);
+    reliability_common::assert_child_passed(NAME, &out);
+}
+
 // ---------------------------------------------------------------------
 // Dropping a scope future mid-run.
 // ---------------------------------------------------------------------
