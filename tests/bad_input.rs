@@ -465,14 +465,11 @@ fn scopes_opened_after_shutdown_are_born_cancelled_shields_included() {
                 outcomes.push(plain.unwrap_err().reason().clone());
             }
         };
-        let root = rt.block_on(async {
-            let mut fut = Box::pin(scope(|s| async move {
-                s.spawn(task);
-                std::future::pending::<()>().await
-            }));
-            assert!(poll_once(&mut fut).await.is_none());
-            fut
-        });
+        let mut root = Box::pin(scope(|s| async move {
+            s.spawn(task);
+            std::future::pending::<()>().await
+        }));
+        assert!(rt.block_on(poll_once(&mut root)).is_none());
         *slot.lock().unwrap() = Some(rt);
         go.set();
         let out = drive(root);
