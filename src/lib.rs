@@ -83,6 +83,7 @@ mod block_on;
 mod cancelled;
 mod context;
 mod idle;
+mod lifo_slot;
 mod loom;
 mod queue;
 pub mod runtime;

@@ -5,8 +5,8 @@
 //! [`Injector`]. Idle workers steal from each other through [`Stealer`]s.
 //! This module knows nothing of scopes.
 
+use crate::loom::deque::{Injector, Steal, Stealer, Worker as Deque};
 use crate::task::TaskRef;
-use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 use std::iter;
 
 /// How often (in tasks run) a worker looks at the injector before its own

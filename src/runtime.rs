@@ -8,12 +8,13 @@
 use crate::block_on;
 use crate::cancelled::CancelReason;
 use crate::idle::Idle;
+use crate::lifo_slot::LifoSlot;
+use crate::loom::deque::{Injector, Stealer};
 use crate::queue;
 use crate::scope::tree::{CancelBatch, Tree};
 use crate::task::TaskRef;
 use crate::time::{clock::Clock, timers::Timers};
 use crate::worker;
-use crossbeam_deque::{Injector, Stealer};
 use parking_lot::Mutex;
 use slab::Slab;
 use std::fmt;
@@ -103,6 +104,8 @@ pub(crate) struct Shared {
     injector: Injector<TaskRef>,
     stealers: Box<[Stealer<TaskRef>]>,
     pub(crate) idle: Idle,
+    /// Each worker's LIFO slot, by worker id.
+    lifo_slots: Box<[LifoSlot]>,
     pub(crate) timers: Timers,
     shutdown: AtomicBool,
     workers: usize,
@@ -368,6 +371,7 @@ impl Builder {
             injector: Injector::new(),
             stealers: queues.iter().map(|q| q.stealer()).collect(),
             idle: Idle::new(n),
+            lifo_slots: (0..n).map(|_| LifoSlot::new()).collect(),
             timers: Timers::new(Clock::new(self.start_paused)),
             shutdown: AtomicBool::new(false),
             workers: n,
@@ -428,6 +432,10 @@ impl Shared {
         &self.stealers
     }
 
+    pub(crate) fn lifo_slots(&self) -> &[LifoSlot] {
+        &self.lifo_slots
+    }
+
     /// A runtime's shared state without worker threads, for loom models:
     /// the model's own threads pop and run tasks from the injector.
     #[cfg(all(test, cancel_scope_loom))]
@@ -438,6 +446,7 @@ impl Shared {
             injector: Injector::new(),
             stealers: vec![queue.stealer()].into_boxed_slice(),
             idle: Idle::new(1),
+            lifo_slots: vec![LifoSlot::new()].into_boxed_slice(),
             timers: Timers::new(Clock::new(false)),
             shutdown: AtomicBool::new(false),
             workers: 1,

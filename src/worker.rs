@@ -2,27 +2,33 @@
 //!
 //! The worker's owned half is [`Core`] (its local queue, its tick and
 //! random state), reachable from the thread-local `CURRENT_CORE` so that a
-//! task woken on this thread lands in this worker's queue. The shared half
-//! is the runtime's `Shared`.
+//! task woken on this thread lands in this worker's LIFO slot or queue.
+//! The shared half is the runtime's `Shared`, which also holds every
+//! worker's [`LifoSlot`], so that an idle worker can take a task stuck
+//! behind a busy one (the watch, in `idle.rs`).
 
+use crate::idle;
+use crate::lifo_slot::{LifoSlot, Look};
+use crate::loom::deque::Worker as Deque;
 use crate::queue::{self, GLOBAL_QUEUE_INTERVAL};
 use crate::runtime::Shared;
 use crate::task::TaskRef;
-use crossbeam_deque::Worker as Deque;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The owned half of a worker thread.
 pub(crate) struct Core {
     id: usize,
     local: Deque<TaskRef>,
-    /// The task to run next: the last one woken on this worker, which is
-    /// likely to need what the waking task just produced. Not stealable.
-    lifo: Cell<Option<TaskRef>>,
-    /// Tasks run in a row from `lifo`; capped at [`MAX_LIFO_RUNS`].
+    /// Tasks run in a row from this worker's LIFO slot; capped at
+    /// [`MAX_LIFO_RUNS`].
     lifo_runs: Cell<u32>,
+    /// What this worker saw in each worker's LIFO slot as its last watch
+    /// began.
+    looks: Box<[Cell<Look>]>,
     /// Set while the worker is counted as asleep (inside `park`): a task
     /// woken then (by a timer it fires) must be visible to the others, so
     /// it skips the LIFO slot.
@@ -51,6 +57,15 @@ pub(crate) fn is_worker_thread() -> bool {
 /// hold the slot forever and starve the queue; tokio uses 3 as well.
 const MAX_LIFO_RUNS: u32 = 3;
 
+/// How long a watching worker sleeps between two looks at the others' LIFO
+/// slots (`idle.rs`). A task stuck behind a busy worker waits at most
+/// about twice this, and usually once: the watch begins as the busy worker
+/// starts to run (the baton pass). Picked
+/// so that a task woken before a long computation starts within a few
+/// milliseconds, while the watcher's wake-ups (only while some worker runs
+/// and another is idle) cost well under 1% of a core.
+const WATCH_INTERVAL: Duration = Duration::from_millis(2);
+
 /// Where [`push_local`] should put a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Push {
@@ -78,7 +93,7 @@ pub(crate) fn push_local(shared: &Shared, task: TaskRef, to: Push) -> Result<Pus
     // no worker any more.
     let pushed = CURRENT_CORE.try_with(|c| match &*c.borrow() {
         Some(core) if std::ptr::eq(core.shared, shared) => {
-            Some(core.push(task.take().expect("taken once"), to))
+            Some(core.push(shared, task.take().expect("taken once"), to))
         }
         _ => None,
     });
@@ -101,8 +116,10 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
     let core = Rc::new(Core {
         id,
         local,
-        lifo: Cell::new(None),
         lifo_runs: Cell::new(0),
+        looks: (0..shared.lifo_slots().len())
+            .map(|_| Cell::default())
+            .collect(),
         parking: Cell::new(false),
         shared: Arc::as_ptr(&shared),
         tick: Cell::new(0),
@@ -119,25 +136,25 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
     }
     // Shutdown: drop the queue's references; the tasks' futures are
     // dropped by the runtime's shutdown cancel.
-    drop(core.lifo.take());
+    drop(core.lifo(&shared).pop());
     while core.local.pop().is_some() {}
 }
 
 impl Core {
-    fn push(&self, task: TaskRef, to: Push) -> Pushed {
-        match to {
-            Push::Next if !self.parking.get() => match self.lifo.replace(Some(task)) {
-                Some(bumped) => {
-                    self.local.push(bumped);
-                    Pushed::Stealable
-                }
-                None => Pushed::Private,
+    fn push(&self, shared: &Shared, task: TaskRef, to: Push) -> Pushed {
+        let task = match to {
+            Push::Next if !self.parking.get() => match self.lifo(shared).push(task) {
+                Some(bumped) => bumped,
+                None => return Pushed::Private,
             },
-            Push::Next | Push::Back => {
-                self.local.push(task);
-                Pushed::Stealable
-            }
-        }
+            Push::Next | Push::Back => task,
+        };
+        self.local.push(task);
+        Pushed::Stealable
+    }
+
+    fn lifo<'a>(&self, shared: &'a Shared) -> &'a LifoSlot {
+        &shared.lifo_slots()[self.id]
     }
 
     fn run_loop(&self, shared: &Shared) {
@@ -162,14 +179,13 @@ impl Core {
             if shared.timers.fire_expired() {
                 continue; // a woken task may be in our queue now
             }
-            self.parking.set(true);
-            searching = self.park(shared, searching);
-            self.parking.set(false);
+            self.park(shared, searching);
+            searching = true;
         }
     }
 
     fn find_task(&self, shared: &Shared, tick: u32) -> Option<TaskRef> {
-        if let Some(task) = self.lifo.take() {
+        if let Some(task) = self.lifo(shared).pop() {
             if self.lifo_runs.get() < MAX_LIFO_RUNS {
                 self.lifo_runs.set(self.lifo_runs.get() + 1);
                 return Some(task);
@@ -187,34 +203,34 @@ impl Core {
         )
     }
 
-    /// Falls asleep following the protocol in `idle.rs`. Returns whether
-    /// the worker is searching when it wakes.
-    fn park(&self, shared: &Shared, searching: bool) -> bool {
-        let idle = &shared.idle;
-        idle.prepare_sleep(self.id, searching);
-        let clock = shared.timers.clock();
-        let deadline = shared.timers.next_deadline();
-        let due = deadline.is_some_and(|d| d <= clock.now());
-        if due
-            || shared.is_shutdown()
-            || queue::any_work(shared.injector(), shared.stealers())
-            || shared.auto_advance()
-        {
-            // We stopped searching in `prepare_sleep`, and a poster may have
-            // relied on that search; search again, so that finding a task
-            // passes the baton (protocol in `idle.rs`).
-            if !idle.cancel_sleep(self.id) {
-                idle.start_searching();
+    /// Falls asleep following the protocol in `idle.rs`; the worker is
+    /// searching when it wakes.
+    fn park(&self, shared: &Shared, searching: bool) {
+        self.parking.set(true);
+        let bed = Bed { core: self, shared };
+        shared.idle.sleep(self.id, searching, &bed);
+        self.parking.set(false);
+    }
+
+    /// The watch (`idle.rs`), as it starts: what each other worker's LIFO
+    /// slot holds.
+    fn look_at_slots(&self, shared: &Shared) {
+        for (id, slot) in shared.lifo_slots().iter().enumerate() {
+            if id != self.id {
+                self.looks[id].set(slot.look());
             }
-            return true;
         }
-        // A paused clock's instants are not real time: wait for a wake-up
-        // (the last thread to go idle advances the clock).
-        let deadline = deadline.filter(|_| !clock.is_paused());
-        if idle.park(self.id, deadline) {
-            true // unparked by a poster, who counted us as searching
-        } else {
-            idle.cancel_sleep(self.id)
+    }
+
+    /// The watch, as it ends: takes into our queue every task that has
+    /// sat in another worker's LIFO slot since [`look_at_slots`].
+    fn rescue_stuck(&self, shared: &Shared) {
+        for (id, slot) in shared.lifo_slots().iter().enumerate() {
+            if id != self.id && slot.look().stuck_since(self.looks[id].get()) {
+                if let Some(task) = slot.take() {
+                    self.local.push(task);
+                }
+            }
         }
     }
 
@@ -226,5 +242,45 @@ impl Core {
         x ^= x << 17;
         self.rng.set(x);
         x as usize
+    }
+}
+
+/// What a worker falling asleep tells the sleep protocol.
+struct Bed<'a> {
+    core: &'a Core,
+    shared: &'a Shared,
+}
+
+impl idle::Bed for Bed<'_> {
+    fn has_work(&self) -> bool {
+        let shared = self.shared;
+        let due = shared
+            .timers
+            .next_deadline()
+            .is_some_and(|d| d <= shared.timers.now());
+        due || shared.is_shutdown()
+            || queue::any_work(shared.injector(), shared.stealers())
+            || shared.auto_advance()
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        // A paused clock's instants are not real time: wait for a wake-up
+        // (the last thread to go idle advances the clock).
+        let timers = &self.shared.timers;
+        timers
+            .next_deadline()
+            .filter(|_| !timers.clock().is_paused())
+    }
+
+    fn watch_interval(&self) -> Option<Duration> {
+        Some(WATCH_INTERVAL)
+    }
+
+    fn watch_begins(&self) {
+        self.core.look_at_slots(self.shared);
+    }
+
+    fn watch_ends(&self) {
+        self.core.rescue_stuck(self.shared);
     }
 }

@@ -8,8 +8,8 @@
 use super::tree::{Deferred, Kind, Outcome};
 use super::{Scope, ScopeInner};
 use crate::cancelled::CancelReason;
+use crate::loom::deque::Steal;
 use crate::runtime::Shared;
-use crossbeam_deque::Steal;
 use loom::thread;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};

@@ -1,213 +1,260 @@
-//! loom models of the task state word.
+//! loom models of the task: the real [`Task`], its state word, its future
+//! cell (loom's `UnsafeCell`, through the facade) and its join slot
+//! (loom's mutex), driven by model threads that play the runner, wakers,
+//! cancellers and the `JoinHandle`.
 //!
-//! Each model runs the protocol of `task/mod.rs` (runner, waker, canceller,
-//! `JoinHandle`) over the real [`State`] transitions, with the future's slot
-//! as a `loom::cell::UnsafeCell`, so loom checks in every interleaving that
-//! the slot is never touched by two threads at once (rule F), that the
-//! future is dropped exactly once, and that no wake-up is lost.
+//! In every interleaving loom checks that the future is never touched by
+//! two threads at once (rule F), and each model asserts that the future is
+//! dropped exactly once, never polled after a cancel claimed it, that no
+//! wake-up is lost, and that the handle gets exactly the output the task
+//! ended with.
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
-use super::state::{
-    Snapshot, State, ToCancelled, ToIdle, ToNotified, ToRunning, COMPLETE, JOIN_HANDLE,
-};
-use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicUsize, Ordering::*};
-use loom::sync::{Arc, Mutex};
+use super::{Cancel, JoinHandle, Schedule, Task, TaskRef};
+use crate::cancelled::{CancelReason, Cancelled};
+use crate::loom::sync::Mutex;
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::thread;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-/// A task reduced to what the state word guards.
+/// The scheduler of the model: a queue the model threads run from, and a
+/// count of `release` calls (the runner's accounting).
+#[derive(Clone, Default)]
 struct Model {
-    state: State,
-    /// The future: `Some(polls)` while alive, `None` once dropped.
-    future: UnsafeCell<Option<usize>>,
-    drops: AtomicUsize,
-    /// Set before a wake; a poll records whether it saw it.
-    woken: AtomicUsize,
-    last_poll_saw_wake: AtomicUsize,
-    /// The join slot (rule J).
-    output: Mutex<Option<&'static str>>,
+    queue: Arc<Mutex<VecDeque<TaskRef>>>,
+    released: Arc<AtomicUsize>,
+}
+
+impl Schedule for Model {
+    fn schedule(&self, task: TaskRef) {
+        self.queue.lock().push_back(task);
+    }
+
+    fn reschedule(&self, task: TaskRef) {
+        self.queue.lock().push_back(task);
+    }
+
+    fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
+        poll()
+    }
+
+    fn cancelled(&self) -> Cancelled {
+        Cancelled::new(CancelReason::Explicit)
+    }
+
+    fn release(&self, panic: Option<super::Panic>) {
+        assert!(panic.is_none());
+        self.released.fetch_add(1, SeqCst);
+    }
 }
 
 impl Model {
-    fn new() -> Arc<Model> {
-        Arc::new(Model {
-            state: State::new(),
-            future: UnsafeCell::new(Some(0)),
-            drops: AtomicUsize::new(0),
-            woken: AtomicUsize::new(0),
-            last_poll_saw_wake: AtomicUsize::new(0),
-            output: Mutex::new(None),
-        })
-    }
-
-    /// Touches the future as a poll would (rule F: we hold RUNNING).
-    fn poll(&self) {
-        self.future.with_mut(|f| {
-            // SAFETY: loom's cell panics on a concurrent access instead;
-            // this pointer is only used inside the closure.
-            let f = unsafe { &mut *f };
-            *f.as_mut().expect("never polled after it was dropped") += 1;
-        });
-        self.last_poll_saw_wake
-            .store(self.woken.load(SeqCst), SeqCst);
-    }
-
-    /// Drops the future and completes, as `Task::complete` does.
-    fn complete(&self, output: &'static str) {
-        self.drop_future();
-        let prev = self.state.transition_to_complete();
-        self.deliver(prev, output);
-    }
-
-    fn drop_future(&self) {
-        self.future.with_mut(|f| {
-            // SAFETY: as in `poll`.
-            let f = unsafe { &mut *f };
-            assert!(f.take().is_some(), "dropped twice");
-        });
-        self.drops.fetch_add(1, SeqCst);
-    }
-
-    fn deliver(&self, prev: Snapshot, output: &'static str) {
-        if prev.has(JOIN_HANDLE) {
-            *self.output.lock().unwrap() = Some(output);
-        }
-    }
-
-    /// A worker popped the task: run it once, requeueing as told.
-    fn run(&self, ready_on_poll: Option<usize>) {
+    /// A worker's turn: runs what is queued, until the queue is empty.
+    fn run_queued(&self) {
         loop {
-            match self.state.transition_to_running() {
-                ToRunning::Dead => return,
-                ToRunning::Cancel => return self.complete("cancelled"),
-                ToRunning::Poll => {}
+            let task = self.queue.lock().pop_front();
+            match task {
+                Some(task) => task.run(),
+                None => return,
             }
-            self.poll();
-            let polls = self.future.with(|f| {
-                // SAFETY: as in `poll`.
-                unsafe { (*f).unwrap() }
-            });
-            if ready_on_poll == Some(polls) {
-                return self.complete("ready");
-            }
-            match self.state.transition_to_idle() {
-                ToIdle::Idle => return,
-                ToIdle::Reschedule => continue, // pushed and popped again
-                ToIdle::Cancel => return self.complete("cancelled"),
-            }
-        }
-    }
-
-    fn wake(&self) -> bool {
-        self.woken.store(1, SeqCst);
-        self.state.transition_to_notified() == ToNotified::Submit
-    }
-
-    fn cancel(&self) {
-        // As `Task::cancel`: an idle task is claimed and complete in one
-        // step, and the claimer drops the future afterwards.
-        if let ToCancelled::Claimed(prev) = self.state.transition_to_cancelled() {
-            self.drop_future();
-            self.deliver(prev, "cancelled");
         }
     }
 }
 
-/// A wake racing a poll is never lost: some poll sees it.
+/// What the probe future saw and did, shared with the model.
+#[derive(Default)]
+struct Seen {
+    polls: AtomicUsize,
+    drops: AtomicUsize,
+    /// Set by a "producer" before it wakes the task.
+    produced: AtomicBool,
+    /// Whether the last poll saw `produced`.
+    consumed: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+/// A future that records its polls and drops, keeps its latest waker, and
+/// is ready at its `ready_at`-th poll (never, if 0).
+struct Probe {
+    seen: Arc<Seen>,
+    ready_at: usize,
+}
+
+impl Future for Probe {
+    type Output = usize;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        let seen = &self.seen;
+        assert_eq!(seen.drops.load(SeqCst), 0, "polled after it was dropped");
+        let polls = seen.polls.fetch_add(1, SeqCst) + 1;
+        seen.consumed.store(seen.produced.load(SeqCst), SeqCst);
+        *seen.waker.lock() = Some(cx.waker().clone());
+        if polls == self.ready_at {
+            Poll::Ready(polls)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.seen.drops.fetch_add(1, SeqCst);
+    }
+}
+
+/// Spawns a probe task as `Scope::spawn` does: queued, with a handle.
+fn spawn(model: &Model, ready_at: usize) -> (Arc<Seen>, TaskRef, JoinHandle<usize>) {
+    let seen = Arc::new(Seen::default());
+    let probe = Probe {
+        seen: seen.clone(),
+        ready_at,
+    };
+    let task = Task::new(probe, model.clone());
+    model.schedule(task.clone());
+    let as_raw: TaskRef = task.clone();
+    (seen, as_raw, JoinHandle::new(task))
+}
+
+/// Polls a handle once, from a thread that is not a task.
+fn poll_handle(handle: &mut JoinHandle<usize>) -> Poll<Result<usize, Cancelled>> {
+    let waker = waker_fn::waker_fn(|| {});
+    Pin::new(handle).poll(&mut Context::from_waker(&waker))
+}
+
+/// The accounting a scope would do for a cancel: a canceller that dropped
+/// the future counts it, else the runner releases it.
+fn cancel(task: &TaskRef, model: &Model) {
+    if let Cancel::Dropped(panic) = task.cancel() {
+        assert!(panic.is_none());
+        model.released.fetch_add(1, SeqCst);
+    }
+}
+
+/// A wake racing the poll that registers the waker: the wake is never
+/// lost, so some later poll sees what the producer published.
 #[test]
 fn wake_racing_poll() {
     loom::model(|| {
-        let task = Model::new();
-        let t = task.clone();
-        let waker = thread::spawn(move || {
-            if t.wake() {
-                t.run(None);
-            }
-        });
-        task.run(None);
-        waker.join().unwrap();
-        assert_eq!(task.last_poll_saw_wake.load(SeqCst), 1, "a wake was lost");
-        assert_eq!(task.drops.load(SeqCst), 0);
+        let model = Model::default();
+        let (seen, task, _handle) = spawn(&model, 0);
+        model.run_queued(); // first poll: registers its waker
+        let producer = {
+            let seen = seen.clone();
+            thread::spawn(move || {
+                seen.produced.store(true, SeqCst);
+                let waker = seen.waker.lock().clone().expect("registered");
+                waker.wake();
+            })
+        };
+        model.run_queued();
+        producer.join().unwrap();
+        model.run_queued();
+        assert!(seen.consumed.load(SeqCst), "a wake was lost");
+        assert_eq!(seen.drops.load(SeqCst), 0);
+        // Break the cycle task -> future -> waker -> task.
+        cancel(&task, &model);
+        seen.waker.lock().take();
     });
 }
 
-/// A wake racing a cancel: the future is dropped exactly once and never
-/// polled afterwards (the `expect` in `poll`).
+/// A wake racing a cancel: the future is dropped exactly once, never
+/// polled afterwards, and the handle sees the cancel.
 #[test]
 fn wake_racing_cancel() {
     loom::model(|| {
-        let task = Model::new();
-        task.run(None); // polled once, now idle
-        let t = task.clone();
-        let waker = thread::spawn(move || {
-            if t.wake() {
-                t.run(None);
-            }
-        });
-        task.cancel();
-        waker.join().unwrap();
-        assert_eq!(task.drops.load(SeqCst), 1);
-        assert_eq!(*task.output.lock().unwrap(), Some("cancelled"));
+        let model = Model::default();
+        let (seen, task, mut handle) = spawn(&model, 0);
+        model.run_queued();
+        let waker = seen.waker.lock().clone().expect("registered");
+        let runner = {
+            let model = model.clone();
+            thread::spawn(move || {
+                waker.wake();
+                model.run_queued();
+            })
+        };
+        cancel(&task, &model);
+        runner.join().unwrap();
+        model.run_queued();
+        assert_eq!(seen.drops.load(SeqCst), 1);
+        assert_eq!(model.released.load(SeqCst), 1);
+        let out = poll_handle(&mut handle);
+        assert!(matches!(out, Poll::Ready(Err(_))), "{out:?}");
+        seen.waker.lock().take();
     });
 }
 
 /// A cancel racing the poll that completes the task: exactly one of them
-/// drops the future, and the output says which.
+/// drops the future, and the handle's output says which.
 #[test]
 fn cancel_racing_completion() {
     loom::model(|| {
-        let task = Model::new();
-        let t = task.clone();
-        let runner = thread::spawn(move || t.run(Some(1)));
-        task.cancel();
+        let model = Model::default();
+        let (seen, task, mut handle) = spawn(&model, 1);
+        let runner = {
+            let model = model.clone();
+            thread::spawn(move || model.run_queued())
+        };
+        cancel(&task, &model);
         runner.join().unwrap();
-        assert_eq!(task.drops.load(SeqCst), 1);
-        let output = task
-            .output
-            .lock()
-            .unwrap()
-            .expect("the handle gets an output");
-        assert!(output == "ready" || output == "cancelled");
+        assert_eq!(seen.drops.load(SeqCst), 1);
+        assert_eq!(model.released.load(SeqCst), 1);
+        match poll_handle(&mut handle) {
+            Poll::Ready(Ok(1)) => assert_eq!(seen.polls.load(SeqCst), 1),
+            Poll::Ready(Err(_)) => assert!(seen.polls.load(SeqCst) <= 1),
+            other => panic!("the handle got {other:?}"),
+        }
+        seen.waker.lock().take();
     });
 }
 
 /// The `JoinHandle` dropped while the task completes: the output is
-/// either never stored, or stored and then taken by exactly one side.
+/// dropped exactly once, by whichever side sees it last, and the future
+/// once.
 #[test]
 fn join_handle_drop_racing_completion() {
     loom::model(|| {
-        let task = Model::new();
-        let t = task.clone();
-        let runner = thread::spawn(move || t.run(Some(1)));
-        // The handle's drop, as `Join::detach` for a handle never polled:
-        // clear the bit, then drop a stored output only if the task was
-        // complete by then. If it was not, none is ever stored.
-        let prev = task.state.drop_join_handle();
-        let looked = prev.has(COMPLETE);
-        let taken = looked.then(|| task.output.lock().unwrap().take()).flatten();
+        let model = Model::default();
+        let (seen, _task, handle) = spawn(&model, 1);
+        let runner = {
+            let model = model.clone();
+            thread::spawn(move || model.run_queued())
+        };
+        drop(handle);
         runner.join().unwrap();
-        let left = task.output.lock().unwrap().take();
-        assert!(taken.is_none() || left.is_none(), "output seen twice");
-        assert!(
-            looked || left.is_none(),
-            "output stored for a dropped handle"
-        );
-        assert_eq!(task.drops.load(SeqCst), 1);
+        assert_eq!(seen.drops.load(SeqCst), 1);
+        assert_eq!(model.released.load(SeqCst), 1);
+        seen.waker.lock().take();
     });
 }
 
-/// Two cancels racing each other and a runner: one drop in every order.
+/// Two cancels racing each other and a runner: one drop, one release, in
+/// every order.
 #[test]
 fn concurrent_cancels_and_runner() {
     loom::model(|| {
-        let task = Model::new();
-        let (a, b) = (task.clone(), task.clone());
-        let c1 = thread::spawn(move || a.cancel());
-        let runner = thread::spawn(move || b.run(None));
-        task.cancel();
-        c1.join().unwrap();
+        let model = Model::default();
+        let (seen, task, _handle) = spawn(&model, 0);
+        let canceller = {
+            let (task, model) = (task.clone(), model.clone());
+            thread::spawn(move || cancel(&task, &model))
+        };
+        let runner = {
+            let model = model.clone();
+            thread::spawn(move || model.run_queued())
+        };
+        cancel(&task, &model);
+        canceller.join().unwrap();
         runner.join().unwrap();
-        assert_eq!(task.drops.load(SeqCst), 1);
+        model.run_queued();
+        assert_eq!(seen.drops.load(SeqCst), 1);
+        assert_eq!(model.released.load(SeqCst), 1);
+        seen.waker.lock().take();
     });
 }
