@@ -20,7 +20,7 @@
 
 use cancel_scope_bench::schedule::*;
 use cancel_scope_bench::{cancel_scope_rt, tokio_rt, Smol};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 use std::time::Duration;
 
 /// Round trips in `pingpong`, yields in `yield_many`.
@@ -37,7 +37,8 @@ fn schedule(c: &mut Criterion) {
     let smol = Smol::new();
     let mut bench = |group: &str, size: usize, entries: &[(&str, &dyn Fn() -> Duration)]| {
         let mut g = c.benchmark_group(group);
-        g.sample_size(20)
+        g.sampling_mode(SamplingMode::Flat)
+            .sample_size(20)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2));
         for (name, f) in entries {
