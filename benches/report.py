@@ -9,15 +9,16 @@ growth.json (benches/count.py). Prints markdown:
 - per benchmark, our time per unit (task, group, scope, round) and each
   peer's ratio to ours, the median over the runs of the ratio measured
   within one run (peer time / our time: above 1 means cancel-scope is
-  faster); then the idiomatic entries the same way; then every run's
-  ratios, to show the spread;
+  faster) with the lowest and highest of the runs, and the peer's time;
+  then the idiomatic entries the same way; with --spread, every run's
+  ratios;
 - memory, instruction counts, the growth curve, and the targets.
 
 Writes the chart (per-unit cost of every runtime, grouped by workload, on
 a log scale, medians over the runs) as an SVG, by default to
 benches/chart.svg beside this script.
 
-Usage: python3 benches/report.py [--svg PATH] [CRITERION_DIR ...]
+Usage: python3 benches/report.py [--spread] [--svg PATH] [CRITERION_DIR ...]
 
 The directory defaults to what criterion uses: $CRITERION_HOME, else
 $CARGO_TARGET_DIR/criterion, else target/criterion. python3's standard
@@ -160,7 +161,9 @@ class Report:
                 elif r is None:
                     cells.append(fmt_ns(t))
                 else:
-                    cells.append(f"**{r:.2f}×** ({fmt_ns(t)})")
+                    rs = [v for v in (ratio(run, key, p) for run in self.runs) if v is not None]
+                    spread = f" {min(rs):.2f}–{max(rs):.2f}," if len(rs) > 1 else ""
+                    cells.append(f"**{r:.2f}×**{spread} {fmt_ns(t)}")
             print(f"| {key[0]}/{key[1]} | {unit} | " + " | ".join(cells) + " |")
 
     def spread(self):
@@ -347,6 +350,8 @@ def chart(rep, path):
 def main():
     args = sys.argv[1:]
     svg = Path(__file__).resolve().parent / "chart.svg"
+    spread = "--spread" in args
+    args = [a for a in args if a != "--spread"]
     if args[:1] == ["--svg"]:
         svg, args = Path(args[1]), args[2:]
     roots = criterion_dirs(args)
@@ -358,11 +363,11 @@ def main():
     n = len(runs)
     what = f"median over {n} runs" if n > 1 else "one run"
     print(f"Time per unit; peers as the ratio of their time to ours, measured "
-          f"in the same run ({what}):\n")
+          f"in the same run ({what}; then the lowest and highest ratio of the runs):\n")
     rep.table(PEERS)
     print(f"\nIdiomatic entries, same form ({what}):\n")
     rep.table(IDIOMATIC)
-    if n > 1:
+    if n > 1 and spread:
         print(f"\nRatios (peer / cancel_scope) in each of the {n} runs, in order:\n")
         rep.spread()
     memory = print_memory(roots[0])
