@@ -1,7 +1,7 @@
 //! cancel-scope measured against tokio (with tokio-util's
 //! `CancellationToken`) and smol (`async-executor`): the workloads that the
-//! criterion benchmarks time (`cancel.rs`, `schedule.rs` beside this
-//! directory), that the memory table measures (`memory.rs`) and that the
+//! criterion benchmarks time (`cancel.rs`, `schedule.rs` at the package's
+//! root), that the memory table measures (`memory.rs`) and that the
 //! `count` driver repeats under callgrind (`src/bin/count.rs`).
 //!
 //! One workload is one function per runtime, returning the measured time
