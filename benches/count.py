@@ -15,9 +15,9 @@ costs (the window's own start and stop, waking the waiting thread).
     python3 benches/count.py counts     # the table, for every runtime
     python3 benches/count.py growth [PEER]
         # cancel of 10^2 .. 10^6 parked tasks: instructions per task
-        # ((count at N - count at 1) / (N - 1)) and the median time per
-        # task over several runs, for cancel_scope, PEER (default smol)
-        # and limit
+        # ((count at N - count at 1) / (N - 1)) and the time per task (the
+        # median of three rounds, each the median of several runs), for
+        # cancel_scope, PEER (default smol) and limit
 
 Each writes its results as JSON into the criterion directory
 (counts.json, growth.json), where benches/report.py finds them, and
@@ -59,7 +59,7 @@ COUNTS = [
 
 GROWTH_SIZES = [100, 10_000, 100_000, 1_000_000]
 # Timed repetitions per size: fewer where one repetition is long.
-GROWTH_REPS = {100: 51, 10_000: 21, 100_000: 7, 1_000_000: 3}
+GROWTH_REPS = {100: 51, 10_000: 21, 100_000: 7, 1_000_000: 5}
 
 
 def target_dir():
@@ -118,17 +118,32 @@ def counts(exe):
     return {"counts": rows}
 
 
-def growth(exe, peer):
-    rows = []
-    for rt in ["cancel_scope", peer, "limit"]:
+def growth(exe, peer, rounds=3):
+    runtimes = ["cancel_scope", peer, "limit"]
+    instr = {}
+    for rt in runtimes:
         base, _ = instructions(exe, rt, "cancel_flat", "1")
         for n in GROWTH_SIZES:
             total, _ = instructions(exe, rt, "cancel_flat", str(n))
-            instr = (total - base) / (n - 1)
-            ns = time_per_unit(exe, rt, "cancel_flat", n, GROWTH_REPS[n])
-            rows.append({"runtime": rt, "tasks": n, "instructions": round(instr, 1),
-                         "ns": ns})
-            print(f"{rt:14} {n:>9} {instr:10.1f} instr/task {ns:9.1f} ns/task", flush=True)
+            instr[rt, n] = (total - base) / (n - 1)
+    # Times: every (runtime, size) once per round, round after round, so
+    # that a change in the machine's load touches all of them alike; each
+    # round gives a median over its repetitions, and the figure is the
+    # median of the rounds.
+    times = {}
+    for _ in range(rounds):
+        for rt in runtimes:
+            for n in GROWTH_SIZES:
+                times.setdefault((rt, n), []).append(
+                    time_per_unit(exe, rt, "cancel_flat", n, GROWTH_REPS[n]))
+    rows = []
+    for rt in runtimes:
+        for n in GROWTH_SIZES:
+            ns = sorted(times[rt, n])[len(times[rt, n]) // 2]
+            rows.append({"runtime": rt, "tasks": n, "instructions": round(instr[rt, n], 1),
+                         "ns": ns, "ns_rounds": times[rt, n]})
+            print(f"{rt:14} {n:>9} {instr[rt, n]:10.1f} instr/task {ns:9.1f} ns/task "
+                  f"(rounds: {', '.join(f'{t:.1f}' for t in times[rt, n])})", flush=True)
     return {"peer": peer, "growth": rows}
 
 
