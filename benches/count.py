@@ -21,9 +21,9 @@ costs (the window's own start and stop, waking the waiting thread).
 
 Each writes its results as JSON into the criterion directory
 (counts.json, growth.json), where benches/report.py finds them, and
-prints them. Counts do not drift from run to run as times do, but the
-workers' idle loops and steal attempts vary a little between runs:
-expect a few percent.
+prints them. Counts do not drift from run to run as times do, but where
+workers do the work (a peer's cancel, any spawn), how the tasks fall
+between them varies: expect up to about 10%.
 """
 
 import json
