@@ -1,6 +1,8 @@
 //! Memory per parked task: spawn 100,000 tasks that park forever and
-//! report the bytes each costs, for cancel-scope, tokio and smol side by
-//! side.
+//! report the bytes each costs, for every runtime of the cancellation
+//! benchmarks side by side: ours, tokio, tokio with a `CancellationToken`
+//! (each task waiting on a clone of one token), smol, and `limit` (a state
+//! word and the future in one box, listed in a `Vec`).
 //!
 //! Two numbers per runtime, both growths measured from just before the
 //! spawns to when every task has been polled once and parked:
@@ -11,18 +13,24 @@
 //! - **heap**: live bytes counted by a wrapper around the system allocator,
 //!   divided by the task count. Exact, and not blurred by pages.
 //!
+//! RSS counts what the allocator keeps beside the bytes asked for (glibc's
+//! chunk headers and rounding, and the slack of over-aligned blocks:
+//! tokio's task cells are aligned to 128 bytes); heap counts only the
+//! bytes asked for. Both are shown because they answer different
+//! questions: what the process costs, and what the runtime asks for.
+//!
 //! Each runtime is measured in a fresh process (this binary runs itself
 //! again with `MEMORY_PER_TASK_RUNTIME` set), so no runtime's freed memory
 //! lowers another's growth. Every runtime has two worker threads; the task
 //! is the same future everywhere, its `JoinHandle` dropped (detached).
 //!
-//! Not a criterion benchmark: it prints a table. `cargo bench --bench
+//! Not a criterion benchmark: it prints a table and writes `memory.json`
+//! beside criterion's results. `cargo bench -p cancel-scope-bench --bench
 //! memory` runs it alone; with a filter argument, `cargo bench` runs it only
 //! if the filter is a substring of `memory`.
 #![allow(missing_docs)]
 
-mod common;
-
+use cancel_scope_bench::{cancel, parked, Smol};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
 use std::process::Command;
@@ -31,7 +39,7 @@ use std::time::Duration;
 
 /// Tasks spawned per measurement.
 const TASKS: usize = 100_000;
-const RUNTIMES: [&str; 3] = ["cancel_scope", "tokio", "smol"];
+const RUNTIMES: [&str; 5] = ["cancel_scope", "tokio", "tokio_token", "smol", "limit"];
 const CHILD_ENV: &str = "MEMORY_PER_TASK_RUNTIME";
 
 /// The system allocator, counting live bytes.
@@ -122,7 +130,7 @@ fn snapshot(page: usize) -> Snapshot {
 /// Waits until every task has parked, lets the workers go idle, and takes
 /// the snapshot.
 fn settled(page: usize) -> Snapshot {
-    while common::PARKED.load(SeqCst) < TASKS {
+    while parked::parked() < TASKS {
         std::thread::sleep(Duration::from_millis(1));
     }
     std::thread::sleep(Duration::from_millis(50));
@@ -132,10 +140,10 @@ fn settled(page: usize) -> Snapshot {
 /// Measures one runtime in this process; returns (before, after).
 fn measure(runtime: &str) -> (Snapshot, Snapshot) {
     let page = page_size();
-    common::reset(TASKS);
+    parked::reset(TASKS, TASKS);
     match runtime {
         "cancel_scope" => {
-            let rt = common::cancel_scope_rt();
+            let rt = cancel_scope_bench::cancel_scope_rt();
             // Warm the runtime and the allocator's thread caches.
             let _ = rt.block_on(cancel_scope::scope(|s| async move {
                 for _ in 0..1000 {
@@ -147,7 +155,7 @@ fn measure(runtime: &str) -> (Snapshot, Snapshot) {
             let _ = rt.block_on(cancel_scope::scope(|s| async move {
                 let before = snapshot(page);
                 for _ in 0..TASKS {
-                    s.spawn(common::parked_task());
+                    s.spawn(cancel_scope_bench::parked_task());
                 }
                 *out_ref = Some((before, settled(page)));
                 s.cancel();
@@ -155,7 +163,7 @@ fn measure(runtime: &str) -> (Snapshot, Snapshot) {
             out.expect("measured")
         }
         "tokio" => {
-            let rt = common::tokio_rt();
+            let rt = cancel_scope_bench::tokio_rt();
             rt.block_on(async {
                 let mut set = tokio::task::JoinSet::new();
                 for _ in 0..1000 {
@@ -164,13 +172,13 @@ fn measure(runtime: &str) -> (Snapshot, Snapshot) {
                 while set.join_next().await.is_some() {}
                 let before = snapshot(page);
                 for _ in 0..TASKS {
-                    drop(tokio::spawn(common::parked_task()));
+                    drop(tokio::spawn(cancel_scope_bench::parked_task()));
                 }
                 (before, settled(page))
             })
         }
         "smol" => {
-            let smol = common::Smol::new();
+            let smol = Smol::new();
             smol.block_on(async {
                 let warm: Vec<_> = (0..1000).map(|_| smol.spawn(async {})).collect();
                 for t in warm {
@@ -179,9 +187,32 @@ fn measure(runtime: &str) -> (Snapshot, Snapshot) {
             });
             let before = snapshot(page);
             for _ in 0..TASKS {
-                smol.spawn(common::parked_task()).detach();
+                smol.spawn(cancel_scope_bench::parked_task()).detach();
             }
             (before, settled(page))
+        }
+        "tokio_token" => {
+            let rt = cancel_scope_bench::tokio_rt();
+            let token = tokio_util::sync::CancellationToken::new();
+            rt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..1000 {
+                    set.spawn(async {});
+                }
+                while set.join_next().await.is_some() {}
+                let before = snapshot(page);
+                for _ in 0..TASKS {
+                    drop(tokio::spawn(cancel::token_task(token.clone())));
+                }
+                (before, settled(page))
+            })
+        }
+        "limit" => {
+            let before = snapshot(page);
+            let cells = cancel::limit_cells(TASKS);
+            let after = settled(page);
+            std::mem::forget(cells);
+            (before, after)
         }
         other => panic!("unknown runtime {other:?}"),
     }
@@ -211,7 +242,7 @@ fn main() {
     let exe = std::env::current_exe().expect("own executable");
     println!(
         "memory per parked task ({TASKS} tasks, {} workers)",
-        common::WORKERS
+        cancel_scope_bench::WORKERS
     );
     println!(
         "{:<14} {:>12} {:>12}",
@@ -245,14 +276,18 @@ fn main() {
 }
 
 /// Where criterion writes its results: `$CRITERION_HOME`, else
-/// `$CARGO_TARGET_DIR/criterion`, else `target/criterion` (`cargo bench`
-/// runs benchmarks from the package root).
+/// `$CARGO_TARGET_DIR/criterion`, else `criterion` in the target directory
+/// this benchmark was built in (it runs as `<target>/release/deps/memory-*`).
 fn criterion_dir() -> PathBuf {
     if let Some(home) = std::env::var_os("CRITERION_HOME") {
         return home.into();
     }
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir).join("criterion"),
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("criterion");
+    }
+    let exe = std::env::current_exe().expect("own executable");
+    match exe.ancestors().nth(3) {
+        Some(target) => target.join("criterion"),
         None => PathBuf::from("target").join("criterion"),
     }
 }

@@ -1,0 +1,27 @@
+//! cancel-scope measured against tokio (with tokio-util's
+//! `CancellationToken`) and smol (`async-executor`): the workloads that the
+//! criterion benchmarks time (`cancel.rs`, `schedule.rs` at the package's
+//! root), that the memory table measures (`memory.rs`) and that the
+//! `count` driver repeats under callgrind (`src/bin/count.rs`).
+//!
+//! One workload is one function per runtime, returning the measured time
+//! of one iteration; the same function serves all three uses, so what is
+//! counted is what is timed. BENCHMARKS.md, at the repository's root,
+//! says what each one times for each runtime.
+
+pub mod cancel;
+pub mod latch;
+pub mod parked;
+pub mod runtimes;
+pub mod schedule;
+pub mod window;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use parked::parked_task;
+pub use runtimes::{cancel_scope_rt, tokio_rt, Smol, WORKERS};
+pub use window::Window;
+
+/// A boxed, sendable future, for recursive task trees.
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
