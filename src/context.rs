@@ -5,7 +5,7 @@
 //! of that task's (or body's) scope; this module is how it finds out.
 
 use crate::runtime::Shared;
-use crate::scope::ScopeInner;
+use crate::scope::tree::Node;
 use std::cell::{Cell, RefCell};
 use std::ptr;
 use std::sync::Arc;
@@ -14,10 +14,10 @@ thread_local! {
     /// The scope whose task or body this thread is polling, or null.
     ///
     /// Rule: non-null only while an [`enter_scope`] call is on this
-    /// thread's stack; that call borrows an `Arc<ScopeInner>` for its whole
-    /// duration, so the pointee is alive whenever the pointer is set. It has
+    /// thread's stack; that call borrows the node for its whole duration,
+    /// so the pointee is alive whenever the pointer is set. It has
     /// no destructor, so `with` works even during thread teardown.
-    static CURRENT_SCOPE: Cell<*const ScopeInner> = const { Cell::new(ptr::null()) };
+    static CURRENT_SCOPE: Cell<*const Node> = const { Cell::new(ptr::null()) };
     /// The runtime of this thread: a worker's own, or the one `block_on` runs.
     /// Like every runtime-internal thread-local that has a destructor, it
     /// is reached with `try_with`: a runtime may be used, or dropped, by
@@ -26,26 +26,26 @@ thread_local! {
 }
 
 /// Runs `f` with `scope` as the current scope.
-pub(crate) fn enter_scope<R>(scope: &Arc<ScopeInner>, f: impl FnOnce() -> R) -> R {
-    struct Restore(*const ScopeInner);
+pub(crate) fn enter_scope<R>(scope: &Node, f: impl FnOnce() -> R) -> R {
+    struct Restore(*const Node);
     impl Drop for Restore {
         fn drop(&mut self) {
             CURRENT_SCOPE.with(|c| c.set(self.0));
         }
     }
-    let prev = CURRENT_SCOPE.with(|c| c.replace(Arc::as_ptr(scope)));
+    let prev = CURRENT_SCOPE.with(|c| c.replace(scope));
     let _restore = Restore(prev);
     f()
 }
 
 /// Runs `f` with the scope being polled on this thread, if any. Borrowed,
 /// not cloned: opening a scope touches no reference count of its parent.
-pub(crate) fn with_current_scope<R>(f: impl FnOnce(Option<&ScopeInner>) -> R) -> R {
+pub(crate) fn with_current_scope<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
     let ptr = CURRENT_SCOPE.with(|c| c.get());
-    // SAFETY: by the rule on CURRENT_SCOPE, a non-null pointer came from
-    // `Arc::as_ptr` of an `Arc<ScopeInner>` that the `enter_scope` call on
-    // this thread's stack borrows for longer than this call, so the
-    // pointee is alive while `f` runs; `f` cannot keep the reference.
+    // SAFETY: by the rule on CURRENT_SCOPE, a non-null pointer came from a
+    // node that the `enter_scope` call on this thread's stack borrows for
+    // longer than this call, so the pointee is alive while `f` runs; `f`
+    // cannot keep the reference.
     let current = unsafe { ptr.as_ref() };
     f(current)
 }
@@ -72,7 +72,7 @@ pub(crate) fn enter_runtime<R>(shared: &Arc<Shared>, f: impl FnOnce() -> R) -> R
 /// The runtime that work started on this thread should use: the current
 /// scope's, else this thread's, else the process-wide default.
 pub(crate) fn current_runtime() -> Arc<Shared> {
-    if let Some(shared) = with_current_scope(|scope| scope.map(|s| s.shared.clone())) {
+    if let Some(shared) = with_current_scope(|scope| scope.map(Node::shared_arc)) {
         return shared;
     }
     CURRENT_RUNTIME

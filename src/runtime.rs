@@ -6,12 +6,11 @@
 //! timers and the scope tree.
 
 use crate::block_on;
-use crate::cancelled::CancelReason;
 use crate::idle::Idle;
 use crate::lifo_slot::LifoSlot;
 use crate::loom::deque::{Injector, Stealer};
 use crate::queue;
-use crate::scope::tree::{CancelBatch, Tree};
+use crate::scope::tree::Roots;
 use crate::task::TaskRef;
 use crate::time::{clock::Clock, timers::Timers};
 use crate::worker;
@@ -99,8 +98,9 @@ pub struct Builder {
 
 /// The state every worker, task and scope handle of a runtime shares.
 pub(crate) struct Shared {
-    /// The scope tree (one lock for the whole tree; see ARCHITECTURE.md).
-    pub(crate) tree: crate::loom::sync::Mutex<Tree>,
+    /// The root scopes; every other scope hangs below one of them, each
+    /// behind its own lock (`scope/tree/`).
+    roots: Roots,
     injector: Injector<TaskRef>,
     stealers: Box<[Stealer<TaskRef>]>,
     pub(crate) idle: Idle,
@@ -171,7 +171,7 @@ impl Runtime {
     /// assert_eq!(rt.live_tasks(), 0);
     /// ```
     pub fn live_tasks(&self) -> usize {
-        self.shared.tree.lock().live_tasks()
+        self.shared.roots.live_counts().0
     }
 
     /// Scopes of this runtime that have not ended yet.
@@ -186,7 +186,7 @@ impl Runtime {
     /// assert_eq!(rt.live_scopes(), 0);
     /// ```
     pub fn live_scopes(&self) -> usize {
-        self.shared.tree.lock().live_scopes()
+        self.shared.roots.live_counts().1
     }
 
     /// A consistent snapshot of this runtime's scope tree, safe to take from
@@ -213,10 +213,7 @@ impl Runtime {
     /// }));
     /// ```
     pub fn scope_tree(&self) -> crate::TreeSnapshot {
-        let tree = self.shared.tree.lock();
-        // Read the clock under the lock: a deadline set while we waited for
-        // it must not show more time left than it was set for.
-        tree.snapshot(self.shared.timers.now())
+        self.shared.roots.snapshot(self.shared.timers.now())
     }
 
     /// Timers (sleeps and scope deadlines) still pending on this runtime.
@@ -257,12 +254,7 @@ impl Drop for Runtime {
         }
         // Every worker is gone: no future is being polled. Cancel the whole
         // tree, which drops every future still held, then empty the queues.
-        let mut batch = CancelBatch::default();
-        self.shared
-            .tree
-            .lock()
-            .cancel_all(CancelReason::Shutdown, &mut batch);
-        batch.run(&self.shared);
+        self.shared.roots.cancel_all();
         self.shared.drain_injector();
         self.shared.timers.clear();
     }
@@ -367,7 +359,7 @@ impl Builder {
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
         let queues: Vec<_> = (0..n).map(|_| worker::new_queue()).collect();
         let shared = Arc::new(Shared {
-            tree: crate::loom::sync::Mutex::new(Tree::new()),
+            roots: Roots::new(),
             injector: Injector::new(),
             stealers: queues.iter().map(|q| q.stealer()).collect(),
             idle: Idle::new(n),
@@ -432,6 +424,10 @@ impl Shared {
         &self.stealers
     }
 
+    pub(crate) fn roots(&self) -> &Roots {
+        &self.roots
+    }
+
     pub(crate) fn lifo_slots(&self) -> &[LifoSlot] {
         &self.lifo_slots
     }
@@ -442,7 +438,7 @@ impl Shared {
     pub(crate) fn for_model() -> Arc<Shared> {
         let queue = worker::new_queue();
         Arc::new(Shared {
-            tree: crate::loom::sync::Mutex::new(Tree::new()),
+            roots: Roots::new(),
             injector: Injector::new(),
             stealers: vec![queue.stealer()].into_boxed_slice(),
             idle: Idle::new(1),

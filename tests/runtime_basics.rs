@@ -166,7 +166,7 @@ fn dropping_the_runtime_drops_parked_futures() {
         let probes = Probes::new(PARKED + 3);
         let handles: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let ready = Countdown::new(PARKED + 2);
-        let mut running = scope(|s| {
+        let mut running = Box::pin(scope(|s| {
             let (probes, handles, ready) = (probes.clone(), handles.clone(), ready.clone());
             async move {
                 for i in 0..PARKED {
@@ -187,11 +187,11 @@ fn dropping_the_runtime_drops_parked_futures() {
                 }));
                 probes.wrap(PARKED + 2, std::future::pending::<()>()).await
             }
-        });
+        }));
         // Run the scope until everything is parked, then stop driving it.
         rt.block_on(future::or(
             async {
-                let _ = (&mut running).await;
+                let _ = running.as_mut().await;
                 unreachable!("the scope never ends on its own");
             },
             ready.wait(),

@@ -2,51 +2,64 @@
 //!
 //! The task module knows nothing of scopes; it talks to its owner through
 //! the `Schedule` trait, implemented here.
+//!
+//! **Rule B (binding).** A task points to its node without owning it: no
+//! per-task count on the node's shared line. The pointer is followed only
+//! while the task is live in the node (spawned and not yet released), which
+//! is exactly when the task can be woken, polled, delivered or released;
+//! tree invariant 2 keeps the node alive that long.
 
-use super::tree::CancelBatch;
-use super::ScopeInner;
+use super::tree::Node;
 use crate::cancelled::Cancelled;
 use crate::context;
 use crate::task::{Panic, Schedule, TaskRef};
 use crate::worker::Push;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
 
 /// How a task is bound to its scope: the task's [`Schedule`] impl.
 pub(crate) struct TaskBinding {
-    pub(super) scope: Arc<ScopeInner>,
-    /// The task's key in its node's `tasks`; written and read under the
-    /// tree lock.
-    pub(super) slot: AtomicUsize,
+    /// Rule B.
+    pub(super) node: NonNull<Node>,
+    /// The task's key in its node's task list; written and read under the
+    /// node's lock (or before the task is first scheduled).
+    pub(super) key: AtomicUsize,
+}
+
+// SAFETY: the node pointer is followed only under rule B, from any thread:
+// a `Node` is `Send + Sync`.
+unsafe impl Send for TaskBinding {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for TaskBinding {}
+
+impl TaskBinding {
+    fn node(&self) -> &Node {
+        // SAFETY: rule B; every caller below runs while the task is live.
+        unsafe { self.node.as_ref() }
+    }
 }
 
 impl Schedule for TaskBinding {
     fn schedule(&self, task: TaskRef) {
-        self.scope.shared.schedule(task, Push::Next);
+        self.node().shared().schedule(task, Push::Next);
     }
 
     fn reschedule(&self, task: TaskRef) {
-        self.scope.shared.schedule(task, Push::Back);
+        self.node().shared().schedule(task, Push::Back);
     }
 
     fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
-        context::enter_scope(&self.scope, poll)
+        context::enter_scope(self.node(), poll)
     }
 
     fn cancelled(&self) -> Cancelled {
-        self.scope.cancel_value()
+        self.node().cancel_value()
     }
 
     fn release(&self, panic: Option<Panic>) {
-        let shared = &self.scope.shared;
-        let mut batch = CancelBatch::default();
-        let task = {
-            let mut tree = shared.tree.lock();
-            let slot = self.slot.load(Relaxed);
-            tree.release_task(self.scope.id, slot, panic, &mut batch)
-        };
-        // The runner holds a reference too: this only decrements.
-        drop(task);
-        batch.run(shared);
+        let key = self.key.load(Relaxed);
+        // SAFETY: rule B; the task is live until this call, which is its
+        // last use of the pointer.
+        unsafe { Node::release_task(self.node, key, panic) };
     }
 }

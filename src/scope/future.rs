@@ -1,12 +1,14 @@
 //! [`ScopeFuture`]: the future of a scope, from joining the tree at its
 //! first poll to leaving it once the body and every task have ended.
+//!
+//! The body's future lives inside the scope future, not in an allocation
+//! of its own: a scope costs one allocation, its node. So the scope future
+//! is polled pinned, and the body is polled and dropped where it lies.
 
-use super::tree::{CancelBatch, Deferred, Kind};
-use super::{Scope, ScopeInner};
+use super::tree::{Kind, Node, Place};
+use super::Scope;
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::context;
-use crate::runtime::Shared;
-use crate::task::Panic;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
@@ -35,8 +37,10 @@ enum State<F, Fut: Future> {
     /// learns its parent.
     Init(Option<F>),
     Running {
-        inner: Arc<ScopeInner>,
-        body: Option<Pin<Box<Fut>>>,
+        /// The tree reference (tree invariant 2).
+        node: Arc<Node>,
+        /// Pinned: polled and dropped in place, never moved.
+        body: Option<Fut>,
         output: Option<Fut::Output>,
     },
     Done,
@@ -77,49 +81,37 @@ where
         };
         let body = body.take().expect("Init holds the body");
         let (kind, location) = (self.kind, self.location);
-        let inner = context::with_current_scope(|parent| {
-            let open = |shared: &Arc<Shared>| {
-                shared.tree.lock().insert(parent.map(|p| p.id), kind, |id| {
-                    ScopeInner::new(shared.clone(), id, location)
-                })
-            };
-            match parent {
-                Some(p) => open(&p.shared),
-                None => open(&context::current_runtime()),
-            }
+        let node = context::with_current_scope(|parent| match parent {
+            Some(parent) => Node::open(Place::Under(parent), kind, location),
+            None => Node::open(Place::Root(&context::current_runtime()), kind, location),
         });
         if let Some(after) = self.deadline {
-            let now = inner.shared.timers.now();
-            inner.set_deadline(crate::time::after(now, after), after);
+            let now = node.shared().timers.now();
+            super::set_deadline(&node, crate::time::after(now, after), after);
         }
-        let handle = Scope {
-            inner: inner.clone(),
-        };
+        let handle = Scope { node: node.clone() };
         // The closure itself may spawn: run it inside the scope.
-        let body = context::enter_scope(&inner, || catch_unwind(AssertUnwindSafe(|| body(handle))));
+        let body = context::enter_scope(&node, || catch_unwind(AssertUnwindSafe(|| body(handle))));
         let body = match body {
-            Ok(fut) => Some(Box::pin(fut)),
+            Ok(fut) => Some(fut),
             Err(panic) => {
-                record_panic(&inner, panic);
+                node.record_panic(panic);
                 None
             }
         };
         self.state = State::Running {
-            inner,
+            node,
             body,
             output: None,
         };
     }
 }
 
-fn record_panic(inner: &ScopeInner, panic: Panic) {
-    let mut batch = CancelBatch::default();
-    inner
-        .shared
-        .tree
-        .lock()
-        .record_panic(inner.id, panic, &mut batch);
-    batch.run(&inner.shared);
+/// Drops the body in place, catching a panic from its `Drop` (the slot
+/// holds `None` afterwards even then: assignment drops the old value in
+/// place, and the new one is written whether or not that drop unwinds).
+fn drop_body<Fut>(body: &mut Option<Fut>) -> Result<(), crate::task::Panic> {
+    catch_unwind(AssertUnwindSafe(|| *body = None))
 }
 
 impl<F, Fut> Future for ScopeFuture<F, Fut>
@@ -130,57 +122,43 @@ where
     type Output = Result<Fut::Output, Cancelled>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
+        // SAFETY: nothing below moves the body out of `state`: it is polled
+        // through `Pin::new_unchecked` where it lies and dropped in place
+        // (`drop_body`, or `Drop`); `start` writes the whole state only
+        // while it holds no body yet.
+        let this = unsafe { self.get_unchecked_mut() };
         this.start();
-        let State::Running {
-            inner,
-            body,
-            output,
-        } = &mut this.state
-        else {
+        let State::Running { node, body, output } = &mut this.state else {
             panic!("`ScopeFuture` polled after it completed");
         };
         while let Some(fut) = body {
-            if inner.cancelled.is_set() {
+            if node.cancelled.is_set() {
                 // Cancelled: the body is dropped at this suspension point.
-                let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));
-                if let Err(panic) = dropped {
-                    record_panic(inner, panic);
+                if let Err(panic) = drop_body(body) {
+                    node.record_panic(panic);
                 }
                 break;
             }
-            let polled = context::enter_scope(inner, || {
-                catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)))
-            });
+            // SAFETY: see the top of this function: the body never moves.
+            let fut = unsafe { Pin::new_unchecked(fut) };
+            let polled = context::enter_scope(node, || catch_unwind(AssertUnwindSafe(|| fut.poll(cx))));
             match polled {
                 Ok(Poll::Ready(value)) => {
                     *output = Some(value);
                     *body = None;
                 }
                 Ok(Poll::Pending) => {
-                    let mut deferred = Deferred::default();
-                    let mut tree = inner.shared.tree.lock();
-                    let cancelled = tree.register_body_waker(inner.id, cx.waker(), &mut deferred);
-                    drop(tree);
-                    deferred.run(&inner.shared);
-                    if !cancelled {
+                    if !node.register_body_waker(cx.waker()) {
                         return Poll::Pending;
                     }
                 }
                 Err(panic) => {
-                    let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));
-                    drop(dropped);
-                    record_panic(inner, panic);
+                    drop(drop_body(body));
+                    node.record_panic(panic);
                 }
             }
         }
-        let mut deferred = Deferred::default();
-        let outcome = inner
-            .shared
-            .tree
-            .lock()
-            .finish_body(inner.id, cx.waker(), &mut deferred);
-        deferred.run(&inner.shared);
+        let outcome = node.finish_body(cx.waker());
         let Some(outcome) = outcome else {
             return Poll::Pending;
         };
@@ -196,25 +174,27 @@ where
     }
 }
 
-// The body is boxed, and `F` is never pinned, so moving a `ScopeFuture` is
-// always fine.
-impl<F, Fut: Future> Unpin for ScopeFuture<F, Fut> {}
+// `F` is never pinned (it is taken out by value), and with an `Unpin` body
+// nothing in the state is pinned at all.
+impl<F, Fut: Future + Unpin> Unpin for ScopeFuture<F, Fut> {}
 
 impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
     fn drop(&mut self) {
-        let State::Running { inner, body, .. } = &mut self.state else {
+        let State::Running { node, body, .. } = &mut self.state else {
             return;
         };
-        // Stop the tasks first, so none runs on; then drop the body; then
-        // leave the node to the last task to end (tree invariant 2). A
-        // shield is not cancelled: its tasks finish, and its parent waits.
-        if self.kind != Kind::Shielded && !inner.cancelled.is_set() {
-            inner.cancel(CancelReason::ScopeDropped, false);
+        // Stop the tasks first, so none runs on; then drop the body, in
+        // place (it is pinned); then leave the node to the last task to end
+        // (tree invariant 2). A shield is not cancelled: its tasks finish,
+        // and its parent waits.
+        if self.kind != Kind::Shielded {
+            node.cancel(CancelReason::ScopeDropped, false);
         }
-        let dropped = catch_unwind(AssertUnwindSafe(|| *body = None));
-        let mut deferred = Deferred::default();
-        inner.shared.tree.lock().drop_body(inner.id, &mut deferred);
-        deferred.run(&inner.shared);
+        let dropped = drop_body(body);
+        // The body is gone: the rest of the state may move.
+        if let State::Running { node, .. } = std::mem::replace(&mut self.state, State::Done) {
+            Node::drop_body(node);
+        }
         if let Err(panic) = dropped {
             resume_unwind(panic);
         }

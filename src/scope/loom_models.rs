@@ -1,12 +1,13 @@
-//! loom models of the scope tree's races, on the real tree, tasks and
-//! cancel batch: the tree's lock is loom's, the model's threads stand in
-//! for workers (they run what the injector holds), and loom explores every
-//! order in which they take the lock and touch the tasks' state words.
+//! loom models of the scope tree's protocol, on the real nodes, tasks and
+//! cancel walk: each node's lock and sibling links are loom's (through the
+//! facade), the model's threads stand in for workers (they run what the
+//! injector holds), and loom explores every order in which they take the
+//! nodes' locks and touch the tasks' state words.
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
-use super::tree::{Deferred, Kind, Outcome};
-use super::{Scope, ScopeInner};
+use super::tree::{Kind, Node, Outcome, Place};
+use super::Scope;
 use crate::cancelled::CancelReason;
 use crate::loom::deque::Steal;
 use crate::runtime::Shared;
@@ -16,23 +17,17 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 /// Opens a scope node (its body is "running" until [`finish`]).
-fn open(shared: &Arc<Shared>, parent: Option<&Arc<ScopeInner>>, kind: Kind) -> Arc<ScopeInner> {
-    shared.tree.lock().insert(parent.map(|p| p.id), kind, |id| {
-        ScopeInner::new(shared.clone(), id, Location::caller())
-    })
+fn open(shared: &Arc<Shared>, parent: Option<&Arc<Node>>, kind: Kind) -> Arc<Node> {
+    let place = match parent {
+        Some(parent) => Place::Under(parent),
+        None => Place::Root(shared),
+    };
+    Node::open(place, kind, Location::caller())
 }
 
 /// Ends a scope's body, as its future does; `Some` once the node is gone.
-fn finish(inner: &ScopeInner) -> Option<Outcome> {
-    let mut deferred = Deferred::default();
-    let waker = waker_fn::waker_fn(|| {});
-    let outcome = inner
-        .shared
-        .tree
-        .lock()
-        .finish_body(inner.id, &waker, &mut deferred);
-    deferred.run(&inner.shared);
-    outcome
+fn finish(node: &Node) -> Option<Outcome> {
+    node.finish_body(&waker_fn::waker_fn(|| {}))
 }
 
 /// A worker's turn: runs every queued task once.
@@ -59,9 +54,13 @@ fn parked(drops: &Arc<AtomicUsize>) -> impl std::future::Future<Output = ()> + S
     }
 }
 
+fn spawn_into(node: &Arc<Node>, future: impl std::future::Future<Output = ()> + Send + 'static) {
+    drop(Scope { node: node.clone() }.spawn(future));
+}
+
 /// A spawn into a child racing the parent's cancel: the task is refused
 /// (its future dropped unpolled) or accepted and then cancelled; either
-/// way its future is dropped exactly once and the tree's counts settle.
+/// way its future is dropped exactly once and the counts settle.
 #[test]
 fn cancel_racing_spawn_into_a_child() {
     loom::model(|| {
@@ -69,22 +68,18 @@ fn cancel_racing_spawn_into_a_child() {
         let parent = open(&shared, None, Kind::Plain);
         let child = open(&shared, Some(&parent), Kind::Plain);
         let drops = Arc::new(AtomicUsize::new(0));
-        let (scope, d) = (
-            Scope {
-                inner: child.clone(),
-            },
-            drops.clone(),
-        );
-        let spawner = thread::spawn(move || drop(scope.spawn(parked(&d))));
+        let spawner = {
+            let (child, drops) = (child.clone(), drops.clone());
+            thread::spawn(move || spawn_into(&child, parked(&drops)))
+        };
         parent.cancel(CancelReason::Explicit, true);
         spawner.join().unwrap();
         run_queued(&shared);
         assert_eq!(drops.load(SeqCst), 1);
-        assert_eq!(shared.tree.lock().live_tasks(), 0);
         assert_eq!(child.cancel_value().reason(), &CancelReason::Ancestor);
         assert!(finish(&child).is_some());
         assert!(finish(&parent).is_some());
-        assert_eq!(shared.tree.lock().live_scopes(), 0);
+        assert_eq!(shared.roots().live_counts(), (0, 0));
     });
 }
 
@@ -98,18 +93,8 @@ fn parent_and_child_cancelled_at_once() {
         let parent = open(&shared, None, Kind::Plain);
         let child = open(&shared, Some(&parent), Kind::Plain);
         let drops = Arc::new(AtomicUsize::new(0));
-        drop(
-            Scope {
-                inner: parent.clone(),
-            }
-            .spawn(parked(&drops)),
-        );
-        drop(
-            Scope {
-                inner: child.clone(),
-            }
-            .spawn(parked(&drops)),
-        );
+        spawn_into(&parent, parked(&drops));
+        spawn_into(&child, parked(&drops));
         let (p, c) = (parent.clone(), child.clone());
         let t1 = thread::spawn(move || p.cancel(CancelReason::Explicit, true));
         let t2 = thread::spawn(move || c.cancel(CancelReason::Explicit, true));
@@ -118,7 +103,6 @@ fn parent_and_child_cancelled_at_once() {
         t2.join().unwrap();
         run_queued(&shared);
         assert_eq!(drops.load(SeqCst), 2);
-        assert_eq!(shared.tree.lock().live_tasks(), 0);
         assert_eq!(parent.cancel_value().reason(), &CancelReason::Explicit);
         let child_reason = child.cancel_value().reason().clone();
         assert!(matches!(
@@ -127,6 +111,7 @@ fn parent_and_child_cancelled_at_once() {
         ));
         assert!(finish(&child).is_some());
         assert!(finish(&parent).is_some());
+        assert_eq!(shared.roots().live_counts(), (0, 0));
     });
 }
 
@@ -139,14 +124,11 @@ fn linked_cancel_racing_the_parents_end() {
         let shared = Shared::for_model();
         let parent = open(&shared, None, Kind::Plain);
         let linked = open(&shared, Some(&parent), Kind::Linked);
-        drop(
-            Scope {
-                inner: linked.clone(),
-            }
-            .spawn(async {}),
-        );
-        let l = linked.clone();
-        let canceller = thread::spawn(move || l.cancel(CancelReason::Explicit, true));
+        spawn_into(&linked, async {});
+        let canceller = {
+            let linked = linked.clone();
+            thread::spawn(move || linked.cancel(CancelReason::Explicit, true))
+        };
         // The ender: a worker runs the linked scope's task, then both
         // bodies end, inner first.
         run_queued(&shared);
@@ -170,7 +152,36 @@ fn linked_cancel_racing_the_parents_end() {
             }
             None => assert!(!parent.cancelled.is_set()),
         }
-        let tree = shared.tree.lock();
-        assert_eq!((tree.live_tasks(), tree.live_scopes()), (0, 0));
+        assert_eq!(shared.roots().live_counts(), (0, 0));
+    });
+}
+
+/// A scope whose future is dropped (so its last task removes it) ending
+/// while its parent is cancelled: the child leaves the parent's list
+/// exactly once, whichever of the walk and the task's release gets there
+/// first, and the parent then ends.
+#[test]
+fn a_scope_ending_while_its_parent_is_cancelled() {
+    loom::model(|| {
+        let shared = Shared::for_model();
+        let parent = open(&shared, None, Kind::Plain);
+        let child = open(&shared, Some(&parent), Kind::Plain);
+        let drops = Arc::new(AtomicUsize::new(0));
+        spawn_into(&child, {
+            let guard = Counted(drops.clone());
+            async move { drop(guard) }
+        });
+        Node::drop_body(child);
+        let worker = {
+            let shared = shared.clone();
+            thread::spawn(move || run_queued(&shared))
+        };
+        parent.cancel(CancelReason::Explicit, true);
+        worker.join().unwrap();
+        run_queued(&shared);
+        assert_eq!(drops.load(SeqCst), 1);
+        let out = finish(&parent).expect("the child left, so the parent ends");
+        assert!(out.cancelled.is_some());
+        assert_eq!(shared.roots().live_counts(), (0, 0));
     });
 }

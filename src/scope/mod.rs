@@ -7,12 +7,16 @@
 //! This file is the public face: [`scope`], [`linked_scope`], [`Scope`] and
 //! [`CancelHandle`]. The rest, one concept per file:
 //!
-//! - `tree.rs`: the slab tree of scope nodes, the cancel walk, and the
-//!   numbered invariants the rest relies on;
+//! - `tree/`: the tree of scope nodes, each behind its own lock, with the
+//!   numbered invariants the rest relies on (`tree/mod.rs`), the cancel
+//!   walk (`tree/cancel.rs`), the work held back until a lock is released
+//!   (`tree/after.rs`), and the runtime's roots and whole-tree views
+//!   (`tree/roots.rs`);
 //! - `future.rs`: [`ScopeFuture`], from joining the tree to leaving it;
 //! - `binding.rs`: how a task reaches its scope (the task's scheduler);
 //! - `shield.rs`, `wait.rs`: [`shielded_scope`], [`Scope::cancelled`];
-//! - `try_scope.rs`, `race.rs`: the error and race policies.
+//! - `try_scope.rs`, `race.rs`: the error and race policies;
+//! - `snapshot.rs`: the tree view's data ([`TreeSnapshot`]).
 
 mod binding;
 mod future;
@@ -34,16 +38,16 @@ pub use wait::WaitCancelled;
 
 use binding::TaskBinding;
 
-use crate::cancelled::{CancelCell, CancelReason, Cancelled};
-use crate::runtime::Shared;
+use crate::cancelled::CancelReason;
 use crate::task::{JoinHandle, Task};
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tree::{CancelBatch, Kind, ScopeId, Shields};
+use tree::{Kind, Node};
 
 /// Opens a scope: runs `body` with a [`Scope`] handle and completes when
 /// the body and every task spawned into the scope have ended.
@@ -169,7 +173,7 @@ where
 /// ```
 #[derive(Clone)]
 pub struct Scope {
-    inner: Arc<ScopeInner>,
+    node: Arc<Node>,
 }
 
 /// A handle that can cancel a scope from any thread or task, and outlive
@@ -190,85 +194,24 @@ pub struct Scope {
 /// ```
 #[derive(Clone)]
 pub struct CancelHandle {
-    inner: Arc<ScopeInner>,
+    node: Arc<Node>,
 }
 
-/// What scope handles and tasks share with the scope's node.
-pub(crate) struct ScopeInner {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) id: ScopeId,
-    /// Set once, under the tree lock, when the scope is cancelled.
-    pub(crate) cancelled: CancelCell,
-    /// Where the scope was opened (`#[track_caller]`).
-    pub(crate) location: &'static Location<'static>,
-}
-
-impl ScopeInner {
-    /// The handle state of the new node `id`, not cancelled.
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        id: ScopeId,
-        location: &'static Location<'static>,
-    ) -> Arc<ScopeInner> {
-        Arc::new(ScopeInner {
-            shared,
-            id,
-            cancelled: CancelCell::new(),
-            location,
-        })
-    }
-
-    /// The scope's cancellation value (it must be cancelled).
-    pub(crate) fn cancel_value(&self) -> Cancelled {
-        self.cancelled
-            .get()
-            .unwrap_or(Cancelled::new(CancelReason::Explicit))
-    }
-
-    fn cancel(&self, reason: CancelReason, follow_links: bool) {
-        // Already cancelled: so is its subtree (tree invariant 1), and a
-        // walk would return at once. Skip the lock.
-        if self.cancelled.is_set() {
-            return;
+/// Sets or moves `node`'s deadline (tree invariant 7): a timer whose
+/// waker asks the node to check it.
+fn set_deadline(node: &Arc<Node>, at: Instant, after: Duration) {
+    let timers = &node.shared().timers;
+    let weak = Arc::downgrade(node);
+    let waker = waker_fn::waker_fn(move || {
+        if let Some(node) = weak.upgrade() {
+            node.deadline_passed();
         }
-        let mut batch = CancelBatch::default();
-        let mut tree = self.shared.tree.lock();
-        tree.cancel(self.id, reason, follow_links, Shields::Respect, &mut batch);
-        drop(tree);
-        batch.run(&self.shared);
+    });
+    let (timer, earliest) = timers.insert(at, waker);
+    if earliest {
+        node.shared().idle.notify_timer();
     }
-
-    /// Sets or moves the deadline (tree invariant 7): a timer whose waker
-    /// asks the tree to check the deadline.
-    fn set_deadline(self: &Arc<Self>, at: Instant, after: Duration) {
-        let timers = &self.shared.timers;
-        let weak = Arc::downgrade(self);
-        let waker = waker_fn::waker_fn(move || {
-            if let Some(inner) = weak.upgrade() {
-                inner.deadline_passed();
-            }
-        });
-        let (timer, earliest) = timers.insert(at, waker);
-        if earliest {
-            self.shared.idle.notify_timer();
-        }
-        let mut batch = CancelBatch::default();
-        let mut tree = self.shared.tree.lock();
-        let now = self.shared.timers.now();
-        tree.set_deadline(self.id, (at, after), timer, now, &mut batch);
-        drop(tree);
-        batch.run(&self.shared);
-    }
-
-    fn deadline_passed(&self) {
-        let now = self.shared.timers.now();
-        let mut batch = CancelBatch::default();
-        self.shared
-            .tree
-            .lock()
-            .deadline_passed(self.id, now, &mut batch);
-        batch.run(&self.shared);
-    }
+    node.set_deadline((at, after), timer);
 }
 
 impl Scope {
@@ -295,27 +238,24 @@ impl Scope {
         F::Output: Send + 'static,
     {
         let binding = TaskBinding {
-            scope: self.inner.clone(),
-            slot: AtomicUsize::new(usize::MAX),
+            node: NonNull::from(&*self.node),
+            key: AtomicUsize::new(usize::MAX),
         };
         let task = Task::new(future, binding);
-        let shared = &self.inner.shared;
         let listed = task.clone();
-        let added = {
-            let mut tree = shared.tree.lock();
-            let added = tree.add_task(self.inner.id, listed);
-            if let Ok(slot) = added {
-                // Read back under the same lock, in `release`.
-                task.scheduler().slot.store(slot, Relaxed);
-            }
-            added
-        };
-        match added {
-            Ok(_) => {
-                shared.schedule(task.clone(), crate::worker::Push::Back);
+        match self.node.add_task(listed) {
+            Ok(key) => {
+                // Read back under the node's lock, in `release`.
+                task.scheduler().key.store(key, Relaxed);
+                self.node
+                    .shared()
+                    .schedule(task.clone(), crate::worker::Push::Back);
                 JoinHandle::new(task)
             }
-            Err(cancelled) => JoinHandle::refused(cancelled),
+            Err((cancelled, listed)) => {
+                drop(listed);
+                JoinHandle::refused(cancelled)
+            }
         }
     }
 
@@ -336,7 +276,7 @@ impl Scope {
     /// assert!(out.is_err());
     /// ```
     pub fn cancel(&self) {
-        self.inner.cancel(CancelReason::Explicit, true);
+        self.node.cancel(CancelReason::Explicit, true);
     }
 
     /// Whether this scope has been cancelled. One atomic load.
@@ -353,7 +293,7 @@ impl Scope {
     /// }));
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.inner.cancelled.is_set()
+        self.node.cancelled.is_set()
     }
 
     /// Cancels this scope at `deadline` (on the runtime's clock), exactly as
@@ -375,8 +315,8 @@ impl Scope {
     /// assert!(out.is_err());
     /// ```
     pub fn cancel_at(&self, deadline: Instant) {
-        let after = deadline.saturating_duration_since(self.inner.shared.timers.now());
-        self.inner.set_deadline(deadline, after);
+        let after = deadline.saturating_duration_since(self.node.shared().timers.now());
+        set_deadline(&self.node, deadline, after);
     }
 
     /// Cancels this scope once `duration` has passed; see
@@ -395,8 +335,8 @@ impl Scope {
     /// assert_eq!(out.unwrap_err().to_string(), "cancelled: deadline of 10ms passed");
     /// ```
     pub fn cancel_after(&self, duration: Duration) {
-        let at = crate::time::after(self.inner.shared.timers.now(), duration);
-        self.inner.set_deadline(at, duration);
+        let at = crate::time::after(self.node.shared().timers.now(), duration);
+        set_deadline(&self.node, at, duration);
     }
 
     /// The scope's current deadline, if it has one and is not cancelled.
@@ -415,7 +355,7 @@ impl Scope {
     /// }));
     /// ```
     pub fn deadline(&self) -> Option<Instant> {
-        self.inner.shared.tree.lock().deadline(self.inner.id)
+        self.node.deadline()
     }
 
     /// A future that resolves, with the reason, once this scope is
@@ -444,7 +384,7 @@ impl Scope {
     /// ```
     pub fn cancelled(&self) -> WaitCancelled {
         WaitCancelled {
-            inner: self.inner.clone(),
+            node: self.node.clone(),
             key: None,
         }
     }
@@ -463,7 +403,7 @@ impl Scope {
     /// }));
     /// ```
     pub fn id(&self) -> u64 {
-        self.inner.id.number()
+        self.node.id()
     }
 
     /// A handle that cancels this scope from anywhere.
@@ -484,7 +424,7 @@ impl Scope {
     /// ```
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle {
-            inner: self.inner.clone(),
+            node: self.node.clone(),
         }
     }
 }
@@ -503,7 +443,7 @@ impl CancelHandle {
     /// assert!(out.is_err());
     /// ```
     pub fn cancel(&self) {
-        self.inner.cancel(CancelReason::Explicit, true);
+        self.node.cancel(CancelReason::Explicit, true);
     }
 
     /// A future that resolves once the scope is cancelled; see
@@ -524,7 +464,7 @@ impl CancelHandle {
     /// ```
     pub fn cancelled(&self) -> WaitCancelled {
         WaitCancelled {
-            inner: self.inner.clone(),
+            node: self.node.clone(),
             key: None,
         }
     }
@@ -544,15 +484,15 @@ impl CancelHandle {
     /// }));
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.inner.cancelled.is_set()
+        self.node.cancelled.is_set()
     }
 }
 
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("id", &self.inner.id)
-            .field("opened_at", &self.inner.location)
+            .field("id", &self.node.id())
+            .field("opened_at", &self.node.location)
             .field("cancelled", &self.is_cancelled())
             .finish()
     }
@@ -561,7 +501,7 @@ impl fmt::Debug for Scope {
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancelHandle")
-            .field("id", &self.inner.id)
+            .field("id", &self.node.id())
             .field("cancelled", &self.is_cancelled())
             .finish()
     }

@@ -64,7 +64,7 @@ where
                             first
                         };
                         if first {
-                            s2.inner.cancel(CancelReason::Lost, false);
+                            s2.node.cancel(CancelReason::Lost, false);
                         }
                     }
                     Err(error) => errs.lock()[i] = Some(error),

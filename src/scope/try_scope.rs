@@ -124,7 +124,7 @@ impl<E: Send + 'static> TryScope<E> {
                 *first = Some(error);
             }
         }
-        self.scope.inner.cancel(CancelReason::Failed, true);
+        self.scope.node.cancel(CancelReason::Failed, true);
     }
 }
 

@@ -1,7 +1,6 @@
 //! [`WaitCancelled`]: a future that resolves once a scope is cancelled.
 
-use super::tree::{CancelWait, Deferred};
-use super::ScopeInner;
+use super::tree::{CancelWait, Node};
 use crate::cancelled::Cancelled;
 use std::fmt;
 use std::future::Future;
@@ -13,7 +12,7 @@ use std::task::{Context, Poll};
 /// [`CancelHandle::cancelled`](crate::CancelHandle::cancelled).
 #[must_use = "futures do nothing unless awaited"]
 pub struct WaitCancelled {
-    pub(super) inner: Arc<ScopeInner>,
+    pub(super) node: Arc<Node>,
     pub(super) key: Option<usize>,
 }
 
@@ -21,15 +20,10 @@ impl Future for WaitCancelled {
     type Output = Cancelled;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Cancelled> {
-        if let Some(cancelled) = self.inner.cancelled.get() {
+        if let Some(cancelled) = self.node.cancelled.get() {
             return Poll::Ready(cancelled);
         }
-        let mut deferred = Deferred::default();
-        let mut tree = self.inner.shared.tree.lock();
-        let wait = tree.poll_cancelled(self.inner.id, self.key, cx.waker(), &mut deferred);
-        drop(tree);
-        deferred.run(&self.inner.shared);
-        match wait {
+        match self.node.poll_cancelled(self.key, cx.waker()) {
             CancelWait::Cancelled(cancelled) => {
                 self.key = None;
                 Poll::Ready(cancelled)
@@ -49,13 +43,7 @@ impl Future for WaitCancelled {
 impl Drop for WaitCancelled {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            let waker = self
-                .inner
-                .shared
-                .tree
-                .lock()
-                .forget_cancel_waiter(self.inner.id, key);
-            drop(waker);
+            self.node.forget_cancel_waiter(key);
         }
     }
 }
@@ -63,7 +51,7 @@ impl Drop for WaitCancelled {
 impl fmt::Debug for WaitCancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitCancelled")
-            .field("scope", &self.inner.id)
+            .field("scope", &self.node.id())
             .finish()
     }
 }

@@ -1,0 +1,82 @@
+//! [`After`]: what a lock holder found to do, done once the lock is gone.
+//!
+//! Waking a waker, dropping a waker, a task, a panic payload or a node, and
+//! removing a timer can all run user code or take another lock; none may
+//! happen under a node's lock (tree invariant 3). Code under a lock hands
+//! them to an `After`, and [`Node::with`](super::Node::with) runs it once
+//! the lock is released. It is free to build and, in the common case of
+//! nothing or one waker, allocates nothing.
+
+use crate::runtime::Shared;
+use crate::task::{Panic, TaskRef};
+use crate::time::timers::TimerKey;
+use crate::wake_list::WakeList;
+use std::ptr::NonNull;
+use std::task::Waker;
+
+/// Work held back until a lock is released; see the module docs.
+#[derive(Default)]
+pub(crate) struct After {
+    wakers: WakeList,
+    later: Vec<Later>,
+}
+
+/// A timer to remove, or a value to drop.
+enum Later {
+    Timer(TimerKey),
+    /// The values below are held only to be dropped.
+    Waker(#[allow(dead_code)] Waker),
+    Panic(#[allow(dead_code)] Panic),
+    Task(#[allow(dead_code)] TaskRef),
+}
+
+impl After {
+    /// Wakes `waker`.
+    pub(crate) fn wake(&mut self, waker: Waker) {
+        self.wakers.push(waker);
+    }
+
+    /// Drops `waker` without waking it.
+    pub(crate) fn drop_waker(&mut self, waker: Waker) {
+        self.later.push(Later::Waker(waker));
+    }
+
+    pub(crate) fn drop_panic(&mut self, panic: Panic) {
+        self.later.push(Later::Panic(panic));
+    }
+
+    /// Drops a reference to a task (which may be its last).
+    pub(crate) fn drop_task(&mut self, task: TaskRef) {
+        self.later.push(Later::Task(task));
+    }
+
+    /// Removes a timer from the runtime's timer map.
+    pub(crate) fn remove_timer(&mut self, key: TimerKey) {
+        self.later.push(Later::Timer(key));
+    }
+
+    /// Does the work: removes timers, then wakes, then drops.
+    ///
+    /// `shared` is the runtime of the node whose lock was held; it is only
+    /// followed if a timer is to be removed, and code that removes one
+    /// holds a node of that runtime (a deadline is set or moved through a
+    /// handle, and a leaving node's timer is removed by whoever holds its
+    /// tree reference), which keeps the runtime alive.
+    #[inline]
+    pub(crate) fn run(self, shared: NonNull<Shared>) {
+        let After { wakers, later } = self;
+        if later.is_empty() {
+            wakers.wake_all();
+            return;
+        }
+        for item in &later {
+            if let Later::Timer(key) = *item {
+                // SAFETY: see above: a timer is only collected while a node
+                // of this runtime is held, so the runtime is alive.
+                unsafe { shared.as_ref() }.timers.remove(key);
+            }
+        }
+        wakers.wake_all();
+        drop(later);
+    }
+}

@@ -1,0 +1,168 @@
+//! The cancel walk: marking a subtree cancelled, dropping the futures of
+//! its idle tasks, and waking whoever waits for it.
+//!
+//! A walk keeps its own to-do list *in the nodes*: a node it marks is
+//! pushed on a stack threaded through the nodes' `walk_next` fields (each
+//! written under its node's lock), and the stack owns a reference to each
+//! node on it. So a walk allocates nothing and never reaches a freed node,
+//! while a marked node may still finish and leave the tree before the walk
+//! gets to it. Expanding a node, in two critical sections:
+//!
+//! 1. under its lock: take the tasks its marking detached, its future's
+//!    waker, its `cancelled()` waiters and its deadline timer, and mark
+//!    each child that is neither shielded nor cancelled already (locking
+//!    the child while holding the parent: invariant 5), pushing it on the
+//!    stack;
+//! 2. with no lock: cancel each detached task (an idle one is claimed and
+//!    its future dropped right here; a running one is left to its runner);
+//! 3. under its lock again: subtract the dropped tasks from the live count,
+//!    keep the first panic a drop raised, and settle: wake the scope future
+//!    if the node is finished, or let the node leave the tree if its future
+//!    is gone; then wake the waiters.
+//!
+//! Parents are expanded before their children, so a scope future held by
+//! a task of the parent is dropped with that task before the child's
+//! waiters are woken: waking it then finds the task complete.
+
+use super::{children, After, Kind, Node, Phase, State};
+use crate::cancelled::CancelReason;
+use crate::task::{Cancel, Panic, TaskRef};
+use slab::Slab;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+impl Node {
+    /// Cancels this scope and its subtree, up to shields (invariant 1);
+    /// with `follow_links`, a linked scope also cancels its parent, and on
+    /// upward through links (invariant 6). Idempotent. The caller holds a
+    /// reference to the node.
+    pub(crate) fn cancel(&self, reason: CancelReason, follow_links: bool) {
+        // Already cancelled: its subtree is, or is being, by the walk that
+        // marked it (invariant 1); and that walk climbed the links.
+        if self.cancelled.is_set() {
+            return;
+        }
+        let mut node = self;
+        let mut reason = reason;
+        while walk(node, reason, true) && follow_links && node.kind == Kind::Linked {
+            let Some(parent) = &node.parent else { return };
+            node = parent;
+            reason = CancelReason::LinkedChild;
+        }
+    }
+
+    /// Cancels this node alone, shields and all (shutdown visits every
+    /// node itself). The caller holds a reference to the node.
+    pub(crate) fn cancel_alone(&self, reason: CancelReason) {
+        walk(self, reason, false);
+    }
+}
+
+/// Marks `top` with `reason` and, with `descend`, its subtree; then
+/// expands every marked node. Returns whether `top` was marked here (false
+/// if it was cancelled already, or has left the tree).
+fn walk(top: &Node, reason: CancelReason, descend: bool) -> bool {
+    let mut stack = None;
+    {
+        let mut st = top.state.lock();
+        if st.phase == Phase::Removed || top.cancelled.is_set() {
+            return false;
+        }
+        mark(top, &mut st, &reason, &mut stack);
+    }
+    while let Some(node) = stack {
+        stack = expand(node, descend);
+    }
+    true
+}
+
+/// Marks `node` cancelled, detaches its tasks (invariant 4) and pushes it
+/// on the walk's stack, which takes a reference to it. The caller holds
+/// `node`'s lock (`st`).
+fn mark(node: &Node, st: &mut State, reason: &CancelReason, stack: &mut Option<NonNull<Node>>) {
+    node.cancelled.set(reason);
+    if !st.tasks.is_empty() {
+        st.detached = std::mem::take(&mut st.tasks);
+    }
+    let pinned = NonNull::new(Arc::into_raw(node.pin()).cast_mut()).expect("not null");
+    st.walk_next = stack.replace(pinned);
+}
+
+/// Expands a node popped from the walk's stack (steps 1 to 3 of the module
+/// docs); returns the rest of the stack.
+fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
+    // SAFETY: the stack owned a reference to each node on it (`mark`); we
+    // take it back.
+    let this = unsafe { Arc::from_raw(node.as_ptr()) };
+    let mut after = After::default();
+    let (tasks, mut stack) = {
+        let mut st = this.state.lock();
+        let mut stack = st.walk_next.take();
+        let tasks = std::mem::take(&mut st.detached);
+        if let Some(waker) = st.waker.take() {
+            after.wake(waker);
+        }
+        if let Some(rare) = st.rare.as_deref_mut() {
+            for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
+                after.wake(waker);
+            }
+            if let Some(deadline) = rare.deadline.take() {
+                after.remove_timer(deadline.timer);
+            }
+        }
+        if descend {
+            // SAFETY: rule P; we hold this node's lock, which guards its
+            // child list, and its children are alive (invariant 2).
+            for child in unsafe { children(st.first_child) } {
+                // SAFETY: as above.
+                let child = unsafe { child.as_ref() };
+                if child.kind == Kind::Shielded || child.cancelled.is_set() {
+                    continue; // the cancel stops at a shield; or see `cancel`
+                }
+                let mut child_st = child.state.lock();
+                mark(child, &mut child_st, &CancelReason::Ancestor, &mut stack);
+            }
+        }
+        (tasks, stack)
+    };
+    let (dropped, mut panics) = cancel_tasks(tasks);
+    let leaving = {
+        let mut st = this.state.lock();
+        // A node may have finished and left the tree after its marking
+        // (its running tasks ended): then there is nothing to settle.
+        if st.phase == Phase::Open {
+            st.live_tasks -= dropped;
+            if let Some(panic) = panics.pop() {
+                this.store_panic(&mut st, panic, &mut after);
+            }
+            this.settle(&mut st, &mut after)
+        } else {
+            debug_assert_eq!(dropped, 0, "a node with live tasks is open");
+            None
+        }
+    };
+    for panic in panics {
+        after.drop_panic(panic);
+    }
+    after.run(this.shared);
+    if let Some(tree_ref) = leaving {
+        tree_ref.leave_tree();
+    }
+    stack.take()
+}
+
+/// Cancels each task a walk detached: an idle one is claimed and its future
+/// dropped here, a running one is left to its runner (which releases it).
+/// Returns how many futures were dropped here, and the panics their drops
+/// raised.
+fn cancel_tasks(tasks: Slab<TaskRef>) -> (usize, Vec<Panic>) {
+    let mut dropped = 0;
+    let mut panics = Vec::new();
+    for (_, task) in tasks {
+        if let Cancel::Dropped(panic) = task.cancel() {
+            dropped += 1;
+            panics.extend(panic);
+        }
+    }
+    (dropped, panics)
+}

@@ -1,0 +1,761 @@
+//! The scope tree: one [`Node`] per live scope, each behind its own lock.
+//!
+//! A node records its place in the tree (its parent, its children, its
+//! siblings), its tasks, how it is attached ([`Kind`]: plain, linked or
+//! shielded), its deadline, and the wakers of futures waiting for it. There
+//! is no lock over the whole tree: spawning into a scope, a task finishing,
+//! opening and ending a scope touch the locks of the scopes involved (the
+//! scope, and for opening and ending its parent), so two unrelated scopes
+//! never contend. Cancellation is a walk over a subtree (`cancel.rs`); the
+//! work a lock holder must not do is collected into an [`After`] and done
+//! once the lock is released (`after.rs`); the runtime's list of root
+//! scopes and the views over the whole tree live in `roots.rs`.
+//!
+//! # Invariants
+//!
+//! 1. **A cancelled node's descendants are cancelled, up to shields.** A
+//!    walk marks a node, then each of its children (a child under its own
+//!    lock, while it holds the parent's), then theirs; a node opened under
+//!    a cancelled parent is born cancelled unless it is shielded. So once
+//!    the walk that marked a node returns, its subtree is cancelled, and a
+//!    walk that meets a marked node leaves its subtree to the walk that
+//!    marked it.
+//! 2. **A node outlives its tasks and children.** A node stays in the tree
+//!    (in its parent's child list, or in the runtime's roots) until it is
+//!    *finished*: its body has ended or its future was dropped, it has no
+//!    live task and no child. While in the tree
+//!    it is kept alive by the *tree reference*: the `Arc` its scope future
+//!    holds, or, once that future is dropped, the node's own `self_ref`.
+//!    So a task can point to its node without owning it, and every child
+//!    holds its parent (an `Arc`): a node's parent, and the root's runtime
+//!    state, outlive it.
+//! 3. **Nothing runs user code under a lock.** No future is polled or
+//!    dropped and no waker is called or dropped while a node's lock (or the
+//!    roots' lock) is held: work found under a lock goes to an [`After`],
+//!    which [`Node::with`] runs once the lock is released. (The timer map's
+//!    lock is never taken under a node's lock either.)
+//! 4. **A cancelled node takes no new tasks, and lists none.** The walk
+//!    moves the node's task list out as it marks it. A task finishing
+//!    afterwards has no entry to remove (its key may be reused by then); it
+//!    only decrements the live count.
+//! 5. **Locks are taken top-down.** A thread holds one node's lock, or a
+//!    parent's and then one child's (the walk, the views): never a child's
+//!    while it takes its parent's. Leaving the tree locks the node, releases
+//!    it, then locks the parent. So no two threads wait for each other.
+//! 6. **Linked cancellation climbs only through links.** Cancelling a
+//!    linked node cancels its parent, and on upward while the nodes are
+//!    linked; cancelling a parent never consults links.
+//! 7. **A deadline is a timer plus a check.** The node stores its deadline
+//!    and the key of a timer whose waker asks the node to cancel itself;
+//!    the node cancels only if its *current* deadline has passed, so a
+//!    timer left over from a moved deadline does nothing. The timer is
+//!    registered before the deadline is recorded, so it may fire first and
+//!    find nothing; recording a deadline therefore checks it against the
+//!    clock under the lock and cancels at once if it is due.
+//!
+//! **Rule P (places).** A node's `siblings` links are read and written
+//! only under its parent's lock (for a root: the roots' lock). A node's
+//! `first_child` is part of its own locked state; so the whole child list
+//! of a node is guarded by that node's lock.
+
+mod after;
+mod cancel;
+mod roots;
+
+pub(crate) use after::After;
+pub(crate) use roots::Roots;
+
+use crate::cancelled::{CancelCell, CancelReason, Cancelled};
+use crate::loom::cell::UnsafeCell;
+use crate::loom::sync::Mutex;
+use crate::runtime::Shared;
+use crate::task::{Panic, TaskRef};
+use crate::time::timers::TimerKey;
+use slab::Slab;
+use std::cell::Cell;
+use std::panic::Location;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// How a scope is attached to its parent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Cancellation flows down from the parent only.
+    Plain,
+    /// Cancellation also flows up: cancelling this scope cancels the parent.
+    Linked,
+    /// Cancellation of ancestors does not reach this scope or below it.
+    Shielded,
+}
+
+/// Where [`Node::open`] opens a node.
+pub(crate) enum Place<'a> {
+    /// A child of this (live) node.
+    Under(&'a Node),
+    /// A root of this runtime.
+    Root(&'a Arc<Shared>),
+}
+
+/// One scope of the tree.
+pub(crate) struct Node {
+    /// The runtime: alive while any node of its trees is (the root holds it
+    /// in `runtime`, and every node holds its parent).
+    shared: NonNull<Shared>,
+    /// Set on roots only; see `shared`. Never read: it keeps the runtime
+    /// state alive.
+    #[allow(dead_code)]
+    runtime: Option<Arc<Shared>>,
+    parent: Option<Arc<Node>>,
+    kind: Kind,
+    /// Unique among the scopes of the process (so of its runtime).
+    id: u64,
+    /// Where the scope was opened (`#[track_caller]`).
+    pub(crate) location: &'static Location<'static>,
+    /// Set once, under `state`'s lock, when the scope is cancelled; read
+    /// without it.
+    pub(crate) cancelled: CancelCell,
+    /// Rule P.
+    siblings: UnsafeCell<Siblings>,
+    state: Mutex<State>,
+}
+
+// SAFETY: the raw pointers in a node (`shared`, the sibling and child
+// links, `walk_next`) point to nodes and runtime state that invariant 2
+// keeps alive while they are reachable, and they are only followed under
+// the locks that rule P and `state` name; everything else is `Send + Sync`.
+unsafe impl Send for Node {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Node {}
+
+/// A node's neighbours in its parent's child list (rule P).
+#[derive(Clone, Copy, Default)]
+struct Siblings {
+    prev: Option<NonNull<Node>>,
+    next: Option<NonNull<Node>>,
+}
+
+/// What a node's lock guards.
+pub(crate) struct State {
+    phase: Phase,
+    body: Body,
+    /// The tasks that can still be cancelled (invariant 4), keyed by the
+    /// key each task's binding holds.
+    tasks: Slab<TaskRef>,
+    /// Tasks spawned and not yet finished; after a cancel, no longer listed.
+    live_tasks: usize,
+    /// The head of the child list (rule P).
+    first_child: Option<NonNull<Node>>,
+    /// The node below this one on the stack of the walk that marked it
+    /// (`cancel.rs`), if that walk has not expanded it yet.
+    walk_next: Option<NonNull<Node>>,
+    /// The tasks a walk took out of the list, until it expands the node.
+    detached: Slab<TaskRef>,
+    /// The tree reference once the scope future is gone (invariant 2).
+    self_ref: Option<Arc<Node>>,
+    /// The scope future's waker, woken on cancel and when it may finish.
+    waker: Option<Waker>,
+    /// What few scopes use, kept out of line so that a node stays small.
+    rare: Option<Box<Rare>>,
+}
+
+/// Whether a node is in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// Left the tree; the node only answers stale handles now.
+    Removed,
+}
+
+/// Where a scope's body is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// The scope future is alive and its body has not ended.
+    Running,
+    /// The body ended; the scope future waits for tasks and children.
+    Done,
+    /// The scope future was dropped before it finished; the last task or
+    /// child to end removes the node.
+    Dropped,
+}
+
+/// The parts of a node that most scopes never use.
+#[derive(Default)]
+struct Rare {
+    /// Futures waiting for this scope to be cancelled (`Scope::cancelled`).
+    cancel_waiters: Slab<Waker>,
+    deadline: Option<Deadline>,
+    /// The first panic caught in this scope, resumed by the scope future.
+    panic: Option<Panic>,
+}
+
+/// A node's deadline (invariant 7).
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    after: Duration,
+    timer: TimerKey,
+}
+
+/// What a scope future learns when its node leaves the tree.
+pub(crate) struct Outcome {
+    pub(crate) cancelled: Option<Cancelled>,
+    pub(crate) panic: Option<Panic>,
+}
+
+/// What [`Node::poll_cancelled`] found.
+pub(crate) enum CancelWait {
+    Cancelled(Cancelled),
+    /// Registered under this key.
+    Waiting(usize),
+    /// The scope ended without being cancelled: it never will be.
+    Never,
+}
+
+impl Node {
+    /// Opens a node under a parent, or as a root.
+    pub(crate) fn open(
+        at: Place<'_>,
+        kind: Kind,
+        location: &'static Location<'static>,
+    ) -> Arc<Node> {
+        let (shared, runtime, parent) = match at {
+            Place::Under(parent) => (parent.shared, None, Some(parent.pin())),
+            Place::Root(shared) => (NonNull::from(&**shared), Some(shared.clone()), None),
+        };
+        let node = Arc::new(Node {
+            shared,
+            runtime,
+            parent,
+            kind,
+            id: next_id(),
+            location,
+            cancelled: CancelCell::new(),
+            siblings: UnsafeCell::new(Siblings::default()),
+            state: Mutex::new(State::new()),
+        });
+        match &node.parent {
+            Some(parent) => parent.adopt(&node),
+            None => node.shared().roots().adopt(&node),
+        }
+        node
+    }
+
+    /// Links the new child `child` into this node's list, born cancelled if
+    /// this node is (unless shielded: invariant 1) or the runtime is shut
+    /// down.
+    fn adopt(&self, child: &Node) {
+        let mut st = self.state.lock();
+        let shutdown = self.shared().is_shutdown();
+        if shutdown || (self.cancelled.is_set() && child.kind != Kind::Shielded) {
+            let reason = if shutdown {
+                CancelReason::Shutdown
+            } else {
+                CancelReason::Ancestor
+            };
+            // Nobody else can reach `child` yet: its own lock is free.
+            child.cancelled.set(&reason);
+        }
+        // SAFETY: rule P; we hold this node's lock, which guards the links
+        // of its children, and `child` is new.
+        unsafe { link_first(&mut st.first_child, child) };
+    }
+
+    /// The runtime this scope belongs to, as an `Arc` of its own.
+    pub(crate) fn shared_arc(&self) -> Arc<Shared> {
+        // SAFETY: the runtime state lives in an `Arc` (`Builder::build`),
+        // alive while this node is (see `shared`).
+        unsafe {
+            Arc::increment_strong_count(self.shared.as_ptr());
+            Arc::from_raw(self.shared.as_ptr())
+        }
+    }
+
+    /// The runtime this scope belongs to.
+    pub(crate) fn shared(&self) -> &Shared {
+        // SAFETY: invariant 2; the root of this node's tree holds an `Arc`
+        // of the runtime state, and this node (alive, since we borrow it)
+        // holds its parent, and so on up to the root.
+        unsafe { self.shared.as_ref() }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The scope's cancellation value (it must be cancelled).
+    pub(crate) fn cancel_value(&self) -> Cancelled {
+        self.cancelled
+            .get()
+            .unwrap_or(Cancelled::new(CancelReason::Explicit))
+    }
+
+    /// Runs `f` under this node's lock; what `f` leaves in the [`After`]
+    /// runs once the lock is released (invariant 3). The caller holds a
+    /// reference to the node (an `Arc`, or a borrow of one), so the node
+    /// outlives this call even if `f` lets it leave the tree.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State, &mut After) -> R) -> R {
+        let mut after = After::default();
+        let out = f(&mut self.state.lock(), &mut after);
+        after.run(self.shared);
+        out
+    }
+
+    /// A new reference to this node, for a caller that only borrows it
+    /// from a non-owning pointer and must keep it past a lock release.
+    fn pin(&self) -> Arc<Node> {
+        // SAFETY: every node lives in an `Arc` (`open` makes it so), and
+        // this one is alive: we borrow it.
+        unsafe {
+            Arc::increment_strong_count(self);
+            Arc::from_raw(self)
+        }
+    }
+
+    /// Registers a task; returns its key, or why it is refused
+    /// (invariant 4).
+    pub(crate) fn add_task(&self, task: TaskRef) -> Result<usize, (Cancelled, TaskRef)> {
+        let mut st = self.state.lock();
+        if st.phase == Phase::Removed {
+            return Err((Cancelled::new(CancelReason::ScopeEnded), task));
+        }
+        if self.cancelled.is_set() {
+            return Err((self.cancel_value(), task));
+        }
+        st.live_tasks += 1;
+        Ok(st.tasks.insert(task))
+    }
+
+    /// A runner finished a task of `node`, listed under `key` (the task
+    /// called `release`).
+    ///
+    /// # Safety
+    ///
+    /// `node` is alive: the task is counted live in it (invariant 2). The
+    /// node may leave the tree and be freed during this call, so the caller
+    /// does not use the pointer afterwards; nor does this function, past
+    /// the point where the lock is released, unless it holds a reference.
+    pub(crate) unsafe fn release_task(node: NonNull<Node>, key: usize, panic: Option<Panic>) {
+        // SAFETY: the caller's contract. A local borrow, not an argument:
+        // it may dangle once unused, below.
+        let this = unsafe { node.as_ref() };
+        let shared = this.shared;
+        let mut after = After::default();
+        let (leaving, pinned) = {
+            let mut st = this.state.lock();
+            st.live_tasks -= 1;
+            // Invariant 4: a cancelled node lists no task, and `key` may be
+            // another's by now.
+            if !this.cancelled.is_set() {
+                after.drop_task(st.tasks.remove(key));
+            }
+            // A panic cancels the scope, once the lock is released: keep the
+            // node alive until then. (A node with a live task is open.)
+            let pinned = panic.map(|panic| {
+                this.store_panic(&mut st, panic, &mut after);
+                this.pin()
+            });
+            (this.settle(&mut st, &mut after), pinned)
+        };
+        // From here `this` may be freed (a woken scope future may finish),
+        // unless `leaving` or `pinned` holds it. `after` touches the
+        // runtime only to remove timers, which only a leaving node has.
+        after.run(shared);
+        if let Some(node) = pinned {
+            node.cancel(CancelReason::Panicked, false);
+        }
+        if let Some(tree_ref) = leaving {
+            tree_ref.leave_tree();
+        }
+    }
+
+    /// Stores the first panic of this scope and cancels it, so that its
+    /// siblings stop.
+    pub(crate) fn record_panic(&self, panic: Panic) {
+        let open = self.with(|st, after| {
+            let open = st.phase == Phase::Open;
+            if open {
+                self.store_panic(st, panic, after);
+            } else {
+                after.drop_panic(panic);
+            }
+            open
+        });
+        if open {
+            self.cancel(CancelReason::Panicked, false);
+        }
+    }
+
+    /// Keeps `panic` if it is this open scope's first.
+    fn store_panic(&self, st: &mut State, panic: Panic, after: &mut After) {
+        let rare = st.rare();
+        if rare.panic.is_none() {
+            rare.panic = Some(panic);
+        } else {
+            after.drop_panic(panic);
+        }
+    }
+
+    /// Sets (or moves) the deadline to `at`, served by `timer`, and cancels
+    /// at once if `at` is not after `now`, read under this lock
+    /// (invariant 7). The timer no longer needed (the old one, or the new
+    /// one if the scope is over or cancelled) is removed.
+    pub(crate) fn set_deadline(&self, deadline: (Instant, Duration), timer: TimerKey) {
+        let (at, after_set) = deadline;
+        let due = self.with(|st, after| {
+            if st.phase == Phase::Removed || self.cancelled.is_set() {
+                after.remove_timer(timer);
+                return false;
+            }
+            let old = st.rare().deadline.replace(Deadline {
+                at,
+                after: after_set,
+                timer,
+            });
+            if let Some(old) = old {
+                after.remove_timer(old.timer);
+            }
+            at <= self.shared().timers.now()
+        });
+        if due {
+            self.cancel(CancelReason::Deadline { after: after_set }, true);
+        }
+    }
+
+    /// The deadline, if the scope has one and is not cancelled.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let st = self.state.lock();
+        st.rare.as_ref().and_then(|r| r.deadline).map(|d| d.at)
+    }
+
+    /// A deadline timer fired (invariant 7).
+    pub(crate) fn deadline_passed(&self) {
+        let now = self.shared().timers.now();
+        let due = {
+            let st = self.state.lock();
+            st.rare
+                .as_ref()
+                .and_then(|r| r.deadline)
+                .filter(|d| d.at <= now)
+        };
+        if let Some(deadline) = due {
+            let reason = CancelReason::Deadline {
+                after: deadline.after,
+            };
+            self.cancel(reason, true);
+        }
+    }
+
+    /// For `Scope::cancelled()`: the reason if cancelled, else registers
+    /// `waker` (reusing `key` if still ours).
+    pub(crate) fn poll_cancelled(&self, key: Option<usize>, waker: &Waker) -> CancelWait {
+        self.with(|st, after| {
+            if self.cancelled.is_set() {
+                return CancelWait::Cancelled(self.cancel_value());
+            }
+            if st.phase == Phase::Removed {
+                return CancelWait::Never;
+            }
+            // Keys stay ours until the node is cancelled (the walk takes
+            // them all) or removed, and neither has happened.
+            match key {
+                Some(key) => {
+                    let slot = &mut st.rare().cancel_waiters[key];
+                    if !slot.will_wake(waker) {
+                        after.drop_waker(std::mem::replace(slot, waker.clone()));
+                    }
+                    CancelWait::Waiting(key)
+                }
+                None => CancelWait::Waiting(st.rare().cancel_waiters.insert(waker.clone())),
+            }
+        })
+    }
+
+    /// A `cancelled()` future registered under `key` was dropped.
+    pub(crate) fn forget_cancel_waiter(&self, key: usize) {
+        self.with(|st, after| {
+            if self.cancelled.is_set() || st.phase == Phase::Removed {
+                return;
+            }
+            if let Some(waker) = st.rare.as_mut().and_then(|r| r.cancel_waiters.try_remove(key)) {
+                after.drop_waker(waker);
+            }
+        });
+    }
+
+    /// Whether the scope is cancelled; stores `waker` to be woken on cancel.
+    pub(crate) fn register_body_waker(&self, waker: &Waker) -> bool {
+        self.with(|st, after| {
+            if !self.cancelled.is_set() {
+                st.set_waker(waker, after);
+            }
+            self.cancelled.is_set()
+        })
+    }
+
+    /// The body ended. Returns the outcome and leaves the tree if the node
+    /// is finished; otherwise stores `waker` for when it is. The caller
+    /// holds the tree reference (its scope future's) until this returns.
+    pub(crate) fn finish_body(&self, waker: &Waker) -> Option<Outcome> {
+        let outcome = self.with(|st, after| {
+            st.body = Body::Done;
+            if !st.is_finished() {
+                st.set_waker(waker, after);
+                return None;
+            }
+            let outcome = Outcome {
+                cancelled: self.cancelled.is_set().then(|| self.cancel_value()),
+                panic: st.rare.as_mut().and_then(|r| r.panic.take()),
+            };
+            st.retire(after);
+            Some(outcome)
+        })?;
+        self.leave_tree();
+        Some(outcome)
+    }
+
+    /// The scope future was dropped before it finished: `this`, its tree
+    /// reference, goes to the node until the last task or child ends.
+    pub(crate) fn drop_body(this: Arc<Node>) {
+        let leave = this.with(|st, after| {
+            st.body = Body::Dropped;
+            if let Some(waker) = st.waker.take() {
+                after.wake(waker);
+            }
+            if let Some(panic) = st.rare.as_mut().and_then(|r| r.panic.take()) {
+                after.drop_panic(panic);
+            }
+            if st.is_finished() {
+                st.retire(after);
+                true
+            } else {
+                st.self_ref = Some(this.clone());
+                false
+            }
+        });
+        if leave {
+            this.leave_tree();
+        }
+    }
+
+    /// After this node lost a task or a child, or a walk expanded it:
+    /// wakes its scope future if it may finish now, or retires the node if
+    /// its future is gone. Returns the node's tree reference if it must now
+    /// leave the tree ([`leave_tree`](Node::leave_tree), once the lock is
+    /// released).
+    fn settle(&self, st: &mut State, after: &mut After) -> Option<Arc<Node>> {
+        if !st.is_finished() {
+            return None;
+        }
+        match st.body {
+            Body::Running => None,
+            Body::Done => {
+                if let Some(waker) = st.waker.take() {
+                    after.wake(waker);
+                }
+                None
+            }
+            Body::Dropped => {
+                st.retire(after);
+                let tree_ref = st.self_ref.take();
+                debug_assert!(tree_ref.is_some(), "a dropped body left its reference");
+                tree_ref
+            }
+        }
+    }
+
+    /// A retired node leaves its parent's child list (or the roots), and
+    /// finished ancestors whose futures are gone follow it. Iterative: a
+    /// long chain costs no stack. Call with no lock held, holding a
+    /// reference to this node.
+    fn leave_tree(&self) {
+        // The tree reference of the ancestor leaving now, dropped once its
+        // parent no longer lists it.
+        let mut held: Option<Arc<Node>> = None;
+        let mut node = NonNull::from(self);
+        loop {
+            // SAFETY: `node` is `self`, which the caller keeps alive, or
+            // the ancestor whose reference `held` keeps.
+            let current = unsafe { node.as_ref() };
+            let Some(parent) = &current.parent else {
+                current.shared().roots().release(current);
+                return;
+            };
+            let leaving = parent.with(|st, after| {
+                // SAFETY: rule P; we hold the parent's lock, and `current`
+                // is in its list until this call.
+                unsafe { unlink(&mut st.first_child, current) };
+                parent.settle(st, after)
+            });
+            let Some(leaving) = leaving else { return };
+            node = NonNull::from(&*leaving);
+            drop(held.replace(leaving));
+        }
+    }
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            phase: Phase::Open,
+            body: Body::Running,
+            tasks: Slab::new(),
+            live_tasks: 0,
+            first_child: None,
+            walk_next: None,
+            detached: Slab::new(),
+            self_ref: None,
+            waker: None,
+            rare: None,
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.body != Body::Running && self.live_tasks == 0 && self.first_child.is_none()
+    }
+
+    /// The out-of-line parts, created on first use.
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn set_waker(&mut self, waker: &Waker, after: &mut After) {
+        match &self.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => {
+                if let Some(old) = self.waker.replace(waker.clone()) {
+                    after.drop_waker(old);
+                }
+            }
+        }
+    }
+
+    /// The node leaves the tree: hands what it still holds to `after`, but
+    /// for the tree reference, which the caller keeps until the node is
+    /// unlinked.
+    fn retire(&mut self, after: &mut After) {
+        debug_assert!(self.is_finished());
+        self.phase = Phase::Removed;
+        if let Some(waker) = self.waker.take() {
+            after.drop_waker(waker);
+        }
+        let Some(rare) = self.rare.as_deref_mut() else {
+            return;
+        };
+        if let Some(panic) = rare.panic.take() {
+            after.drop_panic(panic);
+        }
+        if let Some(deadline) = rare.deadline.take() {
+            after.remove_timer(deadline.timer);
+        }
+        // Nobody can cancel this scope any more: its waiters learn that
+        // when they look (`CancelWait::Never`).
+        for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
+            after.wake(waker);
+        }
+    }
+}
+
+impl Drop for Node {
+    /// Frees a chain of parents that this node held last, iteratively: a
+    /// long chain of nested scopes costs no stack.
+    fn drop(&mut self) {
+        let mut parent = self.parent.take();
+        while let Some(node) = parent {
+            parent = match Arc::try_unwrap(node) {
+                Ok(mut node) => node.parent.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+/// Links `node` at the head of the list that starts at `head`.
+///
+/// # Safety
+///
+/// Rule P: the caller holds the lock that guards this list, and `node` is
+/// in no list.
+unsafe fn link_first(head: &mut Option<NonNull<Node>>, node: &Node) {
+    let next = head.replace(NonNull::from(node));
+    node.siblings.with_mut(|s| {
+        // SAFETY: rule P; the caller holds the list's lock.
+        unsafe { *s = Siblings { prev: None, next } }
+    });
+    if let Some(next) = next {
+        // SAFETY: `next` was in the list, so alive (invariant 2), and
+        // rule P covers its links.
+        unsafe { next.as_ref() }
+            .siblings
+            .with_mut(|s| unsafe { (*s).prev = Some(NonNull::from(node)) });
+    }
+}
+
+/// Unlinks `node` from the list that starts at `head`.
+///
+/// # Safety
+///
+/// Rule P: the caller holds the lock that guards this list, and `node` is
+/// in it.
+unsafe fn unlink(head: &mut Option<NonNull<Node>>, node: &Node) {
+    // SAFETY: rule P; the caller holds the list's lock.
+    let Siblings { prev, next } = node.siblings.with(|s| unsafe { *s });
+    match prev {
+        // SAFETY: neighbours in the list are alive (invariant 2).
+        Some(prev) => unsafe { prev.as_ref() }
+            .siblings
+            .with_mut(|s| unsafe { (*s).next = next }),
+        None => *head = next,
+    }
+    if let Some(next) = next {
+        // SAFETY: as above.
+        unsafe { next.as_ref() }
+            .siblings
+            .with_mut(|s| unsafe { (*s).prev = prev });
+    }
+}
+
+/// Iterates a child list.
+///
+/// # Safety
+///
+/// Rule P: the caller holds the lock that guards the list while it uses
+/// the iterator and the nodes it yields.
+unsafe fn children(first: Option<NonNull<Node>>) -> impl Iterator<Item = NonNull<Node>> {
+    std::iter::successors(first, |node| {
+        // SAFETY: the caller's contract: the list is locked, its nodes
+        // alive (invariant 2).
+        unsafe { node.as_ref() }
+            .siblings
+            .with(|s| unsafe { (*s).next })
+    })
+}
+
+/// How many ids a thread takes from the process-wide counter at a time:
+/// opening a scope then touches no line shared with other threads.
+const ID_BLOCK: u64 = 1024;
+
+/// A new scope id: unique in the process, increasing on each thread.
+fn next_id() -> u64 {
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    let take = |(next, end): (u64, u64)| {
+        let (next, end) = if next == end {
+            let start = NEXT_BLOCK.fetch_add(ID_BLOCK, Relaxed);
+            (start, start + ID_BLOCK)
+        } else {
+            (next, end)
+        };
+        (next, (next + 1, end))
+    };
+    IDS.try_with(|ids| {
+        let (id, rest) = take(ids.get());
+        ids.set(rest);
+        id
+    })
+    .unwrap_or_else(|_| NEXT_BLOCK.fetch_add(1, Relaxed))
+}

@@ -1,0 +1,130 @@
+//! The runtime's root scopes, and the views over its whole tree: the
+//! snapshot, the live counts, and shutdown.
+//!
+//! The roots' list is the one lock a runtime has over its scopes, and only
+//! opening and ending a *root* scope take it (a `block_on` of a scope, a
+//! scope opened outside any task). The views walk the tree node by node,
+//! each under its own lock (a parent's while its children are read), so
+//! each node is seen in a consistent state, and the tree as a whole as it
+//! was while the view ran.
+
+use super::{children, link_first, unlink, Body, Kind, Node, State};
+use crate::cancelled::CancelReason;
+use crate::loom::sync::Mutex;
+use crate::scope::snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The root scopes of one runtime.
+pub(crate) struct Roots {
+    /// The head of the list of roots (rule P: this lock guards their
+    /// sibling links).
+    first: Mutex<Option<NonNull<Node>>>,
+}
+
+// SAFETY: the pointers are to live roots (a root stays in the list until
+// it leaves the tree, invariant 2), followed only under the lock.
+unsafe impl Send for Roots {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Roots {}
+
+impl Roots {
+    pub(crate) fn new() -> Roots {
+        Roots {
+            first: Mutex::new(None),
+        }
+    }
+
+    /// Links a new root; born cancelled if the runtime is shut down.
+    pub(super) fn adopt(&self, root: &Node) {
+        let mut first = self.first.lock();
+        if root.shared().is_shutdown() {
+            // Nobody else can reach `root` yet: its own lock is free.
+            root.cancelled.set(&CancelReason::Shutdown);
+        }
+        // SAFETY: rule P; we hold the roots' lock, and `root` is new.
+        unsafe { link_first(&mut first, root) };
+    }
+
+    /// A root leaves the tree.
+    pub(super) fn release(&self, root: &Node) {
+        let mut first = self.first.lock();
+        // SAFETY: rule P; we hold the roots' lock, and `root` is listed.
+        unsafe { unlink(&mut first, root) };
+    }
+
+    /// Visits every node, parents before children and each node's children
+    /// oldest first, calling `f` under the node's lock with its depth.
+    /// Each node is pinned (an `Arc`) while it waits in the to-do list.
+    fn for_each(&self, mut f: impl FnMut(&Arc<Node>, &State, usize)) {
+        // A list is newest first (`link_first`): pushed in that order, the
+        // oldest is popped first.
+        let mut todo: Vec<(Arc<Node>, usize)> = {
+            let first = self.first.lock();
+            // SAFETY: rule P; we hold the roots' lock.
+            unsafe { children(*first) }.map(|n| (pin(n), 0)).collect()
+        };
+        while let Some((node, depth)) = todo.pop() {
+            let st = node.state.lock();
+            f(&node, &st, depth);
+            // SAFETY: rule P; we hold this node's lock.
+            todo.extend(unsafe { children(st.first_child) }.map(|n| (pin(n), depth + 1)));
+        }
+    }
+
+    /// A picture of the tree, depth first, children in the order they were
+    /// opened.
+    pub(crate) fn snapshot(&self, now: Instant) -> TreeSnapshot {
+        let mut scopes = Vec::new();
+        self.for_each(|node, st, depth| {
+            let state = match (node.cancelled.is_set(), st.body) {
+                (_, Body::Dropped) => ScopeState::Detached,
+                (true, _) => ScopeState::Cancelling,
+                (false, Body::Running) => ScopeState::Running,
+                (false, Body::Done) => ScopeState::Finishing,
+            };
+            let deadline = st.rare.as_ref().and_then(|r| r.deadline);
+            scopes.push(ScopeSnapshot {
+                id: node.id,
+                depth,
+                state,
+                linked: node.kind == Kind::Linked,
+                shielded: node.kind == Kind::Shielded,
+                deadline_in: deadline.map(|d| d.at.saturating_duration_since(now)),
+                live_tasks: st.live_tasks,
+                location: node.location,
+            });
+        });
+        TreeSnapshot { scopes }
+    }
+
+    /// Tasks spawned and not yet finished, and live scopes.
+    pub(crate) fn live_counts(&self) -> (usize, usize) {
+        let (mut tasks, mut scopes) = (0, 0);
+        self.for_each(|_, st, _| {
+            tasks += st.live_tasks;
+            scopes += 1;
+        });
+        (tasks, scopes)
+    }
+
+    /// Cancels every node, shields included (shutdown). The caller has set
+    /// the runtime's shutdown flag first, so a node opened meanwhile is
+    /// born cancelled: whoever opens it reads the flag under its parent's
+    /// lock (or the roots'), after this walk has read that parent's list.
+    pub(crate) fn cancel_all(&self) {
+        let mut nodes = Vec::new();
+        self.for_each(|node, _, _| nodes.push(node.clone()));
+        for node in &nodes {
+            node.cancel_alone(CancelReason::Shutdown);
+        }
+    }
+}
+
+/// A reference to a node reached through a list.
+fn pin(node: NonNull<Node>) -> Arc<Node> {
+    // SAFETY: rule P and invariant 2: the caller holds the lock of the list
+    // that holds `node`, so it is alive.
+    unsafe { node.as_ref() }.pin()
+}
