@@ -155,14 +155,15 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
 /// dropped here, a running one is left to its runner (which releases it).
 /// Returns how many futures were dropped here, and the panics their drops
 /// raised.
-fn cancel_tasks(tasks: Slab<TaskRef>) -> (usize, Vec<Panic>) {
+fn cancel_tasks(mut tasks: Slab<TaskRef>) -> (usize, Vec<Panic>) {
     let mut dropped = 0;
     let mut panics = Vec::new();
-    for (_, task) in tasks {
+    for task in tasks.drain() {
         if let Cancel::Dropped(panic) = task.cancel() {
             dropped += 1;
             panics.extend(panic);
         }
     }
+    super::spare_slab::offer(tasks);
     (dropped, panics)
 }

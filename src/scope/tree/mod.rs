@@ -325,6 +325,9 @@ impl Node {
             return Err((self.cancel_value(), task));
         }
         st.live_tasks += 1;
+        if st.tasks.capacity() == 0 {
+            st.tasks = spare_slab::take();
+        }
         Ok(st.tasks.insert(task))
     }
 
@@ -662,6 +665,7 @@ impl Drop for Node {
     /// Frees a chain of parents that this node held last, iteratively: a
     /// long chain of nested scopes costs no stack.
     fn drop(&mut self) {
+        spare_slab::offer(std::mem::take(&mut self.state.lock().tasks));
         let mut parent = self.parent.take();
         while let Some(node) = parent {
             parent = match Arc::try_unwrap(node) {
@@ -731,6 +735,46 @@ unsafe fn children(first: Option<NonNull<Node>>) -> impl Iterator<Item = NonNull
             .siblings
             .with(|s| unsafe { (*s).next })
     })
+}
+
+/// A task list's buffer kept for the next scope that spawns on this
+/// thread: a scope starts with no buffer, and growing one to thousands of
+/// entries for each fan-out (and freeing it, which makes glibc consolidate
+/// the chunks of the tasks just freed) costs more than the spawns.
+pub(super) mod spare_slab {
+    use crate::task::TaskRef;
+    use slab::Slab;
+    use std::cell::Cell;
+
+    /// Lists smaller than this are not worth a thread-local's visit.
+    const KEEP: usize = 64;
+
+    thread_local! {
+        /// Empty; at most one per thread. Reached with `try_with`: a
+        /// runtime may be dropped by another thread-local's destructor.
+        static SPARE: Cell<Slab<TaskRef>> = const { Cell::new(Slab::new()) };
+    }
+
+    /// The kept buffer, or a new empty list.
+    pub(in crate::scope::tree) fn take() -> Slab<TaskRef> {
+        SPARE.try_with(Cell::take).unwrap_or_default()
+    }
+
+    /// Keeps `slab`'s buffer if it is larger than the one kept already.
+    pub(in crate::scope::tree) fn offer(mut slab: Slab<TaskRef>) {
+        if slab.capacity() < KEEP {
+            return;
+        }
+        slab.clear(); // empty already, but for a cancel's claimed leftovers
+        let _ = SPARE.try_with(|spare| {
+            let kept = spare.take();
+            spare.set(if kept.capacity() >= slab.capacity() {
+                kept
+            } else {
+                slab
+            });
+        });
+    }
 }
 
 /// How many ids a thread takes from the process-wide counter at a time:
