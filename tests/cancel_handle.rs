@@ -3,14 +3,14 @@
 //! handle cancels nothing, even after the scope's slot in the tree has been
 //! reused by a new scope.
 
-mod common;
+mod support;
 
 use cancel_scope::sync::Event;
 use cancel_scope::{linked_scope, scope, CancelHandle, CancelReason, Cancelled, JoinHandle, Scope};
-use common::{arrive_and_park, debug_key, get, runtime, with_deadline, Countdown, Probes};
 use futures_lite::future;
 use std::sync::{mpsc, Arc};
 use std::thread;
+use support::{arrive_and_park, debug_key, hang_guard, runtime, Clock, Countdown, Probes};
 
 fn assert_send_sync<T: Send + Sync>() {}
 fn assert_send<T: Send>() {}
@@ -28,8 +28,8 @@ fn handles_are_send_and_sync() {
 /// tasks are dropped and the handle reports the cancel.
 #[test]
 fn cancel_handle_from_another_thread() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const N: usize = 8;
         let probes = Probes::new(N);
         let parked = Countdown::new(N);
@@ -70,8 +70,8 @@ fn cancel_handle_from_another_thread() {
 /// and its body run to completion.
 #[test]
 fn stale_handle_after_slot_reuse_cancels_nothing() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let (tx, rx) = mpsc::channel::<(CancelHandle, Scope)>();
         let out = rt.block_on(scope(|s| async move {
             tx.send((s.cancel_handle(), s.clone())).unwrap();
@@ -105,7 +105,7 @@ fn stale_handle_after_slot_reuse_cancels_nothing() {
             }
         }));
         assert_eq!(out, Ok(("task ran on", "second")));
-        assert_eq!(get(&probes.slot(0).completions), 1);
+        assert_eq!(probes[0].completions(), 1);
     });
 }
 
@@ -113,8 +113,8 @@ fn stale_handle_after_slot_reuse_cancels_nothing() {
 /// ended, used while ten new nested scopes occupy the freed slots.
 #[test]
 fn stale_handles_of_nested_scopes_after_slot_reuse() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const K: usize = 10;
         let out = rt.block_on(scope(|root| async move {
             // Open K nested scopes at once, keep their handles, let them end.
@@ -168,8 +168,8 @@ fn stale_handles_of_nested_scopes_after_slot_reuse() {
 /// ended; cancelling it again does nothing to the scope now in its slot.
 #[test]
 fn handle_of_a_cancelled_scope_after_it_ended() {
-    with_deadline(|| {
-        let rt = runtime(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
         let (tx, rx) = mpsc::channel::<CancelHandle>();
         let out = rt.block_on(scope(|s| async move {
             tx.send(s.cancel_handle()).unwrap();
@@ -197,8 +197,8 @@ fn handle_of_a_cancelled_scope_after_it_ended() {
 /// parent through the link.
 #[test]
 fn handle_of_a_linked_scope_cancels_the_parent() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(2);
         let (tx, rx) = mpsc::channel::<CancelHandle>();
         let canceller = thread::spawn(move || rx.recv().unwrap().cancel());
@@ -224,8 +224,8 @@ fn handle_of_a_linked_scope_cancels_the_parent() {
 /// and does not count against the new scope.
 #[test]
 fn stale_scope_clone_cannot_spawn_into_a_reused_slot() {
-    with_deadline(|| {
-        let rt = Arc::new(runtime(2));
+    hang_guard(|| {
+        let rt = Arc::new(runtime(Clock::Real, 2));
         let (tx, rx) = mpsc::channel::<Scope>();
         let _ = rt.block_on(scope(|s| async move { tx.send(s).unwrap() }));
         let old = rx.recv().unwrap();

@@ -13,57 +13,45 @@
 //! catches it) run in a child process, so that the suite survives and
 //! reports them.
 
-mod reliability_common;
+#[path = "support/reliability.rs"]
+mod reliability;
+mod support;
 
-use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::time::sleep;
 use cancel_scope::{scope, CancelReason, JoinHandle};
-use reliability_common::{
-    assert_child_passed, assert_serves, expect_panic, hang_guard, is_child_for, run_in_child,
-    runtime, wait_until, DropCounter, FlagWaker, PanicOnDrop, PanickingWaker, WithWaker,
+use reliability::{
+    assert_child_passed, assert_serves, is_child_for, noop_waker, run_in_child, FlagWaker,
+    PanickingWaker, WithWaker,
 };
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+use support::{
+    cancel_reason, expect_panic, hang_guard, panic_message, runtime, wait_until, Clock, Counter,
+    PanicOnDrop, Slot,
+};
 
 const WORKERS: usize = 2;
-
-/// A slot to carry a `JoinHandle` out of a scope body.
-type Stash<T> = Arc<Mutex<Option<JoinHandle<T>>>>;
-
-fn stash<T>() -> Stash<T> {
-    Arc::new(Mutex::new(None))
-}
-
-/// Awaits a stashed handle (after its scope ended) and returns the reason
-/// it was cancelled with.
-fn stashed_reason<T: Send + 'static>(rt: &Runtime, stash: &Stash<T>) -> CancelReason {
-    let handle = stash.lock().unwrap().take().expect("a stashed handle");
-    match rt.block_on(handle) {
-        Ok(_) => panic!("the task finished instead of being cancelled"),
-        Err(c) => c.reason().clone(),
-    }
-}
 
 /// A task that parks forever on `forever`; `drops` counts its drop and
 /// `finished` would count its end (it must never end).
 fn parked(
     forever: &Event,
-    drops: &Arc<AtomicUsize>,
-    finished: &Arc<AtomicUsize>,
+    drops: &Counter,
+    finished: &Counter,
 ) -> impl Future<Output = ()> + Send + 'static {
     let (forever, finished) = (forever.clone(), finished.clone());
-    let guard = DropCounter(drops.clone());
+    let guard = drops.on_drop();
     async move {
         let _guard = guard;
         forever.wait().await;
-        finished.fetch_add(1, SeqCst);
+        finished.inc();
     }
 }
 
@@ -73,13 +61,13 @@ fn parked(
 
 #[test]
 fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
-    hang_guard("panic in poll", || {
-        let rt = runtime("faults-poll", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
-        let spins = Arc::new(AtomicUsize::new(0));
-        let panicker: Stash<()> = stash();
+        let drops = Counter::new();
+        let finished = Counter::new();
+        let spins = Counter::new();
+        let panicker: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
                 let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
@@ -90,11 +78,11 @@ fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
                     let spinning = Event::new();
                     {
                         let (spins, spinning) = (spins.clone(), spinning.clone());
-                        let guard = DropCounter(drops.clone());
+                        let guard = drops.on_drop();
                         s.spawn(async move {
                             let _guard = guard;
                             loop {
-                                spins.fetch_add(1, SeqCst);
+                                spins.inc();
                                 spinning.set();
                                 yield_now().await;
                             }
@@ -107,7 +95,7 @@ fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
                         std::future::pending::<()>().await
                     }));
                     spinning.wait().await;
-                    *panicker.lock().unwrap() = Some(s.spawn(async {
+                    panicker.put(s.spawn(async {
                         panic!("boom in poll");
                     }));
                     std::future::pending::<()>().await
@@ -116,19 +104,19 @@ fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
         });
         assert_eq!(message, "boom in poll");
         // The scope resumed the panic only after every task had ended.
-        assert_eq!(drops.load(SeqCst), 3, "every sibling was dropped");
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(drops.get(), 3, "every sibling was dropped");
+        assert_eq!(finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
-        assert_eq!(stashed_reason(&rt, &panicker), CancelReason::Panicked);
+        assert_eq!(cancel_reason(panicker.take()), CancelReason::Panicked);
         assert_serves(&rt, WORKERS);
     });
 }
 
 #[test]
 fn panics_in_many_tasks_keep_only_the_first_and_lose_no_worker() {
-    hang_guard("many panics", || {
-        let rt = runtime("faults-many", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         for round in 0..20 {
             let message = expect_panic(|| {
                 rt.block_on(scope(|s| async move {
@@ -154,12 +142,12 @@ fn panics_in_many_tasks_keep_only_the_first_and_lose_no_worker() {
 
 #[test]
 fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
-    hang_guard("panic in drop (parked)", || {
-        let rt = runtime("faults-drop", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
-        let bomb: Stash<()> = stash();
+        let drops = Counter::new();
+        let finished = Counter::new();
+        let bomb: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
                 let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
@@ -168,7 +156,7 @@ fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
                     let parked_now = Event::new();
                     s.spawn(parked(&forever, &drops, &finished));
                     let (p, f) = (parked_now.clone(), forever.clone());
-                    *bomb.lock().unwrap() = Some(s.spawn(async move {
+                    bomb.put(s.spawn(async move {
                         let _bomb = PanicOnDrop("boom in drop (parked)");
                         p.set();
                         f.wait().await;
@@ -181,12 +169,12 @@ fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
             }))
         });
         assert_eq!(message, "boom in drop (parked)");
-        assert_eq!(drops.load(SeqCst), 2, "the other futures were dropped too");
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(drops.get(), 2, "the other futures were dropped too");
+        assert_eq!(finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         // Cancelled first, then its drop panicked: either reason is fair.
-        let reason = stashed_reason(&rt, &bomb);
+        let reason = cancel_reason(bomb.take());
         assert!(
             matches!(reason, CancelReason::Explicit | CancelReason::Panicked),
             "{reason:?}"
@@ -197,8 +185,8 @@ fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
 
 #[test]
 fn panic_in_drop_of_a_future_cancelled_while_it_was_polled() {
-    hang_guard("panic in drop (running)", || {
-        let rt = runtime("faults-drop-run", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let (go_tx, go_rx) = mpsc::channel::<()>();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| async move {
@@ -232,8 +220,8 @@ fn panic_in_drop_of_a_future_cancelled_while_it_was_polled() {
 
 #[test]
 fn panic_in_drop_of_a_future_cancelled_by_a_deadline() {
-    hang_guard("panic in drop (deadline)", || {
-        let rt = runtime("faults-drop-deadline", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let message = expect_panic(|| {
             rt.block_on(scope(|s| async move {
                 let parked_now = Event::new();
@@ -263,11 +251,11 @@ fn panic_in_drop_of_a_future_cancelled_by_a_deadline() {
 
 #[test]
 fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
-    hang_guard("panic in body", || {
-        let rt = runtime("faults-body", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
+        let drops = Counter::new();
+        let finished = Counter::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
                 let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
@@ -281,8 +269,8 @@ fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
             }))
         });
         assert_eq!(message, "boom in body");
-        assert_eq!(drops.load(SeqCst), 10);
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(drops.get(), 10);
+        assert_eq!(finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -291,11 +279,11 @@ fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
 
 #[test]
 fn panic_in_the_scope_closure_before_the_body_starts() {
-    hang_guard("panic in closure", || {
-        let rt = runtime("faults-closure", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
+        let drops = Counter::new();
+        let finished = Counter::new();
         let message = expect_panic(|| {
             let (f, d, fin) = (forever.clone(), drops.clone(), finished.clone());
             #[allow(unreachable_code)]
@@ -306,8 +294,8 @@ fn panic_in_the_scope_closure_before_the_body_starts() {
             }))
         });
         assert_eq!(message, "boom in closure");
-        assert_eq!(drops.load(SeqCst), 1);
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(drops.get(), 1);
+        assert_eq!(finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -316,12 +304,12 @@ fn panic_in_the_scope_closure_before_the_body_starts() {
 
 #[test]
 fn panic_in_a_nested_scope_body_climbs_scope_by_scope() {
-    hang_guard("panic in nested body", || {
-        let rt = runtime("faults-nested", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
-        let host: Stash<()> = stash();
+        let drops = Counter::new();
+        let finished = Counter::new();
+        let host: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|outer| {
                 let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
@@ -329,7 +317,7 @@ fn panic_in_a_nested_scope_body_climbs_scope_by_scope() {
                 async move {
                     outer.spawn(parked(&forever, &drops, &finished));
                     let inner_parked = parked(&forever, &drops, &finished);
-                    *host.lock().unwrap() = Some(outer.spawn(async move {
+                    host.put(outer.spawn(async move {
                         let _ = scope(|inner| async move {
                             inner.spawn(inner_parked);
                             yield_now().await;
@@ -342,10 +330,10 @@ fn panic_in_a_nested_scope_body_climbs_scope_by_scope() {
             }))
         });
         assert_eq!(message, "boom in nested body");
-        assert_eq!(drops.load(SeqCst), 2, "tasks of both scopes were dropped");
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(drops.get(), 2, "tasks of both scopes were dropped");
+        assert_eq!(finished.get(), 0);
         // The task that awaited the inner scope panicked in turn.
-        assert_eq!(stashed_reason(&rt, &host), CancelReason::Panicked);
+        assert_eq!(cancel_reason(host.take()), CancelReason::Panicked);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -372,11 +360,11 @@ fn wait_with_panicking_waker(
 
 #[test]
 fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
-    hang_guard("panicking waker (event)", || {
-        let rt = runtime("faults-waker-event", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let event = Event::new();
         let woken = Arc::new(AtomicBool::new(false));
-        let setter: Stash<()> = stash();
+        let setter: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
                 let (event, woken, setter) = (event.clone(), woken.clone(), setter.clone());
@@ -389,7 +377,7 @@ fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
                         &registered,
                     ));
                     registered.wait().await;
-                    *setter.lock().unwrap() = Some(s.spawn(async move { event.set() }));
+                    setter.put(s.spawn(async move { event.set() }));
                     std::future::pending::<()>().await
                 }
             }))
@@ -398,7 +386,7 @@ fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
         // task panicked, and its scope resumed the panic.
         assert_eq!(message, "boom in wake (event)");
         assert!(woken.load(SeqCst));
-        assert_eq!(stashed_reason(&rt, &setter), CancelReason::Panicked);
+        assert_eq!(cancel_reason(setter.take()), CancelReason::Panicked);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -410,8 +398,8 @@ fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
 /// is set, so they must be woken (otherwise they wait forever).
 #[test]
 fn a_panicking_waker_does_not_stop_event_set_from_waking_the_others() {
-    hang_guard("panicking waker (other waiters)", || {
-        let rt = runtime("faults-waker-others", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let event = Event::new();
         let woken = Arc::new(AtomicBool::new(false));
         // First waiter: a panicking waker. Then two well-behaved waiters.
@@ -422,7 +410,7 @@ fn a_panicking_waker_does_not_stop_event_set_from_waking_the_others() {
             "boom in wake (first waiter)",
             &registered,
         ));
-        let noop = reliability_common::noop_waker();
+        let noop = noop_waker();
         assert!(first
             .as_mut()
             .poll(&mut Context::from_waker(&noop))
@@ -461,7 +449,7 @@ fn a_panicking_waker_does_not_stop_event_set_from_waking_the_others() {
 
 /// The child half of [`panic_in_a_waker_woken_by_a_timer`].
 fn timer_waker_child() {
-    let rt = runtime("faults-waker-timer", WORKERS);
+    let rt = runtime(Clock::Real, WORKERS);
     let woken = Arc::new(AtomicBool::new(false));
     let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(scope(|s| {
@@ -506,7 +494,7 @@ fn check_waker_fault(out: std::thread::Result<Result<(), cancel_scope::Cancelled
             "{cancelled:?}"
         ),
         Ok(Ok(())) => panic!("the scope was not cancelled"),
-        Err(p) => assert_eq!(reliability_common::panic_message(&*p), message),
+        Err(p) => assert_eq!(panic_message(&*p), message),
     }
 }
 
@@ -525,7 +513,7 @@ fn panic_in_a_waker_woken_by_a_timer() {
 
 /// The child half of [`panic_in_a_waker_woken_by_a_finishing_task`].
 fn join_waker_child() {
-    let rt = runtime("faults-waker-join", WORKERS);
+    let rt = runtime(Clock::Real, WORKERS);
     let woken = Arc::new(AtomicBool::new(false));
     let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(scope(|s| {
@@ -578,13 +566,13 @@ fn panic_in_a_waker_woken_by_a_finishing_task() {
 // ---------------------------------------------------------------------
 
 /// Always `Pending`, after waking itself.
-struct SelfWaking(Arc<AtomicUsize>);
+struct SelfWaking(Counter);
 
 impl Future for SelfWaking {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.fetch_add(1, SeqCst);
+        self.0.inc();
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -592,16 +580,16 @@ impl Future for SelfWaking {
 
 #[test]
 fn self_waking_futures_do_not_starve_others_on_one_worker() {
-    hang_guard("self-waking loop", || {
-        let rt = runtime("faults-spin", 1);
-        let spins = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
+        let spins = Counter::new();
         let outside = Event::new();
         let setter = {
             let (outside, spins) = (outside.clone(), spins.clone());
             std::thread::spawn(move || {
                 // Set from an OS thread outside the runtime (the injector
                 // path), once the spinners are going.
-                wait_until("the spinners to run", || spins.load(SeqCst) > 100);
+                wait_until("the spinners to run", || spins.get() > 100);
                 outside.set();
             })
         };
@@ -641,7 +629,7 @@ fn self_waking_futures_do_not_starve_others_on_one_worker() {
         setter.join().unwrap();
         let cancelled = out.expect_err("the body cancelled the scope");
         assert_eq!(cancelled.reason(), &CancelReason::Explicit);
-        assert!(spins.load(SeqCst) > 0, "the spinners ran");
+        assert!(spins.get() > 0, "the spinners ran");
         assert_eq!(rt.live_tasks(), 0);
         assert_serves(&rt, 1);
     });
@@ -649,9 +637,9 @@ fn self_waking_futures_do_not_starve_others_on_one_worker() {
 
 #[test]
 fn self_waking_futures_do_not_starve_others_reported_through_results() {
-    hang_guard("self-waking loop (results)", || {
-        let rt = runtime("faults-spin-results", 1);
-        let spins = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
+        let spins = Counter::new();
         let results = rt.block_on(scope(|s| {
             let spins = spins.clone();
             async move {
@@ -682,7 +670,7 @@ fn self_waking_futures_do_not_starve_others_reported_through_results() {
             }
         }));
         assert_eq!(results, Ok(Some(Ok(100))));
-        assert!(spins.load(SeqCst) > 0);
+        assert!(spins.get() > 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, 1);

@@ -3,15 +3,15 @@
 //! order, no entrants gives an empty error list, simultaneous winners give
 //! exactly one, and cancellation from outside stops every entrant.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::time::{self, move_on_after, sleep};
 use cancel_scope::{linked_scope, race_ok, scope, CancelHandle, CancelReason, Cancelled};
 use std::future::{pending, Future};
 use std::pin::Pin;
 use std::time::Duration;
-use toolkit_common::{
-    assert_clean, guard, ms, on_workers, paused, reason_of, secs, Counter, Log, Slot,
+use support::{
+    assert_clean, hang_guard, ms, on_workers, reason_of, runtime, secs, Clock, Counter, Log, Slot,
 };
 
 /// A boxed entrant, so entrants of different shapes fit in one list.
@@ -42,8 +42,8 @@ where
 /// never finish.
 #[test]
 fn the_first_success_wins_and_the_losers_are_cancelled() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
@@ -70,8 +70,8 @@ fn the_first_success_wins_and_the_losers_are_cancelled() {
 /// Failures do not end the race: a later success still wins.
 #[test]
 fn failures_do_not_end_the_race() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
@@ -99,8 +99,8 @@ fn failures_do_not_end_the_race() {
 /// last one has failed.
 #[test]
 fn all_fail_gives_every_error_in_input_order() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
@@ -131,8 +131,8 @@ fn all_fail_gives_every_error_in_input_order() {
 /// No entrants: nobody can win; the error list is empty, at once.
 #[test]
 fn no_entrants_gives_an_empty_error_list() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let out = on_workers(&rt, async {
             let t0 = time::now();
             let out = race_ok(Vec::<Entrant<u8, String>>::new()).await;
@@ -147,9 +147,9 @@ fn no_entrants_gives_an_empty_error_list() {
 /// is one of them. Repeated, since which one is a race.
 #[test]
 fn simultaneous_successes_give_exactly_one_winner() {
-    guard(|| {
+    hang_guard(|| {
         for _ in 0..20 {
-            let rt = paused(2);
+            let rt = runtime(Clock::Paused, 2);
             let (drops, finished) = (Counter::new(), Counter::new());
             let out = on_workers(&rt, {
                 let (drops, finished) = (drops.clone(), finished.clone());
@@ -171,8 +171,8 @@ fn simultaneous_successes_give_exactly_one_winner() {
 /// (`Ancestor`); a loser that had already failed is simply gone.
 #[test]
 fn losers_see_the_cancellation_from_above() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let handle: Slot<CancelHandle> = Slot::new();
         let out = on_workers(&rt, {
             let handle = handle.clone();
@@ -207,8 +207,8 @@ fn losers_see_the_cancellation_from_above() {
 /// the enclosing scope reports its own reason.
 #[test]
 fn cancelled_from_outside_stops_every_entrant() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
@@ -240,8 +240,8 @@ fn cancelled_from_outside_stops_every_entrant() {
 /// entrant) before anyone won: `Err(Cancelled)`, and no entrant goes on.
 #[test]
 fn a_cancelled_race_resolves_to_err_cancelled() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let log: Log<Result<Result<u32, Vec<()>>, Cancelled>> = Log::new();
         let elapsed = on_workers(&rt, {

@@ -4,21 +4,21 @@
 //! freed. Long waits run on a paused (virtual) clock, so every elapsed
 //! time is checked exactly.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::time::{self, move_on_after, sleep, timeout, Elapsed};
 use cancel_scope::{linked_scope, scope, task::yield_now, CancelReason, JoinHandle};
 use std::future::pending;
 use std::time::Duration;
-use toolkit_common::{assert_clean, guard, ms, on_workers, paused, real, secs, Counter, Slot};
+use support::{assert_clean, hang_guard, ms, on_workers, runtime, secs, Clock, Counter, Slot};
 
 /// A deadline stops everything a `cancel()` would stop: the body, idle
 /// tasks, and nested scopes, at exactly the deadline, with reason
 /// `Deadline` and the matching message.
 #[test]
 fn deadline_cancels_like_cancel_with_reason_deadline() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let finished = Counter::new();
         let handles: Slot<Vec<JoinHandle<()>>> = Slot::new();
@@ -75,8 +75,8 @@ fn deadline_cancels_like_cancel_with_reason_deadline() {
 /// reason carries how far ahead it was set.
 #[test]
 fn cancel_at_an_instant_and_deadline_reports_it() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (out, elapsed) = on_workers(&rt, async move {
             let t0 = time::now();
             let out = scope(|s| async move {
@@ -102,8 +102,8 @@ fn cancel_at_an_instant_and_deadline_reports_it() {
 /// timer check), with `after` zero.
 #[test]
 fn deadline_in_the_past_cancels_at_once() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (out, elapsed) = on_workers(&rt, async move {
             let t0 = time::now();
             let out = scope(|s| async move {
@@ -128,8 +128,8 @@ fn deadline_in_the_past_cancels_at_once() {
 /// Moving a deadline earlier: the earlier one applies.
 #[test]
 fn moving_a_deadline_earlier() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (out, elapsed) = on_workers(&rt, async move {
             let t0 = time::now();
             let out = scope(|s| async move {
@@ -155,8 +155,8 @@ fn moving_a_deadline_earlier() {
 /// nothing; the later deadline applies.
 #[test]
 fn moving_a_deadline_later() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let passed_old = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let passed_old = passed_old.clone();
@@ -188,8 +188,8 @@ fn moving_a_deadline_later() {
 /// heartbeats stop, the deadline passes.
 #[test]
 fn a_deadline_pushed_back_by_heartbeats() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let beats = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let beats = beats.clone();
@@ -227,8 +227,8 @@ fn a_deadline_pushed_back_by_heartbeats() {
 /// ends at that one and leaves the ancestor running.
 #[test]
 fn a_nested_scope_never_outlives_an_ancestors_deadline() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let inner_results = Slot::new();
         let early = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
@@ -292,8 +292,8 @@ fn a_nested_scope_never_outlives_an_ancestors_deadline() {
 /// passes: observed from its own task's handle, carried out of the tree.
 #[test]
 fn nested_scopes_see_ancestor_when_the_outer_deadline_passes() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let inner_task: Slot<JoinHandle<()>> = Slot::new();
         let out = on_workers(&rt, {
             let inner_task = inner_task.clone();
@@ -321,8 +321,8 @@ fn nested_scopes_see_ancestor_when_the_outer_deadline_passes() {
 /// through the link, the parent is cancelled too (`LinkedChild`).
 #[test]
 fn a_deadline_on_a_linked_scope_cancels_the_parent_too() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let linked_result = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
             let linked_result = linked_result.clone();
@@ -356,8 +356,8 @@ fn a_deadline_on_a_linked_scope_cancels_the_parent_too() {
 /// only waiting for its tasks.
 #[test]
 fn a_deadline_applies_while_the_scope_waits_for_its_tasks() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
@@ -390,8 +390,8 @@ fn a_deadline_applies_while_the_scope_waits_for_its_tasks() {
 /// any time passing, and `timeout(0)` gives up on a pending future.
 #[test]
 fn zero_durations_give_up_at_once() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (moved, timed, ready, elapsed) = on_workers(&rt, async {
             let t0 = time::now();
             let moved = move_on_after(Duration::ZERO, |_| sleep(secs(3600))).await;
@@ -416,8 +416,8 @@ fn zero_durations_give_up_at_once() {
 /// common way to say "no limit") mean "never", and do not panic.
 #[test]
 fn very_long_durations_mean_never() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let out = on_workers(&rt, async {
             let a = timeout(Duration::MAX, async { 1 }).await;
             let b = move_on_after(Duration::MAX, |_| async { 2 }).await;
@@ -437,8 +437,8 @@ fn very_long_durations_mean_never() {
 /// enough, and frees its timer.
 #[test]
 fn timeout_ok() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (out, elapsed) = on_workers(&rt, async move {
             let t0 = time::now();
             let out = timeout(secs(3600), async {
@@ -458,8 +458,8 @@ fn timeout_ok() {
 /// future is dropped.
 #[test]
 fn timeout_elapsed() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let guard = drops.on_drop();
@@ -486,8 +486,8 @@ fn timeout_elapsed() {
 /// is up, which cancels its tasks (`ScopeDropped`).
 #[test]
 fn timeout_around_a_scope_cancels_its_tasks() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let task: Slot<JoinHandle<()>> = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
@@ -525,8 +525,8 @@ fn timeout_around_a_scope_cancels_its_tasks() {
 /// timer is gone.
 #[test]
 fn move_on_after_in_time() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (out, elapsed) = on_workers(&rt, async move {
             let t0 = time::now();
             let out = move_on_after(secs(10), |s| async move {
@@ -551,8 +551,8 @@ fn move_on_after_in_time() {
 /// deadline, with reason `Deadline`, and the code after it moves on.
 #[test]
 fn move_on_after_moves_on() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed, after) = on_workers(&rt, {
             let drops = drops.clone();
@@ -588,8 +588,8 @@ fn move_on_after_moves_on() {
 /// `move_on_after`'s deadline can be moved like any other.
 #[test]
 fn move_on_after_deadline_can_be_moved() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (out, elapsed) = on_workers(&rt, async move {
             let t0 = time::now();
             let out = move_on_after(secs(1), |s| async move {
@@ -611,8 +611,8 @@ fn move_on_after_deadline_can_be_moved() {
 /// deadlines and keeps no timer for them, and `deadline()` is `None`.
 #[test]
 fn moved_and_cancelled_deadlines_leave_no_timers() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let rt_ref = &rt;
         let out = rt.block_on(scope(|s| async move {
             for i in 0..1000 {
@@ -646,8 +646,8 @@ fn moved_and_cancelled_deadlines_leave_no_timers() {
 /// with hour-long deadlines that never come due during the test.
 #[test]
 fn cancelled_scopes_free_their_deadline_timers() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let rt_ref = &rt;
         // Cancelled by an ancestor.
         let out = rt.block_on(scope(|s| async move {
@@ -699,8 +699,8 @@ fn cancelled_scopes_free_their_deadline_timers() {
 /// new deadline rather than the hour-long old one.
 #[test]
 fn real_clock_deadlines_never_early_and_moved_from_another_thread() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let start = std::time::Instant::now();
         let out = rt.block_on(scope(|s| async move {
             s.cancel_after(ms(50));
@@ -734,8 +734,8 @@ fn real_clock_deadlines_never_early_and_moved_from_another_thread() {
 /// sleeping tasks free theirs.
 #[test]
 fn a_passed_deadline_leaves_no_timers() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let out = on_workers(
             &rt,
             scope(|s| async move {
@@ -761,9 +761,9 @@ fn a_passed_deadline_leaves_no_timers() {
 #[test]
 fn a_deadline_already_due_is_never_lost() {
     const ROUNDS: usize = 3_000;
-    guard(|| {
+    hang_guard(|| {
         for round in 0..ROUNDS {
-            let rt = real(2);
+            let rt = runtime(Clock::Real, 2);
             let out = match round % 4 {
                 0 => rt.block_on(scope(|s| async move {
                     s.cancel_at(time::now() - ms(1));

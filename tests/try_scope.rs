@@ -4,19 +4,19 @@
 //! spawns whose `Err` is just a value, and errors carried up through
 //! nested `try_scope`s with `?`.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::time::{self, sleep};
 use cancel_scope::{scope, try_scope, CancelReason, JoinHandle, Scope};
 use std::future::pending;
 use std::time::Duration;
-use toolkit_common::{assert_clean, guard, ms, on_workers, paused, real, secs, Counter, Log, Slot};
+use support::{assert_clean, hang_guard, ms, on_workers, runtime, secs, Clock, Counter, Log, Slot};
 
 /// Every task and the body succeed: `Ok(Ok(value))`, after all of them.
 #[test]
 fn success() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let done = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let done = done.clone();
@@ -61,8 +61,8 @@ fn success() {
 /// scope resolves to that error once all have ended.
 #[test]
 fn the_first_error_wins_and_cancels_the_siblings() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let finished = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
@@ -108,9 +108,9 @@ fn the_first_error_wins_and_cancels_the_siblings() {
 /// and it is one of them. Repeated, since which one is a race.
 #[test]
 fn simultaneous_errors_report_exactly_one() {
-    guard(|| {
+    hang_guard(|| {
         for _ in 0..20 {
-            let rt = paused(2);
+            let rt = runtime(Clock::Paused, 2);
             let out = on_workers(&rt, async {
                 try_scope(|s| async move {
                     for i in 0..8 {
@@ -134,8 +134,8 @@ fn simultaneous_errors_report_exactly_one() {
 /// cancelled, and the scope resolves to it.
 #[test]
 fn an_error_from_the_body() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
@@ -172,8 +172,8 @@ fn an_error_from_the_body() {
 /// error: by its own `cancel()`, by a deadline, and by an enclosing scope.
 #[test]
 fn cancelled_for_another_reason_is_err_cancelled() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         // Its own cancel(), through `Deref` to `Scope`.
         let out = on_workers(&rt, async {
             try_scope(|s| async move {
@@ -241,8 +241,8 @@ fn cancelled_for_another_reason_is_err_cancelled() {
 /// its value.
 #[test]
 fn the_failed_tasks_handle_reports_failed() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let handles: Log<(&'static str, JoinHandle<u32>)> = Log::new();
         let out = on_workers(&rt, {
             let handles = handles.clone();
@@ -290,8 +290,8 @@ fn the_failed_tasks_handle_reports_failed() {
 /// returns its `Err` as a value; it fails nothing.
 #[test]
 fn a_plain_spawn_returning_err_fails_nothing() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let out = rt.block_on(try_scope(|s| async move {
             let plain = Scope::spawn(&s, async { Err::<u8, &str>("just a value") });
             let v = plain.await.unwrap();
@@ -306,8 +306,8 @@ fn a_plain_spawn_returning_err_fails_nothing() {
 /// a task that propagates its error with `?` does.
 #[test]
 fn errors_propagate_through_nested_try_scopes_with_the_question_mark() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let log = Log::new();
         let (out, elapsed) = on_workers(&rt, {
             let log = log.clone();
@@ -361,8 +361,8 @@ fn errors_propagate_through_nested_try_scopes_with_the_question_mark() {
 /// can open nested scopes, which the first error cancels too.
 #[test]
 fn the_first_error_reaches_nested_scopes() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
