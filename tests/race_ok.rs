@@ -11,7 +11,8 @@ use std::future::{pending, Future};
 use std::pin::Pin;
 use std::time::Duration;
 use support::{
-    assert_clean, hang_guard, ms, on_workers, reason_of, runtime, secs, Clock, Counter, Log, Slot,
+    assert_clean, hang_guard, ms, on_workers, reason_of, runtime, secs, timed, Clock, Counter, Log,
+    Slot,
 };
 
 /// A boxed entrant, so entrants of different shapes fit in one list.
@@ -47,17 +48,15 @@ fn the_first_success_wins_and_the_losers_are_cancelled() {
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = race_ok([
+            timed(async move {
+                race_ok([
                     entrant(secs(3), Ok::<_, ()>("3s"), &drops, &finished),
                     entrant(secs(1), Ok("1s"), &drops, &finished),
                     entrant(secs(2), Ok("2s"), &drops, &finished),
                     entrant(secs(3600), Ok("1h"), &drops, &finished),
                 ])
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Ok("1s")));
         assert_eq!(elapsed, secs(1), "the race ended with the winner");
@@ -75,17 +74,15 @@ fn failures_do_not_end_the_race() {
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = race_ok([
+            timed(async move {
+                race_ok([
                     entrant(ms(100), Err("refused"), &drops, &finished),
                     entrant(ms(300), Ok(3), &drops, &finished),
                     entrant(ms(200), Err("reset"), &drops, &finished),
                     entrant(secs(10), Ok(10), &drops, &finished),
                 ])
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Ok(3)));
         assert_eq!(elapsed, ms(300));
@@ -104,9 +101,8 @@ fn all_fail_gives_every_error_in_input_order() {
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = race_ok((0..5u64).map(|i| {
+            timed(async move {
+                race_ok((0..5u64).map(|i| {
                     // Entrant 0 fails last, entrant 4 first.
                     entrant(
                         secs(5 - i),
@@ -115,9 +111,8 @@ fn all_fail_gives_every_error_in_input_order() {
                         &finished,
                     )
                 }))
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         let expected: Vec<String> = (0..5).map(|i| format!("e{i}")).collect();
         assert_eq!(out, Ok(Err(expected)));
@@ -133,11 +128,10 @@ fn all_fail_gives_every_error_in_input_order() {
 fn no_entrants_gives_an_empty_error_list() {
     hang_guard(|| {
         let rt = runtime(Clock::Paused, 1);
-        let out = on_workers(&rt, async {
-            let t0 = time::now();
-            let out = race_ok(Vec::<Entrant<u8, String>>::new()).await;
-            (out, time::now() - t0)
-        });
+        let out = on_workers(
+            &rt,
+            timed(async { race_ok(Vec::<Entrant<u8, String>>::new()).await }),
+        );
         assert_eq!(out, (Ok(Err(Vec::new())), Duration::ZERO));
         assert_clean(&rt);
     });
@@ -212,18 +206,16 @@ fn cancelled_from_outside_stops_every_entrant() {
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = move_on_after(secs(2), |_| {
+            timed(async move {
+                move_on_after(secs(2), |_| {
                     race_ok([
                         entrant(secs(3), Ok::<_, ()>(3), &drops, &finished),
                         entrant(secs(4), Ok(4), &drops, &finished),
                         entrant(secs(5), Ok(5), &drops, &finished),
                     ])
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(
             out.unwrap_err().reason(),

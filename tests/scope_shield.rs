@@ -12,7 +12,8 @@ use cancel_scope::{linked_scope, scope, shielded_scope, CancelHandle, CancelReas
 use std::future::pending;
 use std::time::Duration;
 use support::{
-    assert_clean, hang_guard, ms, on_workers, reason_of, runtime, secs, Clock, Counter, Log, Slot,
+    assert_clean, hang_guard, ms, on_workers, reason_of, runtime, secs, timed, Clock, Counter, Log,
+    Slot,
 };
 
 /// Cancelling the enclosing scope does not reach the shield's body or its
@@ -67,9 +68,8 @@ fn an_ancestors_deadline_does_not_reach_inside() {
         let done = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let done = done.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(1));
                     shielded_scope(move |_| async move {
                         sleep(secs(3)).await;
@@ -77,9 +77,8 @@ fn an_ancestors_deadline_does_not_reach_inside() {
                     })
                     .await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(
             out.unwrap_err().reason(),
@@ -101,9 +100,8 @@ fn dropping_the_shield_future_does_not_stop_it() {
         let done = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let done = done.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     let canceller = s.clone();
                     s.spawn(async move {
                         sleep(secs(1)).await;
@@ -117,9 +115,8 @@ fn dropping_the_shield_future_does_not_stop_it() {
                     .await;
                     unreachable!("the body was dropped, not resumed: {r:?}");
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert!(out.is_err());
         assert_eq!(elapsed, secs(3));
@@ -321,15 +318,16 @@ fn a_shields_own_deadline_works() {
     hang_guard(|| {
         let rt = runtime(Clock::Paused, 1);
         // Awaited directly, nothing else cancelled.
-        let (r, at) = on_workers(&rt, async {
-            let t0 = time::now();
-            let r = shielded_scope(|sh| async move {
-                sh.cancel_after(secs(2));
-                sleep(secs(3600)).await;
-            })
-            .await;
-            (r, time::now() - t0)
-        });
+        let (r, at) = on_workers(
+            &rt,
+            timed(async {
+                shielded_scope(|sh| async move {
+                    sh.cancel_after(secs(2));
+                    sleep(secs(3600)).await;
+                })
+                .await
+            }),
+        );
         assert_eq!(
             r.unwrap_err().reason(),
             &CancelReason::Deadline { after: secs(2) }
@@ -342,9 +340,8 @@ fn a_shields_own_deadline_works() {
         let shield: Slot<CancelHandle> = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
             let shield = shield.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(1));
                     shielded_scope(move |sh| async move {
                         shield.put(sh.cancel_handle());
@@ -353,9 +350,8 @@ fn a_shields_own_deadline_works() {
                     })
                     .await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert!(matches!(
             out.unwrap_err().reason(),
@@ -369,18 +365,19 @@ fn a_shields_own_deadline_works() {
         assert_clean(&rt);
 
         // `move_on_after` inside a shield.
-        let (r, at) = on_workers(&rt, async {
-            let t0 = time::now();
-            let r = scope(|s| async move {
-                s.cancel_after(ms(10));
-                shielded_scope(move |_| async move {
-                    move_on_after(secs(1), |_| sleep(secs(3600))).await
+        let (r, at) = on_workers(
+            &rt,
+            timed(async {
+                scope(|s| async move {
+                    s.cancel_after(ms(10));
+                    shielded_scope(move |_| async move {
+                        move_on_after(secs(1), |_| sleep(secs(3600))).await
+                    })
+                    .await
                 })
                 .await
-            })
-            .await;
-            (r, time::now() - t0)
-        });
+            }),
+        );
         assert!(r.is_err());
         assert_eq!(at, secs(1));
         assert_clean(&rt);
@@ -528,9 +525,8 @@ fn a_cancelled_task_can_open_a_shield_for_cleanup() {
         let cleaned = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let cleaned = cleaned.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     let me = s.clone();
                     s.spawn(async move {
                         sleep(secs(1)).await;
@@ -545,9 +541,8 @@ fn a_cancelled_task_can_open_a_shield_for_cleanup() {
                     });
                     pending::<()>().await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert!(out.is_err());
         assert_eq!(cleaned.get(), 1);

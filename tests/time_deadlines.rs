@@ -10,7 +10,9 @@ use cancel_scope::time::{self, move_on_after, sleep, timeout, Elapsed};
 use cancel_scope::{linked_scope, scope, task::yield_now, CancelReason, JoinHandle};
 use std::future::pending;
 use std::time::Duration;
-use support::{assert_clean, hang_guard, ms, on_workers, runtime, secs, Clock, Counter, Slot};
+use support::{
+    assert_clean, hang_guard, ms, on_workers, runtime, secs, timed, Clock, Counter, Slot,
+};
 
 /// A deadline stops everything a `cancel()` would stop: the body, idle
 /// tasks, and nested scopes, at exactly the deadline, with reason
@@ -24,9 +26,8 @@ fn deadline_cancels_like_cancel_with_reason_deadline() {
         let handles: Slot<Vec<JoinHandle<()>>> = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished, handles) = (drops.clone(), finished.clone(), handles.clone());
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(ms(250));
                     let mut hs = Vec::new();
                     for _ in 0..3 {
@@ -53,9 +54,8 @@ fn deadline_cancels_like_cancel_with_reason_deadline() {
                     sleep(secs(3600)).await;
                     finished.inc();
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         let err = out.expect_err("the deadline cancels the scope");
         assert_eq!(err.reason(), &CancelReason::Deadline { after: ms(250) });
@@ -77,18 +77,19 @@ fn deadline_cancels_like_cancel_with_reason_deadline() {
 fn cancel_at_an_instant_and_deadline_reports_it() {
     hang_guard(|| {
         let rt = runtime(Clock::Paused, 1);
-        let (out, elapsed) = on_workers(&rt, async move {
-            let t0 = time::now();
-            let out = scope(|s| async move {
-                assert_eq!(s.deadline(), None);
-                let at = time::now() + secs(3);
-                s.cancel_at(at);
-                assert_eq!(s.deadline(), Some(at));
-                sleep(secs(10)).await;
-            })
-            .await;
-            (out, time::now() - t0)
-        });
+        let (out, elapsed) = on_workers(
+            &rt,
+            timed(async move {
+                scope(|s| async move {
+                    assert_eq!(s.deadline(), None);
+                    let at = time::now() + secs(3);
+                    s.cancel_at(at);
+                    assert_eq!(s.deadline(), Some(at));
+                    sleep(secs(10)).await;
+                })
+                .await
+            }),
+        );
         assert_eq!(
             out.unwrap_err().reason(),
             &CancelReason::Deadline { after: secs(3) }
@@ -160,9 +161,8 @@ fn moving_a_deadline_later() {
         let passed_old = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let passed_old = passed_old.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(1));
                     sleep(ms(500)).await;
                     s.cancel_after(secs(5)); // now due at 5.5s
@@ -170,9 +170,8 @@ fn moving_a_deadline_later() {
                     passed_old.inc();
                     sleep(secs(3600)).await;
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(passed_old.get(), 1, "the old deadline no longer applies");
         assert_eq!(
@@ -193,9 +192,8 @@ fn a_deadline_pushed_back_by_heartbeats() {
         let beats = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let beats = beats.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(2));
                     let watched = s.clone();
                     s.spawn(async move {
@@ -207,9 +205,8 @@ fn a_deadline_pushed_back_by_heartbeats() {
                     });
                     pending::<()>().await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(beats.get(), 10);
         assert_eq!(
@@ -326,9 +323,8 @@ fn a_deadline_on_a_linked_scope_cancels_the_parent_too() {
         let linked_result = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
             let linked_result = linked_result.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.spawn(async move {
                         let r = linked_scope(|l| async move {
                             l.cancel_after(secs(2));
@@ -339,9 +335,8 @@ fn a_deadline_on_a_linked_scope_cancels_the_parent_too() {
                     });
                     sleep(secs(3600)).await;
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out.unwrap_err().reason(), &CancelReason::LinkedChild);
         assert_eq!(elapsed, secs(2));
@@ -361,9 +356,8 @@ fn a_deadline_applies_while_the_scope_waits_for_its_tasks() {
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(1));
                     let guard = drops.on_drop();
                     s.spawn(async move {
@@ -372,9 +366,8 @@ fn a_deadline_applies_while_the_scope_waits_for_its_tasks() {
                     });
                     "body done at once"
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(
             out.unwrap_err().reason(),
@@ -439,15 +432,16 @@ fn very_long_durations_mean_never() {
 fn timeout_ok() {
     hang_guard(|| {
         let rt = runtime(Clock::Paused, 1);
-        let (out, elapsed) = on_workers(&rt, async move {
-            let t0 = time::now();
-            let out = timeout(secs(3600), async {
-                sleep(secs(1)).await;
-                7
-            })
-            .await;
-            (out, time::now() - t0)
-        });
+        let (out, elapsed) = on_workers(
+            &rt,
+            timed(async move {
+                timeout(secs(3600), async {
+                    sleep(secs(1)).await;
+                    7
+                })
+                .await
+            }),
+        );
         assert_eq!(out, Ok(7));
         assert_eq!(elapsed, secs(1));
         assert_clean(&rt);
@@ -463,15 +457,13 @@ fn timeout_elapsed() {
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let guard = drops.on_drop();
-            async move {
-                let t0 = time::now();
-                let out = timeout(ms(250), async move {
+            timed(async move {
+                timeout(ms(250), async move {
                     let _guard = guard;
                     sleep(secs(3600)).await;
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         let err: Elapsed = out.unwrap_err();
         assert_eq!(err.duration(), ms(250));
@@ -492,9 +484,8 @@ fn timeout_around_a_scope_cancels_its_tasks() {
         let task: Slot<JoinHandle<()>> = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
             let (drops, task) = (drops.clone(), task.clone());
-            async move {
-                let t0 = time::now();
-                let out = timeout(
+            timed(async move {
+                timeout(
                     secs(2),
                     scope(|s| async move {
                         for _ in 0..3 {
@@ -508,9 +499,8 @@ fn timeout_around_a_scope_cancels_its_tasks() {
                         sleep(secs(3600)).await;
                     }),
                 )
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert!(out.is_err());
         assert_eq!(elapsed, secs(2));
@@ -590,16 +580,17 @@ fn move_on_after_moves_on() {
 fn move_on_after_deadline_can_be_moved() {
     hang_guard(|| {
         let rt = runtime(Clock::Paused, 1);
-        let (out, elapsed) = on_workers(&rt, async move {
-            let t0 = time::now();
-            let out = move_on_after(secs(1), |s| async move {
-                s.cancel_after(secs(4));
-                sleep(secs(3)).await;
-                "made it"
-            })
-            .await;
-            (out, time::now() - t0)
-        });
+        let (out, elapsed) = on_workers(
+            &rt,
+            timed(async move {
+                move_on_after(secs(1), |s| async move {
+                    s.cancel_after(secs(4));
+                    sleep(secs(3)).await;
+                    "made it"
+                })
+                .await
+            }),
+        );
         assert_eq!(out, Ok("made it"));
         assert_eq!(elapsed, secs(3));
         assert_clean(&rt);

@@ -6,11 +6,13 @@
 
 mod support;
 
-use cancel_scope::time::{self, sleep};
+use cancel_scope::time::sleep;
 use cancel_scope::{scope, try_scope, CancelReason, JoinHandle, Scope};
 use std::future::pending;
 use std::time::Duration;
-use support::{assert_clean, hang_guard, ms, on_workers, runtime, secs, Clock, Counter, Log, Slot};
+use support::{
+    assert_clean, hang_guard, ms, on_workers, runtime, secs, timed, Clock, Counter, Log, Slot,
+};
 
 /// Every task and the body succeed: `Ok(Ok(value))`, after all of them.
 #[test]
@@ -20,9 +22,8 @@ fn success() {
         let done = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let done = done.clone();
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|s| async move {
+            timed(async move {
+                try_scope(|s| async move {
                     let mut handles = Vec::new();
                     for i in 1..=4u64 {
                         let done = done.clone();
@@ -45,9 +46,8 @@ fn success() {
                     }
                     Ok(sum)
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Ok(10)));
         assert_eq!(done.get(), 5);
@@ -67,9 +67,8 @@ fn the_first_error_wins_and_cancels_the_siblings() {
         let finished = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|s| async move {
+            timed(async move {
+                try_scope(|s| async move {
                     for i in 0..5 {
                         let (guard, finished) = (drops.on_drop(), finished.clone());
                         s.spawn(async move {
@@ -92,9 +91,8 @@ fn the_first_error_wins_and_cancels_the_siblings() {
                     sleep(secs(7200)).await;
                     Ok("body")
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Err("first")));
         assert_eq!(elapsed, secs(1));
@@ -139,9 +137,8 @@ fn an_error_from_the_body() {
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|s| async move {
+            timed(async move {
+                try_scope(|s| async move {
                     for _ in 0..3 {
                         let guard = drops.on_drop();
                         s.spawn(async move {
@@ -157,9 +154,8 @@ fn an_error_from_the_body() {
                     sleep(secs(1)).await;
                     Err::<(), _>("body".to_string())
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Err("body".to_string())));
         assert_eq!(elapsed, secs(1));
@@ -187,20 +183,21 @@ fn cancelled_for_another_reason_is_err_cancelled() {
         assert_clean(&rt);
 
         // A deadline.
-        let (out, elapsed) = on_workers(&rt, async {
-            let t0 = time::now();
-            let out = try_scope(|s| async move {
-                s.cancel_after(secs(2));
-                s.spawn(async {
-                    sleep(secs(3)).await;
-                    Err::<(), _>("too late")
-                });
-                sleep(secs(3600)).await;
-                Ok(())
-            })
-            .await;
-            (out, time::now() - t0)
-        });
+        let (out, elapsed) = on_workers(
+            &rt,
+            timed(async {
+                try_scope(|s| async move {
+                    s.cancel_after(secs(2));
+                    s.spawn(async {
+                        sleep(secs(3)).await;
+                        Err::<(), _>("too late")
+                    });
+                    sleep(secs(3600)).await;
+                    Ok(())
+                })
+                .await
+            }),
+        );
         assert_eq!(
             out.unwrap_err().reason(),
             &CancelReason::Deadline { after: secs(2) }
@@ -311,9 +308,8 @@ fn errors_propagate_through_nested_try_scopes_with_the_question_mark() {
         let log = Log::new();
         let (out, elapsed) = on_workers(&rt, {
             let log = log.clone();
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|outer| async move {
+            timed(async move {
+                try_scope(|outer| async move {
                     let l = log.clone();
                     // Handles the inner failure itself.
                     outer.spawn(async move {
@@ -343,9 +339,8 @@ fn errors_propagate_through_nested_try_scopes_with_the_question_mark() {
                     sleep(secs(3600)).await;
                     Ok(())
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Err("propagated".to_string())));
         assert_eq!(elapsed, secs(2));
@@ -366,9 +361,8 @@ fn the_first_error_reaches_nested_scopes() {
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|s| async move {
+            timed(async move {
+                try_scope(|s| async move {
                     let guard = drops.on_drop();
                     s.spawn(async move {
                         let _ = scope(|inner| async move {
@@ -387,9 +381,8 @@ fn the_first_error_reaches_nested_scopes() {
                     });
                     pending::<Result<(), _>>().await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Err(ms(1500))));
         assert_eq!(elapsed, ms(1500));

@@ -12,7 +12,7 @@ use cancel_scope::time::{self, sleep, sleep_until, timeout};
 use cancel_scope::{scope, CancelReason};
 use std::future::pending;
 use std::time::{Duration, Instant};
-use support::{assert_clean, hang_guard, ms, on_workers, runtime, secs, Clock, Log};
+use support::{assert_clean, hang_guard, ms, on_workers, runtime, secs, timed, Clock, Log};
 
 /// A generous real-time bound for work that takes no real time on a
 /// virtual clock: it catches a clock that really waits, not slowness.
@@ -279,11 +279,8 @@ fn block_on_woken_by_a_timer_sees_that_instant() {
     hang_guard(|| {
         for run in 0..50 {
             let rt = runtime(Clock::Paused, 2);
-            let (out, elapsed) = rt.block_on(async {
-                let t0 = time::now();
-                let out = timeout(ms(250), sleep(secs(3600))).await;
-                (out, time::now() - t0)
-            });
+            let (out, elapsed) =
+                rt.block_on(timed(async { timeout(ms(250), sleep(secs(3600))).await }));
             assert!(
                 out.is_err(),
                 "run {run}: the hour-long sleep won the timeout"
@@ -301,15 +298,13 @@ fn block_on_scope_body_ends_at_its_deadline() {
     hang_guard(|| {
         for run in 0..50 {
             let rt = runtime(Clock::Paused, 2);
-            let (out, elapsed) = rt.block_on(async {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            let (out, elapsed) = rt.block_on(timed(async {
+                scope(|s| async move {
                     s.cancel_after(secs(3));
                     sleep(secs(10)).await;
                 })
-                .await;
-                (out, time::now() - t0)
-            });
+                .await
+            }));
             assert!(out.is_err(), "run {run}");
             assert_eq!(elapsed, secs(3), "run {run}");
             assert_clean(&rt);

@@ -11,7 +11,7 @@
 //! - `sync`: staging a test: [`Countdown`], [`arrive_and_park`],
 //!   [`first_pending`], and [`Slot`] and [`Log`] to carry values out of a
 //!   scope;
-//! - `time`: [`ms`], [`secs`];
+//! - `time`: [`ms`], [`secs`], [`timed`];
 //! - `panics`: [`expect_panic`], [`panic_message`], [`PanicOnDrop`];
 //! - `process`: [`run_bounded`], a child process with a time limit.
 //!
