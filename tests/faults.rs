@@ -39,19 +39,34 @@ use support::{
 
 const WORKERS: usize = 2;
 
-/// A task that parks forever on `forever`; `drops` counts its drop and
-/// `finished` would count its end (it must never end).
-fn parked(
-    forever: &Event,
-    drops: &Counter,
-    finished: &Counter,
-) -> impl Future<Output = ()> + Send + 'static {
-    let (forever, finished) = (forever.clone(), finished.clone());
-    let guard = drops.on_drop();
-    async move {
-        let _guard = guard;
-        forever.wait().await;
-        finished.inc();
+/// Tasks parked forever on an event nobody sets, to be stopped by a
+/// fault: `drops` counts their drops, and `finished` would count their
+/// ends (none may end).
+#[derive(Clone)]
+struct Parked {
+    forever: Event,
+    drops: Counter,
+    finished: Counter,
+}
+
+impl Parked {
+    fn new() -> Parked {
+        Parked {
+            forever: Event::new(),
+            drops: Counter::new(),
+            finished: Counter::new(),
+        }
+    }
+
+    /// A task that parks forever.
+    fn task(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (forever, finished) = (self.forever.clone(), self.finished.clone());
+        let guard = self.drops.on_drop();
+        async move {
+            let _guard = guard;
+            forever.wait().await;
+            finished.inc();
+        }
     }
 }
 
@@ -63,14 +78,12 @@ fn parked(
 fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
     hang_guard(|| {
         let rt = runtime(Clock::Real, WORKERS);
-        let forever = Event::new();
-        let drops = Counter::new();
-        let finished = Counter::new();
+        let parked = Parked::new();
         let spins = Counter::new();
         let panicker: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
-                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let parked = parked.clone();
                 let (spins, panicker) = (spins.clone(), panicker.clone());
                 async move {
                     // A busy sibling, a parked sibling, and a nested scope
@@ -78,7 +91,7 @@ fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
                     let spinning = Event::new();
                     {
                         let (spins, spinning) = (spins.clone(), spinning.clone());
-                        let guard = drops.on_drop();
+                        let guard = parked.drops.on_drop();
                         s.spawn(async move {
                             let _guard = guard;
                             loop {
@@ -88,8 +101,8 @@ fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
                             }
                         });
                     }
-                    s.spawn(parked(&forever, &drops, &finished));
-                    let inner_task = parked(&forever, &drops, &finished);
+                    s.spawn(parked.task());
+                    let inner_task = parked.task();
                     s.spawn(scope(|inner| async move {
                         inner.spawn(inner_task);
                         std::future::pending::<()>().await
@@ -104,8 +117,8 @@ fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
         });
         assert_eq!(message, "boom in poll");
         // The scope resumed the panic only after every task had ended.
-        assert_eq!(drops.get(), 3, "every sibling was dropped");
-        assert_eq!(finished.get(), 0);
+        assert_eq!(parked.drops.get(), 3, "every sibling was dropped");
+        assert_eq!(parked.finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_eq!(cancel_reason(panicker.take()), CancelReason::Panicked);
@@ -144,24 +157,22 @@ fn panics_in_many_tasks_keep_only_the_first_and_lose_no_worker() {
 fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
     hang_guard(|| {
         let rt = runtime(Clock::Real, WORKERS);
-        let forever = Event::new();
-        let drops = Counter::new();
-        let finished = Counter::new();
+        let parked = Parked::new();
         let bomb: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
-                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let parked = parked.clone();
                 let bomb = bomb.clone();
                 async move {
                     let parked_now = Event::new();
-                    s.spawn(parked(&forever, &drops, &finished));
-                    let (p, f) = (parked_now.clone(), forever.clone());
+                    s.spawn(parked.task());
+                    let (p, f) = (parked_now.clone(), parked.forever.clone());
                     bomb.put(s.spawn(async move {
                         let _bomb = PanicOnDrop("boom in drop (parked)");
                         p.set();
                         f.wait().await;
                     }));
-                    s.spawn(parked(&forever, &drops, &finished));
+                    s.spawn(parked.task());
                     parked_now.wait().await;
                     s.cancel();
                     std::future::pending::<()>().await
@@ -169,8 +180,8 @@ fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
             }))
         });
         assert_eq!(message, "boom in drop (parked)");
-        assert_eq!(drops.get(), 2, "the other futures were dropped too");
-        assert_eq!(finished.get(), 0);
+        assert_eq!(parked.drops.get(), 2, "the other futures were dropped too");
+        assert_eq!(parked.finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         // Cancelled first, then its drop panicked: either reason is fair.
@@ -253,15 +264,13 @@ fn panic_in_drop_of_a_future_cancelled_by_a_deadline() {
 fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
     hang_guard(|| {
         let rt = runtime(Clock::Real, WORKERS);
-        let forever = Event::new();
-        let drops = Counter::new();
-        let finished = Counter::new();
+        let parked = Parked::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
-                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let parked = parked.clone();
                 async move {
                     for _ in 0..10 {
-                        s.spawn(parked(&forever, &drops, &finished));
+                        s.spawn(parked.task());
                     }
                     yield_now().await;
                     panic!("boom in body");
@@ -269,8 +278,8 @@ fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
             }))
         });
         assert_eq!(message, "boom in body");
-        assert_eq!(drops.get(), 10);
-        assert_eq!(finished.get(), 0);
+        assert_eq!(parked.drops.get(), 10);
+        assert_eq!(parked.finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -281,21 +290,19 @@ fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
 fn panic_in_the_scope_closure_before_the_body_starts() {
     hang_guard(|| {
         let rt = runtime(Clock::Real, WORKERS);
-        let forever = Event::new();
-        let drops = Counter::new();
-        let finished = Counter::new();
+        let parked = Parked::new();
         let message = expect_panic(|| {
-            let (f, d, fin) = (forever.clone(), drops.clone(), finished.clone());
+            let p = parked.clone();
             #[allow(unreachable_code)]
             rt.block_on(scope(move |s| {
-                s.spawn(parked(&f, &d, &fin));
+                s.spawn(p.task());
                 panic!("boom in closure");
                 async {}
             }))
         });
         assert_eq!(message, "boom in closure");
-        assert_eq!(drops.get(), 1);
-        assert_eq!(finished.get(), 0);
+        assert_eq!(parked.drops.get(), 1);
+        assert_eq!(parked.finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -306,17 +313,15 @@ fn panic_in_the_scope_closure_before_the_body_starts() {
 fn panic_in_a_nested_scope_body_climbs_scope_by_scope() {
     hang_guard(|| {
         let rt = runtime(Clock::Real, WORKERS);
-        let forever = Event::new();
-        let drops = Counter::new();
-        let finished = Counter::new();
+        let parked = Parked::new();
         let host: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|outer| {
-                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let parked = parked.clone();
                 let host = host.clone();
                 async move {
-                    outer.spawn(parked(&forever, &drops, &finished));
-                    let inner_parked = parked(&forever, &drops, &finished);
+                    outer.spawn(parked.task());
+                    let inner_parked = parked.task();
                     host.put(outer.spawn(async move {
                         let _ = scope(|inner| async move {
                             inner.spawn(inner_parked);
@@ -330,8 +335,8 @@ fn panic_in_a_nested_scope_body_climbs_scope_by_scope() {
             }))
         });
         assert_eq!(message, "boom in nested body");
-        assert_eq!(drops.get(), 2, "tasks of both scopes were dropped");
-        assert_eq!(finished.get(), 0);
+        assert_eq!(parked.drops.get(), 2, "tasks of both scopes were dropped");
+        assert_eq!(parked.finished.get(), 0);
         // The task that awaited the inner scope panicked in turn.
         assert_eq!(cancel_reason(host.take()), CancelReason::Panicked);
         assert_eq!(rt.live_tasks(), 0);
