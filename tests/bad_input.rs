@@ -11,9 +11,15 @@
 //!   the future;
 //! - `Builder::worker_threads(0)` panics;
 //! - dropping a `Runtime` while tasks are parked drops every future and
-//!   does not hang, even when a task drops it;
+//!   does not hang, even when a task drops it; scopes opened after that
+//!   are born cancelled (`Shutdown`), shields included;
+//! - a runtime kept in a `thread_local!` is dropped cleanly when its
+//!   thread exits (in a child process, since a failure aborts);
 //! - dropping a scope future mid-run cancels its tasks (reason
 //!   `ScopeDropped`) and drops each of them exactly once.
+//!
+//! Under Miri, the tests that start the process-wide runtime or a child
+//! process are ignored.
 
 #[path = "support/reliability.rs"]
 mod reliability;

@@ -10,8 +10,9 @@
 //! with `CancelReason::Panicked`.
 //!
 //! Scenarios that could abort the whole process (a panic where no task
-//! catches it) run in a child process, so that the suite survives and
-//! reports them.
+//! catches it) run in a child process (this test binary, re-run on one
+//! test), so that the suite survives and reports them; Miri cannot start
+//! a process, so they are ignored under it.
 
 #[path = "support/reliability.rs"]
 mod reliability;
