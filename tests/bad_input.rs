@@ -3,19 +3,27 @@
 //!
 //! - `block_on` inside a worker panics with a clear message, and the
 //!   worker survives;
-//! - a `CancelHandle` whose scope ended cancels nothing, even after its
-//!   slot in the scope tree is reused;
+//! - a `CancelHandle` whose scope ended cancels nothing, in any scope
+//!   opened after it;
 //! - a `JoinHandle` polled again after `Ready` panics;
 //! - spawning through a kept clone of an ended (or cancelled) scope's
 //!   `Scope` gives a handle resolving to `Err(Cancelled)` without polling
 //!   the future;
 //! - `Builder::worker_threads(0)` panics;
 //! - dropping a `Runtime` while tasks are parked drops every future and
-//!   does not hang, even when a task drops it;
+//!   does not hang, even when a task drops it; scopes opened after that
+//!   are born cancelled (`Shutdown`), shields included;
+//! - a runtime kept in a `thread_local!` is dropped cleanly when its
+//!   thread exits (in a child process, since a failure aborts);
 //! - dropping a scope future mid-run cancels its tasks (reason
 //!   `ScopeDropped`) and drops each of them exactly once.
+//!
+//! Under Miri, the tests that start the process-wide runtime or a child
+//! process are ignored.
 
-mod reliability_common;
+#[path = "support/reliability.rs"]
+mod reliability;
+mod support;
 
 use cancel_scope::runtime::{Builder, Runtime};
 use cancel_scope::sync::Event;
@@ -23,51 +31,19 @@ use cancel_scope::task::yield_now;
 use cancel_scope::time::sleep;
 use cancel_scope::{scope, shielded_scope, CancelHandle, CancelReason, JoinHandle, Scope};
 use futures_lite::future::{block_on as drive, or, poll_once};
-use reliability_common::{
-    assert_serves, expect_panic, hang_guard, noop_waker, runtime, wait_until, DropCounter,
-};
+use reliability::{assert_child_passed, assert_serves, is_child_for, noop_waker, run_in_child};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread;
 use std::time::Duration;
+use support::{
+    expect_panic, hang_guard, runtime, wait_until, BoxFuture, Clock, Counter, Probe, Slot,
+};
 
 const WORKERS: usize = 2;
 const BLOCK_ON_IN_WORKER: &str = "`block_on` called from a runtime worker thread";
-
-/// A future that counts its polls and drops.
-struct Counted<F> {
-    inner: Pin<Box<F>>,
-    polls: Arc<AtomicUsize>,
-    _drop: DropCounter,
-}
-
-fn counted<F: Future>(inner: F, polls: &Arc<AtomicUsize>, drops: &Arc<AtomicUsize>) -> Counted<F> {
-    Counted {
-        inner: Box::pin(inner),
-        polls: polls.clone(),
-        _drop: DropCounter(drops.clone()),
-    }
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.polls.fetch_add(1, SeqCst);
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-fn counter() -> Arc<AtomicUsize> {
-    Arc::new(AtomicUsize::new(0))
-}
-
-fn get(c: &AtomicUsize) -> usize {
-    c.load(SeqCst)
-}
 
 // ---------------------------------------------------------------------
 // block_on inside a worker.
@@ -75,9 +51,9 @@ fn get(c: &AtomicUsize) -> usize {
 
 #[test]
 fn block_on_inside_a_worker_panics_and_the_worker_survives() {
-    hang_guard("block_on in a worker", || {
-        let rt = Arc::new(runtime("bad-block-on", WORKERS));
-        let other = Arc::new(runtime("bad-block-on-other", 1));
+    hang_guard(|| {
+        let rt = Arc::new(runtime(Clock::Real, WORKERS));
+        let other = Arc::new(runtime(Clock::Real, 1));
         // Caught inside the task: the task goes on, on the same worker.
         let (rt2, other2) = (rt.clone(), other.clone());
         let out = rt.block_on(scope(|s| async move {
@@ -111,8 +87,8 @@ fn block_on_inside_a_worker_panics_and_the_worker_survives() {
     ignore = "starts the process-wide runtime, whose threads never end"
 )]
 fn the_free_block_on_inside_a_worker_panics_too() {
-    hang_guard("free block_on in a worker", || {
-        let rt = runtime("bad-free-block-on", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let out = rt.block_on(scope(|s| async move {
             s.spawn(async { expect_panic(|| cancel_scope::runtime::block_on(async {})) })
                 .await
@@ -124,49 +100,34 @@ fn the_free_block_on_inside_a_worker_panics_too() {
 }
 
 // ---------------------------------------------------------------------
-// Stale CancelHandle after slot reuse.
+// Stale CancelHandle.
 // ---------------------------------------------------------------------
 
-/// The slot key in a `Debug` rendering (`... key: N ...`), if the scope
-/// tree shows one (a tree whose handles own their nodes has no slots to
-/// reuse, and shows none).
-fn debug_key(debug: &str) -> Option<usize> {
-    let rest = &debug[debug.find("key: ")? + 5..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
 #[test]
-fn stale_cancel_handle_cancels_nothing_after_slot_reuse() {
-    hang_guard("stale cancel handle", || {
-        let rt = runtime("bad-stale-handle", WORKERS);
+fn stale_cancel_handle_cancels_nothing_in_later_scopes() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         // One ended uncancelled, one ended cancelled.
         let ended = rt
             .block_on(scope(|s| async move { s.cancel_handle() }))
             .unwrap();
         let cancelled: CancelHandle = {
-            let kept = Arc::new(Mutex::new(None));
+            let kept = Slot::new();
             let k = kept.clone();
             let out = rt.block_on(scope(|s| {
-                *k.lock().unwrap() = Some(s.cancel_handle());
+                k.put(s.cancel_handle());
                 async move { s.cancel() }
             }));
             assert!(out.is_err());
-            let h = kept.lock().unwrap().take().unwrap();
-            h
+            kept.take()
         };
         assert!(!ended.is_cancelled());
         assert!(cancelled.is_cancelled());
-        let stale_key = debug_key(&format!("{ended:?}"));
         let rounds = if cfg!(miri) { 3 } else { 50 };
         for round in 0..rounds {
             let (ended, cancelled) = (ended.clone(), cancelled.clone());
             let forever = Event::new();
             let out = rt.block_on(scope(|s| async move {
-                // Where the tree has slots, the new scope took the old one's.
-                if let Some(stale_key) = stale_key {
-                    assert_eq!(debug_key(&format!("{s:?}")), Some(stale_key), "slot reused");
-                }
                 let release = Event::new();
                 let r = release.clone();
                 let task = s.spawn(async move {
@@ -213,8 +174,8 @@ fn poll_again<T>(handle: &mut JoinHandle<T>) -> String {
 #[test]
 #[allow(clippy::async_yields_async)] // handles are carried out on purpose
 fn join_handle_polled_after_ready_panics() {
-    hang_guard("join handle polled twice", || {
-        let rt = runtime("bad-join", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         // A task that ran to its end.
         let mut done = rt
             .block_on(scope(|s| async move {
@@ -225,16 +186,16 @@ fn join_handle_polled_after_ready_panics() {
             .unwrap();
         assert!(poll_again(&mut done).contains(POLLED_AFTER));
         // A task that was cancelled.
-        let stash = Arc::new(Mutex::new(None));
+        let stash = Slot::new();
         let out = rt.block_on(scope(|s| {
             let stash = stash.clone();
             async move {
-                *stash.lock().unwrap() = Some(s.spawn(std::future::pending::<()>()));
+                stash.put(s.spawn(std::future::pending::<()>()));
                 s.cancel();
             }
         }));
         assert!(out.is_err());
-        let mut cancelled = stash.lock().unwrap().take().unwrap();
+        let mut cancelled = stash.take();
         let reason = rt.block_on(&mut cancelled).unwrap_err();
         assert_eq!(reason.reason(), &CancelReason::Explicit);
         assert!(poll_again(&mut cancelled).contains(POLLED_AFTER));
@@ -254,28 +215,28 @@ fn join_handle_polled_after_ready_panics() {
 
 #[test]
 fn spawn_into_an_ended_scope_is_refused_without_polling() {
-    hang_guard("spawn into ended scope", || {
-        let rt = runtime("bad-spawn-ended", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let kept: Scope = rt.block_on(scope(|s| async move { s })).unwrap();
-        let (polls, drops) = (counter(), counter());
+        let probe = Probe::new();
         // From a thread outside any runtime.
-        let h = kept.spawn(counted(async { 1 }, &polls, &drops));
-        assert_eq!(get(&drops), 1, "the refused future is dropped at once");
+        let h = kept.spawn(probe.wrap(async { 1 }));
+        assert_eq!(probe.drops(), 1, "the refused future is dropped at once");
         let err = drive(h).unwrap_err();
         assert_eq!(err.reason(), &CancelReason::ScopeEnded);
-        // From a task of a new scope that reuses the old slot: the task
-        // must not land in the new scope.
-        let (kept2, polls2, drops2) = (kept.clone(), polls.clone(), drops.clone());
+        // From a task of a new scope: the task must not land in the new
+        // scope.
+        let (kept2, probe2) = (kept.clone(), probe.clone());
         let out = rt.block_on(scope(|s| async move {
             s.spawn(async move {
-                let h = kept2.spawn(counted(async { 2 }, &polls2, &drops2));
+                let h = kept2.spawn(probe2.wrap(async { 2 }));
                 h.await.map_err(|c| c.reason().clone())
             })
             .await
         }));
         assert_eq!(out, Ok(Ok(Err(CancelReason::ScopeEnded))));
-        assert_eq!(get(&polls), 0, "a refused future was polled");
-        assert_eq!(get(&drops), 2);
+        assert_eq!(probe.polls(), 0, "a refused future was polled");
+        assert_eq!(probe.drops(), 2);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
     });
@@ -283,10 +244,10 @@ fn spawn_into_an_ended_scope_is_refused_without_polling() {
 
 #[test]
 fn spawn_into_a_cancelled_scope_is_refused_without_polling() {
-    hang_guard("spawn into cancelled scope", || {
-        let rt = runtime("bad-spawn-cancelled", WORKERS);
-        let (polls, drops) = (counter(), counter());
-        let (p, d) = (polls.clone(), drops.clone());
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let probe = Probe::new();
+        let p = probe.clone();
         let refused = Arc::new(Mutex::new(Vec::new()));
         let r = refused.clone();
         let out = rt.block_on(scope(|s| async move {
@@ -294,12 +255,10 @@ fn spawn_into_a_cancelled_scope_is_refused_without_polling() {
             // The body runs on until its next suspension: the scope is
             // cancelled but has not ended, so spawns are refused with the
             // scope's own reason.
-            let mut handles: Vec<_> = (0..10)
-                .map(|_| s.spawn(counted(async {}, &p, &d)))
-                .collect();
+            let mut handles: Vec<_> = (0..10).map(|_| s.spawn(p.wrap(async {}))).collect();
             let s2 = s.clone();
             handles.push(
-                thread::spawn(move || s2.spawn(counted(async {}, &p, &d)))
+                thread::spawn(move || s2.spawn(p.wrap(async {})))
                     .join()
                     .unwrap(),
             );
@@ -316,8 +275,8 @@ fn spawn_into_a_cancelled_scope_is_refused_without_polling() {
             refused.iter().all(|r| r == &Err(CancelReason::Explicit)),
             "{refused:?}"
         );
-        assert_eq!(get(&polls), 0, "a refused future was polled");
-        assert_eq!(get(&drops), 11);
+        assert_eq!(probe.polls(), 0, "a refused future was polled");
+        assert_eq!(probe.drops(), 11);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
     });
@@ -353,18 +312,15 @@ const PARKED: usize = 6;
 
 fn park_everything(
     rt: &Runtime,
-    polls: &Arc<AtomicUsize>,
-    drops: &Arc<AtomicUsize>,
+    probe: &Arc<Probe>,
     extra: impl Future<Output = ()> + Send + 'static,
-) -> Pin<Box<dyn Future<Output = Result<(), cancel_scope::Cancelled>> + Send>> {
+) -> BoxFuture<Result<(), cancel_scope::Cancelled>> {
     let forever = Event::new();
-    let (p, d) = (polls.clone(), drops.clone());
-    let mut fut: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(scope(move |s| async move {
-        let c = |f| counted(f, &p, &d);
+    let p = probe.clone();
+    let mut fut: BoxFuture<_> = Box::pin(scope(move |s| async move {
+        let c = |f: BoxFuture| p.wrap(f);
         let f1 = forever.clone();
-        s.spawn(c(
-            Box::pin(async move { f1.wait().await }) as Pin<Box<dyn Future<Output = ()> + Send>>
-        ));
+        s.spawn(c(Box::pin(async move { f1.wait().await })));
         s.spawn(c(Box::pin(async {
             sleep(Duration::from_secs(3600)).await
         })));
@@ -389,22 +345,26 @@ fn park_everything(
         std::future::pending::<()>().await
     }));
     assert!(rt.block_on(poll_once(&mut fut)).is_none());
-    // Every counted future has been polled at least once (the shielded one
+    // Every probed future has been polled at least once (the shielded one
     // and the nested one run in tasks of their own).
-    wait_until("every task to run", || get(polls) >= PARKED);
+    wait_until("every task to run", || probe.polls() >= PARKED);
     fut
 }
 
 #[test]
 fn dropping_a_runtime_with_parked_tasks_drops_every_future() {
-    hang_guard("runtime dropped with parked tasks", || {
-        let rt = runtime("bad-drop-rt", WORKERS);
-        let (polls, drops) = (counter(), counter());
-        let fut = park_everything(&rt, &polls, &drops, async {});
-        assert_eq!(get(&drops), 0);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let probe = Probe::new();
+        let fut = park_everything(&rt, &probe, async {});
+        assert_eq!(probe.drops(), 0);
         assert!(rt.live_tasks() > 0);
         drop(rt);
-        assert_eq!(get(&drops), PARKED, "every future was dropped exactly once");
+        assert_eq!(
+            probe.drops(),
+            PARKED,
+            "every future was dropped exactly once"
+        );
         // The scope future, driven without the runtime, ends cancelled.
         let out = drive(fut);
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
@@ -413,29 +373,33 @@ fn dropping_a_runtime_with_parked_tasks_drops_every_future() {
 
 #[test]
 fn dropping_a_runtime_from_one_of_its_own_tasks() {
-    hang_guard("runtime dropped by its own task", || {
-        let rt = runtime("bad-drop-rt-self", WORKERS);
-        let (polls, drops) = (counter(), counter());
-        let slot: Arc<Mutex<Option<Runtime>>> = Arc::new(Mutex::new(None));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let probe = Probe::new();
+        let slot: Slot<Runtime> = Slot::new();
         let go = Event::new();
         let dropped = Event::new();
         let killer = {
             let (slot, go, dropped) = (slot.clone(), go.clone(), dropped.clone());
             async move {
                 go.wait().await;
-                let rt = slot.lock().unwrap().take().expect("the runtime");
+                let rt = slot.take();
                 drop(rt);
                 dropped.set();
                 std::future::pending::<()>().await
             }
         };
-        let fut = park_everything(&rt, &polls, &drops, killer);
-        *slot.lock().unwrap() = Some(rt);
+        let fut = park_everything(&rt, &probe, killer);
+        slot.put(rt);
         go.set();
         drive(dropped.wait());
         let out = drive(fut);
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
-        assert_eq!(get(&drops), PARKED, "every future was dropped exactly once");
+        assert_eq!(
+            probe.drops(),
+            PARKED,
+            "every future was dropped exactly once"
+        );
     });
 }
 
@@ -445,19 +409,19 @@ fn dropping_a_runtime_from_one_of_its_own_tasks() {
 /// awaits the root scope sees it end.
 #[test]
 fn scopes_opened_after_shutdown_are_born_cancelled_shields_included() {
-    hang_guard("scopes opened after shutdown", || {
-        let rt = runtime("bad-after-shutdown", WORKERS);
-        let slot: Arc<Mutex<Option<Runtime>>> = Arc::new(Mutex::new(None));
-        let (body_polls, body_drops) = (counter(), counter());
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let slot: Slot<Runtime> = Slot::new();
+        let body = Probe::new();
         let outcomes: Arc<Mutex<Vec<CancelReason>>> = Arc::default();
         let go = Event::new();
         let task = {
             let (slot, go, outcomes) = (slot.clone(), go.clone(), outcomes.clone());
-            let (body_polls, body_drops) = (body_polls.clone(), body_drops.clone());
+            let body = body.clone();
             async move {
                 go.wait().await;
-                drop(slot.lock().unwrap().take().expect("the runtime"));
-                let body = counted(std::future::pending::<()>(), &body_polls, &body_drops);
+                drop(slot.take());
+                let body = body.wrap(std::future::pending::<()>());
                 let shielded = shielded_scope(move |_| body).await;
                 let plain = scope(|s| async move {
                     let refused = s.spawn(async {}).await;
@@ -474,14 +438,14 @@ fn scopes_opened_after_shutdown_are_born_cancelled_shields_included() {
             std::future::pending::<()>().await
         }));
         assert!(rt.block_on(poll_once(&mut root)).is_none());
-        *slot.lock().unwrap() = Some(rt);
+        slot.put(rt);
         go.set();
         let out = drive(root);
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
         let outcomes = outcomes.lock().unwrap().clone();
         assert_eq!(outcomes, [CancelReason::Shutdown, CancelReason::Shutdown]);
-        assert_eq!(get(&body_polls), 0, "the shield's body never ran");
-        assert_eq!(get(&body_drops), 1, "and was dropped once");
+        assert_eq!(body.polls(), 0, "the shield's body never ran");
+        assert_eq!(body.drops(), 1, "and was dropped once");
     });
 }
 
@@ -491,12 +455,12 @@ fn thread_local_runtime_child() {
     thread_local! {
         static RT: RefCell<Option<Runtime>> = const { RefCell::new(None) };
     }
-    let drops = counter();
+    let drops = Counter::new();
     let d = drops.clone();
     let thread = thread::spawn(move || {
         // Stored first, so its destructor runs after those of the
         // runtime's own thread-locals that this thread touches later.
-        RT.with(|rt| *rt.borrow_mut() = Some(runtime("bad-thread-local", WORKERS)));
+        RT.with(|rt| *rt.borrow_mut() = Some(runtime(Clock::Real, WORKERS)));
         RT.with(|rt| {
             let rt = rt.borrow();
             let rt = rt.as_ref().expect("the runtime");
@@ -511,9 +475,12 @@ fn thread_local_runtime_child() {
             // Scopes still open when the thread exits: two parked bodies,
             // each with a parked task.
             for _ in 0..2 {
-                let d = d.clone();
+                let guard = d.on_drop();
                 let mut open = Box::pin(scope(move |s| async move {
-                    s.spawn(counted(std::future::pending::<()>(), &counter(), &d));
+                    s.spawn(async move {
+                        let _guard = guard;
+                        std::future::pending::<()>().await
+                    });
                     std::future::pending::<()>().await
                 }));
                 assert!(rt.block_on(poll_once(&mut open)).is_none());
@@ -522,7 +489,7 @@ fn thread_local_runtime_child() {
         });
     });
     thread.join().expect("the thread exits cleanly");
-    assert_eq!(get(&drops), 2, "the runtime's drop dropped every future");
+    assert_eq!(drops.get(), 2, "the runtime's drop dropped every future");
 }
 
 /// A runtime kept in a `thread_local!` and dropped by the thread-local
@@ -532,11 +499,11 @@ fn thread_local_runtime_child() {
 #[cfg_attr(miri, ignore = "Miri cannot start a child process")]
 fn a_runtime_in_a_thread_local_is_dropped_at_thread_exit() {
     const NAME: &str = "a_runtime_in_a_thread_local_is_dropped_at_thread_exit";
-    if reliability_common::is_child_for(NAME) {
+    if is_child_for(NAME) {
         return thread_local_runtime_child();
     }
-    let out = reliability_common::run_in_child(NAME);
-    reliability_common::assert_child_passed(NAME, &out);
+    let out = run_in_child(NAME);
+    assert_child_passed(NAME, &out);
 }
 
 // ---------------------------------------------------------------------
@@ -545,33 +512,25 @@ fn a_runtime_in_a_thread_local_is_dropped_at_thread_exit() {
 
 #[test]
 fn dropping_the_scope_future_mid_run_cancels_and_drops_its_tasks() {
-    hang_guard("scope future dropped", || {
-        let rt = runtime("bad-drop-scope", WORKERS);
-        let (polls, drops) = (counter(), counter());
-        let (running_drops, kept) = (
-            counter(),
-            Arc::new(Mutex::new(None::<(Scope, JoinHandle<()>)>)),
-        );
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let probe = Probe::new();
+        let running_drops = Counter::new();
+        let kept: Slot<(Scope, JoinHandle<()>)> = Slot::new();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let in_poll = Event::new();
         let parked_now = Event::new();
         let winner = rt.block_on(or(
             {
-                let (p, d, rd, kept) = (
-                    polls.clone(),
-                    drops.clone(),
-                    running_drops.clone(),
-                    kept.clone(),
-                );
+                let (p, rd, kept) = (probe.clone(), running_drops.clone(), kept.clone());
                 let (in_poll, parked_now) = (in_poll.clone(), parked_now.clone());
                 async move {
                     let _ = scope(move |s| async move {
                         let forever = Event::new();
-                        let c = |f| counted(f, &p, &d);
+                        let c = |f: BoxFuture| p.wrap(f);
                         for _ in 0..5 {
                             let f = forever.clone();
-                            s.spawn(c(Box::pin(async move { f.wait().await })
-                                as Pin<Box<dyn Future<Output = ()> + Send>>));
+                            s.spawn(c(Box::pin(async move { f.wait().await })));
                         }
                         let nested = c(Box::pin(std::future::pending()));
                         s.spawn(async move {
@@ -582,9 +541,9 @@ fn dropping_the_scope_future_mid_run_cancels_and_drops_its_tasks() {
                             .await;
                         });
                         let watched = s.spawn(c(Box::pin(std::future::pending())));
-                        *kept.lock().unwrap() = Some((s.clone(), watched));
+                        kept.put((s.clone(), watched));
                         // A task that is inside its poll when the scope goes.
-                        let guard = DropCounter(rd);
+                        let guard = rd.on_drop();
                         let release_rx = Mutex::new(release_rx);
                         s.spawn(async move {
                             let _guard = guard;
@@ -595,7 +554,7 @@ fn dropping_the_scope_future_mid_run_cancels_and_drops_its_tasks() {
                             })
                             .await
                         });
-                        wait_until("the parked tasks to run", || get(&p) >= 7);
+                        wait_until("the parked tasks to run", || p.polls() >= 7);
                         parked_now.set();
                         std::future::pending::<()>().await
                     })
@@ -613,17 +572,17 @@ fn dropping_the_scope_future_mid_run_cancels_and_drops_its_tasks() {
         // The scope future is gone: its parked futures were dropped at
         // once, by this thread; the one inside its poll is dropped when
         // that poll returns.
-        assert_eq!(get(&drops), 7, "every parked future was dropped");
-        assert_eq!(get(&running_drops), 0);
-        let (kept_scope, watched) = kept.lock().unwrap().take().unwrap();
+        assert_eq!(probe.drops(), 7, "every parked future was dropped");
+        assert_eq!(running_drops.get(), 0);
+        let (kept_scope, watched) = kept.take();
         assert!(kept_scope.is_cancelled());
-        let late = kept_scope.spawn(counted(async {}, &polls, &drops));
+        let late = kept_scope.spawn(probe.wrap(async {}));
         assert_eq!(
             drive(late).unwrap_err().reason(),
             &CancelReason::ScopeDropped,
             "spawning into a dropped scope is refused"
         );
-        assert_eq!(get(&drops), 8);
+        assert_eq!(probe.drops(), 8);
         assert_eq!(
             drive(watched).unwrap_err().reason(),
             &CancelReason::ScopeDropped
@@ -632,8 +591,8 @@ fn dropping_the_scope_future_mid_run_cancels_and_drops_its_tasks() {
         wait_until("the running task to be released", || {
             rt.live_tasks() == 0 && rt.live_scopes() == 0
         });
-        assert_eq!(get(&running_drops), 1);
-        assert_eq!(get(&polls), 7, "no future was polled after the drop");
+        assert_eq!(running_drops.get(), 1);
+        assert_eq!(probe.polls(), 7, "no future was polled after the drop");
         assert_serves(&rt, WORKERS);
     });
 }

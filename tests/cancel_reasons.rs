@@ -4,7 +4,7 @@
 //! dropped scope future and a runtime shutdown; which reason wins when
 //! several arrive; and the `Display` text of every reason.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
@@ -15,9 +15,9 @@ use cancel_scope::{
 use futures_lite::future::poll_once;
 use std::future::pending;
 use std::time::Duration;
-use toolkit_common::{
-    assert_clean, guard, ms, on_workers, paused, real, reason_of, secs, wait_clean, Counter, Log,
-    Slot,
+use support::{
+    assert_clean, hang_guard, ms, on_workers, reason_of, runtime, secs, wait_clean, Clock, Counter,
+    Log, Slot,
 };
 
 /// A name, and the reason its scope or task was cancelled with (`None`:
@@ -68,8 +68,8 @@ impl Seen {
 /// `Ancestor`.
 #[test]
 fn explicit_on_the_scope_ancestor_on_its_descendants() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let seen = Seen::default();
         let out = rt.block_on({
             let seen = seen.clone();
@@ -119,8 +119,8 @@ fn explicit_on_the_scope_ancestor_on_its_descendants() {
 /// A `CancelHandle` used from another thread cancels explicitly too.
 #[test]
 fn a_cancel_handle_from_another_thread_is_explicit() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let out = rt.block_on(scope(|s| async move {
             let h = s.cancel_handle();
             std::thread::spawn(move || h.cancel()).join().unwrap();
@@ -141,8 +141,8 @@ fn a_cancel_handle_from_another_thread_is_explicit() {
 /// a parent reached so report `Ancestor`.
 #[test]
 fn linked_parents_report_linked_child() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let seen = Seen::default();
         let out = rt.block_on({
             let seen = seen.clone();
@@ -201,8 +201,8 @@ fn linked_parents_report_linked_child() {
 /// and the scope above the parent is untouched.
 #[test]
 fn cancelling_a_parent_never_climbs_through_its_linked_child() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let seen = Seen::default();
         let out = rt.block_on({
             let seen = seen.clone();
@@ -243,8 +243,8 @@ fn cancelling_a_parent_never_climbs_through_its_linked_child() {
 /// below it.
 #[test]
 fn deadline_on_the_scope_ancestor_below() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let seen = Seen::default();
         let out = on_workers(&rt, {
             let seen = seen.clone();
@@ -287,8 +287,8 @@ fn deadline_on_the_scope_ancestor_below() {
 /// `Ancestor`; the scope future then resumes the panic.
 #[test]
 fn a_panic_reports_panicked() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let seen = Seen::default();
         let panicker: Slot<JoinHandle<()>> = Slot::new();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -330,8 +330,8 @@ fn a_panic_reports_panicked() {
 /// A panic in the body reports `Panicked` too.
 #[test]
 fn a_panicking_body_reports_panicked() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let seen = Seen::default();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             rt.block_on({
@@ -356,8 +356,8 @@ fn a_panicking_body_reports_panicked() {
 /// its siblings, and `Ancestor` below.
 #[test]
 fn a_try_scope_error_reports_failed() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let seen = Seen::default();
         let failed: Slot<JoinHandle<()>> = Slot::new();
         let out = rt.block_on({
@@ -401,8 +401,8 @@ fn a_try_scope_error_reports_failed() {
 /// with `ScopeEnded`; a kept `CancelHandle` does nothing then.
 #[test]
 fn spawning_into_an_ended_scope_reports_scope_ended() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let kept: Slot<Scope> = Slot::new();
         let out = rt.block_on({
             let kept = kept.clone();
@@ -432,8 +432,8 @@ fn spawning_into_an_ended_scope_reports_scope_ended() {
 /// futures are dropped.
 #[test]
 fn dropping_a_scope_future_reports_scope_dropped() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let seen = Seen::default();
         let drops = Counter::new();
         rt.block_on({
@@ -481,8 +481,8 @@ fn dropping_a_scope_future_reports_scope_dropped() {
 /// drops the task futures.
 #[test]
 fn dropping_the_runtime_reports_shutdown() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let drops = Counter::new();
         let task: Slot<JoinHandle<()>> = Slot::new();
         let handle: Slot<CancelHandle> = Slot::new();
@@ -521,8 +521,8 @@ fn dropping_the_runtime_reports_shutdown() {
 /// ancestor.
 #[test]
 fn reasons_around_a_shield() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let seen = Seen::default();
         let out = on_workers(&rt, {
             let seen = seen.clone();
@@ -574,8 +574,8 @@ fn reasons_around_a_shield() {
 /// keeps `Ancestor`.
 #[test]
 fn the_first_reason_sticks() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let seen = Seen::default();
         let elapsed = on_workers(&rt, {
             let seen = seen.clone();
@@ -679,7 +679,7 @@ fn display_strings() {
         assert_eq!(reason.to_string(), text);
     }
     // `Cancelled` prefixes "cancelled: ", as observed from real scopes.
-    let rt = real(1);
+    let rt = runtime(Clock::Real, 1);
     let out = rt.block_on(scope(|s| async move { s.cancel() }));
     assert_eq!(
         out.unwrap_err().to_string(),

@@ -6,13 +6,14 @@
 //! same cargo that runs this test, then each binary runs on its own with
 //! a time limit; a failure shows the example's output.
 
+mod support;
+
 use std::env;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+use support::{run_bounded, Finished};
 
 /// How long one example may run.
 const TIME_LIMIT: Duration = Duration::from_secs(20);
@@ -51,68 +52,20 @@ fn target_dir(manifest_dir: &Path) -> PathBuf {
 /// How one example run went.
 struct Run {
     name: String,
-    /// `None` if it was killed at the time limit.
-    status: Option<ExitStatus>,
-    elapsed: Duration,
-    stdout: String,
-    stderr: String,
+    finished: Finished,
 }
 
 impl Run {
-    fn passed(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
     fn verdict(&self) -> String {
-        match self.status {
-            None => format!("killed at the {TIME_LIMIT:?} time limit"),
-            Some(status) if status.success() => "ok".to_string(),
-            Some(status) => format!("failed ({status})"),
-        }
+        self.finished.verdict(TIME_LIMIT)
     }
-}
-
-/// Reads a child's pipe to the end on a thread of its own, so a chatty
-/// child never blocks on a full pipe.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
 }
 
 /// Runs one example binary, killing it at the time limit.
 fn run(name: &str, binary: &Path) -> Run {
-    let start = Instant::now();
-    let mut child = Command::new(binary)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for the example") {
-            break Some(status);
-        }
-        if start.elapsed() > TIME_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let elapsed = start.elapsed();
     Run {
         name: name.to_string(),
-        status,
-        elapsed,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
+        finished: run_bounded(&mut Command::new(binary), TIME_LIMIT),
     }
 }
 
@@ -164,19 +117,24 @@ fn every_example_runs_and_exits_cleanly() {
 
     println!("{:<20} {:>10}  result", "example", "time");
     for r in &runs {
-        println!("{:<20} {:>10.1?}  {}", r.name, r.elapsed, r.verdict());
+        println!(
+            "{:<20} {:>10.1?}  {}",
+            r.name,
+            r.finished.elapsed,
+            r.verdict()
+        );
     }
     let failures: Vec<String> = runs
         .iter()
-        .filter(|r| !r.passed())
+        .filter(|r| !r.finished.succeeded())
         .map(|r| {
             format!(
                 "=== example {}: {} ({:?})\n--- stdout:\n{}\n--- stderr:\n{}",
                 r.name,
                 r.verdict(),
-                r.elapsed,
-                r.stdout,
-                r.stderr
+                r.finished.elapsed,
+                r.finished.stdout,
+                r.finished.stderr
             )
         })
         .collect();

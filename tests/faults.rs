@@ -10,60 +10,64 @@
 //! with `CancelReason::Panicked`.
 //!
 //! Scenarios that could abort the whole process (a panic where no task
-//! catches it) run in a child process, so that the suite survives and
-//! reports them.
+//! catches it) run in a child process (this test binary, re-run on one
+//! test), so that the suite survives and reports them; Miri cannot start
+//! a process, so they are ignored under it.
 
-mod reliability_common;
+#[path = "support/reliability.rs"]
+mod reliability;
+mod support;
 
-use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::time::sleep;
 use cancel_scope::{scope, CancelReason, JoinHandle};
-use reliability_common::{
-    assert_child_passed, assert_serves, expect_panic, hang_guard, is_child_for, run_in_child,
-    runtime, wait_until, DropCounter, FlagWaker, PanicOnDrop, PanickingWaker, WithWaker,
+use reliability::{
+    assert_child_passed, assert_serves, is_child_for, noop_waker, run_in_child, FlagWaker,
+    PanickingWaker, WithWaker,
 };
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+use support::{
+    cancel_reason, expect_panic, hang_guard, panic_message, runtime, wait_until, Clock, Counter,
+    PanicOnDrop, Slot,
+};
 
 const WORKERS: usize = 2;
 
-/// A slot to carry a `JoinHandle` out of a scope body.
-type Stash<T> = Arc<Mutex<Option<JoinHandle<T>>>>;
-
-fn stash<T>() -> Stash<T> {
-    Arc::new(Mutex::new(None))
+/// Tasks parked forever on an event nobody sets, to be stopped by a
+/// fault: `drops` counts their drops, and `finished` would count their
+/// ends (none may end).
+#[derive(Clone)]
+struct Parked {
+    forever: Event,
+    drops: Counter,
+    finished: Counter,
 }
 
-/// Awaits a stashed handle (after its scope ended) and returns the reason
-/// it was cancelled with.
-fn stashed_reason<T: Send + 'static>(rt: &Runtime, stash: &Stash<T>) -> CancelReason {
-    let handle = stash.lock().unwrap().take().expect("a stashed handle");
-    match rt.block_on(handle) {
-        Ok(_) => panic!("the task finished instead of being cancelled"),
-        Err(c) => c.reason().clone(),
+impl Parked {
+    fn new() -> Parked {
+        Parked {
+            forever: Event::new(),
+            drops: Counter::new(),
+            finished: Counter::new(),
+        }
     }
-}
 
-/// A task that parks forever on `forever`; `drops` counts its drop and
-/// `finished` would count its end (it must never end).
-fn parked(
-    forever: &Event,
-    drops: &Arc<AtomicUsize>,
-    finished: &Arc<AtomicUsize>,
-) -> impl Future<Output = ()> + Send + 'static {
-    let (forever, finished) = (forever.clone(), finished.clone());
-    let guard = DropCounter(drops.clone());
-    async move {
-        let _guard = guard;
-        forever.wait().await;
-        finished.fetch_add(1, SeqCst);
+    /// A task that parks forever.
+    fn task(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (forever, finished) = (self.forever.clone(), self.finished.clone());
+        let guard = self.drops.on_drop();
+        async move {
+            let _guard = guard;
+            forever.wait().await;
+            finished.inc();
+        }
     }
 }
 
@@ -73,16 +77,14 @@ fn parked(
 
 #[test]
 fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
-    hang_guard("panic in poll", || {
-        let rt = runtime("faults-poll", WORKERS);
-        let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
-        let spins = Arc::new(AtomicUsize::new(0));
-        let panicker: Stash<()> = stash();
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let parked = Parked::new();
+        let spins = Counter::new();
+        let panicker: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
-                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let parked = parked.clone();
                 let (spins, panicker) = (spins.clone(), panicker.clone());
                 async move {
                     // A busy sibling, a parked sibling, and a nested scope
@@ -90,24 +92,24 @@ fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
                     let spinning = Event::new();
                     {
                         let (spins, spinning) = (spins.clone(), spinning.clone());
-                        let guard = DropCounter(drops.clone());
+                        let guard = parked.drops.on_drop();
                         s.spawn(async move {
                             let _guard = guard;
                             loop {
-                                spins.fetch_add(1, SeqCst);
+                                spins.inc();
                                 spinning.set();
                                 yield_now().await;
                             }
                         });
                     }
-                    s.spawn(parked(&forever, &drops, &finished));
-                    let inner_task = parked(&forever, &drops, &finished);
+                    s.spawn(parked.task());
+                    let inner_task = parked.task();
                     s.spawn(scope(|inner| async move {
                         inner.spawn(inner_task);
                         std::future::pending::<()>().await
                     }));
                     spinning.wait().await;
-                    *panicker.lock().unwrap() = Some(s.spawn(async {
+                    panicker.put(s.spawn(async {
                         panic!("boom in poll");
                     }));
                     std::future::pending::<()>().await
@@ -116,19 +118,19 @@ fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
         });
         assert_eq!(message, "boom in poll");
         // The scope resumed the panic only after every task had ended.
-        assert_eq!(drops.load(SeqCst), 3, "every sibling was dropped");
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(parked.drops.get(), 3, "every sibling was dropped");
+        assert_eq!(parked.finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
-        assert_eq!(stashed_reason(&rt, &panicker), CancelReason::Panicked);
+        assert_eq!(cancel_reason(panicker.take()), CancelReason::Panicked);
         assert_serves(&rt, WORKERS);
     });
 }
 
 #[test]
 fn panics_in_many_tasks_keep_only_the_first_and_lose_no_worker() {
-    hang_guard("many panics", || {
-        let rt = runtime("faults-many", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         for round in 0..20 {
             let message = expect_panic(|| {
                 rt.block_on(scope(|s| async move {
@@ -154,26 +156,24 @@ fn panics_in_many_tasks_keep_only_the_first_and_lose_no_worker() {
 
 #[test]
 fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
-    hang_guard("panic in drop (parked)", || {
-        let rt = runtime("faults-drop", WORKERS);
-        let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
-        let bomb: Stash<()> = stash();
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let parked = Parked::new();
+        let bomb: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
-                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let parked = parked.clone();
                 let bomb = bomb.clone();
                 async move {
                     let parked_now = Event::new();
-                    s.spawn(parked(&forever, &drops, &finished));
-                    let (p, f) = (parked_now.clone(), forever.clone());
-                    *bomb.lock().unwrap() = Some(s.spawn(async move {
+                    s.spawn(parked.task());
+                    let (p, f) = (parked_now.clone(), parked.forever.clone());
+                    bomb.put(s.spawn(async move {
                         let _bomb = PanicOnDrop("boom in drop (parked)");
                         p.set();
                         f.wait().await;
                     }));
-                    s.spawn(parked(&forever, &drops, &finished));
+                    s.spawn(parked.task());
                     parked_now.wait().await;
                     s.cancel();
                     std::future::pending::<()>().await
@@ -181,12 +181,12 @@ fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
             }))
         });
         assert_eq!(message, "boom in drop (parked)");
-        assert_eq!(drops.load(SeqCst), 2, "the other futures were dropped too");
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(parked.drops.get(), 2, "the other futures were dropped too");
+        assert_eq!(parked.finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         // Cancelled first, then its drop panicked: either reason is fair.
-        let reason = stashed_reason(&rt, &bomb);
+        let reason = cancel_reason(bomb.take());
         assert!(
             matches!(reason, CancelReason::Explicit | CancelReason::Panicked),
             "{reason:?}"
@@ -197,8 +197,8 @@ fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
 
 #[test]
 fn panic_in_drop_of_a_future_cancelled_while_it_was_polled() {
-    hang_guard("panic in drop (running)", || {
-        let rt = runtime("faults-drop-run", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let (go_tx, go_rx) = mpsc::channel::<()>();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| async move {
@@ -232,8 +232,8 @@ fn panic_in_drop_of_a_future_cancelled_while_it_was_polled() {
 
 #[test]
 fn panic_in_drop_of_a_future_cancelled_by_a_deadline() {
-    hang_guard("panic in drop (deadline)", || {
-        let rt = runtime("faults-drop-deadline", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let message = expect_panic(|| {
             rt.block_on(scope(|s| async move {
                 let parked_now = Event::new();
@@ -263,17 +263,15 @@ fn panic_in_drop_of_a_future_cancelled_by_a_deadline() {
 
 #[test]
 fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
-    hang_guard("panic in body", || {
-        let rt = runtime("faults-body", WORKERS);
-        let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let parked = Parked::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
-                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let parked = parked.clone();
                 async move {
                     for _ in 0..10 {
-                        s.spawn(parked(&forever, &drops, &finished));
+                        s.spawn(parked.task());
                     }
                     yield_now().await;
                     panic!("boom in body");
@@ -281,8 +279,8 @@ fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
             }))
         });
         assert_eq!(message, "boom in body");
-        assert_eq!(drops.load(SeqCst), 10);
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(parked.drops.get(), 10);
+        assert_eq!(parked.finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -291,23 +289,21 @@ fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
 
 #[test]
 fn panic_in_the_scope_closure_before_the_body_starts() {
-    hang_guard("panic in closure", || {
-        let rt = runtime("faults-closure", WORKERS);
-        let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let parked = Parked::new();
         let message = expect_panic(|| {
-            let (f, d, fin) = (forever.clone(), drops.clone(), finished.clone());
+            let p = parked.clone();
             #[allow(unreachable_code)]
             rt.block_on(scope(move |s| {
-                s.spawn(parked(&f, &d, &fin));
+                s.spawn(p.task());
                 panic!("boom in closure");
                 async {}
             }))
         });
         assert_eq!(message, "boom in closure");
-        assert_eq!(drops.load(SeqCst), 1);
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(parked.drops.get(), 1);
+        assert_eq!(parked.finished.get(), 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -316,20 +312,18 @@ fn panic_in_the_scope_closure_before_the_body_starts() {
 
 #[test]
 fn panic_in_a_nested_scope_body_climbs_scope_by_scope() {
-    hang_guard("panic in nested body", || {
-        let rt = runtime("faults-nested", WORKERS);
-        let forever = Event::new();
-        let drops = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
-        let host: Stash<()> = stash();
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let parked = Parked::new();
+        let host: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|outer| {
-                let (forever, drops, finished) = (forever.clone(), drops.clone(), finished.clone());
+                let parked = parked.clone();
                 let host = host.clone();
                 async move {
-                    outer.spawn(parked(&forever, &drops, &finished));
-                    let inner_parked = parked(&forever, &drops, &finished);
-                    *host.lock().unwrap() = Some(outer.spawn(async move {
+                    outer.spawn(parked.task());
+                    let inner_parked = parked.task();
+                    host.put(outer.spawn(async move {
                         let _ = scope(|inner| async move {
                             inner.spawn(inner_parked);
                             yield_now().await;
@@ -342,10 +336,10 @@ fn panic_in_a_nested_scope_body_climbs_scope_by_scope() {
             }))
         });
         assert_eq!(message, "boom in nested body");
-        assert_eq!(drops.load(SeqCst), 2, "tasks of both scopes were dropped");
-        assert_eq!(finished.load(SeqCst), 0);
+        assert_eq!(parked.drops.get(), 2, "tasks of both scopes were dropped");
+        assert_eq!(parked.finished.get(), 0);
         // The task that awaited the inner scope panicked in turn.
-        assert_eq!(stashed_reason(&rt, &host), CancelReason::Panicked);
+        assert_eq!(cancel_reason(host.take()), CancelReason::Panicked);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -372,11 +366,11 @@ fn wait_with_panicking_waker(
 
 #[test]
 fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
-    hang_guard("panicking waker (event)", || {
-        let rt = runtime("faults-waker-event", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let event = Event::new();
         let woken = Arc::new(AtomicBool::new(false));
-        let setter: Stash<()> = stash();
+        let setter: Slot<JoinHandle<()>> = Slot::new();
         let message = expect_panic(|| {
             rt.block_on(scope(|s| {
                 let (event, woken, setter) = (event.clone(), woken.clone(), setter.clone());
@@ -389,7 +383,7 @@ fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
                         &registered,
                     ));
                     registered.wait().await;
-                    *setter.lock().unwrap() = Some(s.spawn(async move { event.set() }));
+                    setter.put(s.spawn(async move { event.set() }));
                     std::future::pending::<()>().await
                 }
             }))
@@ -398,7 +392,7 @@ fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
         // task panicked, and its scope resumed the panic.
         assert_eq!(message, "boom in wake (event)");
         assert!(woken.load(SeqCst));
-        assert_eq!(stashed_reason(&rt, &setter), CancelReason::Panicked);
+        assert_eq!(cancel_reason(setter.take()), CancelReason::Panicked);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, WORKERS);
@@ -410,8 +404,8 @@ fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
 /// is set, so they must be woken (otherwise they wait forever).
 #[test]
 fn a_panicking_waker_does_not_stop_event_set_from_waking_the_others() {
-    hang_guard("panicking waker (other waiters)", || {
-        let rt = runtime("faults-waker-others", WORKERS);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
         let event = Event::new();
         let woken = Arc::new(AtomicBool::new(false));
         // First waiter: a panicking waker. Then two well-behaved waiters.
@@ -422,7 +416,7 @@ fn a_panicking_waker_does_not_stop_event_set_from_waking_the_others() {
             "boom in wake (first waiter)",
             &registered,
         ));
-        let noop = reliability_common::noop_waker();
+        let noop = noop_waker();
         assert!(first
             .as_mut()
             .poll(&mut Context::from_waker(&noop))
@@ -461,7 +455,7 @@ fn a_panicking_waker_does_not_stop_event_set_from_waking_the_others() {
 
 /// The child half of [`panic_in_a_waker_woken_by_a_timer`].
 fn timer_waker_child() {
-    let rt = runtime("faults-waker-timer", WORKERS);
+    let rt = runtime(Clock::Real, WORKERS);
     let woken = Arc::new(AtomicBool::new(false));
     let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(scope(|s| {
@@ -506,7 +500,7 @@ fn check_waker_fault(out: std::thread::Result<Result<(), cancel_scope::Cancelled
             "{cancelled:?}"
         ),
         Ok(Ok(())) => panic!("the scope was not cancelled"),
-        Err(p) => assert_eq!(reliability_common::panic_message(&*p), message),
+        Err(p) => assert_eq!(panic_message(&*p), message),
     }
 }
 
@@ -525,7 +519,7 @@ fn panic_in_a_waker_woken_by_a_timer() {
 
 /// The child half of [`panic_in_a_waker_woken_by_a_finishing_task`].
 fn join_waker_child() {
-    let rt = runtime("faults-waker-join", WORKERS);
+    let rt = runtime(Clock::Real, WORKERS);
     let woken = Arc::new(AtomicBool::new(false));
     let out = std::panic::catch_unwind(AssertUnwindSafe(|| {
         rt.block_on(scope(|s| {
@@ -578,13 +572,13 @@ fn panic_in_a_waker_woken_by_a_finishing_task() {
 // ---------------------------------------------------------------------
 
 /// Always `Pending`, after waking itself.
-struct SelfWaking(Arc<AtomicUsize>);
+struct SelfWaking(Counter);
 
 impl Future for SelfWaking {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.fetch_add(1, SeqCst);
+        self.0.inc();
         cx.waker().wake_by_ref();
         Poll::Pending
     }
@@ -592,16 +586,16 @@ impl Future for SelfWaking {
 
 #[test]
 fn self_waking_futures_do_not_starve_others_on_one_worker() {
-    hang_guard("self-waking loop", || {
-        let rt = runtime("faults-spin", 1);
-        let spins = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
+        let spins = Counter::new();
         let outside = Event::new();
         let setter = {
             let (outside, spins) = (outside.clone(), spins.clone());
             std::thread::spawn(move || {
                 // Set from an OS thread outside the runtime (the injector
                 // path), once the spinners are going.
-                wait_until("the spinners to run", || spins.load(SeqCst) > 100);
+                wait_until("the spinners to run", || spins.get() > 100);
                 outside.set();
             })
         };
@@ -641,7 +635,7 @@ fn self_waking_futures_do_not_starve_others_on_one_worker() {
         setter.join().unwrap();
         let cancelled = out.expect_err("the body cancelled the scope");
         assert_eq!(cancelled.reason(), &CancelReason::Explicit);
-        assert!(spins.load(SeqCst) > 0, "the spinners ran");
+        assert!(spins.get() > 0, "the spinners ran");
         assert_eq!(rt.live_tasks(), 0);
         assert_serves(&rt, 1);
     });
@@ -649,9 +643,9 @@ fn self_waking_futures_do_not_starve_others_on_one_worker() {
 
 #[test]
 fn self_waking_futures_do_not_starve_others_reported_through_results() {
-    hang_guard("self-waking loop (results)", || {
-        let rt = runtime("faults-spin-results", 1);
-        let spins = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
+        let spins = Counter::new();
         let results = rt.block_on(scope(|s| {
             let spins = spins.clone();
             async move {
@@ -682,7 +676,7 @@ fn self_waking_futures_do_not_starve_others_reported_through_results() {
             }
         }));
         assert_eq!(results, Ok(Some(Ok(100))));
-        assert!(spins.load(SeqCst) > 0);
+        assert!(spins.get() > 0);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
         assert_serves(&rt, 1);

@@ -15,19 +15,19 @@
 //! Everything runs in one test: the allocator counts every thread of the
 //! process, so no other test may run beside it.
 
-mod reliability_common;
+mod support;
 
 use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::time::sleep;
 use cancel_scope::{scope, CancelReason};
-use reliability_common::{hang_guard, runtime};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+use support::{hang_guard, runtime, Clock};
 
 /// Counts live heap bytes and blocks, then defers to the system allocator.
 struct Counting;
@@ -287,8 +287,8 @@ const SCENARIOS: [Scenario; 6] = [
 
 #[test]
 fn heap_returns_to_its_baseline_after_large_scopes() {
-    hang_guard("heap accounting", || {
-        let rt = runtime("leaks", 2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         // Warm-up: every scenario twice.
         for _ in 0..2 {
             for (_, run) in SCENARIOS {

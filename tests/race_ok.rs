@@ -3,15 +3,16 @@
 //! order, no entrants gives an empty error list, simultaneous winners give
 //! exactly one, and cancellation from outside stops every entrant.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::time::{self, move_on_after, sleep};
 use cancel_scope::{linked_scope, race_ok, scope, CancelHandle, CancelReason, Cancelled};
 use std::future::{pending, Future};
 use std::pin::Pin;
 use std::time::Duration;
-use toolkit_common::{
-    assert_clean, guard, ms, on_workers, paused, reason_of, secs, Counter, Log, Slot,
+use support::{
+    assert_clean, hang_guard, ms, on_workers, reason_of, runtime, secs, timed, Clock, Counter, Log,
+    Slot,
 };
 
 /// A boxed entrant, so entrants of different shapes fit in one list.
@@ -42,22 +43,20 @@ where
 /// never finish.
 #[test]
 fn the_first_success_wins_and_the_losers_are_cancelled() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = race_ok([
+            timed(async move {
+                race_ok([
                     entrant(secs(3), Ok::<_, ()>("3s"), &drops, &finished),
                     entrant(secs(1), Ok("1s"), &drops, &finished),
                     entrant(secs(2), Ok("2s"), &drops, &finished),
                     entrant(secs(3600), Ok("1h"), &drops, &finished),
                 ])
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Ok("1s")));
         assert_eq!(elapsed, secs(1), "the race ended with the winner");
@@ -70,22 +69,20 @@ fn the_first_success_wins_and_the_losers_are_cancelled() {
 /// Failures do not end the race: a later success still wins.
 #[test]
 fn failures_do_not_end_the_race() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = race_ok([
+            timed(async move {
+                race_ok([
                     entrant(ms(100), Err("refused"), &drops, &finished),
                     entrant(ms(300), Ok(3), &drops, &finished),
                     entrant(ms(200), Err("reset"), &drops, &finished),
                     entrant(secs(10), Ok(10), &drops, &finished),
                 ])
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Ok(3)));
         assert_eq!(elapsed, ms(300));
@@ -99,14 +96,13 @@ fn failures_do_not_end_the_race() {
 /// last one has failed.
 #[test]
 fn all_fail_gives_every_error_in_input_order() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = race_ok((0..5u64).map(|i| {
+            timed(async move {
+                race_ok((0..5u64).map(|i| {
                     // Entrant 0 fails last, entrant 4 first.
                     entrant(
                         secs(5 - i),
@@ -115,9 +111,8 @@ fn all_fail_gives_every_error_in_input_order() {
                         &finished,
                     )
                 }))
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         let expected: Vec<String> = (0..5).map(|i| format!("e{i}")).collect();
         assert_eq!(out, Ok(Err(expected)));
@@ -131,13 +126,12 @@ fn all_fail_gives_every_error_in_input_order() {
 /// No entrants: nobody can win; the error list is empty, at once.
 #[test]
 fn no_entrants_gives_an_empty_error_list() {
-    guard(|| {
-        let rt = paused(1);
-        let out = on_workers(&rt, async {
-            let t0 = time::now();
-            let out = race_ok(Vec::<Entrant<u8, String>>::new()).await;
-            (out, time::now() - t0)
-        });
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
+        let out = on_workers(
+            &rt,
+            timed(async { race_ok(Vec::<Entrant<u8, String>>::new()).await }),
+        );
         assert_eq!(out, (Ok(Err(Vec::new())), Duration::ZERO));
         assert_clean(&rt);
     });
@@ -147,9 +141,9 @@ fn no_entrants_gives_an_empty_error_list() {
 /// is one of them. Repeated, since which one is a race.
 #[test]
 fn simultaneous_successes_give_exactly_one_winner() {
-    guard(|| {
+    hang_guard(|| {
         for _ in 0..20 {
-            let rt = paused(2);
+            let rt = runtime(Clock::Paused, 2);
             let (drops, finished) = (Counter::new(), Counter::new());
             let out = on_workers(&rt, {
                 let (drops, finished) = (drops.clone(), finished.clone());
@@ -171,8 +165,8 @@ fn simultaneous_successes_give_exactly_one_winner() {
 /// (`Ancestor`); a loser that had already failed is simply gone.
 #[test]
 fn losers_see_the_cancellation_from_above() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let handle: Slot<CancelHandle> = Slot::new();
         let out = on_workers(&rt, {
             let handle = handle.clone();
@@ -207,23 +201,21 @@ fn losers_see_the_cancellation_from_above() {
 /// the enclosing scope reports its own reason.
 #[test]
 fn cancelled_from_outside_stops_every_entrant() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = move_on_after(secs(2), |_| {
+            timed(async move {
+                move_on_after(secs(2), |_| {
                     race_ok([
                         entrant(secs(3), Ok::<_, ()>(3), &drops, &finished),
                         entrant(secs(4), Ok(4), &drops, &finished),
                         entrant(secs(5), Ok(5), &drops, &finished),
                     ])
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(
             out.unwrap_err().reason(),
@@ -240,8 +232,8 @@ fn cancelled_from_outside_stops_every_entrant() {
 /// entrant) before anyone won: `Err(Cancelled)`, and no entrant goes on.
 #[test]
 fn a_cancelled_race_resolves_to_err_cancelled() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (drops, finished) = (Counter::new(), Counter::new());
         let log: Log<Result<Result<u32, Vec<()>>, Cancelled>> = Log::new();
         let elapsed = on_workers(&rt, {

@@ -3,20 +3,23 @@
 //! tasks, and the small tools the other tests lean on (`sleep`, `Event`,
 //! `yield_now`).
 
-mod common;
+mod support;
 
 use cancel_scope::runtime::{self, Builder, Runtime};
 use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::time::{sleep, sleep_until};
 use cancel_scope::{scope, CancelReason, JoinHandle};
-use common::{arrive_and_park, expect_panic, get, runtime, with_deadline, Countdown, Probes};
 use futures_lite::future;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::{
+    arrive_and_park, cancel_reasons, expect_panic, hang_guard, runtime, Clock, Countdown, Log,
+    Probes,
+};
 
 /// Names of the threads that run `n` tasks which all wait for each other:
 /// `n` distinct worker threads.
@@ -44,7 +47,7 @@ fn names_of_n_concurrent_tasks(rt: &Runtime, n: usize) -> BTreeSet<String> {
 /// `worker_threads(n)` starts exactly `n` workers, named `<name>-<i>`.
 #[test]
 fn builder_sets_worker_count_and_names() {
-    with_deadline(|| {
+    hang_guard(|| {
         let rt = Builder::new()
             .worker_threads(3)
             .thread_name("pool")
@@ -61,7 +64,7 @@ fn builder_sets_worker_count_and_names() {
 /// `Default` and `Clone`.
 #[test]
 fn builder_defaults() {
-    with_deadline(|| {
+    hang_guard(|| {
         let mut builder = Builder::default();
         builder.worker_threads(2);
         let rt = builder.clone().build().unwrap();
@@ -75,7 +78,7 @@ fn builder_defaults() {
 /// `Runtime::new` starts one worker per available core.
 #[test]
 fn runtime_new_starts_a_worker_per_core() {
-    with_deadline(|| {
+    hang_guard(|| {
         let n = thread::available_parallelism().map_or(1, |n| n.get());
         let rt = Runtime::new();
         assert_eq!(names_of_n_concurrent_tasks(&rt, n).len(), n);
@@ -95,8 +98,8 @@ fn zero_worker_threads_panics() {
 /// panic reaches the caller through the scope, and the runtime lives on.
 #[test]
 fn block_on_inside_a_worker_panics() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let msg = expect_panic(|| {
             rt.block_on(scope(|s| async move {
                 s.spawn(async { runtime::block_on(async { 1 }) }).await
@@ -104,7 +107,7 @@ fn block_on_inside_a_worker_panics() {
         });
         assert!(msg.contains("block_on") && msg.contains("worker"), "{msg}");
         // Another runtime's `block_on` is refused on a worker too.
-        let other = Arc::new(runtime(1));
+        let other = Arc::new(runtime(Clock::Real, 1));
         let msg = expect_panic(|| {
             let other = other.clone();
             rt.block_on(scope(|s| async move {
@@ -122,8 +125,8 @@ fn block_on_inside_a_worker_panics() {
 /// zero when it ends.
 #[test]
 fn live_counts() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         assert_eq!((rt.live_tasks(), rt.live_scopes()), (0, 0));
         let seen = Mutex::new(None);
         let out = rt.block_on(scope(|s| {
@@ -158,20 +161,20 @@ fn live_counts() {
 /// shutdown.
 #[test]
 fn dropping_the_runtime_drops_parked_futures() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const PARKED: usize = 4;
         // Slots: PARKED parked tasks, one sleeping, one in a nested scope,
         // and the body.
         let probes = Probes::new(PARKED + 3);
-        let handles: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let handles: Log<JoinHandle<()>> = Log::new();
         let ready = Countdown::new(PARKED + 2);
         let mut running = Box::pin(scope(|s| {
             let (probes, handles, ready) = (probes.clone(), handles.clone(), ready.clone());
             async move {
                 for i in 0..PARKED {
                     let h = s.spawn(probes.wrap(i, arrive_and_park(ready.clone())));
-                    handles.lock().unwrap().push(h);
+                    handles.push(h);
                 }
                 let r = ready.clone();
                 let h = s.spawn(probes.wrap(PARKED, async move {
@@ -179,7 +182,7 @@ fn dropping_the_runtime_drops_parked_futures() {
                     r.arrive();
                     nap.await
                 }));
-                handles.lock().unwrap().push(h);
+                handles.push(h);
                 let (probes2, r) = (probes.clone(), ready.clone());
                 s.spawn(scope(move |n| async move {
                     n.spawn(probes2.wrap(PARKED + 1, arrive_and_park(r)));
@@ -199,19 +202,14 @@ fn dropping_the_runtime_drops_parked_futures() {
         assert_eq!(rt.live_scopes(), 2);
         drop(rt);
         for i in 0..PARKED + 2 {
-            assert_eq!(
-                get(&probes.slot(i).drops),
-                1,
-                "task future {i} survived the runtime"
-            );
+            assert_eq!(probes[i].drops(), 1, "task future {i} survived the runtime");
         }
-        let reasons: Vec<_> = std::mem::take(&mut *handles.lock().unwrap())
-            .into_iter()
-            .map(|h| future::block_on(h).unwrap_err().reason().clone())
-            .collect();
-        assert_eq!(reasons, vec![CancelReason::Shutdown; PARKED + 1]);
+        assert_eq!(
+            cancel_reasons(handles.drain()),
+            vec![CancelReason::Shutdown; PARKED + 1]
+        );
         // The body belongs to the scope future, still held here.
-        assert_eq!(get(&probes.slot(PARKED + 2).drops), 0);
+        assert_eq!(probes[PARKED + 2].drops(), 0);
         drop(running);
         probes.assert_each_dropped_once();
         assert_eq!(probes.total_completions(), 0);
@@ -221,7 +219,7 @@ fn dropping_the_runtime_drops_parked_futures() {
 /// The default runtime serves `block_on` from several threads at once.
 #[test]
 fn default_runtime_is_shared_across_threads() {
-    with_deadline(|| {
+    hang_guard(|| {
         let threads: Vec<_> = (0..4u32)
             .map(|i| {
                 thread::spawn(move || {
@@ -244,7 +242,7 @@ fn default_runtime_is_shared_across_threads() {
 /// tasks run on that runtime's workers.
 #[test]
 fn scopes_and_tasks_belong_to_their_runtime() {
-    with_deadline(|| {
+    hang_guard(|| {
         let a = Builder::new()
             .worker_threads(1)
             .thread_name("rt-a")
@@ -273,8 +271,8 @@ fn scopes_and_tasks_belong_to_their_runtime() {
 /// ready at once.
 #[test]
 fn sleep_and_sleep_until() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let start = Instant::now();
         rt.block_on(sleep(Duration::from_millis(30)));
         assert!(start.elapsed() >= Duration::from_millis(30));
@@ -295,8 +293,8 @@ fn sleep_and_sleep_until() {
 /// `clear` makes later waits wait again.
 #[test]
 fn event_set_clear_wait() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let ev = Event::new();
         assert!(!ev.is_set());
         let out = rt.block_on(scope(|s| {
@@ -339,8 +337,8 @@ fn event_set_clear_wait() {
 /// run; without it the second task could never be polled.
 #[test]
 fn yield_now_lets_other_tasks_run() {
-    with_deadline(|| {
-        let rt = runtime(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
         let flag = Arc::new(AtomicBool::new(false));
         let out = rt.block_on(scope(|s| async move {
             let seen = flag.clone();

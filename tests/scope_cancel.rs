@@ -2,38 +2,29 @@
 //! parent, ancestors and siblings), when each future is dropped, and what
 //! the scope and its tasks resolve to.
 
-mod common;
+mod support;
 
 use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::{scope, CancelReason, JoinHandle};
-use common::{arrive_and_park, get, runtime, with_deadline, Countdown, DropCount, Probes};
 use futures_lite::future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
 use std::task::Poll;
 use std::thread;
-
-type Stash<T> = Arc<Mutex<Vec<JoinHandle<T>>>>;
-
-/// Resolves every stashed handle (their tasks have ended) to its reason.
-fn reasons<T: std::fmt::Debug>(stash: &Stash<T>) -> Vec<CancelReason> {
-    let handles = std::mem::take(&mut *stash.lock().unwrap());
-    handles
-        .into_iter()
-        .map(|h| future::block_on(h).unwrap_err().reason().clone())
-        .collect()
-}
+use support::{
+    arrive_and_park, cancel_reasons, hang_guard, runtime, Clock, Countdown, Counter, Log, Probes,
+};
 
 /// Cancelling a scope opened in a body stops it and the scope opened in
 /// one of its tasks; the enclosing scope and its other task run on.
 #[test]
 fn cancel_propagates_down_not_up() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(3);
         let parked = Countdown::new(3);
-        let stash: Stash<()> = Arc::default();
+        let stash: Log<JoinHandle<()>> = Log::new();
         let body_went_on = Arc::new(AtomicBool::new(false));
         let out = rt.block_on(scope(|r| {
             let (probes, stash, body_went_on) =
@@ -55,7 +46,7 @@ fn cancel_propagates_down_not_up() {
                         let probes_g = probes.clone();
                         c.spawn(scope(move |g| async move {
                             let h = g.spawn(probes_g.wrap(1, arrive_and_park(parked_g.clone())));
-                            stash.lock().unwrap().push(h);
+                            stash.push(h);
                             probes_g.wrap(2, arrive_and_park(parked_g)).await
                         }));
                         parked.wait().await;
@@ -81,7 +72,7 @@ fn cancel_propagates_down_not_up() {
         );
         probes.assert_each_dropped_once();
         probes.assert_no_late_polls();
-        assert_eq!(reasons(&stash), [CancelReason::Ancestor]);
+        assert_eq!(cancel_reasons(stash.drain()), [CancelReason::Ancestor]);
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
     });
@@ -95,8 +86,8 @@ fn get_flag(flag: &AtomicBool) -> bool {
 /// child leaves the parent, the root and the sibling to complete with Ok.
 #[test]
 fn siblings_and_ancestors_of_a_cancelled_scope_complete() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(1);
         let child_done = Event::new();
         let out = rt.block_on(scope(|root| {
@@ -137,9 +128,9 @@ fn siblings_and_ancestors_of_a_cancelled_scope_complete() {
 /// cancelling thread, before `cancel()` returns, and never polled again.
 #[test]
 fn parked_task_is_dropped_by_the_cancelling_thread() {
-    with_deadline(|| {
+    hang_guard(|| {
         // One worker: once a later task has run, the earlier poll returned.
-        let rt = runtime(1);
+        let rt = runtime(Clock::Real, 1);
         let probes = Probes::new(2);
         let out = rt.block_on(scope(|s| {
             let probes = probes.clone();
@@ -154,9 +145,9 @@ fn parked_task_is_dropped_by_the_cancelling_thread() {
                 probes.raise_fence();
                 assert_eq!(probes.total_drops(), 2, "parked futures outlived cancel()");
                 for i in 0..2 {
-                    let dropped_on = *probes.slot(i).dropped_on.lock().unwrap();
+                    let dropped_on = probes[i].dropped_on();
                     assert_eq!(dropped_on, Some(thread::current().id()));
-                    assert_eq!(get(&probes.slot(i).polls), 1);
+                    assert_eq!(probes[i].polls(), 1);
                 }
             }
         }));
@@ -170,8 +161,8 @@ fn parked_task_is_dropped_by_the_cancelling_thread() {
 /// future until that poll returns, then it is dropped, not polled again.
 #[test]
 fn running_task_is_dropped_when_its_poll_returns() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(1);
         let (entered_tx, entered_rx) = mpsc::channel::<()>();
         let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -211,7 +202,7 @@ fn running_task_is_dropped_when_its_poll_returns() {
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
         probes.assert_each_dropped_once();
         probes.assert_no_late_polls();
-        assert_eq!(get(&probes.slot(0).polls), 1);
+        assert_eq!(probes[0].polls(), 1);
         assert_eq!(rt.live_tasks(), 0);
     });
 }
@@ -220,23 +211,23 @@ fn running_task_is_dropped_when_its_poll_returns() {
 /// after it never runs.
 #[test]
 fn body_is_dropped_at_its_next_suspension() {
-    with_deadline(|| {
-        let rt = runtime(2);
-        let drops = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
+        let drops = Counter::new();
         let went_on = Arc::new(AtomicBool::new(false));
         let out = rt.block_on(scope(|s| {
             let (drops, went_on) = (drops.clone(), went_on.clone());
             async move {
-                let _guard = DropCount(drops.clone());
+                let _guard = drops.on_drop();
                 s.cancel();
                 assert!(s.is_cancelled());
-                assert_eq!(get(&drops), 0, "the body is dropped only when it suspends");
+                assert_eq!(drops.get(), 0, "the body is dropped only when it suspends");
                 yield_now().await;
                 went_on.store(true, SeqCst);
             }
         }));
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
-        assert_eq!(get(&drops), 1);
+        assert_eq!(drops.get(), 1);
         assert!(!went_on.load(SeqCst));
     });
 }
@@ -245,8 +236,8 @@ fn body_is_dropped_at_its_next_suspension() {
 /// thread cancels the scope.
 #[test]
 fn parked_body_is_dropped_on_cancel_from_another_thread() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(1);
         let (tx, rx) = mpsc::channel();
         let canceller = thread::spawn(move || {
@@ -268,18 +259,18 @@ fn parked_body_is_dropped_on_cancel_from_another_thread() {
 /// still `Err(Cancelled)`, and the body's value is dropped.
 #[test]
 fn body_finishing_after_cancel_still_yields_err() {
-    with_deadline(|| {
-        let rt = runtime(1);
-        let drops = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
+        let drops = Counter::new();
         let out = rt.block_on(scope(|s| {
             let drops = drops.clone();
             async move {
                 s.cancel();
-                DropCount(drops)
+                drops.on_drop()
             }
         }));
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
-        assert_eq!(get(&drops), 1, "the discarded value is dropped once");
+        assert_eq!(drops.get(), 1, "the discarded value is dropped once");
     });
 }
 
@@ -288,11 +279,11 @@ fn body_finishing_after_cancel_still_yields_err() {
 /// overwrite the child's reason.
 #[test]
 fn cancel_is_idempotent() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(4);
-        let child_stash: Stash<()> = Arc::default();
-        let parent_stash: Stash<()> = Arc::default();
+        let child_stash: Log<JoinHandle<()>> = Log::new();
+        let parent_stash: Log<JoinHandle<()>> = Log::new();
         let out = rt.block_on(scope(|p| {
             let (probes, child_stash, parent_stash) =
                 (probes.clone(), child_stash.clone(), parent_stash.clone());
@@ -300,7 +291,7 @@ fn cancel_is_idempotent() {
                 let parked = Countdown::new(4);
                 for i in 0..2 {
                     let h = p.spawn(probes.wrap(i, arrive_and_park(parked.clone())));
-                    parent_stash.lock().unwrap().push(h);
+                    parent_stash.push(h);
                 }
                 let (ready_tx, ready_rx) = async_channel::bounded(1);
                 let child = p.spawn(scope({
@@ -308,7 +299,7 @@ fn cancel_is_idempotent() {
                     move |c| async move {
                         for i in 2..4 {
                             let h = c.spawn(probes.wrap(i, arrive_and_park(parked.clone())));
-                            child_stash.lock().unwrap().push(h);
+                            child_stash.push(h);
                         }
                         ready_tx.send(c.clone()).await.unwrap();
                         std::future::pending::<()>().await
@@ -329,8 +320,14 @@ fn cancel_is_idempotent() {
         }));
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
         probes.assert_each_dropped_once();
-        assert_eq!(reasons(&child_stash), vec![CancelReason::Explicit; 2]);
-        assert_eq!(reasons(&parent_stash), vec![CancelReason::Explicit; 2]);
+        assert_eq!(
+            cancel_reasons(child_stash.drain()),
+            vec![CancelReason::Explicit; 2]
+        );
+        assert_eq!(
+            cancel_reasons(parent_stash.drain()),
+            vec![CancelReason::Explicit; 2]
+        );
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
     });
@@ -341,20 +338,20 @@ fn cancel_is_idempotent() {
 /// it starts cancelled and never polls its body.
 #[test]
 fn spawn_into_cancelled_scope_is_refused() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(2);
         let out = rt.block_on(scope(|s| {
             let probes = probes.clone();
             async move {
                 s.cancel();
                 let h = s.spawn(probes.wrap(0, async { 5 }));
-                assert_eq!(get(&probes.slot(0).drops), 1, "refused future not dropped");
-                assert_eq!(get(&probes.slot(0).polls), 0);
+                assert_eq!(probes[0].drops(), 1, "refused future not dropped");
+                assert_eq!(probes[0].polls(), 0);
                 assert_eq!(h.await.unwrap_err().reason(), &CancelReason::Explicit);
                 let nested = scope(|n| probes.wrap(1, async move { n.is_cancelled() })).await;
                 assert_eq!(nested.unwrap_err().reason(), &CancelReason::Ancestor);
-                assert_eq!(get(&probes.slot(1).polls), 0, "a cancelled body was polled");
+                assert_eq!(probes[1].polls(), 0, "a cancelled body was polled");
             }
         }));
         assert!(out.is_err());
@@ -368,8 +365,8 @@ fn spawn_into_cancelled_scope_is_refused() {
 /// parked tasks; none is polled after it returns.
 #[test]
 fn cancel_from_another_os_thread() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const N: usize = 16;
         let probes = Probes::new(N);
         let parked = Countdown::new(N);
@@ -406,8 +403,8 @@ fn cancel_from_another_os_thread() {
 /// its next `.await`, and the scope ends with `Err`.
 #[test]
 fn cancel_from_inside_a_task_of_the_same_scope() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const N: usize = 8;
         let probes = Probes::new(N + 1);
         let went_on = Arc::new(AtomicBool::new(false));
@@ -446,8 +443,8 @@ fn cancel_from_inside_a_task_of_the_same_scope() {
 /// already begun.
 #[test]
 fn busy_tasks_are_never_polled_after_cancel() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const N: usize = 32;
         let probes = Probes::new(N);
         let started = Countdown::new(N);
@@ -483,11 +480,11 @@ fn busy_tasks_are_never_polled_after_cancel() {
 /// running.
 #[test]
 fn dropping_the_scope_future_cancels_it() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const N: usize = 4;
         let probes = Probes::new(N);
-        let stash: Stash<()> = Arc::default();
+        let stash: Log<JoinHandle<()>> = Log::new();
         let out = rt.block_on(scope(|outer| {
             let (probes, stash) = (probes.clone(), stash.clone());
             async move {
@@ -497,7 +494,7 @@ fn dropping_the_scope_future_cancels_it() {
                     async move {
                         for i in 0..N {
                             let h = s.spawn(probes.wrap(i, arrive_and_park(parked.clone())));
-                            stash.lock().unwrap().push(h);
+                            stash.push(h);
                         }
                         std::future::pending::<()>().await
                     }
@@ -522,7 +519,10 @@ fn dropping_the_scope_future_cancels_it() {
         }));
         assert_eq!(out, Ok(3));
         probes.assert_each_dropped_once();
-        assert_eq!(reasons(&stash), vec![CancelReason::ScopeDropped; N]);
+        assert_eq!(
+            cancel_reasons(stash.drain()),
+            vec![CancelReason::ScopeDropped; N]
+        );
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);
     });
@@ -533,9 +533,9 @@ fn dropping_the_scope_future_cancels_it() {
 /// again: cancelling the scope must not wake them into one more poll.
 #[test]
 fn tasks_parked_on_nested_scopes_are_not_polled_by_cancel() {
-    with_deadline(|| {
+    hang_guard(|| {
         // One worker: once a later task has run, every earlier poll returned.
-        let rt = runtime(1);
+        let rt = runtime(Clock::Real, 1);
         for _ in 0..10 {
             parked_on_nested_scopes_once(&rt);
         }
@@ -571,7 +571,7 @@ fn parked_on_nested_scopes_once(rt: &cancel_scope::runtime::Runtime) {
             );
             assert_eq!(probes.total_drops(), N, "parked futures outlived cancel()");
             for i in 0..N {
-                let dropped_on = *probes.slot(i).dropped_on.lock().unwrap();
+                let dropped_on = probes[i].dropped_on();
                 assert_eq!(dropped_on, Some(thread::current().id()), "task {i}");
             }
         }

@@ -3,16 +3,14 @@
 //! scope stops the climb, and cancelling a parent reaches a linked child
 //! like any other.
 
-mod common;
+mod support;
 
 use cancel_scope::sync::Event;
 use cancel_scope::{linked_scope, scope, CancelReason, JoinHandle};
-use common::{arrive_and_park, runtime, with_deadline, Countdown, Probes};
 use futures_lite::future;
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use support::{arrive_and_park, hang_guard, runtime, BoxFuture, Clock, Countdown, Probes};
 
 /// Handles of one parked task per scope, by scope name.
 #[derive(Default, Clone)]
@@ -54,8 +52,8 @@ fn expected(pairs: &[(&str, CancelReason)]) -> HashMap<String, CancelReason> {
 /// with Ok, and `side` is reached from `p` as a descendant.
 #[test]
 fn chain_climbs_links_and_stops_at_a_plain_scope() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let w = Witnesses::default();
         let parked = Countdown::new(5);
         let out = rt.block_on(scope(|_root| {
@@ -114,8 +112,6 @@ fn chain_climbs_links_and_stops_at_a_plain_scope() {
     });
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-
 /// Opens linked scope `level` in a task of the previous one; the last one
 /// cancels itself once every witness is parked.
 fn linked_chain(level: usize, depth: usize, w: Witnesses, parked: Countdown) -> BoxFuture {
@@ -139,8 +135,8 @@ fn linked_chain(level: usize, depth: usize, w: Witnesses, parked: Countdown) -> 
 /// the whole chain to `p`, and the root completes.
 #[test]
 fn deep_chain_of_linked_scopes_in_tasks() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const DEPTH: usize = 64;
         let w = Witnesses::default();
         let parked = Countdown::new(DEPTH + 2);
@@ -181,8 +177,8 @@ fn deep_chain_of_linked_scopes_in_tasks() {
 /// down to the linked scopes below it as `Ancestor`.
 #[test]
 fn cancelling_the_middle_of_a_chain() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let w = Witnesses::default();
         let parked = Countdown::new(4);
         let out = rt.block_on(scope(|_top| {
@@ -232,8 +228,8 @@ fn cancelling_the_middle_of_a_chain() {
 /// (`Ancestor`), and nothing above it.
 #[test]
 fn parent_cancel_reaches_linked_children() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let w = Witnesses::default();
         let parked = Countdown::new(3);
         let out = rt.block_on(scope(|_top| {
@@ -277,8 +273,8 @@ fn parent_cancel_reaches_linked_children() {
 /// cancelled; its body is never polled.
 #[test]
 fn linked_scope_opened_in_a_cancelled_scope_starts_cancelled() {
-    with_deadline(|| {
-        let rt = runtime(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
         let probes = Probes::new(1);
         let out = rt.block_on(scope(|s| {
             let probes = probes.clone();
@@ -299,8 +295,8 @@ fn linked_scope_opened_in_a_cancelled_scope_starts_cancelled() {
 /// unfinished, does not cancel its parent: only `cancel()` crosses a link.
 #[test]
 fn only_cancel_crosses_a_link() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(2);
         let out = rt.block_on(scope(|p| {
             let probes = probes.clone();
@@ -339,8 +335,8 @@ fn only_cancel_crosses_a_link() {
 /// itself, and the runtime serves the next scopes normally.
 #[test]
 fn linked_root_scope_cancels_only_itself() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let out = rt.block_on(linked_scope(|s| async move {
             s.spawn(std::future::pending::<()>());
             s.cancel();

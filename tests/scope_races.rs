@@ -7,28 +7,28 @@
 //! One more test stages, step by step, a scope leaving the tree while a
 //! cancel is still dropping tasks.
 
-mod common;
+mod support;
 
 use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::{linked_scope, scope, CancelHandle, CancelReason, JoinHandle, Scope};
-use common::{arrive_and_park, get, runtime, with_deadline, Countdown, Probes};
 use futures_lite::future;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Barrier};
 use std::task::Poll;
 use std::thread;
+use support::{
+    arrive_and_park, hang_guard, panic_message, runtime, BoxFuture, Clock, Countdown, Counter,
+    Probes,
+};
 
 const ITERATIONS: usize = 300;
 
 /// One thread spawns into a scope while another cancels it.
 #[test]
 fn cancel_races_spawn() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         for _ in 0..ITERATIONS {
             cancel_vs_spawn_once(&rt);
         }
@@ -54,8 +54,8 @@ fn cancel_vs_spawn_once(rt: &Runtime) {
                         i
                     }));
                     if after_cancel {
-                        assert_eq!(get(&probes.slot(i).drops), 1, "refused future kept");
-                        assert_eq!(get(&probes.slot(i).polls), 0, "refused future polled");
+                        assert_eq!(probes[i].drops(), 1, "refused future kept");
+                        assert_eq!(probes[i].polls(), 0, "refused future polled");
                     }
                     (h, after_cancel)
                 })
@@ -84,7 +84,7 @@ fn cancel_vs_spawn_once(rt: &Runtime) {
             Ok(v) => {
                 assert_eq!(v, i);
                 assert!(!after_cancel, "a task spawned after cancel() ran");
-                assert_eq!(get(&probes.slot(i).completions), 1);
+                assert_eq!(probes[i].completions(), 1);
             }
             Err(c) => {
                 assert!(
@@ -94,7 +94,7 @@ fn cancel_vs_spawn_once(rt: &Runtime) {
                     ),
                     "{c}"
                 );
-                assert_eq!(get(&probes.slot(i).completions), 0);
+                assert_eq!(probes[i].completions(), 0);
             }
         }
     }
@@ -108,8 +108,8 @@ fn cancel_vs_spawn_once(rt: &Runtime) {
 /// completed (`Ok`) or was dropped unfinished (`Err`), never both.
 #[test]
 fn cancel_races_task_completion() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         for _ in 0..ITERATIONS {
             cancel_vs_task_completion_once(&rt);
         }
@@ -153,7 +153,7 @@ fn cancel_vs_task_completion_once(rt: &Runtime) {
     assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
     canceller.join().unwrap();
     for (i, h) in handles_rx.recv().unwrap().into_iter().enumerate() {
-        let completions = get(&probes.slot(i).completions);
+        let completions = probes[i].completions();
         match future::block_on(h) {
             Ok(v) => assert_eq!((v, completions), (i, 1)),
             Err(c) => {
@@ -172,8 +172,8 @@ fn cancel_vs_task_completion_once(rt: &Runtime) {
 /// output must agree with whether the cancel took effect.
 #[test]
 fn cancel_races_scope_completion() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let (mut oks, mut errs) = (0, 0);
         for _ in 0..ITERATIONS {
             if cancel_vs_scope_completion_once(&rt) {
@@ -253,8 +253,8 @@ fn cancel_vs_scope_completion_once(rt: &Runtime) -> bool {
 /// Two threads cancel a parent and its child (plain) at the same moment.
 #[test]
 fn parent_and_child_cancelled_at_once() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         for _ in 0..ITERATIONS {
             parent_and_child_once(&rt, false);
         }
@@ -264,8 +264,8 @@ fn parent_and_child_cancelled_at_once() {
 /// Two threads cancel a parent and its linked child at the same moment.
 #[test]
 fn parent_and_linked_child_cancelled_at_once() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         for _ in 0..ITERATIONS {
             parent_and_child_once(&rt, true);
         }
@@ -377,8 +377,8 @@ fn parent_and_child_once(rt: &Runtime, linked: bool) {
 /// every future is dropped exactly once.
 #[test]
 fn many_threads_cancel_one_scope() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         for _ in 0..ITERATIONS {
             const THREADS: usize = 4;
             const N: usize = 8;
@@ -422,24 +422,16 @@ fn many_threads_cancel_one_scope() {
     });
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-
 /// A task that yields, then spawns its successor and ends: a relay that
 /// runs until its scope is cancelled. `spawned` counts spawn calls.
-fn relay(
-    s: Scope,
-    probes: Arc<Probes>,
-    spawned: Arc<AtomicUsize>,
-    n: usize,
-    far: Countdown,
-) -> BoxFuture {
+fn relay(s: Scope, probes: Arc<Probes>, spawned: Counter, n: usize, far: Countdown) -> BoxFuture {
     let wrapped = probes.clone();
     Box::pin(wrapped.wrap(0, async move {
         if n == 20 {
             far.arrive();
         }
         yield_now().await;
-        spawned.fetch_add(1, SeqCst);
+        spawned.inc();
         let next = relay(s.clone(), probes, spawned, n + 1, far);
         drop(s.spawn(next));
     }))
@@ -450,12 +442,12 @@ fn relay(
 /// and none is polled after the cancel (but for polls already begun).
 #[test]
 fn self_spawning_tasks_race_cancel() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         for _ in 0..ITERATIONS / 3 {
             const RELAYS: usize = 4;
             let probes = Probes::new(1);
-            let spawned = Arc::new(AtomicUsize::new(0));
+            let spawned = Counter::new();
             let far = Countdown::new(RELAYS);
             let (tx, rx) = mpsc::channel::<CancelHandle>();
             let canceller = {
@@ -471,7 +463,7 @@ fn self_spawning_tasks_race_cancel() {
                 let (probes, spawned) = (probes.clone(), spawned.clone());
                 async move {
                     for _ in 0..RELAYS {
-                        spawned.fetch_add(1, SeqCst);
+                        spawned.inc();
                         s.spawn(relay(
                             s.clone(),
                             probes.clone(),
@@ -486,15 +478,14 @@ fn self_spawning_tasks_race_cancel() {
             }));
             canceller.join().unwrap();
             assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
-            let slot = probes.slot(0);
             assert_eq!(
-                get(&slot.drops),
-                get(&spawned),
+                probes[0].drops(),
+                spawned.get(),
                 "a spawned future was lost or dropped twice"
             );
             // One poll per worker may have been claimed just before cancel().
             assert!(
-                get(&slot.late_polls) <= 2,
+                probes[0].late_polls() <= 2,
                 "relay tasks ran on after cancel()"
             );
             assert_eq!(rt.live_tasks(), 0);
@@ -558,12 +549,12 @@ fn stuck_scope(
 /// canceller goes on, it must cope with that scope being gone.
 #[test]
 fn cancel_copes_with_a_scope_ending_during_its_batch() {
-    with_deadline(stage_a_scope_ending_during_a_cancel_batch);
+    hang_guard(stage_a_scope_ending_during_a_cancel_batch);
 }
 
 fn stage_a_scope_ending_during_a_cancel_batch() {
     // Two workers stuck in the `x` tasks, one for everything else.
-    let rt = Arc::new(runtime(3));
+    let rt = Arc::new(runtime(Clock::Real, 3));
     let x_probes = Probes::new(2);
     let (handle_tx, handle_rx) = mpsc::channel::<CancelHandle>();
     let (entered_tx, entered_rx) = mpsc::channel::<()>();
@@ -625,8 +616,8 @@ fn stage_a_scope_ending_during_a_cancel_batch() {
     // not yet (then polled again). Wait for that, and for every cancelled
     // `x` scope to leave the tree.
     loop {
-        let dropped = |i: usize| get(&x_probes.slot(i).drops) == 1;
-        let settled = (0..2).all(|i| dropped(i) || get(&x_probes.slot(i).polls) >= 2);
+        let dropped = |i: usize| x_probes[i].drops() == 1;
+        let settled = (0..2).all(|i| dropped(i) || x_probes[i].polls() >= 2);
         let kept = (0..2).filter(|&i| !dropped(i)).count();
         if settled && rt.live_scopes() == 2 + kept {
             break;
@@ -638,7 +629,7 @@ fn stage_a_scope_ending_during_a_cancel_batch() {
     assert!(
         cancelled.is_ok(),
         "cancel() panicked: {}",
-        common::panic_message(&*cancelled.unwrap_err())
+        panic_message(&*cancelled.unwrap_err())
     );
     let out = driver.join().unwrap();
     assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);

@@ -3,53 +3,29 @@
 //! ten thousand tasks in one scope, and a chain of a hundred thousand
 //! nested scopes cancelled from its root.
 
-mod common;
+mod support;
 
 use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::{scope, CancelReason, JoinHandle};
-use common::{arrive_and_park, get, runtime, with_deadline, Countdown, DropCount, Probes};
-use futures_lite::future;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
 use std::thread;
-
-fn assert_empty(rt: &Runtime) {
-    assert_eq!(rt.live_tasks(), 0, "tasks left behind");
-    assert_eq!(rt.live_scopes(), 0, "scopes left behind");
-}
-
-/// Runs `fut` on `rt`; the first time it is `Pending` after `ready` was
-/// set, sets `go`. A scope future that is still pending once its body has
-/// ended is waiting for its children, which `go` then lets finish.
-fn drive_until_waiting<F: Future>(
-    rt: &Runtime,
-    fut: F,
-    ready: &AtomicBool,
-    go: &Event,
-) -> F::Output {
-    let mut fut = Box::pin(fut);
-    rt.block_on(std::future::poll_fn(|cx| {
-        let polled = fut.as_mut().poll(cx);
-        if polled.is_pending() && ready.load(SeqCst) {
-            go.set();
-        }
-        polled
-    }))
-}
+use support::{
+    arrive_and_park, assert_clean, cancel_reasons, drive_until_waiting, hang_guard, runtime,
+    BoxFuture, Clock, Countdown, Counter, Log, Probes,
+};
 
 /// The body ends at once; a task, and a scope nested in another task, are
 /// still running. The scope future stays pending until they have ended.
 #[test]
 fn scope_waits_for_tasks_and_nested_scopes() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let body_ended = AtomicBool::new(false);
         let go = Event::new();
-        let done = Arc::new(AtomicUsize::new(0));
+        let done = Counter::new();
         let fut = scope(|s| {
             let (go, done) = (go.clone(), done.clone());
             let body_ended = &body_ended;
@@ -57,13 +33,13 @@ fn scope_waits_for_tasks_and_nested_scopes() {
                 let (go1, done1) = (go.clone(), done.clone());
                 s.spawn(async move {
                     go1.wait().await;
-                    done1.fetch_add(1, SeqCst);
+                    done1.inc();
                 });
                 s.spawn(scope(move |inner| async move {
                     inner.spawn(async move {
                         go.wait().await;
                         yield_now().await;
-                        done.fetch_add(1, SeqCst);
+                        done.inc();
                     });
                 }));
                 body_ended.store(true, SeqCst);
@@ -73,8 +49,8 @@ fn scope_waits_for_tasks_and_nested_scopes() {
         let out = drive_until_waiting(&rt, fut, &body_ended, &go);
         assert_eq!(out, Ok("body"));
         assert!(go.is_set(), "the scope never waited for its children");
-        assert_eq!(get(&done), 2, "the scope ended before its children");
-        assert_empty(&rt);
+        assert_eq!(done.get(), 2, "the scope ended before its children");
+        assert_clean(&rt);
     });
 }
 
@@ -82,9 +58,9 @@ fn scope_waits_for_tasks_and_nested_scopes() {
 /// cancelling the outer scope reaches both (reason `Ancestor`).
 #[test]
 fn scopes_opened_in_body_and_task_are_children() {
-    with_deadline(|| {
-        let rt = runtime(2);
-        let stash: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
+        let stash: Log<JoinHandle<()>> = Log::new();
         let out = rt.block_on(scope(|p| {
             let stash = stash.clone();
             async move {
@@ -92,13 +68,13 @@ fn scopes_opened_in_body_and_task_are_children() {
                 let (stash2, parked2) = (stash.clone(), parked.clone());
                 p.spawn(scope(move |in_task| async move {
                     let h = in_task.spawn(arrive_and_park(parked2));
-                    stash2.lock().unwrap().push(h);
+                    stash2.push(h);
                     std::future::pending::<()>().await
                 }));
                 let canceller = p.clone();
                 let in_body = scope(move |in_body| async move {
                     let h = in_body.spawn(arrive_and_park(parked.clone()));
-                    stash.lock().unwrap().push(h);
+                    stash.push(h);
                     parked.wait().await;
                     canceller.cancel();
                     std::future::pending::<()>().await
@@ -107,12 +83,11 @@ fn scopes_opened_in_body_and_task_are_children() {
             }
         }));
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
-        let reasons: Vec<_> = std::mem::take(&mut *stash.lock().unwrap())
-            .into_iter()
-            .map(|h| future::block_on(h).unwrap_err().reason().clone())
-            .collect();
-        assert_eq!(reasons, vec![CancelReason::Ancestor; 2]);
-        assert_empty(&rt);
+        assert_eq!(
+            cancel_reasons(stash.drain()),
+            vec![CancelReason::Ancestor; 2]
+        );
+        assert_clean(&rt);
     });
 }
 
@@ -121,8 +96,8 @@ fn scopes_opened_in_body_and_task_are_children() {
 /// cancelling the scope it was made in does not reach it.
 #[test]
 fn scope_first_polled_outside_any_scope_is_a_root() {
-    with_deadline(|| {
-        let rt = Arc::new(runtime(2));
+    hang_guard(|| {
+        let rt = Arc::new(runtime(Clock::Real, 2));
         let release = Event::new();
         let (started_tx, started_rx) = mpsc::channel::<()>();
         let (fut_tx, fut_rx) = mpsc::channel();
@@ -152,17 +127,17 @@ fn scope_first_polled_outside_any_scope_is_a_root() {
         assert!(out.is_err());
         release.set();
         assert_eq!(elsewhere.join().unwrap(), Ok("root ran on"));
-        assert_empty(&rt);
+        assert_clean(&rt);
     });
 }
 
 /// Ten thousand tasks in one scope all run to completion.
 #[test]
 fn ten_thousand_tasks_complete() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const N: usize = 10_000;
-        let ran = Arc::new(AtomicUsize::new(0));
+        let ran = Counter::new();
         let out = rt.block_on(scope(|s| {
             let ran = ran.clone();
             async move {
@@ -173,7 +148,7 @@ fn ten_thousand_tasks_complete() {
                             if i % 2 == 0 {
                                 yield_now().await;
                             }
-                            ran.fetch_add(1, SeqCst);
+                            ran.inc();
                             i
                         })
                     })
@@ -186,16 +161,16 @@ fn ten_thousand_tasks_complete() {
             }
         }));
         assert_eq!(out, Ok((0..N).sum()));
-        assert_eq!(get(&ran), N);
-        assert_empty(&rt);
+        assert_eq!(ran.get(), N);
+        assert_clean(&rt);
     });
 }
 
 /// Ten thousand parked tasks in one scope are all dropped by one cancel.
 #[test]
 fn ten_thousand_tasks_cancelled() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const N: usize = 10_000;
         let probes = Probes::new(N);
         let out = rt.block_on(scope(|s| {
@@ -216,19 +191,17 @@ fn ten_thousand_tasks_cancelled() {
         probes.assert_each_dropped_once();
         probes.assert_no_late_polls();
         assert_eq!(probes.total_completions(), 0);
-        assert_empty(&rt);
+        assert_clean(&rt);
     });
 }
-
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// One level of the chain: a scope whose body spawns a task that opens the
 /// next level. The innermost one sets `bottom` and parks. Every body holds
 /// a drop counter.
-fn level(left: usize, bottom: Event, drops: Arc<AtomicUsize>) -> BoxFuture {
+fn level(left: usize, bottom: Event, drops: Counter) -> BoxFuture {
     Box::pin(async move {
         let _ = scope(move |s| async move {
-            let _guard = DropCount(drops.clone());
+            let _guard = drops.on_drop();
             if left == 0 {
                 bottom.set();
             } else {
@@ -245,7 +218,7 @@ const DEPTH: usize = 100_000;
 /// Builds the chain on `rt`, waits for its innermost scope, optionally
 /// lets `settle` run, then cancels the root and checks the aftermath.
 fn deep_chain(rt: &Runtime, settle: bool) {
-    let drops = Arc::new(AtomicUsize::new(0));
+    let drops = Counter::new();
     let bottom = Event::new();
     let out = rt.block_on(scope(|root| {
         let drops = drops.clone();
@@ -266,8 +239,8 @@ fn deep_chain(rt: &Runtime, settle: bool) {
         }
     }));
     assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
-    assert_eq!(get(&drops), DEPTH);
-    assert_empty(rt);
+    assert_eq!(drops.get(), DEPTH);
+    assert_clean(rt);
 }
 
 /// A chain of 100,000 nested scopes, each opened by a task of the one
@@ -276,22 +249,22 @@ fn deep_chain(rt: &Runtime, settle: bool) {
 /// empty.
 #[test]
 fn hundred_thousand_nested_scopes_cancelled_from_the_root() {
-    with_deadline(|| deep_chain(&runtime(1), true));
+    hang_guard(|| deep_chain(&runtime(Clock::Real, 1), true));
 }
 
 /// The same chain on two workers, cancelled as soon as the innermost body
 /// has run: the task polling the innermost scope may still be in its poll.
 #[test]
 fn hundred_thousand_nested_scopes_cancelled_while_the_innermost_polls() {
-    with_deadline(|| deep_chain(&runtime(2), false));
+    hang_guard(|| deep_chain(&runtime(Clock::Real, 2), false));
 }
 
 /// A wide tree (a hundred child scopes, each with tasks and grandchild
 /// scopes) completes; the same tree cancelled from its root stops all.
 #[test]
 fn wide_tree_completes_and_cancels() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const CHILDREN: usize = 100;
         let out = rt.block_on(scope(|root| async move {
             let children: Vec<_> = (0..CHILDREN)
@@ -325,7 +298,7 @@ fn wide_tree_completes_and_cancels() {
         }));
         let expected: usize = (0..CHILDREN).map(|c| c * 45 + 1).sum();
         assert_eq!(out, Ok(expected));
-        assert_empty(&rt);
+        assert_clean(&rt);
 
         const PER_CHILD: usize = 5;
         let probes = Probes::new(CHILDREN * PER_CHILD);
@@ -354,12 +327,12 @@ fn wide_tree_completes_and_cancels() {
         assert!(out.is_err());
         probes.assert_each_dropped_once();
         probes.assert_no_late_polls();
-        assert_empty(&rt);
+        assert_clean(&rt);
     });
 }
 
 /// One level of a nest of scopes opened directly in bodies.
-fn nest_in_body(left: usize) -> Pin<Box<dyn Future<Output = usize> + Send>> {
+fn nest_in_body(left: usize) -> BoxFuture<usize> {
     Box::pin(async move {
         if left == 0 {
             return 0;
@@ -377,9 +350,9 @@ fn nest_in_body(left: usize) -> Pin<Box<dyn Future<Output = usize> + Send>> {
 /// with every level's value.
 #[test]
 fn scopes_nested_in_bodies() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         assert_eq!(rt.block_on(nest_in_body(200)), 200);
-        assert_empty(&rt);
+        assert_clean(&rt);
     });
 }

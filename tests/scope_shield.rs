@@ -4,23 +4,24 @@
 //! waits for the shield even when the shield's future is dropped; and a
 //! shield opened in an already-cancelled scope still runs.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::sync::Event;
 use cancel_scope::time::{self, move_on_after, sleep, timeout};
 use cancel_scope::{linked_scope, scope, shielded_scope, CancelHandle, CancelReason, Cancelled};
 use std::future::pending;
 use std::time::Duration;
-use toolkit_common::{
-    assert_clean, guard, ms, on_workers, paused, reason_of, secs, Counter, Log, Slot,
+use support::{
+    assert_clean, hang_guard, ms, on_workers, reason_of, runtime, secs, timed, Clock, Counter, Log,
+    Slot,
 };
 
 /// Cancelling the enclosing scope does not reach the shield's body or its
 /// tasks: they run to the end, unaware, and the enclosing scope waits.
 #[test]
 fn an_ancestors_cancel_does_not_reach_inside() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let log = Log::new();
         let (out, elapsed) = on_workers(&rt, {
             let log = log.clone();
@@ -62,14 +63,13 @@ fn an_ancestors_cancel_does_not_reach_inside() {
 /// An ancestor's deadline does not reach inside a shield either.
 #[test]
 fn an_ancestors_deadline_does_not_reach_inside() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let done = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let done = done.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(1));
                     shielded_scope(move |_| async move {
                         sleep(secs(3)).await;
@@ -77,9 +77,8 @@ fn an_ancestors_deadline_does_not_reach_inside() {
                     })
                     .await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(
             out.unwrap_err().reason(),
@@ -96,14 +95,13 @@ fn an_ancestors_deadline_does_not_reach_inside() {
 /// the scope waits for it.
 #[test]
 fn dropping_the_shield_future_does_not_stop_it() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let done = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let done = done.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     let canceller = s.clone();
                     s.spawn(async move {
                         sleep(secs(1)).await;
@@ -117,9 +115,8 @@ fn dropping_the_shield_future_does_not_stop_it() {
                     .await;
                     unreachable!("the body was dropped, not resumed: {r:?}");
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert!(out.is_err());
         assert_eq!(elapsed, secs(3));
@@ -132,8 +129,8 @@ fn dropping_the_shield_future_does_not_stop_it() {
 /// body goes on, and the scope around it still waits for it.
 #[test]
 fn a_timed_out_shield_still_finishes_and_is_waited_for() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let log = Log::new();
         let elapsed = on_workers(&rt, {
             let log = log.clone();
@@ -172,8 +169,8 @@ fn a_timed_out_shield_still_finishes_and_is_waited_for() {
 /// behind.
 #[test]
 fn a_shield_outlives_a_dropped_scope_future() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let log = Log::new();
         let elapsed = on_workers(&rt, {
             let log = log.clone();
@@ -209,8 +206,8 @@ fn a_shield_outlives_a_dropped_scope_future() {
 /// When nothing cancels it, a shield resolves to its body's output.
 #[test]
 fn a_shield_returns_its_bodys_output() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let out = on_workers(&rt, async {
             scope(|_| async {
                 shielded_scope(|sh| async move {
@@ -233,8 +230,8 @@ fn a_shield_returns_its_bodys_output() {
 /// shield resolves to `Err(Explicit)`, while the scope around it goes on.
 #[test]
 fn a_shields_own_cancel_works() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
@@ -273,8 +270,8 @@ fn a_shields_own_cancel_works() {
 /// while the cancelled scope around it waits for it.
 #[test]
 fn a_shield_cancelled_through_its_handle_while_its_parent_waits() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let handle: Slot<CancelHandle> = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
@@ -318,18 +315,19 @@ fn a_shield_cancelled_through_its_handle_while_its_parent_waits() {
 /// cancelled: it bounds how long the enclosing scope waits.
 #[test]
 fn a_shields_own_deadline_works() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         // Awaited directly, nothing else cancelled.
-        let (r, at) = on_workers(&rt, async {
-            let t0 = time::now();
-            let r = shielded_scope(|sh| async move {
-                sh.cancel_after(secs(2));
-                sleep(secs(3600)).await;
-            })
-            .await;
-            (r, time::now() - t0)
-        });
+        let (r, at) = on_workers(
+            &rt,
+            timed(async {
+                shielded_scope(|sh| async move {
+                    sh.cancel_after(secs(2));
+                    sleep(secs(3600)).await;
+                })
+                .await
+            }),
+        );
         assert_eq!(
             r.unwrap_err().reason(),
             &CancelReason::Deadline { after: secs(2) }
@@ -342,9 +340,8 @@ fn a_shields_own_deadline_works() {
         let shield: Slot<CancelHandle> = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
             let shield = shield.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(1));
                     shielded_scope(move |sh| async move {
                         shield.put(sh.cancel_handle());
@@ -353,9 +350,8 @@ fn a_shields_own_deadline_works() {
                     })
                     .await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert!(matches!(
             out.unwrap_err().reason(),
@@ -369,18 +365,19 @@ fn a_shields_own_deadline_works() {
         assert_clean(&rt);
 
         // `move_on_after` inside a shield.
-        let (r, at) = on_workers(&rt, async {
-            let t0 = time::now();
-            let r = scope(|s| async move {
-                s.cancel_after(ms(10));
-                shielded_scope(move |_| async move {
-                    move_on_after(secs(1), |_| sleep(secs(3600))).await
+        let (r, at) = on_workers(
+            &rt,
+            timed(async {
+                scope(|s| async move {
+                    s.cancel_after(ms(10));
+                    shielded_scope(move |_| async move {
+                        move_on_after(secs(1), |_| sleep(secs(3600))).await
+                    })
+                    .await
                 })
                 .await
-            })
-            .await;
-            (r, time::now() - t0)
-        });
+            }),
+        );
         assert!(r.is_err());
         assert_eq!(at, secs(1));
         assert_clean(&rt);
@@ -392,8 +389,8 @@ fn a_shields_own_deadline_works() {
 /// including scopes opened after the ancestor was cancelled.
 #[test]
 fn nested_scopes_under_a_shield_are_protected() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let log: Log<(&'static str, Result<Duration, Cancelled>)> = Log::new();
         let (out, elapsed) = on_workers(&rt, {
             let log = log.clone();
@@ -471,8 +468,8 @@ fn nested_scopes_under_a_shield_are_protected() {
 /// starts cancelled, and `spawn` is refused.
 #[test]
 fn a_shield_opened_in_an_already_cancelled_scope_still_runs() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let log = Log::new();
         let (out, elapsed) = on_workers(&rt, {
             let log = log.clone();
@@ -523,14 +520,13 @@ fn a_shield_opened_in_an_already_cancelled_scope_still_runs() {
 /// cancelled can open a shield for its cleanup.
 #[test]
 fn a_cancelled_task_can_open_a_shield_for_cleanup() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let cleaned = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let cleaned = cleaned.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     let me = s.clone();
                     s.spawn(async move {
                         sleep(secs(1)).await;
@@ -545,9 +541,8 @@ fn a_cancelled_task_can_open_a_shield_for_cleanup() {
                     });
                     pending::<()>().await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert!(out.is_err());
         assert_eq!(cleaned.get(), 1);

@@ -1,19 +1,17 @@
 //! The two seed examples, as tests: a group of sleeping tasks cancelled at
 //! once, and an inner linked scope whose cancellation reaches the outer one.
 
-mod common;
+mod support;
 
 use cancel_scope::{linked_scope, runtime, scope, time::sleep, CancelReason, Cancelled};
-use common::{get, runtime, with_deadline, Probes};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{hang_guard, runtime, Clock, Counter, Probes, Slot};
 
 /// Seed example 1, on the default runtime exactly as the README tells it.
 #[test]
 fn four_sleeping_tasks_cancelled_end_at_once() {
-    with_deadline(|| {
-        let woke = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let woke = Counter::new();
         let start = Instant::now();
         let out = runtime::block_on(scope(|s| {
             let woke = woke.clone();
@@ -22,7 +20,7 @@ fn four_sleeping_tasks_cancelled_end_at_once() {
                     let woke = woke.clone();
                     s.spawn(async move {
                         sleep(Duration::from_secs(secs)).await;
-                        woke.fetch_add(1, SeqCst);
+                        woke.inc();
                     });
                 }
                 s.cancel();
@@ -33,7 +31,7 @@ fn four_sleeping_tasks_cancelled_end_at_once() {
         // The shortest sleep is one second: ending well before it means no
         // task slept on.
         assert!(elapsed < Duration::from_millis(900), "took {elapsed:?}");
-        assert_eq!(get(&woke), 0, "no sleep ran to its end");
+        assert_eq!(woke.get(), 0, "no sleep ran to its end");
     });
 }
 
@@ -41,8 +39,8 @@ fn four_sleeping_tasks_cancelled_end_at_once() {
 /// exactly once and the runtime is empty afterwards.
 #[test]
 fn four_sleeping_tasks_cancelled_drop_every_future() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(4);
         let start = Instant::now();
         let out = rt.block_on(scope(|s| {
@@ -69,9 +67,9 @@ fn four_sleeping_tasks_cancelled_drop_every_future() {
 /// scope that cancels itself; the link cancels the outer scope.
 #[test]
 fn linked_inner_scope_cancels_outer() {
-    with_deadline(|| {
+    hang_guard(|| {
         let forever = cancel_scope::sync::Event::new();
-        let inner_result: Arc<Mutex<Option<Result<(), Cancelled>>>> = Arc::default();
+        let inner_result: Slot<Result<(), Cancelled>> = Slot::new();
         let recorded = inner_result.clone();
         let out = runtime::block_on(scope(|outer| async move {
             outer.spawn(async move {
@@ -83,13 +81,16 @@ fn linked_inner_scope_cancels_outer() {
                     inner.cancel();
                 })
                 .await;
-                *recorded.lock().unwrap() = Some(inner);
+                recorded.put(inner);
             });
         }));
         let cancelled = out.unwrap_err();
         assert_eq!(cancelled.reason(), &CancelReason::LinkedChild);
-        let inner = inner_result.lock().unwrap().take();
-        let inner = inner.expect("the inner scope ended within the task's poll");
+        assert!(
+            inner_result.is_some(),
+            "the inner scope ended within the task's poll"
+        );
+        let inner = inner_result.take();
         assert_eq!(
             inner.unwrap_err().reason(),
             &CancelReason::Explicit,
@@ -101,8 +102,8 @@ fn linked_inner_scope_cancels_outer() {
 /// Seed example 2 on a dedicated runtime, with the forever task probed.
 #[test]
 fn linked_inner_scope_cancels_outer_and_drops_forever_task() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(1);
         let forever = cancel_scope::sync::Event::new();
         let out = rt.block_on(scope(|outer| {

@@ -1,35 +1,53 @@
-//! Stress tests: very many tasks through one scope, and random trees of
-//! plain and linked scopes, grown by tasks that open nested scopes,
-//! cancelled at random moments from several OS threads while they are
-//! still growing.
+//! Stress: the runtime under load, and cancels racing a growing tree.
 //!
-//! Every future is tracked: none may be polled after a cancel that reached
-//! its scope returned (beyond the one poll a worker had already claimed),
-//! none spawned into a cancelled scope may be polled at all, each is
-//! dropped exactly once, and the runtime's live task and scope counts are
-//! back to zero at the end.
+//! - Many tasks through one scope (50,000; a million in the long run):
+//!   half spawned by the body and detached (the injector path), half
+//!   spawned by four spawner tasks and joined in batches of 1,000 (the
+//!   workers' local queues). Every task runs once, every future is
+//!   dropped once, and nothing stays live.
+//! - As many tasks parked on an event, then their scope cancelled: every
+//!   future is dropped once, none runs on, and nothing stays live.
+//! - Random trees of plain and linked scopes (96 trees of up to 3,000
+//!   tasks; 2,000 of up to 20,000 in the long run; depth 2 to 7, fan-out
+//!   2 to 10), grown by scope bodies and by tasks that open nested scopes,
+//!   while one to three OS threads cancel random scopes at random moments
+//!   (then the root is cancelled). Every future is probed: one spawned
+//!   into a cancelled scope is never polled; any other begins at most one
+//!   poll after a cancel that reached its scope has returned (the poll a
+//!   worker had already claimed); none is polled after `Ready`; each is
+//!   dropped exactly once; no task, scope or timer is left.
+//! - Two staged races: a scope that ends while a cancel is still dropping
+//!   another scope's tasks (`cancel()` must return normally, and
+//!   everything end), and, 2,000 times, two tasks that spin until both
+//!   run, spawned right after a timer woke a worker (an idle worker must
+//!   take the second).
 //!
-//! The default runs are short; the long ones are `#[ignore]`d:
+//! The long runs are `#[ignore]`d:
 //! `cargo test --release --test stress -- --ignored --nocapture`.
-//! `RELIABILITY_SEED=<n>` replays the random trees of one seed.
+//! The random trees print their seed; `RELIABILITY_SEED=<n> cargo test
+//! --test stress random_trees -- --nocapture` replays its tree shapes.
+//! Under Miri the runs shrink themselves (64 tasks, 2 trees of 40 tasks).
 
-mod reliability_common;
+#[path = "support/reliability.rs"]
+mod reliability;
+mod support;
 
 use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::time::sleep;
 use cancel_scope::{linked_scope, scope, CancelHandle, CancelReason, Scope};
-use reliability_common::{
-    hang_guard, hang_guard_for, runtime, seed, wait_until, BoxFuture, DropCounter, Probe, Rng,
-    Tracked, Violations,
-};
+use reliability::{seed, Rng, Spinners};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::{
+    hang_guard, hang_guard_for, panic_message, runtime, wait_until, BoxFuture, Clock, Counter,
+    Fence, Probe, Probed,
+};
 
 /// Tasks in the short "many tasks" runs (the long runs use one million).
 const SHORT_TASKS: usize = if cfg!(miri) { 64 } else { 50_000 };
@@ -46,9 +64,9 @@ const LONG_LIMIT: Duration = Duration::from_secs(1800);
 /// to the workers' local queues) and joined in batches. Every task runs
 /// once, every future is dropped once, and nothing stays live.
 fn many_tasks_complete(n: usize) -> Duration {
-    let rt = runtime("stress-many", 2);
-    let ran = Arc::new(AtomicUsize::new(0));
-    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = runtime(Clock::Real, 2);
+    let ran = Counter::new();
+    let drops = Counter::new();
     let start = Instant::now();
     let out = rt.block_on(scope(|s| {
         let (ran, drops) = (ran.clone(), drops.clone());
@@ -56,10 +74,10 @@ fn many_tasks_complete(n: usize) -> Duration {
             let spawners = 4;
             let detached = n - n / 2;
             for _ in 0..detached {
-                let (ran, guard) = (ran.clone(), DropCounter(drops.clone()));
+                let (ran, guard) = (ran.clone(), drops.on_drop());
                 drop(s.spawn(async move {
                     let _guard = guard;
-                    ran.fetch_add(1, SeqCst);
+                    ran.inc();
                 }));
             }
             let joined = n / 2;
@@ -73,10 +91,10 @@ fn many_tasks_complete(n: usize) -> Duration {
                         left -= batch;
                         let handles: Vec<_> = (0..batch)
                             .map(|j| {
-                                let (ran, guard) = (ran.clone(), DropCounter(drops.clone()));
+                                let (ran, guard) = (ran.clone(), drops.on_drop());
                                 s2.spawn(async move {
                                     let _guard = guard;
-                                    ran.fetch_add(1, SeqCst);
+                                    ran.inc();
                                     j
                                 })
                             })
@@ -93,12 +111,8 @@ fn many_tasks_complete(n: usize) -> Duration {
     assert!(out.is_ok(), "the scope was not cancelled: {out:?}");
     // Joined spawns' handles wait on the spawner tasks, so by the time the
     // scope ends every task has run and been released.
-    assert_eq!(ran.load(SeqCst), n, "every task ran exactly once");
-    assert_eq!(
-        drops.load(SeqCst),
-        n,
-        "every future was dropped exactly once"
-    );
+    assert_eq!(ran.get(), n, "every task ran exactly once");
+    assert_eq!(drops.get(), n, "every future was dropped exactly once");
     assert_eq!(rt.live_tasks(), 0);
     assert_eq!(rt.live_scopes(), 0);
     elapsed
@@ -107,10 +121,10 @@ fn many_tasks_complete(n: usize) -> Duration {
 /// `n` tasks parked in one scope, then cancelled at once: every future is
 /// dropped exactly once, none completes, nothing stays live.
 fn many_tasks_cancelled(n: usize) -> Duration {
-    let rt = runtime("stress-park", 2);
-    let polled = Arc::new(AtomicUsize::new(0));
-    let finished = Arc::new(AtomicUsize::new(0));
-    let drops = Arc::new(AtomicUsize::new(0));
+    let rt = runtime(Clock::Real, 2);
+    let polled = Counter::new();
+    let finished = Counter::new();
+    let drops = Counter::new();
     let all_parked = Event::new();
     let forever = Event::new();
     let start = Instant::now();
@@ -121,14 +135,14 @@ fn many_tasks_cancelled(n: usize) -> Duration {
             for _ in 0..n {
                 let (polled, finished) = (polled.clone(), finished.clone());
                 let (all_parked, forever) = (all_parked.clone(), forever.clone());
-                let guard = DropCounter(drops.clone());
+                let guard = drops.on_drop();
                 s.spawn(async move {
                     let _guard = guard;
-                    if polled.fetch_add(1, SeqCst) + 1 == n {
+                    if polled.inc() == n {
                         all_parked.set();
                     }
                     forever.wait().await;
-                    finished.fetch_add(1, SeqCst);
+                    finished.inc();
                 });
             }
             all_parked.wait().await;
@@ -139,13 +153,9 @@ fn many_tasks_cancelled(n: usize) -> Duration {
     let elapsed = start.elapsed();
     let err = out.expect_err("the scope was cancelled");
     assert_eq!(err.reason(), &CancelReason::Explicit);
-    assert_eq!(polled.load(SeqCst), n);
-    assert_eq!(finished.load(SeqCst), 0, "no parked task ran on");
-    assert_eq!(
-        drops.load(SeqCst),
-        n,
-        "every future was dropped exactly once"
-    );
+    assert_eq!(polled.get(), n);
+    assert_eq!(finished.get(), 0, "no parked task ran on");
+    assert_eq!(drops.get(), n, "every future was dropped exactly once");
     assert_eq!(rt.live_tasks(), 0);
     assert_eq!(rt.live_scopes(), 0);
     elapsed
@@ -153,13 +163,13 @@ fn many_tasks_cancelled(n: usize) -> Duration {
 
 #[test]
 fn fifty_thousand_tasks_through_one_scope() {
-    let t = hang_guard("50k tasks", || many_tasks_complete(SHORT_TASKS));
+    let t = hang_guard(|| many_tasks_complete(SHORT_TASKS));
     println!("{SHORT_TASKS} tasks completed through one scope in {t:?}");
 }
 
 #[test]
 fn fifty_thousand_parked_tasks_cancelled() {
-    let t = hang_guard("50k parked", || many_tasks_cancelled(SHORT_TASKS));
+    let t = hang_guard(|| many_tasks_cancelled(SHORT_TASKS));
     println!("{SHORT_TASKS} parked tasks spawned and cancelled in {t:?}");
 }
 
@@ -208,8 +218,8 @@ impl Drop for HoldCanceller {
 /// scope `Q`. `cancel()` must still return normally, and everything end.
 #[test]
 fn cancel_returns_when_a_scope_ends_during_the_cancel() {
-    hang_guard("cancel vs a scope ending", || {
-        let rt = Arc::new(runtime("stress-release", 2));
+    hang_guard(|| {
+        let rt = Arc::new(runtime(Clock::Real, 2));
         let started = Arc::new(AtomicBool::new(false));
         let finish_task = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel::<CancelHandle>();
@@ -219,7 +229,7 @@ fn cancel_returns_when_a_scope_ends_during_the_cancel() {
                 let handle = rx.recv().expect("the scope's cancel handle");
                 wait_until("the task to run", || started.load(SeqCst));
                 std::panic::catch_unwind(AssertUnwindSafe(|| handle.cancel()))
-                    .map_err(|p| reliability_common::panic_message(&*p))
+                    .map_err(|p| panic_message(&*p))
             })
         };
         // The scope future runs on a thread of its own: if `cancel()` fails
@@ -284,31 +294,10 @@ fn cancel_returns_when_a_scope_ends_during_the_cancel() {
 /// yielding, until both run. They meet only if both workers pick one up;
 /// returns false if they did not within `limit`.
 fn spinners_meet_after_a_timer(rt: &Runtime, limit: Duration) -> bool {
-    let arrived = Arc::new(AtomicUsize::new(0));
     let out = rt.block_on(scope(|s| async move {
         let mut timer = Box::pin(sleep(Duration::from_secs(3600)));
         assert!(futures_lite::future::poll_once(&mut timer).await.is_none());
-        let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let arrived = arrived.clone();
-                s.spawn(async move {
-                    arrived.fetch_add(1, SeqCst);
-                    let start = Instant::now();
-                    while arrived.load(SeqCst) < 2 {
-                        if start.elapsed() > limit {
-                            return false;
-                        }
-                        std::hint::spin_loop();
-                    }
-                    true
-                })
-            })
-            .collect();
-        let mut met = true;
-        for h in handles {
-            met &= h.await == Ok(true);
-        }
-        met
+        Spinners::spawn(&s, 2, limit).met().await
     }));
     out == Ok(true)
 }
@@ -320,8 +309,8 @@ fn spinners_meet_after_a_timer(rt: &Runtime, limit: Duration) -> bool {
 /// task waits in the busy worker's queue while the other worker sleeps.
 #[test]
 fn an_idle_worker_is_woken_for_a_task_queued_behind_a_busy_one() {
-    hang_guard("idle worker wake-up", || {
-        let rt = runtime("stress-wake", 2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let rounds = if cfg!(miri) { 5 } else { 2000 };
         for round in 0..rounds {
             assert!(
@@ -350,13 +339,13 @@ struct Gate {
 #[derive(Default)]
 struct GateState {
     running: usize,
-    ready: Vec<Arc<AtomicBool>>,
+    ready: Vec<Fence>,
 }
 
 impl Gate {
     /// Cancels `handle`'s scope; `covers` is the flag of the highest scope
     /// this cancel reaches (through links).
-    fn cancel(&self, handle: &CancelHandle, covers: &Arc<AtomicBool>) {
+    fn cancel(&self, handle: &CancelHandle, covers: &Fence) {
         self.state.lock().unwrap().running += 1;
         handle.cancel();
         // An ended scope is not cancelled by a late handle: then nothing
@@ -375,12 +364,59 @@ impl Gate {
     }
 }
 
+/// One future of a random tree, as its probe saw it.
+///
+/// Its fences are the flags of its scope and of that scope's ancestors. A
+/// flag is raised right after a `cancel()` that reaches the scope has
+/// returned (and every cancel running at the same time has returned too).
+/// From then on the future may not be polled again, except for one poll
+/// that a worker had already claimed when the cancel ran: that worker
+/// enters the poll a moment later, and drops the future when the poll
+/// returns. So: a future created while a flag was already up must never
+/// be polled (its spawn was refused), and any other future may begin at
+/// most one poll after a flag went up.
+struct Tracked {
+    probe: Arc<Probe>,
+    /// A fence was already up when the future was created.
+    born_cancelled: bool,
+}
+
+impl Tracked {
+    /// The rules above that this future broke, and the rules that every
+    /// future keeps: never polled after `Ready`, dropped exactly once.
+    fn broken_rules(&self) -> Vec<String> {
+        let p = &self.probe;
+        let mut broken = Vec::new();
+        if self.born_cancelled {
+            if p.polls() > 0 {
+                broken.push("spawned into a cancelled scope, it was polled".to_string());
+            }
+        } else if p.late_polls() > 1 {
+            broken.push(format!(
+                "polled {} times after its scope's cancel() returned",
+                p.late_polls()
+            ));
+        }
+        if p.polls_after_ready() > 0 {
+            broken.push("polled after it returned Ready".to_string());
+        }
+        if p.drops() != 1 {
+            broken.push(format!(
+                "dropped {} times (polled {}, completed {})",
+                p.drops(),
+                p.polls(),
+                p.completions()
+            ));
+        }
+        broken
+    }
+}
+
 /// One random tree and everything the checks need.
 struct Forest {
-    violations: Arc<Violations>,
-    probes: Mutex<Vec<Arc<Probe>>>,
+    tracked: Mutex<Vec<Tracked>>,
     /// Every scope opened so far, for the cancelling threads.
-    scopes: Mutex<Vec<(CancelHandle, Arc<AtomicBool>)>>,
+    scopes: Mutex<Vec<(CancelHandle, Fence)>>,
     gate: Gate,
     /// Tasks that may still be spawned.
     budget: AtomicIsize,
@@ -401,19 +437,23 @@ struct Forest {
 struct Place {
     scope: Scope,
     /// The flags of this scope and its ancestors.
-    watch: Arc<[Arc<AtomicBool>]>,
+    watch: Arc<[Fence]>,
     /// The flag of the scope a `cancel()` of this one reaches: its own, or
     /// for a linked scope its parent's `covers`.
-    covers: Arc<AtomicBool>,
+    covers: Fence,
     depth: usize,
 }
 
 impl Forest {
-    fn track<F: Future>(&self, fut: F, watch: &Arc<[Arc<AtomicBool>]>) -> Tracked<F> {
+    fn track<F: Future>(&self, fut: F, watch: &Arc<[Fence]>) -> Probed<F> {
         self.created.fetch_add(1, SeqCst);
-        let probe = Arc::new(Probe::default());
-        self.probes.lock().unwrap().push(probe.clone());
-        Tracked::new(fut, probe, watch.clone(), self.violations.clone())
+        let probe = Probe::new();
+        let born_cancelled = watch.iter().any(|f| f.load(SeqCst));
+        self.tracked.lock().unwrap().push(Tracked {
+            probe: probe.clone(),
+            born_cancelled,
+        });
+        Probed::new(fut, probe, watch.clone())
     }
 
     fn take_budget(&self) -> bool {
@@ -427,7 +467,7 @@ impl Forest {
             .push((at.scope.cancel_handle(), at.covers.clone()));
     }
 
-    fn cancel(&self, handle: &CancelHandle, covers: &Arc<AtomicBool>) {
+    fn cancel(&self, handle: &CancelHandle, covers: &Fence) {
         let point = self.created.load(SeqCst);
         self.cancel_points.lock().unwrap().push(point);
         self.gate.cancel(handle, covers);
@@ -492,8 +532,8 @@ fn leaf(f: Arc<Forest>, at: Place, mut rng: Rng) -> BoxFuture {
 /// A task that opens a nested scope (plain or linked) and runs a random
 /// body in it.
 fn nested(f: Arc<Forest>, at: &Place, rng: Rng, linked: bool) -> BoxFuture {
-    let flag = Arc::new(AtomicBool::new(false));
-    let watch: Arc<[Arc<AtomicBool>]> = at.watch.iter().cloned().chain([flag.clone()]).collect();
+    let flag = Fence::default();
+    let watch: Arc<[Fence]> = at.watch.iter().cloned().chain([flag.clone()]).collect();
     let covers = if linked { at.covers.clone() } else { flag };
     let depth = at.depth + 1;
     let open = move |s: Scope| {
@@ -580,8 +620,7 @@ struct Totals {
 fn run_tree(rt: &Runtime, tree_seed: u64, budget: usize) -> Totals {
     let mut rng = Rng::new(tree_seed);
     let f = Arc::new(Forest {
-        violations: Arc::new(Violations::default()),
-        probes: Mutex::new(Vec::new()),
+        tracked: Mutex::new(Vec::new()),
         scopes: Mutex::new(Vec::new()),
         gate: Gate::default(),
         budget: AtomicIsize::new(budget as isize),
@@ -616,7 +655,7 @@ fn run_tree(rt: &Runtime, tree_seed: u64, budget: usize) -> Totals {
             f.cancel(&root.0, &root.1);
         })
     };
-    let root_flag = Arc::new(AtomicBool::new(false));
+    let root_flag = Fence::default();
     let body_rng = rng.fork();
     let out = rt.block_on(scope(|s| {
         let place = Place {
@@ -632,18 +671,21 @@ fn run_tree(rt: &Runtime, tree_seed: u64, budget: usize) -> Totals {
     closer.join().expect("the closer thread");
 
     let context = format!("tree seed {tree_seed}");
-    f.violations.assert_none(&context);
-    let probes = f.probes.lock().unwrap();
-    for (i, p) in probes.iter().enumerate() {
-        assert_eq!(
-            p.drops(),
-            1,
-            "{context}: future {i} dropped {} times (polled {}, completed {})",
-            p.drops(),
-            p.polls(),
-            p.completed()
-        );
-    }
+    let tracked = f.tracked.lock().unwrap();
+    let broken: Vec<String> = tracked
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| {
+            let rules = t.broken_rules().into_iter();
+            rules.map(move |rule| format!("future {i}: {rule}"))
+        })
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "{context}: {} broken rules, first ones: {:#?}",
+        broken.len(),
+        &broken[..broken.len().min(10)]
+    );
     assert_eq!(
         rt.live_tasks(),
         0,
@@ -659,11 +701,11 @@ fn run_tree(rt: &Runtime, tree_seed: u64, budget: usize) -> Totals {
     let scopes = f.scopes.lock().unwrap().len();
     Totals {
         trees: 1,
-        futures: probes.len(),
+        futures: tracked.len(),
         scopes,
         cancels: points.len(),
-        cancels_while_spawning: points.iter().filter(|&&p| p < probes.len()).count(),
-        late_polls: probes.iter().map(|p| p.late_polls.load(SeqCst)).sum(),
+        cancels_while_spawning: points.iter().filter(|&&p| p < tracked.len()).count(),
+        late_polls: tracked.iter().map(|t| t.probe.late_polls()).sum(),
         completed_trees: usize::from(out.is_ok()),
     }
 }
@@ -692,7 +734,7 @@ fn random_trees(trees: usize, budget: usize, default_seed: u64) {
     for i in 0..trees {
         if i % 8 == 0 {
             let workers = 1 + rng.below(4) as usize;
-            rt = Some(Arc::new(runtime("stress-tree", workers)));
+            rt = Some(Arc::new(runtime(Clock::Real, workers)));
         }
         let tree_seed = rng.next_u64();
         let tree_rt = rt.clone().unwrap();

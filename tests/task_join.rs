@@ -2,25 +2,27 @@
 //! task runs on and its scope waits for it), refused spawns, cancelled
 //! tasks, and exactly-once delivery or drop of every output.
 
-mod common;
+mod support;
 
 use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::{scope, CancelReason, JoinHandle, Scope};
-use common::{expect_panic, get, runtime, with_deadline, DropCount, Probes};
 use futures_lite::future;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::thread;
+use support::{
+    drive_until_waiting, expect_panic, hang_guard, runtime, Clock, Counter, OnDrop, Probes,
+};
 
 /// Handles resolve to their task's output, in whatever order they are
 /// awaited, from the body or from another task.
 #[test]
 fn handles_return_task_outputs() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let out = rt.block_on(scope(|s| async move {
             let a = s.spawn(async { 1u8 });
             let b = s.spawn(async {
@@ -42,8 +44,8 @@ fn handles_return_task_outputs() {
 /// A thousand handles, each with its own output.
 #[test]
 fn many_handles() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let out = rt.block_on(scope(|s| async move {
             let handles: Vec<_> = (0..1000u64)
                 .map(|i| s.spawn(async move { i * i }))
@@ -63,12 +65,12 @@ fn many_handles() {
 /// future, its body done, has been seen waiting.
 #[test]
 fn dropped_handle_detaches_and_the_scope_waits() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let go = Event::new();
         let finished = Arc::new(AtomicBool::new(false));
         let body_ended = AtomicBool::new(false);
-        let mut fut = Box::pin(scope(|s| {
+        let fut = scope(|s| {
             let (go, finished, body_ended) = (go.clone(), finished.clone(), &body_ended);
             async move {
                 let handle = s.spawn(async move {
@@ -80,14 +82,8 @@ fn dropped_handle_detaches_and_the_scope_waits() {
                 body_ended.store(true, SeqCst);
                 "body ended first"
             }
-        }));
-        let out = rt.block_on(std::future::poll_fn(|cx| {
-            let polled = fut.as_mut().poll(cx);
-            if polled.is_pending() && body_ended.load(SeqCst) {
-                go.set();
-            }
-            polled
-        }));
+        });
+        let out = drive_until_waiting(&rt, fut, &body_ended, &go);
         assert_eq!(out, Ok("body ended first"));
         assert!(go.is_set(), "the scope did not wait for its detached task");
         assert!(
@@ -101,8 +97,8 @@ fn dropped_handle_detaches_and_the_scope_waits() {
 /// A handle kept after its scope ended still yields the output.
 #[test]
 fn handle_outlives_its_scope() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let (tx, rx) = mpsc::channel::<JoinHandle<&'static str>>();
         let out = rt.block_on(scope(|s| async move {
             tx.send(s.spawn(async { "kept" })).unwrap();
@@ -117,8 +113,8 @@ fn handle_outlives_its_scope() {
 /// there.
 #[test]
 fn handle_awaited_from_another_scope() {
-    with_deadline(|| {
-        let rt = Arc::new(runtime(2));
+    hang_guard(|| {
+        let rt = Arc::new(runtime(Clock::Real, 2));
         let (tx, rx) = mpsc::channel::<JoinHandle<u32>>();
         let release = Event::new();
         let other = {
@@ -152,8 +148,8 @@ fn handle_awaited_from_another_scope() {
 /// woken with `Err` when its task's scope is cancelled.
 #[test]
 fn waiting_handle_is_woken_by_cancel() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let (tx, rx) = mpsc::channel::<JoinHandle<()>>();
         let (registered_tx, registered_rx) = mpsc::channel::<()>();
         let waiter = thread::spawn(move || {
@@ -185,14 +181,14 @@ fn waiting_handle_is_woken_by_cancel() {
 /// waiting), or dropped with the handle that kept it.
 #[test]
 fn outputs_are_dropped_exactly_once() {
-    with_deadline(|| {
-        let rt = runtime(2);
-        let awaited = Arc::new(AtomicUsize::new(0));
-        let detached_early = Arc::new(AtomicUsize::new(0));
-        let detached_late = Arc::new(AtomicUsize::new(0));
-        let detached_waiting = Arc::new(AtomicUsize::new(0));
-        let kept = Arc::new(AtomicUsize::new(0));
-        let (kept_tx, kept_rx) = mpsc::channel::<JoinHandle<DropCount>>();
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
+        let awaited = Counter::new();
+        let detached_early = Counter::new();
+        let detached_late = Counter::new();
+        let detached_waiting = Counter::new();
+        let kept = Counter::new();
+        let (kept_tx, kept_rx) = mpsc::channel::<JoinHandle<OnDrop>>();
         let out = rt.block_on(scope(|s| {
             let (awaited, early, late, waiting, kept) = (
                 awaited.clone(),
@@ -204,14 +200,14 @@ fn outputs_are_dropped_exactly_once() {
             let rt = &rt;
             async move {
                 // Awaited: the output moves to the awaiting code.
-                let v = s.spawn(async move { DropCount(awaited.clone()) }).await;
+                let v = s.spawn(async move { awaited.on_drop() }).await;
                 drop(v);
                 // Detached before the task ends: the task drops its output.
                 let gate = Event::new();
                 let opener = gate.clone();
                 drop(s.spawn(async move {
                     gate.wait().await;
-                    DropCount(early)
+                    early.on_drop()
                 }));
                 opener.set();
                 // Polled once (its waker left in the slot), then detached
@@ -220,33 +216,33 @@ fn outputs_are_dropped_exactly_once() {
                 let opener = gate.clone();
                 let mut h = s.spawn(async move {
                     gate.wait().await;
-                    DropCount(waiting)
+                    waiting.on_drop()
                 });
                 assert!(future::poll_once(&mut h).await.is_none());
                 drop(h);
                 opener.set();
                 // Detached after the task ended: the handle drops the
                 // stored output.
-                let h = s.spawn(async move { DropCount(late) });
+                let h = s.spawn(async move { late.on_drop() });
                 while rt.live_tasks() != 0 {
                     yield_now().await;
                 }
                 drop(h);
                 // Kept beyond the scope.
                 kept_tx
-                    .send(s.spawn(async move { DropCount(kept) }))
+                    .send(s.spawn(async move { kept.on_drop() }))
                     .unwrap();
             }
         }));
         assert!(out.is_ok());
-        assert_eq!(get(&awaited), 1);
-        assert_eq!(get(&detached_early), 1);
-        assert_eq!(get(&detached_late), 1);
-        assert_eq!(get(&detached_waiting), 1);
+        assert_eq!(awaited.get(), 1);
+        assert_eq!(detached_early.get(), 1);
+        assert_eq!(detached_late.get(), 1);
+        assert_eq!(detached_waiting.get(), 1);
         let h = kept_rx.recv().unwrap();
-        assert_eq!(get(&kept), 0, "the output waits in the kept handle");
+        assert_eq!(kept.get(), 0, "the output waits in the kept handle");
         drop(h);
-        assert_eq!(get(&kept), 1);
+        assert_eq!(kept.get(), 1);
     });
 }
 
@@ -254,8 +250,8 @@ fn outputs_are_dropped_exactly_once() {
 /// the future is dropped unpolled and the handle yields `ScopeEnded`.
 #[test]
 fn spawn_into_ended_scope_is_refused() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let (tx, rx) = mpsc::channel::<Scope>();
         let out = rt.block_on(scope(|s| async move {
             tx.send(s.clone()).unwrap();
@@ -264,7 +260,7 @@ fn spawn_into_ended_scope_is_refused() {
         let old = rx.recv().unwrap();
         let probes = Probes::new(2);
         let h = old.spawn(probes.wrap(0, async { 1 }));
-        assert_eq!(get(&probes.slot(0).drops), 1);
+        assert_eq!(probes[0].drops(), 1);
         assert_eq!(
             future::block_on(h).unwrap_err().reason(),
             &CancelReason::ScopeEnded
@@ -287,8 +283,8 @@ fn spawn_into_ended_scope_is_refused() {
 /// Polling a handle again after it returned its output panics.
 #[test]
 fn handle_polled_after_completion_panics() {
-    with_deadline(|| {
-        let rt = runtime(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
         let (tx, rx) = mpsc::channel::<JoinHandle<u8>>();
         let _ = rt.block_on(scope(|s| async move {
             tx.send(s.spawn(async { 7 })).unwrap();
@@ -303,8 +299,8 @@ fn handle_polled_after_completion_panics() {
 /// A refused handle, too, panics when polled a second time.
 #[test]
 fn refused_handle_polled_twice_panics() {
-    with_deadline(|| {
-        let rt = runtime(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
         let (tx, rx) = mpsc::channel::<Scope>();
         let _ = rt.block_on(scope(|s| async move { tx.send(s).unwrap() }));
         let mut h = rx.recv().unwrap().spawn(async { 1 });

@@ -3,48 +3,29 @@
 //! has ended. The panicked task's handle reports `Panicked`; workers
 //! survive; panics travel up through nested scopes.
 
-mod common;
+mod support;
 
-use cancel_scope::runtime::Runtime;
 use cancel_scope::{linked_scope, scope, CancelReason, JoinHandle};
-use common::{
-    arrive_and_park, expect_panic, get, runtime, with_deadline, Countdown, DropCount, Probes,
-};
-use futures_lite::future;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::Poll;
-
-type Stash<T> = Arc<Mutex<Vec<JoinHandle<T>>>>;
-
-fn reasons<T>(stash: &Stash<T>) -> Vec<CancelReason> {
-    std::mem::take(&mut *stash.lock().unwrap())
-        .into_iter()
-        .map(|h| match future::block_on(h) {
-            Ok(_) => panic!("expected a cancelled task"),
-            Err(c) => c.reason().clone(),
-        })
-        .collect()
-}
-
-fn assert_empty(rt: &Runtime) {
-    assert_eq!(rt.live_tasks(), 0);
-    assert_eq!(rt.live_scopes(), 0);
-}
+use support::{
+    arrive_and_park, assert_clean, cancel_reasons, expect_panic, hang_guard, panic_message,
+    runtime, BoxFuture, Clock, Countdown, Counter, Log, PanicOnDrop, Probes,
+};
 
 /// A task panics: its parked siblings and the body are dropped, the scope
 /// resumes the panic, and every handle says why it stopped.
 #[test]
 fn panicking_task_stops_siblings_and_resumes_the_panic() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const N: usize = 4;
         let probes = Probes::new(N + 1);
-        let stash: Stash<()> = Arc::default();
-        let panicker: Stash<()> = Arc::default();
+        let stash: Log<JoinHandle<()>> = Log::new();
+        let panicker: Log<JoinHandle<()>> = Log::new();
         let msg = expect_panic(|| {
             rt.block_on(scope(|s| {
                 let (probes, stash, panicker) = (probes.clone(), stash.clone(), panicker.clone());
@@ -52,14 +33,14 @@ fn panicking_task_stops_siblings_and_resumes_the_panic() {
                     let parked = Countdown::new(N + 1);
                     for i in 0..N {
                         let h = s.spawn(probes.wrap(i, arrive_and_park(parked.clone())));
-                        stash.lock().unwrap().push(h);
+                        stash.push(h);
                     }
                     let ready = parked.clone();
                     let h = s.spawn(async move {
                         ready.wait().await;
                         panic!("boom in a task");
                     });
-                    panicker.lock().unwrap().push(h);
+                    panicker.push(h);
                     probes.wrap(N, arrive_and_park(parked)).await
                 }
             }))
@@ -67,9 +48,12 @@ fn panicking_task_stops_siblings_and_resumes_the_panic() {
         assert_eq!(msg, "boom in a task");
         probes.assert_each_dropped_once();
         assert_eq!(probes.total_completions(), 0);
-        assert_eq!(reasons(&panicker), [CancelReason::Panicked]);
-        assert_eq!(reasons(&stash), vec![CancelReason::Panicked; N]);
-        assert_empty(&rt);
+        assert_eq!(cancel_reasons(panicker.drain()), [CancelReason::Panicked]);
+        assert_eq!(
+            cancel_reasons(stash.drain()),
+            vec![CancelReason::Panicked; N]
+        );
+        assert_clean(&rt);
         // The workers survived.
         assert_eq!(
             rt.block_on(scope(|s| async move { s.spawn(async { 5 }).await })),
@@ -83,16 +67,16 @@ fn panicking_task_stops_siblings_and_resumes_the_panic() {
 /// (observed here), and only then lets the sibling go.
 #[test]
 fn panic_is_resumed_only_after_every_task_ended() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(1);
-        let body_dropped = Arc::new(AtomicBool::new(false));
+        let body_drops = Counter::new();
         let (entered_tx, entered_rx) = mpsc::channel::<()>();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release = Mutex::new(Some(release_tx));
         let waited = AtomicBool::new(false);
         let mut scope_future = Box::pin(scope(|s| {
-            let (probes, body_dropped) = (probes.clone(), body_dropped.clone());
+            let (probes, body_drops) = (probes.clone(), body_drops.clone());
             async move {
                 s.spawn(probes.wrap(
                     0,
@@ -106,20 +90,14 @@ fn panic_is_resumed_only_after_every_task_ended() {
                     entered_rx.recv().unwrap();
                     panic!("boom while a sibling polls");
                 });
-                struct SetOnDrop(Arc<AtomicBool>);
-                impl Drop for SetOnDrop {
-                    fn drop(&mut self) {
-                        self.0.store(true, SeqCst);
-                    }
-                }
-                let _guard = SetOnDrop(body_dropped);
+                let _guard = body_drops.on_drop();
                 std::future::pending::<()>().await
             }
         }));
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             rt.block_on(std::future::poll_fn(|cx| {
                 let polled = scope_future.as_mut().poll(cx);
-                if polled.is_pending() && body_dropped.load(SeqCst) && !waited.swap(true, SeqCst) {
+                if polled.is_pending() && body_drops.get() > 0 && !waited.swap(true, SeqCst) {
                     // The body is gone and the scope still waits: now let
                     // the sibling's poll return.
                     release.lock().unwrap().take().unwrap().send(()).unwrap();
@@ -131,7 +109,7 @@ fn panic_is_resumed_only_after_every_task_ended() {
         if let Some(tx) = release.lock().unwrap().take() {
             let _ = tx.send(());
         }
-        let msg = common::panic_message(&*outcome.expect_err("the scope resumes the panic"));
+        let msg = panic_message(&*outcome.expect_err("the scope resumes the panic"));
         assert_eq!(msg, "boom while a sibling polls");
         assert!(
             waited.load(SeqCst),
@@ -139,15 +117,15 @@ fn panic_is_resumed_only_after_every_task_ended() {
         );
         probes.assert_each_dropped_once();
         drop(scope_future);
-        assert_empty(&rt);
+        assert_clean(&rt);
     });
 }
 
 /// A panic in the body stops the scope's tasks and is resumed.
 #[test]
 fn panic_in_body_stops_tasks() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         const N: usize = 3;
         let probes = Probes::new(N);
         let msg = expect_panic(|| {
@@ -165,7 +143,7 @@ fn panic_in_body_stops_tasks() {
         });
         assert_eq!(msg, "boom in the body");
         probes.assert_each_dropped_once();
-        assert_empty(&rt);
+        assert_clean(&rt);
     });
 }
 
@@ -173,8 +151,8 @@ fn panic_in_body_stops_tasks() {
 /// is resumed too, after the tasks it spawned are stopped.
 #[test]
 fn panic_in_body_closure() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(1);
         let msg = expect_panic(|| {
             rt.block_on(scope(|s| {
@@ -188,7 +166,7 @@ fn panic_in_body_closure() {
         });
         assert_eq!(msg, "boom in the closure");
         probes.assert_each_dropped_once();
-        assert_empty(&rt);
+        assert_clean(&rt);
     });
 }
 
@@ -196,17 +174,17 @@ fn panic_in_body_closure() {
 /// the tasks of every scope on the way.
 #[test]
 fn panic_travels_up_through_nested_scopes() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let probes = Probes::new(3);
-        let stash: Stash<()> = Arc::default();
+        let stash: Log<JoinHandle<()>> = Log::new();
         let msg = expect_panic(|| {
             rt.block_on(scope(|top| {
                 let (probes, stash) = (probes.clone(), stash.clone());
                 async move {
                     let parked = Countdown::new(3);
                     let h = top.spawn(probes.wrap(0, arrive_and_park(parked.clone())));
-                    stash.lock().unwrap().push(h);
+                    stash.push(h);
                     let (probes2, parked2) = (probes.clone(), parked.clone());
                     top.spawn(scope(move |mid| async move {
                         mid.spawn(probes2.wrap(1, arrive_and_park(parked2.clone())));
@@ -225,26 +203,17 @@ fn panic_travels_up_through_nested_scopes() {
         });
         assert_eq!(msg, "boom deep down");
         probes.assert_each_dropped_once();
-        assert_eq!(reasons(&stash), [CancelReason::Panicked]);
-        assert_empty(&rt);
+        assert_eq!(cancel_reasons(stash.drain()), [CancelReason::Panicked]);
+        assert_clean(&rt);
     });
-}
-
-/// Parks forever; panics when dropped.
-struct PanicOnDrop(&'static str);
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        panic!("{}", self.0);
-    }
 }
 
 /// A panic in the `Drop` of a cancelled task's future is caught (the
 /// `cancel()` call returns normally) and resumed by the scope.
 #[test]
 fn panic_in_drop_of_a_cancelled_future() {
-    with_deadline(|| {
-        let rt = runtime(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
         let cancel_returned = Arc::new(AtomicBool::new(false));
         let msg = expect_panic(|| {
             rt.block_on(scope(|s| {
@@ -266,7 +235,7 @@ fn panic_in_drop_of_a_cancelled_future() {
         });
         assert_eq!(msg, "boom in a drop");
         assert!(cancel_returned.load(SeqCst));
-        assert_empty(&rt);
+        assert_clean(&rt);
     });
 }
 
@@ -274,8 +243,8 @@ fn panic_in_drop_of_a_cancelled_future() {
 /// drop of a sibling stopped by the first) is discarded.
 #[test]
 fn only_the_first_panic_is_kept() {
-    with_deadline(|| {
-        let rt = runtime(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let msg = expect_panic(|| {
             rt.block_on(scope(|s| async move {
                 let parked = Countdown::new(1);
@@ -291,15 +260,15 @@ fn only_the_first_panic_is_kept() {
             }))
         });
         assert_eq!(msg, "first");
-        assert_empty(&rt);
+        assert_clean(&rt);
     });
 }
 
 /// A panic payload that is not a string comes out unchanged.
 #[test]
 fn panic_payload_is_preserved() {
-    with_deadline(|| {
-        let rt = runtime(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
         let payload = catch_unwind(AssertUnwindSafe(|| {
             rt.block_on(scope(|s| async move {
                 s.spawn(async { std::panic::panic_any(42u32) });
@@ -314,15 +283,15 @@ fn panic_payload_is_preserved() {
 /// one, values in flight are dropped, and the runtime ends up empty.
 #[test]
 fn worker_survives_many_panics() {
-    with_deadline(|| {
-        let rt = runtime(1);
-        let drops = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
+        let drops = Counter::new();
         for i in 0..100 {
             let drops = drops.clone();
             let msg = expect_panic(|| {
                 rt.block_on(scope(|s| async move {
                     s.spawn(async move {
-                        let _value = DropCount(drops);
+                        let _value = drops.on_drop();
                         panic!("panic {i}");
                     })
                     .await
@@ -330,23 +299,21 @@ fn worker_survives_many_panics() {
             });
             assert_eq!(msg, format!("panic {i}"));
         }
-        assert_eq!(get(&drops), 100);
-        assert_empty(&rt);
+        assert_eq!(drops.get(), 100);
+        assert_clean(&rt);
         let out = rt.block_on(scope(|s| async move { s.spawn(async { "alive" }).await }));
         assert_eq!(out, Ok(Ok("alive")));
     });
 }
-
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A task that panics from inside a scope it opened: the inner scope
 /// resumes the panic into the task, which panics in turn, and the handle
 /// of that task also reports `Panicked`.
 #[test]
 fn panic_resumed_into_a_task_cancels_its_scope() {
-    with_deadline(|| {
-        let rt = runtime(2);
-        let stash: Stash<()> = Arc::default();
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
+        let stash: Log<JoinHandle<()>> = Log::new();
         let msg = expect_panic(|| {
             rt.block_on(scope(|s| {
                 let stash = stash.clone();
@@ -359,13 +326,13 @@ fn panic_resumed_into_a_task_cancels_its_scope() {
                         unreachable!("the inner scope resumes the panic");
                     });
                     let h = s.spawn(inner);
-                    stash.lock().unwrap().push(h);
+                    stash.push(h);
                     std::future::pending::<()>().await
                 }
             }))
         });
         assert_eq!(msg, "inner boom");
-        assert_eq!(reasons(&stash), [CancelReason::Panicked]);
-        assert_empty(&rt);
+        assert_eq!(cancel_reasons(stash.drain()), [CancelReason::Panicked]);
+        assert_clean(&rt);
     });
 }

@@ -4,29 +4,30 @@
 //! freed. Long waits run on a paused (virtual) clock, so every elapsed
 //! time is checked exactly.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::time::{self, move_on_after, sleep, timeout, Elapsed};
 use cancel_scope::{linked_scope, scope, task::yield_now, CancelReason, JoinHandle};
 use std::future::pending;
 use std::time::Duration;
-use toolkit_common::{assert_clean, guard, ms, on_workers, paused, real, secs, Counter, Slot};
+use support::{
+    assert_clean, hang_guard, ms, on_workers, runtime, secs, timed, Clock, Counter, Slot,
+};
 
 /// A deadline stops everything a `cancel()` would stop: the body, idle
 /// tasks, and nested scopes, at exactly the deadline, with reason
 /// `Deadline` and the matching message.
 #[test]
 fn deadline_cancels_like_cancel_with_reason_deadline() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let finished = Counter::new();
         let handles: Slot<Vec<JoinHandle<()>>> = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished, handles) = (drops.clone(), finished.clone(), handles.clone());
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(ms(250));
                     let mut hs = Vec::new();
                     for _ in 0..3 {
@@ -53,9 +54,8 @@ fn deadline_cancels_like_cancel_with_reason_deadline() {
                     sleep(secs(3600)).await;
                     finished.inc();
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         let err = out.expect_err("the deadline cancels the scope");
         assert_eq!(err.reason(), &CancelReason::Deadline { after: ms(250) });
@@ -75,20 +75,21 @@ fn deadline_cancels_like_cancel_with_reason_deadline() {
 /// reason carries how far ahead it was set.
 #[test]
 fn cancel_at_an_instant_and_deadline_reports_it() {
-    guard(|| {
-        let rt = paused(1);
-        let (out, elapsed) = on_workers(&rt, async move {
-            let t0 = time::now();
-            let out = scope(|s| async move {
-                assert_eq!(s.deadline(), None);
-                let at = time::now() + secs(3);
-                s.cancel_at(at);
-                assert_eq!(s.deadline(), Some(at));
-                sleep(secs(10)).await;
-            })
-            .await;
-            (out, time::now() - t0)
-        });
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
+        let (out, elapsed) = on_workers(
+            &rt,
+            timed(async move {
+                scope(|s| async move {
+                    assert_eq!(s.deadline(), None);
+                    let at = time::now() + secs(3);
+                    s.cancel_at(at);
+                    assert_eq!(s.deadline(), Some(at));
+                    sleep(secs(10)).await;
+                })
+                .await
+            }),
+        );
         assert_eq!(
             out.unwrap_err().reason(),
             &CancelReason::Deadline { after: secs(3) }
@@ -102,8 +103,8 @@ fn cancel_at_an_instant_and_deadline_reports_it() {
 /// timer check), with `after` zero.
 #[test]
 fn deadline_in_the_past_cancels_at_once() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (out, elapsed) = on_workers(&rt, async move {
             let t0 = time::now();
             let out = scope(|s| async move {
@@ -128,8 +129,8 @@ fn deadline_in_the_past_cancels_at_once() {
 /// Moving a deadline earlier: the earlier one applies.
 #[test]
 fn moving_a_deadline_earlier() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (out, elapsed) = on_workers(&rt, async move {
             let t0 = time::now();
             let out = scope(|s| async move {
@@ -155,14 +156,13 @@ fn moving_a_deadline_earlier() {
 /// nothing; the later deadline applies.
 #[test]
 fn moving_a_deadline_later() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let passed_old = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let passed_old = passed_old.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(1));
                     sleep(ms(500)).await;
                     s.cancel_after(secs(5)); // now due at 5.5s
@@ -170,9 +170,8 @@ fn moving_a_deadline_later() {
                     passed_old.inc();
                     sleep(secs(3600)).await;
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(passed_old.get(), 1, "the old deadline no longer applies");
         assert_eq!(
@@ -188,14 +187,13 @@ fn moving_a_deadline_later() {
 /// heartbeats stop, the deadline passes.
 #[test]
 fn a_deadline_pushed_back_by_heartbeats() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let beats = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let beats = beats.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(2));
                     let watched = s.clone();
                     s.spawn(async move {
@@ -207,9 +205,8 @@ fn a_deadline_pushed_back_by_heartbeats() {
                     });
                     pending::<()>().await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(beats.get(), 10);
         assert_eq!(
@@ -227,8 +224,8 @@ fn a_deadline_pushed_back_by_heartbeats() {
 /// ends at that one and leaves the ancestor running.
 #[test]
 fn a_nested_scope_never_outlives_an_ancestors_deadline() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let inner_results = Slot::new();
         let early = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
@@ -292,8 +289,8 @@ fn a_nested_scope_never_outlives_an_ancestors_deadline() {
 /// passes: observed from its own task's handle, carried out of the tree.
 #[test]
 fn nested_scopes_see_ancestor_when_the_outer_deadline_passes() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let inner_task: Slot<JoinHandle<()>> = Slot::new();
         let out = on_workers(&rt, {
             let inner_task = inner_task.clone();
@@ -321,14 +318,13 @@ fn nested_scopes_see_ancestor_when_the_outer_deadline_passes() {
 /// through the link, the parent is cancelled too (`LinkedChild`).
 #[test]
 fn a_deadline_on_a_linked_scope_cancels_the_parent_too() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let linked_result = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
             let linked_result = linked_result.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.spawn(async move {
                         let r = linked_scope(|l| async move {
                             l.cancel_after(secs(2));
@@ -339,9 +335,8 @@ fn a_deadline_on_a_linked_scope_cancels_the_parent_too() {
                     });
                     sleep(secs(3600)).await;
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out.unwrap_err().reason(), &CancelReason::LinkedChild);
         assert_eq!(elapsed, secs(2));
@@ -356,14 +351,13 @@ fn a_deadline_on_a_linked_scope_cancels_the_parent_too() {
 /// only waiting for its tasks.
 #[test]
 fn a_deadline_applies_while_the_scope_waits_for_its_tasks() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
-            async move {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            timed(async move {
+                scope(|s| async move {
                     s.cancel_after(secs(1));
                     let guard = drops.on_drop();
                     s.spawn(async move {
@@ -372,9 +366,8 @@ fn a_deadline_applies_while_the_scope_waits_for_its_tasks() {
                     });
                     "body done at once"
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(
             out.unwrap_err().reason(),
@@ -390,8 +383,8 @@ fn a_deadline_applies_while_the_scope_waits_for_its_tasks() {
 /// any time passing, and `timeout(0)` gives up on a pending future.
 #[test]
 fn zero_durations_give_up_at_once() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (moved, timed, ready, elapsed) = on_workers(&rt, async {
             let t0 = time::now();
             let moved = move_on_after(Duration::ZERO, |_| sleep(secs(3600))).await;
@@ -416,8 +409,8 @@ fn zero_durations_give_up_at_once() {
 /// common way to say "no limit") mean "never", and do not panic.
 #[test]
 fn very_long_durations_mean_never() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let out = on_workers(&rt, async {
             let a = timeout(Duration::MAX, async { 1 }).await;
             let b = move_on_after(Duration::MAX, |_| async { 2 }).await;
@@ -437,17 +430,18 @@ fn very_long_durations_mean_never() {
 /// enough, and frees its timer.
 #[test]
 fn timeout_ok() {
-    guard(|| {
-        let rt = paused(1);
-        let (out, elapsed) = on_workers(&rt, async move {
-            let t0 = time::now();
-            let out = timeout(secs(3600), async {
-                sleep(secs(1)).await;
-                7
-            })
-            .await;
-            (out, time::now() - t0)
-        });
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
+        let (out, elapsed) = on_workers(
+            &rt,
+            timed(async move {
+                timeout(secs(3600), async {
+                    sleep(secs(1)).await;
+                    7
+                })
+                .await
+            }),
+        );
         assert_eq!(out, Ok(7));
         assert_eq!(elapsed, secs(1));
         assert_clean(&rt);
@@ -458,20 +452,18 @@ fn timeout_ok() {
 /// future is dropped.
 #[test]
 fn timeout_elapsed() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let guard = drops.on_drop();
-            async move {
-                let t0 = time::now();
-                let out = timeout(ms(250), async move {
+            timed(async move {
+                timeout(ms(250), async move {
                     let _guard = guard;
                     sleep(secs(3600)).await;
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         let err: Elapsed = out.unwrap_err();
         assert_eq!(err.duration(), ms(250));
@@ -486,15 +478,14 @@ fn timeout_elapsed() {
 /// is up, which cancels its tasks (`ScopeDropped`).
 #[test]
 fn timeout_around_a_scope_cancels_its_tasks() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let task: Slot<JoinHandle<()>> = Slot::new();
         let (out, elapsed) = on_workers(&rt, {
             let (drops, task) = (drops.clone(), task.clone());
-            async move {
-                let t0 = time::now();
-                let out = timeout(
+            timed(async move {
+                timeout(
                     secs(2),
                     scope(|s| async move {
                         for _ in 0..3 {
@@ -508,9 +499,8 @@ fn timeout_around_a_scope_cancels_its_tasks() {
                         sleep(secs(3600)).await;
                     }),
                 )
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert!(out.is_err());
         assert_eq!(elapsed, secs(2));
@@ -525,8 +515,8 @@ fn timeout_around_a_scope_cancels_its_tasks() {
 /// timer is gone.
 #[test]
 fn move_on_after_in_time() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (out, elapsed) = on_workers(&rt, async move {
             let t0 = time::now();
             let out = move_on_after(secs(10), |s| async move {
@@ -551,8 +541,8 @@ fn move_on_after_in_time() {
 /// deadline, with reason `Deadline`, and the code after it moves on.
 #[test]
 fn move_on_after_moves_on() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed, after) = on_workers(&rt, {
             let drops = drops.clone();
@@ -588,18 +578,19 @@ fn move_on_after_moves_on() {
 /// `move_on_after`'s deadline can be moved like any other.
 #[test]
 fn move_on_after_deadline_can_be_moved() {
-    guard(|| {
-        let rt = paused(1);
-        let (out, elapsed) = on_workers(&rt, async move {
-            let t0 = time::now();
-            let out = move_on_after(secs(1), |s| async move {
-                s.cancel_after(secs(4));
-                sleep(secs(3)).await;
-                "made it"
-            })
-            .await;
-            (out, time::now() - t0)
-        });
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
+        let (out, elapsed) = on_workers(
+            &rt,
+            timed(async move {
+                move_on_after(secs(1), |s| async move {
+                    s.cancel_after(secs(4));
+                    sleep(secs(3)).await;
+                    "made it"
+                })
+                .await
+            }),
+        );
         assert_eq!(out, Ok("made it"));
         assert_eq!(elapsed, secs(3));
         assert_clean(&rt);
@@ -611,8 +602,8 @@ fn move_on_after_deadline_can_be_moved() {
 /// deadlines and keeps no timer for them, and `deadline()` is `None`.
 #[test]
 fn moved_and_cancelled_deadlines_leave_no_timers() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let rt_ref = &rt;
         let out = rt.block_on(scope(|s| async move {
             for i in 0..1000 {
@@ -646,8 +637,8 @@ fn moved_and_cancelled_deadlines_leave_no_timers() {
 /// with hour-long deadlines that never come due during the test.
 #[test]
 fn cancelled_scopes_free_their_deadline_timers() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let rt_ref = &rt;
         // Cancelled by an ancestor.
         let out = rt.block_on(scope(|s| async move {
@@ -699,8 +690,8 @@ fn cancelled_scopes_free_their_deadline_timers() {
 /// new deadline rather than the hour-long old one.
 #[test]
 fn real_clock_deadlines_never_early_and_moved_from_another_thread() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let start = std::time::Instant::now();
         let out = rt.block_on(scope(|s| async move {
             s.cancel_after(ms(50));
@@ -734,8 +725,8 @@ fn real_clock_deadlines_never_early_and_moved_from_another_thread() {
 /// sleeping tasks free theirs.
 #[test]
 fn a_passed_deadline_leaves_no_timers() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let out = on_workers(
             &rt,
             scope(|s| async move {
@@ -761,9 +752,9 @@ fn a_passed_deadline_leaves_no_timers() {
 #[test]
 fn a_deadline_already_due_is_never_lost() {
     const ROUNDS: usize = 3_000;
-    guard(|| {
+    hang_guard(|| {
         for round in 0..ROUNDS {
-            let rt = real(2);
+            let rt = runtime(Clock::Real, 2);
             let out = match round % 4 {
                 0 => rt.block_on(scope(|s| async move {
                     s.cancel_at(time::now() - ms(1));

@@ -1,36 +1,19 @@
 //! The scope tree view: `Runtime::scope_tree()` snapshots as data and as
 //! rendered text, taken from inside the runtime and from other threads.
 
-use cancel_scope::runtime::{self, Builder, Runtime};
+mod support;
+
+use cancel_scope::runtime;
 use cancel_scope::{
     linked_scope, scope, shielded_scope, sync::Event, task::yield_now, Scope, ScopeSnapshot,
     ScopeState, TreeSnapshot,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Runs `test` on its own thread and fails if it takes longer than 30s,
-/// so a hang shows up as a failure rather than a stuck test run.
-fn with_timeout(test: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel();
-    let runner = thread::spawn(move || {
-        test();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(30)) {
-        Ok(()) => runner.join().unwrap(),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            // The test panicked: report its panic.
-            if let Err(panic) = runner.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the test hung for 30s"),
-    }
-}
+use support::{hang_guard, runtime, Clock, Counter};
 
 /// Each line of a rendered tree without its `, opened at <location>` end.
 fn without_locations(rendered: &str) -> Vec<&str> {
@@ -82,13 +65,8 @@ fn park(s: &Scope) {
 /// body that takes the snapshot, so the deadline shows exactly 250ms.
 #[test]
 fn a_known_tree_as_data_and_as_text() {
-    with_timeout(|| {
-        let rt = Builder::new()
-            .worker_threads(2)
-            .start_paused(true)
-            .build()
-            .unwrap();
-        let rt = Arc::new(rt);
+    hang_guard(|| {
+        let rt = Arc::new(runtime(Clock::Paused, 2));
         let reg: Shared = Arc::default();
         let snapshots: Arc<Mutex<Vec<TreeSnapshot>>> = Arc::default();
 
@@ -343,8 +321,8 @@ fn a_known_tree_as_data_and_as_text() {
 /// that task until the poll returns: it shows `cancelling` meanwhile.
 #[test]
 fn a_cancelled_scope_waiting_for_a_running_task_shows_cancelling() {
-    with_timeout(|| {
-        let rt = Arc::new(Builder::new().worker_threads(2).build().unwrap());
+    hang_guard(|| {
+        let rt = Arc::new(runtime(Clock::Real, 2));
         let spinning = Arc::new(AtomicBool::new(false));
         let release = Arc::new(AtomicBool::new(false));
         let out = rt.block_on(scope(|root| {
@@ -401,8 +379,8 @@ fn a_cancelled_scope_waiting_for_a_running_task_shows_cancelling() {
 /// No scopes: the snapshot is empty and renders as `(no scopes)`.
 #[test]
 fn an_empty_runtime_renders_no_scopes() {
-    with_timeout(|| {
-        let rt = Runtime::new();
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let tree = rt.scope_tree();
         assert!(tree.is_empty());
         assert!(tree.scopes().is_empty());
@@ -424,8 +402,8 @@ fn an_empty_runtime_renders_no_scopes() {
 /// threads give two trees, oldest first, with no connectors.
 #[test]
 fn two_roots_render_side_by_side() {
-    with_timeout(|| {
-        let rt = Builder::new().worker_threads(2).build().unwrap();
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let stop = Event::new();
         let first_open = Event::new();
         let second_open = Event::new();
@@ -491,27 +469,25 @@ fn two_roots_render_side_by_side() {
 /// are consistent trees.
 #[test]
 fn snapshots_from_another_thread_while_tasks_run() {
-    with_timeout(|| {
-        let rt = Builder::new().worker_threads(2).build().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let churned = Arc::new(AtomicUsize::new(0));
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
+        let watcher_ended = Counter::new();
+        let churned = Counter::new();
         let (ready, is_ready) = mpsc::channel::<()>();
 
         thread::scope(|threads| {
             let rt = &rt;
-            let (stop_watch, churned_watch) = (stop.clone(), churned.clone());
+            let (ended, churned_watch) = (watcher_ended.clone(), churned.clone());
             let watcher = threads.spawn(move || {
                 // Stop the churn however this thread ends, even by a panic.
-                let _stop = SetOnDrop(stop_watch);
+                let _stop = ended.on_drop();
                 is_ready.recv().unwrap();
                 let mut seen_full = 0;
                 let mut taken = 0;
                 let deadline = Instant::now() + Duration::from_secs(10);
                 // Keep snapshotting until the tree was seen whole many
                 // times and the tasks have churned a while.
-                while (seen_full < 50 || churned_watch.load(SeqCst) < 200)
-                    && Instant::now() < deadline
-                {
+                while (seen_full < 50 || churned_watch.get() < 200) && Instant::now() < deadline {
                     let tree = rt.scope_tree();
                     check_consistent(&tree);
                     taken += 1;
@@ -532,16 +508,16 @@ fn snapshots_from_another_thread_while_tasks_run() {
             });
 
             let out = rt.block_on(scope(|root| {
-                let (stop, churned) = (stop.clone(), churned.clone());
+                let (watcher_ended, churned) = (watcher_ended.clone(), churned.clone());
                 async move {
                     for worker in 0..2 {
-                        let (stop, churned) = (stop.clone(), churned.clone());
+                        let (watcher_ended, churned) = (watcher_ended.clone(), churned.clone());
                         root.spawn(scope(move |group| async move {
                             if worker == 0 {
                                 group.cancel_after(Duration::from_secs(3600));
                             }
                             // Short-lived nested scopes and tasks, over and over.
-                            while !stop.load(SeqCst) {
+                            while watcher_ended.get() == 0 {
                                 let _ = scope(|s| async move {
                                     s.spawn(async {
                                         yield_now().await;
@@ -549,7 +525,7 @@ fn snapshots_from_another_thread_while_tasks_run() {
                                     yield_now().await;
                                 })
                                 .await;
-                                churned.fetch_add(1, SeqCst);
+                                churned.inc();
                             }
                         }));
                     }
@@ -562,15 +538,6 @@ fn snapshots_from_another_thread_while_tasks_run() {
         });
         assert!(rt.scope_tree().is_empty());
     });
-}
-
-/// Sets the flag when dropped.
-struct SetOnDrop(Arc<AtomicBool>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, SeqCst);
-    }
 }
 
 /// The invariants every snapshot must satisfy, whenever it was taken.

@@ -4,25 +4,26 @@
 //! spawns whose `Err` is just a value, and errors carried up through
 //! nested `try_scope`s with `?`.
 
-mod toolkit_common;
+mod support;
 
-use cancel_scope::time::{self, sleep};
+use cancel_scope::time::sleep;
 use cancel_scope::{scope, try_scope, CancelReason, JoinHandle, Scope};
 use std::future::pending;
 use std::time::Duration;
-use toolkit_common::{assert_clean, guard, ms, on_workers, paused, real, secs, Counter, Log, Slot};
+use support::{
+    assert_clean, hang_guard, ms, on_workers, runtime, secs, timed, Clock, Counter, Log, Slot,
+};
 
 /// Every task and the body succeed: `Ok(Ok(value))`, after all of them.
 #[test]
 fn success() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let done = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let done = done.clone();
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|s| async move {
+            timed(async move {
+                try_scope(|s| async move {
                     let mut handles = Vec::new();
                     for i in 1..=4u64 {
                         let done = done.clone();
@@ -45,9 +46,8 @@ fn success() {
                     }
                     Ok(sum)
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Ok(10)));
         assert_eq!(done.get(), 5);
@@ -61,15 +61,14 @@ fn success() {
 /// scope resolves to that error once all have ended.
 #[test]
 fn the_first_error_wins_and_cancels_the_siblings() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let finished = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let (drops, finished) = (drops.clone(), finished.clone());
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|s| async move {
+            timed(async move {
+                try_scope(|s| async move {
                     for i in 0..5 {
                         let (guard, finished) = (drops.on_drop(), finished.clone());
                         s.spawn(async move {
@@ -92,9 +91,8 @@ fn the_first_error_wins_and_cancels_the_siblings() {
                     sleep(secs(7200)).await;
                     Ok("body")
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Err("first")));
         assert_eq!(elapsed, secs(1));
@@ -108,9 +106,9 @@ fn the_first_error_wins_and_cancels_the_siblings() {
 /// and it is one of them. Repeated, since which one is a race.
 #[test]
 fn simultaneous_errors_report_exactly_one() {
-    guard(|| {
+    hang_guard(|| {
         for _ in 0..20 {
-            let rt = paused(2);
+            let rt = runtime(Clock::Paused, 2);
             let out = on_workers(&rt, async {
                 try_scope(|s| async move {
                     for i in 0..8 {
@@ -134,14 +132,13 @@ fn simultaneous_errors_report_exactly_one() {
 /// cancelled, and the scope resolves to it.
 #[test]
 fn an_error_from_the_body() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|s| async move {
+            timed(async move {
+                try_scope(|s| async move {
                     for _ in 0..3 {
                         let guard = drops.on_drop();
                         s.spawn(async move {
@@ -157,9 +154,8 @@ fn an_error_from_the_body() {
                     sleep(secs(1)).await;
                     Err::<(), _>("body".to_string())
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Err("body".to_string())));
         assert_eq!(elapsed, secs(1));
@@ -172,8 +168,8 @@ fn an_error_from_the_body() {
 /// error: by its own `cancel()`, by a deadline, and by an enclosing scope.
 #[test]
 fn cancelled_for_another_reason_is_err_cancelled() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         // Its own cancel(), through `Deref` to `Scope`.
         let out = on_workers(&rt, async {
             try_scope(|s| async move {
@@ -187,20 +183,21 @@ fn cancelled_for_another_reason_is_err_cancelled() {
         assert_clean(&rt);
 
         // A deadline.
-        let (out, elapsed) = on_workers(&rt, async {
-            let t0 = time::now();
-            let out = try_scope(|s| async move {
-                s.cancel_after(secs(2));
-                s.spawn(async {
-                    sleep(secs(3)).await;
-                    Err::<(), _>("too late")
-                });
-                sleep(secs(3600)).await;
-                Ok(())
-            })
-            .await;
-            (out, time::now() - t0)
-        });
+        let (out, elapsed) = on_workers(
+            &rt,
+            timed(async {
+                try_scope(|s| async move {
+                    s.cancel_after(secs(2));
+                    s.spawn(async {
+                        sleep(secs(3)).await;
+                        Err::<(), _>("too late")
+                    });
+                    sleep(secs(3600)).await;
+                    Ok(())
+                })
+                .await
+            }),
+        );
         assert_eq!(
             out.unwrap_err().reason(),
             &CancelReason::Deadline { after: secs(2) }
@@ -241,8 +238,8 @@ fn cancelled_for_another_reason_is_err_cancelled() {
 /// its value.
 #[test]
 fn the_failed_tasks_handle_reports_failed() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let handles: Log<(&'static str, JoinHandle<u32>)> = Log::new();
         let out = on_workers(&rt, {
             let handles = handles.clone();
@@ -290,8 +287,8 @@ fn the_failed_tasks_handle_reports_failed() {
 /// returns its `Err` as a value; it fails nothing.
 #[test]
 fn a_plain_spawn_returning_err_fails_nothing() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let out = rt.block_on(try_scope(|s| async move {
             let plain = Scope::spawn(&s, async { Err::<u8, &str>("just a value") });
             let v = plain.await.unwrap();
@@ -306,14 +303,13 @@ fn a_plain_spawn_returning_err_fails_nothing() {
 /// a task that propagates its error with `?` does.
 #[test]
 fn errors_propagate_through_nested_try_scopes_with_the_question_mark() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let log = Log::new();
         let (out, elapsed) = on_workers(&rt, {
             let log = log.clone();
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|outer| async move {
+            timed(async move {
+                try_scope(|outer| async move {
                     let l = log.clone();
                     // Handles the inner failure itself.
                     outer.spawn(async move {
@@ -343,9 +339,8 @@ fn errors_propagate_through_nested_try_scopes_with_the_question_mark() {
                     sleep(secs(3600)).await;
                     Ok(())
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Err("propagated".to_string())));
         assert_eq!(elapsed, secs(2));
@@ -361,14 +356,13 @@ fn errors_propagate_through_nested_try_scopes_with_the_question_mark() {
 /// can open nested scopes, which the first error cancels too.
 #[test]
 fn the_first_error_reaches_nested_scopes() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let drops = Counter::new();
         let (out, elapsed) = on_workers(&rt, {
             let drops = drops.clone();
-            async move {
-                let t0 = time::now();
-                let out = try_scope(|s| async move {
+            timed(async move {
+                try_scope(|s| async move {
                     let guard = drops.on_drop();
                     s.spawn(async move {
                         let _ = scope(|inner| async move {
@@ -387,9 +381,8 @@ fn the_first_error_reaches_nested_scopes() {
                     });
                     pending::<Result<(), _>>().await
                 })
-                .await;
-                (out, time::now() - t0)
-            }
+                .await
+            })
         });
         assert_eq!(out, Ok(Err(ms(1500))));
         assert_eq!(elapsed, ms(1500));

@@ -3,7 +3,7 @@
 //! fire in deadline order every run, time stands still while anything can
 //! run, and deadlines and `block_on` work under it.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
@@ -12,7 +12,7 @@ use cancel_scope::time::{self, sleep, sleep_until, timeout};
 use cancel_scope::{scope, CancelReason};
 use std::future::pending;
 use std::time::{Duration, Instant};
-use toolkit_common::{assert_clean, guard, ms, on_workers, paused, secs, Log};
+use support::{assert_clean, hang_guard, ms, on_workers, runtime, secs, timed, Clock, Log};
 
 /// A generous real-time bound for work that takes no real time on a
 /// virtual clock: it catches a clock that really waits, not slowness.
@@ -23,8 +23,8 @@ const REAL_LIMIT: Duration = Duration::from_secs(10);
 /// time.
 #[test]
 fn an_hour_of_sleeps_takes_virtually_one_hour() {
-    guard(|| {
-        let rt = paused(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 2);
         let real = Instant::now();
         let (elapsed, ends) = on_workers(&rt, async {
             let t0 = time::now();
@@ -84,12 +84,12 @@ fn wake_order(rt: &Runtime, n: u64) -> Vec<(u64, Duration)> {
 /// workers.
 #[test]
 fn timers_fire_in_deadline_order_deterministically() {
-    guard(|| {
+    hang_guard(|| {
         let n = 100;
         let expected: Vec<(u64, Duration)> = (1..=n).map(|d| (d, ms(d * 10))).collect();
         for workers in [2, 4] {
             for run in 0..40 {
-                let rt = paused(workers);
+                let rt = runtime(Clock::Paused, workers);
                 let got = wake_order(&rt, n);
                 assert_eq!(got, expected, "run {run} on {workers} workers");
                 assert_clean(&rt);
@@ -103,8 +103,8 @@ fn timers_fire_in_deadline_order_deterministically() {
 /// due meanwhile fires only once that task has let go.
 #[test]
 fn time_stands_still_while_a_task_runs() {
-    guard(|| {
-        let rt = paused(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 2);
         let log = on_workers(&rt, async {
             let log = Log::new();
             let (a, b) = (log.clone(), log.clone());
@@ -141,8 +141,8 @@ fn time_stands_still_while_a_task_runs() {
 /// Time also stands still while a `block_on` future is being polled.
 #[test]
 fn time_stands_still_while_block_on_polls() {
-    guard(|| {
-        let rt = paused(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 2);
         rt.block_on(scope(|s| async move {
             s.spawn(sleep(ms(1)));
             let t = time::now();
@@ -160,8 +160,8 @@ fn time_stands_still_while_block_on_polls() {
 /// sees the exact virtual time.
 #[test]
 fn auto_advance_with_multiple_workers() {
-    guard(|| {
-        let rt = paused(4);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 4);
         let real = Instant::now();
         let (chain_end, noise_end) = on_workers(&rt, async {
             let t0 = time::now();
@@ -210,8 +210,8 @@ fn auto_advance_with_multiple_workers() {
 /// to ten hours each end at exactly their deadline, in order.
 #[test]
 fn deadlines_under_the_virtual_clock() {
-    guard(|| {
-        let rt = paused(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 2);
         let real = Instant::now();
         let ends = on_workers(&rt, async {
             let t0 = time::now();
@@ -253,8 +253,8 @@ fn deadlines_under_the_virtual_clock() {
 /// `sleep_until` ends at exactly its instant.
 #[test]
 fn the_clock_moves_only_to_timers() {
-    guard(|| {
-        let rt = paused(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 2);
         let (a, b, c, target) = on_workers(&rt, async {
             let a = time::now();
             std::thread::sleep(ms(20));
@@ -276,14 +276,11 @@ fn the_clock_moves_only_to_timers() {
 /// failure depends on timing.
 #[test]
 fn block_on_woken_by_a_timer_sees_that_instant() {
-    guard(|| {
+    hang_guard(|| {
         for run in 0..50 {
-            let rt = paused(2);
-            let (out, elapsed) = rt.block_on(async {
-                let t0 = time::now();
-                let out = timeout(ms(250), sleep(secs(3600))).await;
-                (out, time::now() - t0)
-            });
+            let rt = runtime(Clock::Paused, 2);
+            let (out, elapsed) =
+                rt.block_on(timed(async { timeout(ms(250), sleep(secs(3600))).await }));
             assert!(
                 out.is_err(),
                 "run {run}: the hour-long sleep won the timeout"
@@ -298,18 +295,16 @@ fn block_on_woken_by_a_timer_sees_that_instant() {
 /// the scope at 3s even though the body's own sleep is due at 10s.
 #[test]
 fn block_on_scope_body_ends_at_its_deadline() {
-    guard(|| {
+    hang_guard(|| {
         for run in 0..50 {
-            let rt = paused(2);
-            let (out, elapsed) = rt.block_on(async {
-                let t0 = time::now();
-                let out = scope(|s| async move {
+            let rt = runtime(Clock::Paused, 2);
+            let (out, elapsed) = rt.block_on(timed(async {
+                scope(|s| async move {
                     s.cancel_after(secs(3));
                     sleep(secs(10)).await;
                 })
-                .await;
-                (out, time::now() - t0)
-            });
+                .await
+            }));
             assert!(out.is_err(), "run {run}");
             assert_eq!(elapsed, secs(3), "run {run}");
             assert_clean(&rt);

@@ -5,7 +5,7 @@
 //! ends uncancelled; and a task inside the scope never sees its own scope's
 //! cancellation, because it is dropped first.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::sync::Event;
 use cancel_scope::time::{self, sleep, timeout};
@@ -14,8 +14,9 @@ use futures_lite::future::{block_on as wait_here, poll_once};
 use std::future::pending;
 use std::sync::mpsc;
 use std::thread;
-use toolkit_common::{
-    assert_clean, first_pending, guard, ms, on_workers, paused, real, secs, Counter, Log, Slot,
+use support::{
+    assert_clean, first_pending, hang_guard, ms, on_workers, runtime, secs, Clock, Counter, Log,
+    Slot,
 };
 
 /// Starts a thread that waits for `h`'s scope to be cancelled; returns it
@@ -33,8 +34,8 @@ fn watch(h: CancelHandle) -> thread::JoinHandle<Cancelled> {
 /// scope.
 #[test]
 fn resolves_on_another_thread_with_the_reason() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
 
         // Explicit.
         let watcher: Slot<thread::JoinHandle<Cancelled>> = Slot::new();
@@ -102,8 +103,8 @@ fn resolves_on_another_thread_with_the_reason() {
 /// many waiters is woken.
 #[test]
 fn every_waiter_is_woken() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let watchers: Slot<Vec<thread::JoinHandle<Cancelled>>> = Slot::new();
         let _ = rt.block_on({
             let watchers = watchers.clone();
@@ -137,8 +138,8 @@ fn every_waiter_is_woken() {
 /// scope waits for it.
 #[test]
 fn resolves_inside_a_shield() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let log = Log::new();
         let (out, elapsed) = on_workers(&rt, {
             let log = log.clone();
@@ -175,8 +176,8 @@ fn resolves_inside_a_shield() {
 /// An enclosing scope can wait for a nested scope's cancellation.
 #[test]
 fn resolves_in_an_enclosing_scope() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let out = on_workers(&rt, async {
             let t0 = time::now();
             scope(|s| async move {
@@ -207,8 +208,8 @@ fn resolves_in_an_enclosing_scope() {
 /// scope has ended.
 #[test]
 fn resolves_at_once_when_already_cancelled() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let kept: Slot<CancelHandle> = Slot::new();
         let _ = rt.block_on({
             let kept = kept.clone();
@@ -236,8 +237,8 @@ fn resolves_at_once_when_already_cancelled() {
 /// already waiting when it ends, nor one that starts waiting after.
 #[test]
 fn never_resolves_when_the_scope_ends_uncancelled() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let (during, after, elapsed) = on_workers(&rt, async {
             let t0 = time::now();
             let handle: Slot<CancelHandle> = Slot::new();
@@ -287,8 +288,8 @@ fn never_resolves_when_the_scope_ends_uncancelled() {
 /// cancelling call itself.)
 #[test]
 fn a_task_inside_the_scope_never_sees_it() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let saw = Counter::new();
         let drops = Counter::new();
         let at_cancel: Slot<usize> = Slot::new();
@@ -318,8 +319,8 @@ fn a_task_inside_the_scope_never_sees_it() {
 /// own `cancelled()` goes on; waiting on the ancestor's resolves.
 #[test]
 fn a_shields_own_wait_is_not_woken_by_its_ancestor() {
-    guard(|| {
-        let rt = paused(1);
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
         let log = Log::new();
         let elapsed = on_workers(&rt, {
             let log = log.clone();
@@ -355,8 +356,8 @@ fn a_shields_own_wait_is_not_woken_by_its_ancestor() {
 /// Waiters dropped before the cancel do no harm; the others still resolve.
 #[test]
 fn dropped_waiters_are_forgotten() {
-    guard(|| {
-        let rt = real(2);
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
         let out = rt.block_on(scope(|root| async move {
             let handle: Slot<CancelHandle> = Slot::new();
             let ready = Event::new();

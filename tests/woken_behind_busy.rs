@@ -11,14 +11,14 @@
 //! does not fail the test, while a task stuck for the whole spin always
 //! does.
 
-mod toolkit_common;
+mod support;
 
 use cancel_scope::runtime::Runtime;
 use cancel_scope::scope;
 use cancel_scope::sync::Event;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use toolkit_common::{first_pending, guard, real};
+use support::{first_pending, hang_guard, runtime, Clock};
 
 /// How long the waking task computes after the wake.
 const SPIN: Duration = Duration::from_millis(200);
@@ -81,8 +81,8 @@ fn woken_start_delay(rt: &Runtime, how: Wake) -> Duration {
 }
 
 fn check(workers: usize, how: Wake) {
-    guard(move || {
-        let rt = real(workers);
+    hang_guard(move || {
+        let rt = runtime(Clock::Real, workers);
         let delays: Vec<Duration> = (0..ROUNDS).map(|_| woken_start_delay(&rt, how)).collect();
         let best = *delays.iter().min().expect("rounds ran");
         assert!(

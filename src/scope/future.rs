@@ -141,7 +141,8 @@ where
             }
             // SAFETY: see the top of this function: the body never moves.
             let fut = unsafe { Pin::new_unchecked(fut) };
-            let polled = context::enter_scope(node, || catch_unwind(AssertUnwindSafe(|| fut.poll(cx))));
+            let polled =
+                context::enter_scope(node, || catch_unwind(AssertUnwindSafe(|| fut.poll(cx))));
             match polled {
                 Ok(Poll::Ready(value)) => {
                     *output = Some(value);

@@ -1,67 +1,42 @@
-//! The pieces every test helper module shares: a hang guard, panic
-//! messages, and a drop counter. Included by `tests/common`,
-//! `tests/toolkit_common` and `tests/reliability_common`, which add what
-//! their own tests need.
+//! What the integration tests share, one name for each idea:
+//!
+//! - `hang`: [`hang_guard`] (every test body runs under it, bounded by
+//!   [`HANG_LIMIT`]) and [`wait_until`];
+//! - `runtime`: [`runtime`] (a real or paused [`Clock`], a worker count,
+//!   workers named after the test), [`on_workers`], and checks on what a
+//!   runtime still holds ([`assert_clean`], [`cancel_reason`], ...);
+//! - `probe`: counting what happens to futures: [`Counter`] (with a guard
+//!   that counts a drop) and [`Probes`] (futures that record their polls,
+//!   late polls, completions and drops);
+//! - `sync`: staging a test: [`Countdown`], [`arrive_and_park`],
+//!   [`first_pending`], and [`Slot`] and [`Log`] to carry values out of a
+//!   scope;
+//! - `time`: [`ms`], [`secs`], [`timed`];
+//! - `panics`: [`expect_panic`], [`panic_message`], [`PanicOnDrop`];
+//! - `process`: [`run_bounded`], a child process with a time limit.
+//!
+//! `reliability.rs` holds what only the reliability suites need (child
+//! processes for tests that may abort, a seeded PRNG, `assert_serves`,
+//! misbehaving wakers). It is not declared here: those suites include it
+//! beside this module, so that the other test binaries do not build it.
+//!
+//! Every test binary uses a part of this module only, hence the
+//! allowances for code and re-exports it leaves unused.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::any::Any;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
-use std::thread;
-use std::time::Duration;
+mod hang;
+mod panics;
+mod probe;
+mod process;
+mod runtime;
+mod sync;
+mod time;
 
-/// Runs `f` on its own thread and fails the caller if `f` has not returned
-/// within `limit`: a deadlock becomes a failure (the bound measures no
-/// speed). A panic in `f` is resumed on the caller.
-pub fn hang_guard_for<T, F>(what: &str, limit: Duration, f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::Builder::new()
-        .name(format!("guarded {what}"))
-        .spawn(move || {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = tx.send(());
-            out
-        })
-        .expect("spawn a guarded thread");
-    match rx.recv_timeout(limit) {
-        Ok(()) => match handle.join().expect("the guarded thread catches panics") {
-            Ok(out) => out,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(_) => panic!("{what} did not finish within {limit:?}: it hangs"),
-    }
-}
-
-/// The text of a panic payload (`&str` or `String`), or a placeholder.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_string()
-    }
-}
-
-/// Runs `f`, which must panic; returns the panic's message.
-pub fn expect_panic<R>(f: impl FnOnce() -> R) -> String {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(_) => panic!("expected a panic, but the call returned"),
-        Err(payload) => panic_message(&*payload),
-    }
-}
-
-/// Counts drops of whatever holds it.
-#[derive(Debug)]
-pub struct DropCount(pub Arc<AtomicUsize>);
-
-impl Drop for DropCount {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, SeqCst);
-    }
-}
+pub use hang::*;
+pub use panics::*;
+pub use probe::*;
+pub use process::*;
+pub use runtime::*;
+pub use sync::*;
+pub use time::*;

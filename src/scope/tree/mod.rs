@@ -482,7 +482,11 @@ impl Node {
             if self.cancelled.is_set() || st.phase == Phase::Removed {
                 return;
             }
-            if let Some(waker) = st.rare.as_mut().and_then(|r| r.cancel_waiters.try_remove(key)) {
+            if let Some(waker) = st
+                .rare
+                .as_mut()
+                .and_then(|r| r.cancel_waiters.try_remove(key))
+            {
                 after.drop_waker(waker);
             }
         });
