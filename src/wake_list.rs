@@ -55,6 +55,10 @@ impl WakeList {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
     /// Wakes every waker, in the order they were pushed. A waker that
     /// panics does not stop the others; see [`wake_catching`].
     #[inline]

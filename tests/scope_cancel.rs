@@ -582,3 +582,67 @@ fn parked_on_nested_scopes_once(rt: &cancel_scope::runtime::Runtime) {
     assert_eq!(rt.live_tasks(), 0);
     assert_eq!(rt.live_scopes(), 0);
 }
+
+/// Parked futures that are slow to drop, many of them: the cancel shares
+/// the dropping with idle workers. Each future is still dropped exactly
+/// once, `cancel()` still returns only once all of them are, and a panic
+/// in one of those drops still reaches the scope.
+#[test]
+fn a_large_cancel_of_slow_drops_drops_each_future_once_before_it_returns() {
+    /// Spins in `Drop` for a while, as a future that flushes would.
+    struct SlowDrop {
+        _dropped: support::OnDrop,
+        panics: bool,
+    }
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_micros(3) {
+                std::hint::spin_loop();
+            }
+            if self.panics {
+                panic!("boom in a slow drop");
+            }
+        }
+    }
+    const TASKS: usize = if cfg!(miri) { 20 } else { 3_000 };
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
+        let drops = Counter::new();
+        let parked = Countdown::new(TASKS);
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(scope(|s| {
+                let (drops, parked, seen) = (drops.clone(), parked.clone(), seen.clone());
+                async move {
+                    for i in 0..TASKS {
+                        let guard = SlowDrop {
+                            _dropped: drops.on_drop(),
+                            panics: i == TASKS / 2,
+                        };
+                        s.spawn(arrive_and_park_holding(parked.clone(), guard));
+                    }
+                    parked.wait().await;
+                    s.cancel();
+                    seen.store(drops.get(), SeqCst);
+                }
+            }))
+        }));
+        let message = support::panic_message(&*out.expect_err("the drop's panic is resumed"));
+        assert_eq!(message, "boom in a slow drop");
+        assert_eq!(drops.get(), TASKS, "each future dropped exactly once");
+        assert_eq!(
+            seen.load(SeqCst),
+            TASKS,
+            "cancel() returned after every drop"
+        );
+        assert_eq!(rt.live_tasks(), 0);
+    });
+}
+
+/// Arrives at `parked`, then waits forever holding `held`.
+async fn arrive_and_park_holding<T: Send>(parked: Countdown, held: T) {
+    let _held = held;
+    parked.arrive();
+    std::future::pending::<()>().await
+}

@@ -68,21 +68,27 @@ impl After {
     /// holds a node of that runtime (a deadline is set or moved through a
     /// handle, and a leaving node's timer is removed by whoever holds its
     /// tree reference), which keeps the runtime alive.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn run(self, shared: NonNull<Shared>) {
+        // Most critical sections leave nothing behind: then there is
+        // nothing to free either, and skipping the fields' drops is worth
+        // it on the paths that open, cancel and end a scope.
+        if self.wakers.is_empty() && self.task.is_none() && self.later.capacity() == 0 {
+            std::mem::forget(self);
+        } else {
+            self.run_slow(shared);
+        }
+    }
+
+    fn run_slow(self, shared: NonNull<Shared>) {
         let After {
             wakers,
             task,
             later,
         } = self;
-        if later.is_empty() {
-            wakers.wake_all();
-            drop(task);
-            return;
-        }
         for item in &later {
             if let Later::Timer(key) = *item {
-                // SAFETY: see above: a timer is only collected while a node
+                // SAFETY: see `run`: a timer is only collected while a node
                 // of this runtime is held, so the runtime is alive.
                 unsafe { shared.as_ref() }.timers.remove(key);
             }

@@ -8,13 +8,14 @@
 //! while a marked node may still finish and leave the tree before the walk
 //! gets to it. Expanding a node, in two critical sections:
 //!
-//! 1. under its lock: take the tasks its marking detached, its future's
-//!    waker, its `cancelled()` waiters and its deadline timer, and mark
+//! 1. under its lock: take its task list (the walk's since the marking:
+//!    invariant 4), its future's waker, its `cancelled()` waiters and its deadline timer, and mark
 //!    each child that is neither shielded nor cancelled already (locking
 //!    the child while holding the parent: invariant 5), pushing it on the
 //!    stack;
-//! 2. with no lock: cancel each detached task (an idle one is claimed and
+//! 2. with no lock: cancel each of its tasks (an idle one is claimed and
 //!    its future dropped right here; a running one is left to its runner);
+//!    a long list is shared with idle workers (`parallel.rs`);
 //! 3. under its lock again: subtract the dropped tasks from the live count,
 //!    keep the first panic a drop raised, and settle: wake the scope future
 //!    if the node is finished, or let the node leave the tree if its future
@@ -24,8 +25,9 @@
 //! a task of the parent is dropped with that task before the child's
 //! waiters are woken: waking it then finds the task complete.
 
-use super::{children, After, Kind, Node, Phase, State};
+use super::{children, parallel, After, Kind, Node, Phase, State};
 use crate::cancelled::CancelReason;
+use crate::runtime::Shared;
 use crate::task::{Cancel, Panic, TaskRef};
 use slab::Slab;
 use std::ptr::NonNull;
@@ -63,12 +65,26 @@ impl Node {
 /// if it was cancelled already, or has left the tree).
 fn walk(top: &Node, reason: CancelReason, descend: bool) -> bool {
     let mut stack = None;
-    {
+    let mut after = After::default();
+    let leaving = {
         let mut st = top.state.lock();
         if st.phase == Phase::Removed || top.cancelled.is_set() {
             return false;
         }
-        mark(top, &mut st, &reason, &mut stack);
+        if st.tasks.is_empty() && (st.first_child.is_none() || !descend) {
+            // Nothing to drop and nothing below: the whole cancel is this
+            // critical section (an empty scope's, say).
+            top.cancelled.set(&reason);
+            take_waiters(&mut st, &mut after);
+            top.settle(&mut st, &mut after)
+        } else {
+            mark(top, &mut st, &reason, &mut stack);
+            None
+        }
+    };
+    after.run(top.shared);
+    if let Some(tree_ref) = leaving {
+        tree_ref.leave_tree();
     }
     while let Some(node) = stack {
         stack = expand(node, descend);
@@ -76,14 +92,27 @@ fn walk(top: &Node, reason: CancelReason, descend: bool) -> bool {
     true
 }
 
-/// Marks `node` cancelled, detaches its tasks (invariant 4) and pushes it
-/// on the walk's stack, which takes a reference to it. The caller holds
-/// `node`'s lock (`st`).
+/// Moves the wakers of the node's future and `cancelled()` waiters, and
+/// its deadline timer, to `after`. The caller holds the node's lock.
+fn take_waiters(st: &mut State, after: &mut After) {
+    if let Some(waker) = st.waker.take() {
+        after.wake(waker);
+    }
+    if let Some(rare) = st.rare.as_deref_mut() {
+        for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
+            after.wake(waker);
+        }
+        if let Some(deadline) = rare.deadline.take() {
+            after.remove_timer(deadline.timer);
+        }
+    }
+}
+
+/// Marks `node` cancelled, so that its task list is the walk's (invariant
+/// 4), and pushes it on the walk's stack, which takes a reference to it.
+/// The caller holds `node`'s lock (`st`).
 fn mark(node: &Node, st: &mut State, reason: &CancelReason, stack: &mut Option<NonNull<Node>>) {
     node.cancelled.set(reason);
-    if !st.tasks.is_empty() {
-        st.detached = std::mem::take(&mut st.tasks);
-    }
     let pinned = NonNull::new(Arc::into_raw(node.pin()).cast_mut()).expect("not null");
     st.walk_next = stack.replace(pinned);
 }
@@ -98,18 +127,8 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
     let (tasks, mut stack) = {
         let mut st = this.state.lock();
         let mut stack = st.walk_next.take();
-        let tasks = std::mem::take(&mut st.detached);
-        if let Some(waker) = st.waker.take() {
-            after.wake(waker);
-        }
-        if let Some(rare) = st.rare.as_deref_mut() {
-            for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
-                after.wake(waker);
-            }
-            if let Some(deadline) = rare.deadline.take() {
-                after.remove_timer(deadline.timer);
-            }
-        }
+        let tasks = std::mem::take(&mut st.tasks);
+        take_waiters(&mut st, &mut after);
         if descend {
             // SAFETY: rule P; we hold this node's lock, which guards its
             // child list, and its children are alive (invariant 2).
@@ -125,7 +144,7 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
         }
         (tasks, stack)
     };
-    let (dropped, mut panics) = cancel_tasks(tasks);
+    let (dropped, mut panics) = cancel_tasks(this.shared(), tasks);
     let leaving = {
         let mut st = this.state.lock();
         // A node may have finished and left the tree after its marking
@@ -155,9 +174,15 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
 /// dropped here, a running one is left to its runner (which releases it).
 /// Returns how many futures were dropped here, and the panics their drops
 /// raised.
-fn cancel_tasks(mut tasks: Slab<TaskRef>) -> (usize, Vec<Panic>) {
+fn cancel_tasks(shared: &Shared, mut tasks: Slab<TaskRef>) -> (usize, Vec<Panic>) {
     let mut dropped = 0;
     let mut panics = Vec::new();
+    if tasks.is_empty() {
+        return (dropped, panics);
+    }
+    if tasks.len() >= parallel::PARALLEL_MIN && shared.idle.num_sleeping() > 0 {
+        return parallel::cancel_tasks(shared, tasks);
+    }
     for task in tasks.drain() {
         if let Cancel::Dropped(panic) = task.cancel() {
             dropped += 1;

@@ -34,10 +34,11 @@
 //!    roots' lock) is held: work found under a lock goes to an [`After`],
 //!    which [`Node::with`] runs once the lock is released. (The timer map's
 //!    lock is never taken under a node's lock either.)
-//! 4. **A cancelled node takes no new tasks, and lists none.** The walk
-//!    moves the node's task list out as it marks it. A task finishing
-//!    afterwards has no entry to remove (its key may be reused by then); it
-//!    only decrements the live count.
+//! 4. **A cancelled node takes no new tasks, and its task list is the
+//!    walk's.** From its marking on, nothing but the walk that marked it
+//!    touches the list (which it takes when it expands the node): a task
+//!    finishing afterwards does not remove its entry (the walk holds it,
+//!    or its key may be reused by then); it only decrements the live count.
 //! 5. **Locks are taken top-down.** A thread holds one node's lock, or a
 //!    parent's and then one child's (the walk, the views): never a child's
 //!    while it takes its parent's. Leaving the tree locks the node, releases
@@ -60,6 +61,7 @@
 
 mod after;
 mod cancel;
+mod parallel;
 mod roots;
 
 pub(crate) use after::After;
@@ -141,8 +143,9 @@ struct Siblings {
 pub(crate) struct State {
     phase: Phase,
     body: Body,
-    /// The tasks that can still be cancelled (invariant 4), keyed by the
-    /// key each task's binding holds.
+    /// The tasks that can still be cancelled, keyed by the key each task's
+    /// binding holds. Once the node is cancelled, the list belongs to the
+    /// walk that marked it (invariant 4).
     tasks: Slab<TaskRef>,
     /// Tasks spawned and not yet finished; after a cancel, no longer listed.
     live_tasks: usize,
@@ -151,8 +154,6 @@ pub(crate) struct State {
     /// The node below this one on the stack of the walk that marked it
     /// (`cancel.rs`), if that walk has not expanded it yet.
     walk_next: Option<NonNull<Node>>,
-    /// The tasks a walk took out of the list, until it expands the node.
-    detached: Slab<TaskRef>,
     /// The tree reference once the scope future is gone (invariant 2).
     self_ref: Option<Arc<Node>>,
     /// The scope future's waker, woken on cancel and when it may finish.
@@ -612,7 +613,6 @@ impl State {
             live_tasks: 0,
             first_child: None,
             walk_next: None,
-            detached: Slab::new(),
             self_ref: None,
             waker: None,
             rare: None,
@@ -669,7 +669,10 @@ impl Drop for Node {
     /// Frees a chain of parents that this node held last, iteratively: a
     /// long chain of nested scopes costs no stack.
     fn drop(&mut self) {
-        spare_slab::offer(std::mem::take(&mut self.state.lock().tasks));
+        let tasks = &mut self.state.get_mut().tasks;
+        if tasks.capacity() != 0 {
+            spare_slab::offer(std::mem::take(tasks));
+        }
         let mut parent = self.parent.take();
         while let Some(node) = parent {
             parent = match Arc::try_unwrap(node) {
