@@ -18,9 +18,10 @@ use std::task::Waker;
 #[derive(Default)]
 pub(crate) struct After {
     wakers: WakeList,
-    /// The one task reference a finishing task's release drops: inline,
-    /// so that the common release allocates nothing.
-    task: Option<TaskRef>,
+    /// The first item to drop or remove: inline, so that the common case
+    /// (a release dropping its task reference, a future's drop dropping its
+    /// waker) allocates nothing.
+    first: Option<Later>,
     later: Vec<Later>,
 }
 
@@ -41,24 +42,28 @@ impl After {
 
     /// Drops `waker` without waking it.
     pub(crate) fn drop_waker(&mut self, waker: Waker) {
-        self.later.push(Later::Waker(waker));
+        self.push(Later::Waker(waker));
     }
 
     pub(crate) fn drop_panic(&mut self, panic: Panic) {
-        self.later.push(Later::Panic(panic));
+        self.push(Later::Panic(panic));
     }
 
     /// Drops a reference to a task (which may be its last).
     pub(crate) fn drop_task(&mut self, task: TaskRef) {
-        match self.task {
-            None => self.task = Some(task),
-            Some(_) => self.later.push(Later::Task(task)),
-        }
+        self.push(Later::Task(task));
     }
 
     /// Removes a timer from the runtime's timer map.
     pub(crate) fn remove_timer(&mut self, key: TimerKey) {
-        self.later.push(Later::Timer(key));
+        self.push(Later::Timer(key));
+    }
+
+    fn push(&mut self, item: Later) {
+        match self.first {
+            None => self.first = Some(item),
+            Some(_) => self.later.push(item),
+        }
     }
 
     /// Does the work: removes timers, then wakes, then drops.
@@ -71,9 +76,10 @@ impl After {
     #[inline(always)]
     pub(crate) fn run(self, shared: NonNull<Shared>) {
         // Most critical sections leave nothing behind: then there is
-        // nothing to free either, and skipping the fields' drops is worth
-        // it on the paths that open, cancel and end a scope.
-        if self.wakers.is_empty() && self.task.is_none() && self.later.capacity() == 0 {
+        // nothing to free either (`later` only grows once `first` is
+        // taken), and skipping the fields' drops is worth it on the paths
+        // that open, cancel and end a scope.
+        if self.wakers.is_empty() && self.first.is_none() {
             std::mem::forget(self);
         } else {
             self.run_slow(shared);
@@ -83,18 +89,24 @@ impl After {
     fn run_slow(self, shared: NonNull<Shared>) {
         let After {
             wakers,
-            task,
+            first,
             later,
         } = self;
-        for item in &later {
+        let remove = |item: &Later| {
             if let Later::Timer(key) = *item {
                 // SAFETY: see `run`: a timer is only collected while a node
                 // of this runtime is held, so the runtime is alive.
                 unsafe { shared.as_ref() }.timers.remove(key);
             }
+        };
+        if let Some(item) = &first {
+            remove(item);
+        }
+        if !later.is_empty() {
+            later.iter().for_each(remove);
         }
         wakers.wake_all();
-        drop(task);
+        drop(first);
         drop(later);
     }
 }

@@ -28,8 +28,8 @@
 use super::{children, parallel, After, Kind, Node, Phase, State};
 use crate::cancelled::CancelReason;
 use crate::runtime::Shared;
-use crate::task::{Cancel, Panic, TaskRef};
-use slab::Slab;
+use super::task_list::TaskList;
+use crate::task::{Cancel, Panic};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -174,7 +174,7 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
 /// dropped here, a running one is left to its runner (which releases it).
 /// Returns how many futures were dropped here, and the panics their drops
 /// raised.
-fn cancel_tasks(shared: &Shared, mut tasks: Slab<TaskRef>) -> (usize, Vec<Panic>) {
+fn cancel_tasks(shared: &Shared, mut tasks: TaskList) -> (usize, Vec<Panic>) {
     let mut dropped = 0;
     let mut panics = Vec::new();
     if tasks.is_empty() {
@@ -189,6 +189,5 @@ fn cancel_tasks(shared: &Shared, mut tasks: Slab<TaskRef>) -> (usize, Vec<Panic>
             panics.extend(panic);
         }
     }
-    super::spare_slab::offer(tasks);
     (dropped, panics)
 }

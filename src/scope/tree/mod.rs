@@ -63,6 +63,7 @@ mod after;
 mod cancel;
 mod parallel;
 mod roots;
+mod task_list;
 
 pub(crate) use after::After;
 pub(crate) use roots::Roots;
@@ -72,6 +73,7 @@ use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
 use crate::runtime::Shared;
 use crate::task::{Panic, TaskRef};
+use task_list::TaskList;
 use crate::time::timers::TimerKey;
 use slab::Slab;
 use std::cell::Cell;
@@ -146,7 +148,7 @@ pub(crate) struct State {
     /// The tasks that can still be cancelled, keyed by the key each task's
     /// binding holds. Once the node is cancelled, the list belongs to the
     /// walk that marked it (invariant 4).
-    tasks: Slab<TaskRef>,
+    tasks: TaskList,
     /// Tasks spawned and not yet finished; after a cancel, no longer listed.
     live_tasks: usize,
     /// The head of the child list (rule P).
@@ -326,9 +328,6 @@ impl Node {
             return Err((self.cancel_value(), task));
         }
         st.live_tasks += 1;
-        if st.tasks.capacity() == 0 {
-            st.tasks = spare_slab::take();
-        }
         Ok(st.tasks.insert(task))
     }
 
@@ -529,8 +528,9 @@ impl Node {
     pub(crate) fn drop_body(this: Arc<Node>) {
         let leave = this.with(|st, after| {
             st.body = Body::Dropped;
+            // The future that would have been woken is the one going away.
             if let Some(waker) = st.waker.take() {
-                after.wake(waker);
+                after.drop_waker(waker);
             }
             if let Some(panic) = st.rare.as_mut().and_then(|r| r.panic.take()) {
                 after.drop_panic(panic);
@@ -609,7 +609,7 @@ impl State {
         State {
             phase: Phase::Open,
             body: Body::Running,
-            tasks: Slab::new(),
+            tasks: TaskList::default(),
             live_tasks: 0,
             first_child: None,
             walk_next: None,
@@ -669,10 +669,6 @@ impl Drop for Node {
     /// Frees a chain of parents that this node held last, iteratively: a
     /// long chain of nested scopes costs no stack.
     fn drop(&mut self) {
-        let tasks = &mut self.state.get_mut().tasks;
-        if tasks.capacity() != 0 {
-            spare_slab::offer(std::mem::take(tasks));
-        }
         let mut parent = self.parent.take();
         while let Some(node) = parent {
             parent = match Arc::try_unwrap(node) {
@@ -742,46 +738,6 @@ unsafe fn children(first: Option<NonNull<Node>>) -> impl Iterator<Item = NonNull
             .siblings
             .with(|s| unsafe { (*s).next })
     })
-}
-
-/// A task list's buffer kept for the next scope that spawns on this
-/// thread: a scope starts with no buffer, and growing one to thousands of
-/// entries for each fan-out (and freeing it, which makes glibc consolidate
-/// the chunks of the tasks just freed) costs more than the spawns.
-pub(super) mod spare_slab {
-    use crate::task::TaskRef;
-    use slab::Slab;
-    use std::cell::Cell;
-
-    /// Lists smaller than this are not worth a thread-local's visit.
-    const KEEP: usize = 64;
-
-    thread_local! {
-        /// Empty; at most one per thread. Reached with `try_with`: a
-        /// runtime may be dropped by another thread-local's destructor.
-        static SPARE: Cell<Slab<TaskRef>> = const { Cell::new(Slab::new()) };
-    }
-
-    /// The kept buffer, or a new empty list.
-    pub(in crate::scope::tree) fn take() -> Slab<TaskRef> {
-        SPARE.try_with(Cell::take).unwrap_or_default()
-    }
-
-    /// Keeps `slab`'s buffer if it is larger than the one kept already.
-    pub(in crate::scope::tree) fn offer(mut slab: Slab<TaskRef>) {
-        if slab.capacity() < KEEP {
-            return;
-        }
-        slab.clear(); // empty already, but for a cancel's claimed leftovers
-        let _ = SPARE.try_with(|spare| {
-            let kept = spare.take();
-            spare.set(if kept.capacity() >= slab.capacity() {
-                kept
-            } else {
-                slab
-            });
-        });
-    }
 }
 
 /// How many ids a thread takes from the process-wide counter at a time:

@@ -23,7 +23,7 @@
 use crate::loom::sync::Mutex;
 use crate::runtime::Shared;
 use crate::task::{Cancel, Panic, RawTask, TaskRef};
-use slab::Slab;
+use super::task_list::TaskList;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -73,7 +73,7 @@ impl RawTask for Helper {
 /// Cancels `tasks`, with the help of idle workers if their futures prove
 /// slow to drop (see the module docs); returns how many futures were
 /// dropped and the panics their drops raised.
-pub(super) fn cancel_tasks(shared: &Shared, mut tasks: Slab<TaskRef>) -> (usize, Vec<Panic>) {
+pub(super) fn cancel_tasks(shared: &Shared, mut tasks: TaskList) -> (usize, Vec<Panic>) {
     let (mut dropped, mut panics) = (0, Vec::new());
     let mut drain = tasks.drain();
     let start = Instant::now();
@@ -81,7 +81,6 @@ pub(super) fn cancel_tasks(shared: &Shared, mut tasks: Slab<TaskRef>) -> (usize,
     let slow = start.elapsed() > SLOW_DROP * CHUNK as u32;
     if !slow || shared.idle.num_sleeping() == 0 {
         cancel_each(drain, &mut dropped, &mut panics);
-        super::spare_slab::offer(tasks);
         return (dropped, panics);
     }
     let mut chunks = Vec::new();
@@ -93,7 +92,6 @@ pub(super) fn cancel_tasks(shared: &Shared, mut tasks: Slab<TaskRef>) -> (usize,
         chunks.push(Mutex::new(chunk));
     }
     drop(drain);
-    super::spare_slab::offer(tasks);
     let group = Arc::new(Group {
         pending: AtomicUsize::new(chunks.len()),
         chunks: chunks.into_boxed_slice(),
