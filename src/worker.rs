@@ -13,9 +13,8 @@ use crate::loom::deque::Worker as Deque;
 use crate::queue::{self, GLOBAL_QUEUE_INTERVAL};
 use crate::runtime::Shared;
 use crate::task::TaskRef;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,16 +39,17 @@ pub(crate) struct Core {
 }
 
 thread_local! {
-    static CURRENT_CORE: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+    /// This thread's core, or null.
+    ///
+    /// Rule: non-null only while `run` is on this thread's stack, which
+    /// owns the core for its whole duration. No destructor: reachable even
+    /// during thread teardown.
+    static CURRENT_CORE: Cell<*const Core> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Whether this thread is a worker of any runtime.
 pub(crate) fn is_worker_thread() -> bool {
-    // During thread teardown the slot may be gone: a worker's is never
-    // (it clears it before its thread ends).
-    CURRENT_CORE
-        .try_with(|c| c.borrow().is_some())
-        .unwrap_or(false)
+    !CURRENT_CORE.with(Cell::get).is_null()
 }
 
 /// How many tasks in a row a worker takes from its LIFO slot before it
@@ -88,18 +88,12 @@ pub(crate) enum Pushed {
 /// Queues `task` on this thread's worker if this thread is a worker of
 /// `shared`; hands it back otherwise.
 pub(crate) fn push_local(shared: &Shared, task: TaskRef, to: Push) -> Result<Pushed, TaskRef> {
-    let mut task = Some(task);
-    // `try_with` fails only during thread teardown, on a thread that is
-    // no worker any more.
-    let pushed = CURRENT_CORE.try_with(|c| match &*c.borrow() {
-        Some(core) if std::ptr::eq(core.shared, shared) => {
-            Some(core.push(shared, task.take().expect("taken once"), to))
-        }
-        _ => None,
-    });
-    match pushed {
-        Ok(Some(pushed)) => Ok(pushed),
-        _ => Err(task.take().expect("not pushed")),
+    let core = CURRENT_CORE.with(Cell::get);
+    // SAFETY: by the rule on CURRENT_CORE, a non-null pointer is to the
+    // core that `run`, below us on this thread's stack, owns.
+    match unsafe { core.as_ref() } {
+        Some(core) if std::ptr::eq(core.shared, shared) => Ok(core.push(shared, task, to)),
+        _ => Err(task),
     }
 }
 
@@ -113,7 +107,7 @@ pub(crate) fn new_queue() -> Deque<TaskRef> {
 /// rather than leave a half-dead runtime (user panics never get here; the
 /// task catches them).
 pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
-    let core = Rc::new(Core {
+    let core = Core {
         id,
         local,
         lifo_runs: Cell::new(0),
@@ -124,12 +118,12 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
         shared: Arc::as_ptr(&shared),
         tick: Cell::new(0),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1)),
-    });
-    CURRENT_CORE.with(|c| *c.borrow_mut() = Some(core.clone()));
+    };
+    CURRENT_CORE.with(|c| c.set(&core));
     let result = catch_unwind(AssertUnwindSafe(|| {
         crate::context::enter_runtime(&shared, || core.run_loop(&shared))
     }));
-    CURRENT_CORE.with(|c| c.borrow_mut().take());
+    CURRENT_CORE.with(|c| c.set(std::ptr::null()));
     if result.is_err() {
         eprintln!("cancel-scope: a worker thread hit an internal error; aborting");
         std::process::abort();
