@@ -7,7 +7,7 @@
 use crate::runtime::Shared;
 use crate::scope::tree::Node;
 use std::cell::{Cell, RefCell};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
 thread_local! {
@@ -25,29 +25,27 @@ thread_local! {
     static CURRENT_RUNTIME: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with `scope` as the current scope.
-pub(crate) fn enter_scope<R>(scope: &Node, f: impl FnOnce() -> R) -> R {
+/// Runs `f` with the live node at `scope` (a pointer made by the tree's
+/// rule A) as the current scope.
+pub(crate) fn enter_scope<R>(scope: NonNull<Node>, f: impl FnOnce() -> R) -> R {
     struct Restore(*const Node);
     impl Drop for Restore {
         fn drop(&mut self) {
             CURRENT_SCOPE.with(|c| c.set(self.0));
         }
     }
-    let prev = CURRENT_SCOPE.with(|c| c.replace(scope));
+    let prev = CURRENT_SCOPE.with(|c| c.replace(scope.as_ptr()));
     let _restore = Restore(prev);
     f()
 }
 
-/// Runs `f` with the scope being polled on this thread, if any. Borrowed,
-/// not cloned: opening a scope touches no reference count of its parent.
-pub(crate) fn with_current_scope<R>(f: impl FnOnce(Option<&Node>) -> R) -> R {
-    let ptr = CURRENT_SCOPE.with(|c| c.get());
-    // SAFETY: by the rule on CURRENT_SCOPE, a non-null pointer came from a
-    // node that the `enter_scope` call on this thread's stack borrows for
-    // longer than this call, so the pointee is alive while `f` runs; `f`
-    // cannot keep the reference.
-    let current = unsafe { ptr.as_ref() };
-    f(current)
+/// Runs `f` with the scope being polled on this thread, if any: a pointer
+/// to a node that stays alive while `f` runs (by the rule on
+/// `CURRENT_SCOPE`, the `enter_scope` call on this thread's stack keeps it
+/// alive for longer than this call), made by the tree's rule A. `f` must
+/// not keep it.
+pub(crate) fn with_current_scope<R>(f: impl FnOnce(Option<NonNull<Node>>) -> R) -> R {
+    f(NonNull::new(CURRENT_SCOPE.with(|c| c.get()).cast_mut()))
 }
 
 /// Runs `f` with `shared` as this thread's runtime.
@@ -72,7 +70,9 @@ pub(crate) fn enter_runtime<R>(shared: &Arc<Shared>, f: impl FnOnce() -> R) -> R
 /// The runtime that work started on this thread should use: the current
 /// scope's, else this thread's, else the process-wide default.
 pub(crate) fn current_runtime() -> Arc<Shared> {
-    if let Some(shared) = with_current_scope(|scope| scope.map(Node::shared_arc)) {
+    // SAFETY: see `with_current_scope`: the node is alive during the call.
+    let shared = with_current_scope(|scope| scope.map(|n| unsafe { n.as_ref() }.shared_arc()));
+    if let Some(shared) = shared {
         return shared;
     }
     CURRENT_RUNTIME

@@ -138,19 +138,12 @@ impl Look {
 #[cfg(all(test, not(cancel_scope_loom)))]
 mod tests {
     use super::LifoSlot;
-    use crate::task::{Cancel, RawTask, TaskRef};
+    use crate::task::testing::holding;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
 
+    /// Counts its drop: one per task freed.
     struct Counted(Arc<AtomicUsize>);
-
-    impl RawTask for Counted {
-        fn run(self: Arc<Self>) {}
-
-        fn cancel(&self) -> Cancel {
-            Cancel::AlreadyComplete
-        }
-    }
 
     impl Drop for Counted {
         fn drop(&mut self) {
@@ -182,7 +175,7 @@ mod tests {
         };
         let mut kept = 0;
         for i in 0..TASKS {
-            let task: TaskRef = Arc::new(Counted(dropped.clone()));
+            let task = holding(Counted(dropped.clone()));
             kept += usize::from(slot.push(task).is_some());
             if i % 3 == 0 {
                 kept += usize::from(slot.pop().is_some());
@@ -192,9 +185,8 @@ mod tests {
         let stolen = thief.join().unwrap();
         kept += usize::from(slot.pop().is_some());
         assert_eq!(kept + stolen, TASKS);
-        assert_eq!(dropped.load(SeqCst), TASKS, "each task dropped once");
-        let task: TaskRef = Arc::new(Counted(dropped.clone()));
-        assert!(slot.push(task).is_none());
+        assert_eq!(dropped.load(SeqCst), TASKS, "each task freed once");
+        assert!(slot.push(holding(())).is_none());
         let before = slot.look();
         assert!(
             slot.look().stuck_since(before),
@@ -211,20 +203,10 @@ mod tests {
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models {
     use super::LifoSlot;
-    use crate::task::{Cancel, RawTask, TaskRef};
+    use crate::task::testing::{holding, same};
+    use crate::task::TaskRef;
     use loom::thread;
     use std::sync::Arc;
-
-    /// A task that does nothing: the model only moves references.
-    struct Inert;
-
-    impl RawTask for Inert {
-        fn run(self: Arc<Self>) {}
-
-        fn cancel(&self) -> Cancel {
-            Cancel::AlreadyComplete
-        }
-    }
 
     /// The owner pushes two tasks (the second displaces the first, or is
     /// queued itself if a thief holds the slot) and takes one back, while
@@ -232,7 +214,7 @@ mod loom_models {
     #[test]
     fn owner_and_thief_take_each_task_once() {
         loom::model(|| {
-            let tasks: [TaskRef; 2] = [Arc::new(Inert), Arc::new(Inert)];
+            let tasks: [TaskRef; 2] = [holding(()), holding(())];
             let slot = Arc::new(LifoSlot::new());
             let thief = {
                 let slot = slot.clone();
@@ -245,7 +227,7 @@ mod loom_models {
             out.extend(thief.join().unwrap());
             out.extend(slot.take());
             for task in &tasks {
-                let times = out.iter().filter(|t| Arc::ptr_eq(t, task)).count();
+                let times = out.iter().filter(|t| same(t, task)).count();
                 assert_eq!(times, 1, "a task came out {times} times");
             }
             assert_eq!(out.len(), 2);

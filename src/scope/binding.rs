@@ -15,15 +15,13 @@ use crate::context;
 use crate::task::{Panic, Schedule, TaskRef};
 use crate::worker::Push;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-/// How a task is bound to its scope: the task's [`Schedule`] impl.
+/// How a task is bound to its scope: the task's [`Schedule`] impl. (The
+/// task's key in its node's list is kept in the task itself: see
+/// `TaskRef::set_owner_key`.)
 pub(crate) struct TaskBinding {
     /// Rule B.
     pub(super) node: NonNull<Node>,
-    /// The task's key in its node's task list; written and read under the
-    /// node's lock (or before the task is first scheduled).
-    pub(super) key: AtomicUsize,
 }
 
 // SAFETY: the node pointer is followed only under rule B, from any thread:
@@ -49,15 +47,14 @@ impl Schedule for TaskBinding {
     }
 
     fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
-        context::enter_scope(self.node(), poll)
+        context::enter_scope(self.node, poll)
     }
 
     fn cancelled(&self) -> Cancelled {
         self.node().cancel_value()
     }
 
-    fn release(&self, panic: Option<Panic>) {
-        let key = self.key.load(Relaxed);
+    fn release(&self, key: usize, panic: Option<Panic>) {
         // SAFETY: rule B; the task is live until this call, which is its
         // last use of the pointer.
         unsafe { Node::release_task(self.node, key, panic) };

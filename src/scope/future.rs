@@ -91,7 +91,9 @@ where
         }
         let handle = Scope { node: node.clone() };
         // The closure itself may spawn: run it inside the scope.
-        let body = context::enter_scope(&node, || catch_unwind(AssertUnwindSafe(|| body(handle))));
+        let body = context::enter_scope(Node::as_ptr(&node), || {
+            catch_unwind(AssertUnwindSafe(|| body(handle)))
+        });
         let body = match body {
             Ok(fut) => Some(fut),
             Err(panic) => {
@@ -141,8 +143,9 @@ where
             }
             // SAFETY: see the top of this function: the body never moves.
             let fut = unsafe { Pin::new_unchecked(fut) };
-            let polled =
-                context::enter_scope(node, || catch_unwind(AssertUnwindSafe(|| fut.poll(cx))));
+            let polled = context::enter_scope(Node::as_ptr(node), || {
+                catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+            });
             match polled {
                 Ok(Poll::Ready(value)) => {
                     *output = Some(value);

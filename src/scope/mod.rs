@@ -39,12 +39,10 @@ pub use wait::WaitCancelled;
 use binding::TaskBinding;
 
 use crate::cancelled::CancelReason;
-use crate::task::{JoinHandle, Task};
+use crate::task::JoinHandle;
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tree::{Kind, Node};
@@ -239,22 +237,20 @@ impl Scope {
         F::Output: Send + 'static,
     {
         let binding = TaskBinding {
-            node: NonNull::from(&*self.node),
-            key: AtomicUsize::new(usize::MAX),
+            node: Node::as_ptr(&self.node),
         };
-        let task = Task::new(future, binding);
-        let listed = task.clone();
-        match self.node.add_task(listed) {
+        let (task, handle) = crate::task::new(future, binding);
+        match self.node.add_task(task.clone()) {
             Ok(key) => {
-                // Read back under the node's lock, in `release`.
-                task.scheduler().key.store(key, Relaxed);
-                self.node
-                    .shared()
-                    .schedule(task.clone(), crate::worker::Push::Back);
-                JoinHandle::new(task)
+                // Read back in `release`, after the task has run.
+                task.set_owner_key(key);
+                self.node.shared().schedule(task, crate::worker::Push::Back);
+                handle
             }
             Err((cancelled, listed)) => {
-                drop(listed);
+                // The last reference is the handle's: dropping it drops the
+                // future, unpolled, here and not under the node's lock.
+                drop((listed, task, handle));
                 JoinHandle::refused(cancelled)
             }
         }

@@ -1,12 +1,13 @@
 //! [`JoinHandle`]: awaiting a spawned task's output.
 
+use super::raw::{drop_ref, Header};
 use super::state::COMPLETE;
-use super::Task;
 use crate::cancelled::Cancelled;
+use crate::loom::sync::Mutex;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 
 /// Where a finished task leaves its output for the [`JoinHandle`].
@@ -51,55 +52,6 @@ impl<T> JoinSlot<T> {
     }
 }
 
-/// The join side of a task, erased over the future type.
-trait Join<T>: Send + Sync {
-    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, Cancelled>>;
-    /// The handle is dropped; `waiting` says whether it left a waker.
-    fn detach(&self, waiting: bool);
-}
-
-impl<F, S> Join<F::Output> for Task<F, S>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    S: super::Schedule,
-{
-    fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, Cancelled>> {
-        let mut slot = self.join.lock();
-        if let Some(output) = slot.take(Output::Taken) {
-            return Poll::Ready(output);
-        }
-        assert!(
-            !matches!(slot.output, Output::Taken),
-            "`JoinHandle` polled after it completed"
-        );
-        match &slot.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => slot.waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
-    }
-
-    fn detach(&self, waiting: bool) {
-        let prev = self.state.drop_join_handle();
-        // No output is stored before `COMPLETE`, and a completer that sets
-        // it after this point sees no `JOIN_HANDLE` and stores none: with
-        // no waker of ours either, the slot is empty. The common drop of a
-        // handle never awaited takes no lock.
-        if !prev.has(COMPLETE) && !waiting {
-            return;
-        }
-        // Drop an output that was already stored, and our waker, outside
-        // the lock: either may run user code.
-        let (output, waker) = {
-            let mut slot = self.join.lock();
-            (slot.take(Output::Pending), slot.waker.take())
-        };
-        drop(output);
-        drop(waker);
-    }
-}
-
 /// An owned permission to await a spawned task's output.
 ///
 /// `JoinHandle<T>` is a future of `Result<T, Cancelled>`: `Ok` with the
@@ -133,19 +85,30 @@ pub struct JoinHandle<T> {
 }
 
 enum Inner<T> {
-    Task(Arc<dyn Join<T>>),
+    /// A task: a counted reference to it (rule R), and its join slot.
+    Task {
+        header: NonNull<Header>,
+        slot: NonNull<Mutex<JoinSlot<T>>>,
+    },
     /// Spawn was refused: the handle resolves at once.
     Refused(Option<Cancelled>),
 }
 
-impl<T: Send + 'static> JoinHandle<T> {
-    pub(crate) fn new<F, S>(task: Arc<Task<F, S>>) -> Self
-    where
-        F: Future<Output = T> + Send + 'static,
-        S: super::Schedule,
-    {
+// SAFETY: the handle reaches its task only through the state word (atomic)
+// and the join slot (behind its mutex), and hands out a `T` it owns; so it
+// may move to, and be shared with, any thread if `T` may move.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: as for `Send`; `&JoinHandle` gives access to nothing.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// # Safety
+    ///
+    /// The caller gives the handle one counted reference to the task at
+    /// `header`, and `slot` is that task's join slot for output `T`.
+    pub(super) unsafe fn new(header: NonNull<Header>, slot: NonNull<Mutex<JoinSlot<T>>>) -> Self {
         JoinHandle {
-            inner: Inner::Task(task),
+            inner: Inner::Task { header, slot },
             waiting: false,
         }
     }
@@ -164,8 +127,10 @@ impl<T> Future for JoinHandle<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         match &mut this.inner {
-            Inner::Task(task) => {
-                let poll = task.poll_join(cx);
+            Inner::Task { slot, .. } => {
+                // SAFETY: our reference keeps the task, and so its slot,
+                // allocated (rule R).
+                let poll = poll_join(unsafe { slot.as_ref() }, cx);
                 this.waiting |= poll.is_pending();
                 poll
             }
@@ -176,11 +141,46 @@ impl<T> Future for JoinHandle<T> {
     }
 }
 
+fn poll_join<T>(slot: &Mutex<JoinSlot<T>>, cx: &mut Context<'_>) -> Poll<Result<T, Cancelled>> {
+    let mut slot = slot.lock();
+    if let Some(output) = slot.take(Output::Taken) {
+        return Poll::Ready(output);
+    }
+    assert!(
+        !matches!(slot.output, Output::Taken),
+        "`JoinHandle` polled after it completed"
+    );
+    match &slot.waker {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => slot.waker = Some(cx.waker().clone()),
+    }
+    Poll::Pending
+}
+
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        if let Inner::Task(task) = &self.inner {
-            task.detach(self.waiting);
+        let Inner::Task { header, slot } = self.inner else {
+            return;
+        };
+        // SAFETY: our reference keeps the task allocated until `drop_ref`.
+        let prev = unsafe { header.as_ref() }.state.drop_join_handle();
+        // No output is stored before `COMPLETE`, and a completer that sets
+        // it after this point sees no `JOIN_HANDLE` and stores none: with
+        // no waker of ours either, the slot is empty. The common drop of a
+        // handle never awaited takes no lock.
+        if prev.has(COMPLETE) || self.waiting {
+            // Drop an output that was already stored, and our waker,
+            // outside the lock: either may run user code.
+            let (output, waker) = {
+                // SAFETY: as above.
+                let mut slot = unsafe { slot.as_ref() }.lock();
+                (slot.take(Output::Pending), slot.waker.take())
+            };
+            drop(output);
+            drop(waker);
         }
+        // SAFETY: the handle's reference, given up here.
+        unsafe { drop_ref(header) };
     }
 }
 

@@ -1,17 +1,18 @@
-//! loom models of the task: the real [`Task`], its state word, its future
-//! cell (loom's `UnsafeCell`, through the facade) and its join slot
-//! (loom's mutex), driven by model threads that play the runner, wakers,
-//! cancellers and the `JoinHandle`.
+//! loom models of the task: the real task cell, its state word (flags and
+//! reference count), its future cell (loom's `UnsafeCell`, through the
+//! facade) and its join slot (loom's mutex), driven by model threads that
+//! play the runner, wakers, cancellers and the `JoinHandle`.
 //!
 //! In every interleaving loom checks that the future is never touched by
 //! two threads at once (rule F), and each model asserts that the future is
 //! dropped exactly once, never polled after a cancel claimed it, that no
-//! wake-up is lost, and that the handle gets exactly the output the task
-//! ended with.
+//! wake-up is lost, that the handle gets exactly the output the task ended
+//! with, and that the task is freed once, after its last reference (a freed
+//! task still in use would show as a causality violation on its cells).
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
-use super::{Cancel, JoinHandle, Schedule, Task, TaskRef};
+use super::{Cancel, JoinHandle, Schedule, TaskRef};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::sync::Mutex;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -47,7 +48,7 @@ impl Schedule for Model {
         Cancelled::new(CancelReason::Explicit)
     }
 
-    fn release(&self, panic: Option<super::Panic>) {
+    fn release(&self, _key: usize, panic: Option<super::Panic>) {
         assert!(panic.is_none());
         self.released.fetch_add(1, SeqCst);
     }
@@ -115,10 +116,9 @@ fn spawn(model: &Model, ready_at: usize) -> (Arc<Seen>, TaskRef, JoinHandle<usiz
         seen: seen.clone(),
         ready_at,
     };
-    let task = Task::new(probe, model.clone());
+    let (task, handle) = super::new(probe, model.clone());
     model.schedule(task.clone());
-    let as_raw: TaskRef = task.clone();
-    (seen, as_raw, JoinHandle::new(task))
+    (seen, task, handle)
 }
 
 /// Polls a handle once, from a thread that is not a task.

@@ -1,9 +1,12 @@
 //! Tasks: a spawned future, its state word, its waker and its `JoinHandle`.
 //!
-//! A task is one allocation, `Arc<Task<F, S>>`, holding the future, the
-//! state word (`state.rs`), the slot where the output waits for the
-//! [`JoinHandle`], and a scheduler `S`. The task knows nothing of scopes or
-//! of the runtime: it reaches both through the small `Schedule` trait.
+//! A task is one allocation, a [`Cell`] holding a header (`raw.rs`: the
+//! state word of `state.rs`, flags and reference count, and the table of
+//! functions that know the task's types), a scheduler `S`, the slot where
+//! the output waits for the [`JoinHandle`], and the future. Queues and the
+//! scope tree hold it as a [`TaskRef`], a thin pointer to the header. The
+//! task knows nothing of scopes or of the runtime: it reaches both through
+//! the small `Schedule` trait.
 //!
 //! # Who may touch which field, and when
 //!
@@ -16,6 +19,10 @@
 //!   `COMPLETE` writes the output there (only if `JOIN_HANDLE` was set), and
 //!   the `JoinHandle` takes it.
 //! - **Rule S (scheduler).** `scheduler` is immutable after spawn.
+//! - **Rule R (references).** Every `TaskRef`, waker and `JoinHandle` owns
+//!   one count of the state word; the one that drops the count to zero
+//!   frees the allocation (`dealloc`), after every other holder's last
+//!   access (the count's `AcqRel` decrements order them).
 //!
 //! # Public items
 //!
@@ -24,27 +31,25 @@
 mod join;
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models;
+mod raw;
 pub(crate) mod state;
 mod yield_now;
 
 pub use join::JoinHandle;
+pub(crate) use raw::TaskRef;
 pub use yield_now::{yield_now, YieldNow};
 
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
-use state::{Snapshot, State, ToCancelled, ToIdle, ToNotified, ToRunning, JOIN_HANDLE};
+use raw::{Header, Vtable};
+use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE};
 use std::any::Any;
 use std::future::Future;
-use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-
-/// A type-erased reference to a task, as held by run queues and by the
-/// scope tree.
-pub(crate) type TaskRef = Arc<dyn RawTask>;
+use std::ptr::NonNull;
+use std::task::{Context, Poll};
 
 /// A panic payload caught from user code.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
@@ -61,21 +66,15 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     fn enter<R>(&self, poll: impl FnOnce() -> R) -> R;
     /// The value a `JoinHandle` of a cancelled task resolves to.
     fn cancelled(&self) -> Cancelled;
-    /// The runner finished the task (output ready, cancelled, or panicked).
-    /// Not called when [`RawTask::cancel`] returns [`Cancel::Dropped`]: then
-    /// the canceller does the accounting.
-    fn release(&self, panic: Option<Panic>);
+    /// The runner finished the task (output ready, cancelled, or panicked);
+    /// `key` is the one the owner stored in it
+    /// ([`TaskRef::set_owner_key`]). Not called when
+    /// [`TaskRef::cancel`] returns [`Cancel::Dropped`]: then the canceller
+    /// does the accounting.
+    fn release(&self, key: usize, panic: Option<Panic>);
 }
 
-/// The type-erased operations on a task.
-pub(crate) trait RawTask: Send + Sync + 'static {
-    /// Polls the task once (called by a worker that popped it).
-    fn run(self: Arc<Self>);
-    /// Requests cancellation; see [`Cancel`].
-    fn cancel(&self) -> Cancel;
-}
-
-/// The outcome of [`RawTask::cancel`].
+/// The outcome of [`TaskRef::cancel`].
 #[must_use]
 pub(crate) enum Cancel {
     /// The caller dropped the future; `Schedule::release` is not called, so
@@ -88,55 +87,167 @@ pub(crate) enum Cancel {
     AlreadyComplete,
 }
 
-/// How a task ended, for [`Task::complete`].
+/// How a task ended, for [`Cell::complete`].
 enum End<T> {
     Ready(T),
     Cancelled,
     Panicked,
 }
 
-/// One spawned future and everything needed to run and join it.
-pub(crate) struct Task<F: Future, S> {
-    state: State,
-    /// Rule F.
-    future: UnsafeCell<Option<F>>,
-    /// Rule J.
-    join: Mutex<join::JoinSlot<F::Output>>,
+/// One spawned future and everything needed to run and join it. The
+/// header comes first (`repr(C)`), so a pointer to the cell is a pointer to
+/// its header.
+#[repr(C)]
+struct Cell<F: Future, S> {
+    header: Header,
     /// Rule S.
     scheduler: S,
+    /// Rule J.
+    join: Mutex<join::JoinSlot<F::Output>>,
+    /// Rule F.
+    future: UnsafeCell<Option<F>>,
 }
 
-// SAFETY: `future` is the only field that is not `Sync`; rule F gives one
-// thread at a time exclusive access to it, handed over through the state
-// word's AcqRel transitions. `F: Send` lets that thread be any thread.
-unsafe impl<F: Future + Send, S: Sync> Sync for Task<F, S> where F::Output: Send {}
-
-impl<F, S> Task<F, S>
+/// Allocates a task in the `SCHEDULED | JOIN_HANDLE` state with two
+/// references: the returned `TaskRef`, which the caller pushes to a run
+/// queue (or drops, if its owner refuses the task), and the `JoinHandle`.
+pub(crate) fn new<F, S>(future: F, scheduler: S) -> (TaskRef, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
     S: Schedule,
 {
-    /// Allocates a task in the `SCHEDULED | JOIN_HANDLE` state. The caller
-    /// pushes it to a run queue and wraps it in a [`JoinHandle`].
-    pub(crate) fn new(future: F, scheduler: S) -> Arc<Self> {
-        Arc::new(Task {
-            state: State::new(),
-            future: UnsafeCell::new(Some(future)),
-            join: Mutex::new(join::JoinSlot::new()),
-            scheduler,
-        })
+    let cell = Box::new(Cell {
+        header: Header::new(State::new(), &Cell::<F, S>::VTABLE),
+        scheduler,
+        join: Mutex::new(join::JoinSlot::new()),
+        future: UnsafeCell::new(Some(future)),
+    });
+    let cell = NonNull::from(Box::leak(cell));
+    let header = cell.cast::<Header>();
+    // SAFETY: `header` starts the new allocation, whose count is two: this
+    // reference and the handle's. The join slot lives as long as the
+    // allocation, which the handle's reference keeps.
+    unsafe {
+        let slot = NonNull::from(&cell.as_ref().join);
+        (TaskRef::from_raw(header), JoinHandle::new(header, slot))
+    }
+}
+
+impl<F, S> Cell<F, S>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    const VTABLE: Vtable = Vtable {
+        run: Self::run,
+        cancel: Self::cancel,
+        schedule: Self::schedule,
+        dealloc: Self::dealloc,
+    };
+
+    /// # Safety
+    ///
+    /// `header` starts a live `Cell<F, S>` (the vtable it holds says so).
+    unsafe fn from_header<'a>(header: NonNull<Header>) -> &'a Self {
+        // SAFETY: the caller's contract; `repr(C)` puts the header first.
+        unsafe { header.cast::<Self>().as_ref() }
     }
 
-    pub(crate) fn scheduler(&self) -> &S {
-        &self.scheduler
+    /// The vtable's `run`: takes the queue's reference.
+    unsafe fn run(header: NonNull<Header>) {
+        // SAFETY: the vtable is this type's, and the queue's reference keeps
+        // the cell alive until `drop_ref` at the end.
+        let this = unsafe { Self::from_header(header) };
+        this.run_once(header);
+        // SAFETY: the reference `run` took over; `this` is not used after.
+        unsafe { raw::drop_ref(header) };
+    }
+
+    fn run_once(&self, header: NonNull<Header>) {
+        match self.header.state.transition_to_running() {
+            ToRunning::Dead => return,
+            ToRunning::Cancel => {
+                let panic = self.complete(End::Cancelled);
+                self.release(panic);
+                return;
+            }
+            ToRunning::Poll => {}
+        }
+        match self.poll_future(header) {
+            None => {}
+            Some(Poll::Ready(output)) => {
+                let panic = self.complete(End::Ready(output));
+                self.release(panic);
+            }
+            Some(Poll::Pending) => match self.header.state.transition_to_idle() {
+                ToIdle::Idle => {}
+                ToIdle::Reschedule => {
+                    self.header.state.ref_inc();
+                    // SAFETY: the new reference goes to the queue.
+                    self.scheduler
+                        .reschedule(unsafe { TaskRef::from_raw(header) });
+                }
+                ToIdle::Cancel => {
+                    let panic = self.complete(End::Cancelled);
+                    self.release(panic);
+                }
+            },
+        }
+    }
+
+    /// The vtable's `cancel`.
+    unsafe fn cancel(header: NonNull<Header>) -> Cancel {
+        // SAFETY: the vtable is this type's, and the caller holds a
+        // reference.
+        let this = unsafe { Self::from_header(header) };
+        match this.header.state.transition_to_cancelled() {
+            ToCancelled::Claimed(prev) => {
+                let panic = this.drop_future();
+                Cancel::Dropped(this.deliver(prev, End::Cancelled, panic))
+            }
+            ToCancelled::Deferred => Cancel::Deferred,
+            ToCancelled::AlreadyComplete => Cancel::AlreadyComplete,
+        }
+    }
+
+    /// The vtable's `schedule`: takes the waker's new reference.
+    unsafe fn schedule(header: NonNull<Header>) {
+        // SAFETY: the vtable is this type's, and the new reference keeps it
+        // alive; it goes to the queue.
+        unsafe {
+            let this = Self::from_header(header);
+            this.scheduler.schedule(TaskRef::from_raw(header));
+        }
+    }
+
+    /// The vtable's `dealloc`: the count is zero.
+    unsafe fn dealloc(header: NonNull<Header>) {
+        let cell = header.cast::<Self>();
+        // SAFETY: rule R: this was the last reference, so nobody else can
+        // reach the cell; it was allocated as a `Box<Self>` in `new`.
+        let cell = unsafe { Box::from_raw(cell.as_ptr()) };
+        // A task is only freed after COMPLETE, except when its owner refused
+        // it and it never ran: then the future is dropped here, unpolled.
+        // SAFETY: we own the cell now.
+        let held = cell.future.with(|f| unsafe { (*f).is_some() });
+        debug_assert!(
+            !held || !cell.header.state.load().has(state::COMPLETE),
+            "a COMPLETE task still holds its future"
+        );
+        drop(cell);
+    }
+
+    fn release(&self, panic: Option<Panic>) {
+        self.scheduler.release(self.header.owner_key(), panic);
     }
 
     /// Drops the future (the caller runs it under rule F), sets `COMPLETE`
     /// and hands the output to a waiting `JoinHandle`.
     fn complete(&self, end: End<F::Output>) -> Option<Panic> {
         let panic = self.drop_future();
-        let prev = self.state.transition_to_complete();
+        let prev = self.header.state.transition_to_complete();
         self.deliver(prev, end, panic)
     }
 
@@ -146,7 +257,9 @@ where
             // SAFETY: rule F; the caller owns the future (it holds RUNNING,
             // or claimed the idle task). Assigning drops the pinned future
             // in place, and the slot holds `None` afterwards even if that
-            // drop panics, so it is never dropped twice.
+            // drop panics (the assignment writes the new value whether or
+            // not dropping the old one unwinds), so it is never dropped
+            // twice.
             self.future.with_mut(|future| unsafe { *future = None });
         }))
         .err()
@@ -172,15 +285,13 @@ where
         panic
     }
 
-    fn poll_future(self: &Arc<Self>) -> Option<Poll<F::Output>> {
-        // A waker that borrows our reference instead of taking one: saves
-        // an increment and a decrement of the shared count on every poll.
-        // SAFETY: `Arc::from_raw` rebuilds the `Arc` that `self` is, without
-        // a new count; `ManuallyDrop` keeps the borrowed waker from ever
-        // releasing it. The waker lives only in this frame, where `self`
-        // keeps the task alive, and a clone taken by the future is a real
-        // `Arc` clone through the waker's vtable.
-        let waker = ManuallyDrop::new(Waker::from(unsafe { Arc::from_raw(Arc::as_ptr(self)) }));
+    fn poll_future(&self, header: NonNull<Header>) -> Option<Poll<F::Output>> {
+        // A waker that borrows the runner's reference instead of taking
+        // one: saves an increment and a decrement on every poll.
+        // SAFETY: the waker lives only in this frame, where the runner's
+        // reference keeps the task alive, and is never dropped; a clone the
+        // future takes is a real reference.
+        let waker = unsafe { raw::borrowed_waker(header) };
         let mut cx = Context::from_waker(&waker);
         let result = self.scheduler.enter(|| {
             catch_unwind(AssertUnwindSafe(|| {
@@ -188,9 +299,8 @@ where
                     // SAFETY: rule F; this runner moved the state to RUNNING.
                     let slot = unsafe { &mut *slot };
                     let future = slot.as_mut().expect("a RUNNING task has its future");
-                    // SAFETY: the future lives in the `Arc` allocation and
-                    // never moves: `complete` and `Task::drop` drop it in
-                    // place.
+                    // SAFETY: the future lives in the task's allocation and
+                    // never moves: `complete` and `dealloc` drop it in place.
                     unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
                 })
             }))
@@ -200,90 +310,62 @@ where
             Err(panic) => {
                 let drop_panic = self.complete(End::Panicked);
                 drop(drop_panic);
-                self.scheduler.release(Some(panic));
+                self.release(Some(panic));
                 None
             }
         }
     }
 }
 
-impl<F, S> RawTask for Task<F, S>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    S: Schedule,
-{
-    fn run(self: Arc<Self>) {
-        match self.state.transition_to_running() {
-            ToRunning::Dead => return,
-            ToRunning::Cancel => {
-                let panic = self.complete(End::Cancelled);
-                self.scheduler.release(panic);
-                return;
-            }
-            ToRunning::Poll => {}
+/// Tasks for the unit tests and loom models of code that only moves task
+/// references around (queues, the LIFO slot).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Cancelled, Panic, Schedule, TaskRef};
+    use crate::cancelled::CancelReason;
+
+    /// A scheduler that queues nothing: the tests hold the references.
+    struct Unscheduled;
+
+    impl Schedule for Unscheduled {
+        fn schedule(&self, task: TaskRef) {
+            drop(task);
         }
-        match self.poll_future() {
-            None => {}
-            Some(Poll::Ready(output)) => {
-                let panic = self.complete(End::Ready(output));
-                self.scheduler.release(panic);
-            }
-            Some(Poll::Pending) => match self.state.transition_to_idle() {
-                ToIdle::Idle => {}
-                ToIdle::Reschedule => self.scheduler.reschedule(self.clone()),
-                ToIdle::Cancel => {
-                    let panic = self.complete(End::Cancelled);
-                    self.scheduler.release(panic);
-                }
+
+        fn reschedule(&self, task: TaskRef) {
+            drop(task);
+        }
+
+        fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
+            poll()
+        }
+
+        fn cancelled(&self) -> Cancelled {
+            Cancelled::new(CancelReason::Explicit)
+        }
+
+        fn release(&self, _key: usize, panic: Option<Panic>) {
+            drop(panic);
+        }
+    }
+
+    /// A task whose future holds `held` and never completes; its handle is
+    /// dropped, so the returned reference is the only one.
+    pub(crate) fn holding<T: Send + 'static>(held: T) -> TaskRef {
+        let (task, handle) = super::new(
+            async move {
+                let _held = held;
+                std::future::pending::<()>().await
             },
-        }
+            Unscheduled,
+        );
+        drop(handle);
+        task
     }
 
-    fn cancel(&self) -> Cancel {
-        match self.state.transition_to_cancelled() {
-            ToCancelled::Claimed(prev) => {
-                let panic = self.drop_future();
-                Cancel::Dropped(self.deliver(prev, End::Cancelled, panic))
-            }
-            ToCancelled::Deferred => Cancel::Deferred,
-            ToCancelled::AlreadyComplete => Cancel::AlreadyComplete,
-        }
-    }
-}
-
-impl<F, S> Wake for Task<F, S>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-    S: Schedule,
-{
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if self.state.transition_to_notified() == ToNotified::Submit {
-            self.scheduler.schedule(self.clone());
-        }
-    }
-}
-
-impl<F: Future, S> Drop for Task<F, S> {
-    fn drop(&mut self) {
-        // A task is only freed after COMPLETE, except when spawn refused it
-        // (its scope was already over) and it never ran: then the future is
-        // dropped here, never polled.
-        // Not under loom: it cannot see the `Arc` count that orders this
-        // read after the last owner's write.
-        #[cfg(not(cancel_scope_loom))]
-        {
-            // SAFETY: `&mut self`: nobody else can reach the future.
-            let held = self.future.with(|future| unsafe { (*future).is_some() });
-            debug_assert!(
-                !held || !self.state.load().has(state::COMPLETE),
-                "a COMPLETE task still holds its future"
-            );
-        }
+    /// Whether two references are to the same task.
+    #[cfg(cancel_scope_loom)]
+    pub(crate) fn same(a: &TaskRef, b: &TaskRef) -> bool {
+        a.ptr_eq(b)
     }
 }

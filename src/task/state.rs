@@ -1,13 +1,14 @@
 //! The task state word: one `AtomicUsize` that decides who may touch a
-//! task's future.
+//! task's future, and counts the references to the task.
 //!
-//! | bit | name          | set by                               | cleared by                    |
-//! |-----|---------------|--------------------------------------|-------------------------------|
-//! | 0   | `SCHEDULED`   | spawn; a wake of an idle task        | the runner, when it claims it |
-//! | 1   | `RUNNING`     | the runner claiming the future       | the runner, on release        |
-//! | 2   | `COMPLETE`    | the runner dropping the future, or a canceller claiming an idle one (terminal) | never |
-//! | 3   | `CANCELLED`   | the canceller                        | never                         |
-//! | 4   | `JOIN_HANDLE` | spawn (a `JoinHandle` exists)        | the `JoinHandle`'s drop       |
+//! | bits  | name          | set by                               | cleared by                    |
+//! |-------|---------------|--------------------------------------|-------------------------------|
+//! | 0     | `SCHEDULED`   | spawn; a wake of an idle task        | the runner, when it claims it |
+//! | 1     | `RUNNING`     | the runner claiming the future       | the runner, on release        |
+//! | 2     | `COMPLETE`    | the runner dropping the future, or a canceller claiming an idle one (terminal) | never |
+//! | 3     | `CANCELLED`   | the canceller                        | never                         |
+//! | 4     | `JOIN_HANDLE` | spawn (a `JoinHandle` exists)        | the `JoinHandle`'s drop       |
+//! | 6..   | references    | spawn (2); each clone of a `TaskRef` or waker (+1) | each drop (-1); the last frees the task |
 //!
 //! Combinations that cannot occur:
 //!
@@ -15,6 +16,7 @@
 //!   an idle future at once (`COMPLETE`) or finds it claimed by a runner.
 //! - `COMPLETE` with `RUNNING`: the runner clears `RUNNING` in the same
 //!   step that sets `COMPLETE`.
+//! - A reference count of zero on a live task: the last drop frees it.
 //!
 //! Whoever moves the word from "no `RUNNING`, no `COMPLETE`" to `RUNNING`
 //! owns the future until it clears `RUNNING` again. A canceller that moves
@@ -22,6 +24,12 @@
 //! dropped it: once `COMPLETE` is set nobody else touches the future, so
 //! claiming an idle task and completing it is one read-modify-write, not
 //! two (rule F in `task/mod.rs`).
+//!
+//! The reference count shares the word, so a task is one allocation with
+//! one counter: references are taken with `Relaxed` (a holder can only
+//! clone what it already holds) and dropped with `AcqRel`, so the thread
+//! that frees the task sees every other holder's last access, as `Arc`
+//! does.
 
 use crate::loom::sync::atomic::{AtomicUsize, Ordering::*};
 use std::fmt;
@@ -38,8 +46,17 @@ pub(crate) const CANCELLED: usize = 1 << 3;
 /// A `JoinHandle` is alive and wants the output.
 pub(crate) const JOIN_HANDLE: usize = 1 << 4;
 
-/// The state of a freshly spawned task: queued, with a `JoinHandle`.
-const INITIAL: usize = SCHEDULED | JOIN_HANDLE;
+/// Where the reference count starts.
+const REF_SHIFT: u32 = 6;
+/// One reference.
+const REF_ONE: usize = 1 << REF_SHIFT;
+/// The flag bits.
+#[cfg(test)]
+const FLAGS: usize = REF_ONE - 1;
+
+/// The state of a freshly spawned task: queued, with a `JoinHandle`, and
+/// two references (the spawner's `TaskRef` and the handle).
+const INITIAL: usize = SCHEDULED | JOIN_HANDLE | (2 * REF_ONE);
 
 /// The atomic state word of one task.
 pub(crate) struct State(AtomicUsize);
@@ -203,11 +220,32 @@ impl State {
     pub(crate) fn drop_join_handle(&self) -> Snapshot {
         Snapshot(self.0.fetch_and(!JOIN_HANDLE, AcqRel))
     }
+
+    /// A new reference to the task, from a holder of one.
+    pub(crate) fn ref_inc(&self) {
+        let prev = self.0.fetch_add(REF_ONE, Relaxed);
+        // As `Arc`: a count this high means references are leaked in a
+        // loop, and wrapping it would free a live task.
+        if prev > isize::MAX as usize {
+            std::process::abort();
+        }
+    }
+
+    /// A reference was dropped. Returns true if it was the last: the
+    /// caller frees the task.
+    pub(crate) fn ref_dec(&self) -> bool {
+        self.0.fetch_sub(REF_ONE, AcqRel) >> REF_SHIFT == 1
+    }
 }
 
 impl Snapshot {
     pub(crate) fn has(self, bit: usize) -> bool {
         self.0 & bit != 0
+    }
+
+    /// The references counted in the word.
+    pub(crate) fn refs(self) -> usize {
+        self.0 >> REF_SHIFT
     }
 }
 
@@ -233,7 +271,7 @@ impl fmt::Debug for Snapshot {
         if first {
             f.write_str("IDLE")?;
         }
-        Ok(())
+        write!(f, " refs={}", self.refs())
     }
 }
 
@@ -246,10 +284,24 @@ mod tests {
         let bits = [SCHEDULED, RUNNING, COMPLETE, CANCELLED, JOIN_HANDLE];
         for (i, a) in bits.iter().enumerate() {
             assert_eq!(a.count_ones(), 1);
+            assert_eq!(a & !FLAGS, 0, "flags sit below the count");
             for b in &bits[i + 1..] {
                 assert_eq!(a & b, 0);
             }
         }
+    }
+
+    #[test]
+    fn references_count_beside_the_flags() {
+        let s = State::new();
+        assert_eq!(s.load().refs(), 2);
+        s.ref_inc();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert!(!s.ref_dec());
+        assert!(!s.ref_dec());
+        assert_eq!(s.load().refs(), 1);
+        assert!(s.load().has(RUNNING) && s.load().has(JOIN_HANDLE));
+        assert!(s.ref_dec(), "the last reference");
     }
 
     #[test]
@@ -296,9 +348,9 @@ mod tests {
     #[test]
     fn snapshot_debug_names_bits() {
         assert_eq!(
-            format!("{:?}", Snapshot(SCHEDULED | JOIN_HANDLE)),
-            "SCHEDULED|JOIN_HANDLE"
+            format!("{:?}", Snapshot(SCHEDULED | JOIN_HANDLE | REF_ONE)),
+            "SCHEDULED|JOIN_HANDLE refs=1"
         );
-        assert_eq!(format!("{:?}", Snapshot(0)), "IDLE");
+        assert_eq!(format!("{:?}", Snapshot(0)), "IDLE refs=0");
     }
 }

@@ -25,10 +25,10 @@
 //! a task of the parent is dropped with that task before the child's
 //! waiters are woken: waking it then finds the task complete.
 
+use super::task_list::TaskList;
 use super::{children, parallel, After, Kind, Node, Phase, State};
 use crate::cancelled::CancelReason;
 use crate::runtime::Shared;
-use super::task_list::TaskList;
 use crate::task::{Cancel, Panic};
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ impl Node {
     /// with `follow_links`, a linked scope also cancels its parent, and on
     /// upward through links (invariant 6). Idempotent. The caller holds a
     /// reference to the node.
-    pub(crate) fn cancel(&self, reason: CancelReason, follow_links: bool) {
+    pub(crate) fn cancel(self: &Arc<Self>, reason: CancelReason, follow_links: bool) {
         // Already cancelled: its subtree is, or is being, by the walk that
         // marked it (invariant 1); and that walk climbed the links.
         if self.cancelled.is_set() {
@@ -55,7 +55,7 @@ impl Node {
 
     /// Cancels this node alone, shields and all (shutdown visits every
     /// node itself). The caller holds a reference to the node.
-    pub(crate) fn cancel_alone(&self, reason: CancelReason) {
+    pub(crate) fn cancel_alone(self: &Arc<Self>, reason: CancelReason) {
         walk(self, reason, false);
     }
 }
@@ -63,7 +63,7 @@ impl Node {
 /// Marks `top` with `reason` and, with `descend`, its subtree; then
 /// expands every marked node. Returns whether `top` was marked here (false
 /// if it was cancelled already, or has left the tree).
-fn walk(top: &Node, reason: CancelReason, descend: bool) -> bool {
+fn walk(top: &Arc<Node>, reason: CancelReason, descend: bool) -> bool {
     let mut stack = None;
     let mut after = After::default();
     let leaving = {
@@ -78,7 +78,7 @@ fn walk(top: &Node, reason: CancelReason, descend: bool) -> bool {
             take_waiters(&mut st, &mut after);
             top.settle(&mut st, &mut after)
         } else {
-            mark(top, &mut st, &reason, &mut stack);
+            mark(Node::as_ptr(top), top, &mut st, &reason, &mut stack);
             None
         }
     };
@@ -108,13 +108,21 @@ fn take_waiters(st: &mut State, after: &mut After) {
     }
 }
 
-/// Marks `node` cancelled, so that its task list is the walk's (invariant
-/// 4), and pushes it on the walk's stack, which takes a reference to it.
-/// The caller holds `node`'s lock (`st`).
-fn mark(node: &Node, st: &mut State, reason: &CancelReason, stack: &mut Option<NonNull<Node>>) {
+/// Marks `node` (at `ptr`, by rule A) cancelled, so that its task list is
+/// the walk's (invariant 4), and pushes it on the walk's stack, which takes
+/// a reference to it. The caller holds `node`'s lock (`st`).
+fn mark(
+    ptr: NonNull<Node>,
+    node: &Node,
+    st: &mut State,
+    reason: &CancelReason,
+    stack: &mut Option<NonNull<Node>>,
+) {
     node.cancelled.set(reason);
-    let pinned = NonNull::new(Arc::into_raw(node.pin()).cast_mut()).expect("not null");
-    st.walk_next = stack.replace(pinned);
+    // SAFETY: the node is alive (we hold its lock), `ptr` follows rule A;
+    // the count taken goes to the stack, which `expand` takes back.
+    std::mem::forget(unsafe { Node::pin(ptr) });
+    st.walk_next = stack.replace(ptr);
 }
 
 /// Expands a node popped from the walk's stack (steps 1 to 3 of the module
@@ -132,14 +140,20 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
         if descend {
             // SAFETY: rule P; we hold this node's lock, which guards its
             // child list, and its children are alive (invariant 2).
-            for child in unsafe { children(st.first_child) } {
+            for ptr in unsafe { children(st.first_child) } {
                 // SAFETY: as above.
-                let child = unsafe { child.as_ref() };
+                let child = unsafe { ptr.as_ref() };
                 if child.kind == Kind::Shielded || child.cancelled.is_set() {
                     continue; // the cancel stops at a shield; or see `cancel`
                 }
                 let mut child_st = child.state.lock();
-                mark(child, &mut child_st, &CancelReason::Ancestor, &mut stack);
+                mark(
+                    ptr,
+                    child,
+                    &mut child_st,
+                    &CancelReason::Ancestor,
+                    &mut stack,
+                );
             }
         }
         (tasks, stack)

@@ -58,6 +58,12 @@
 //! only under its parent's lock (for a root: the roots' lock). A node's
 //! `first_child` is part of its own locked state; so the whole child list
 //! of a node is guarded by that node's lock.
+//!
+//! **Rule A (addresses).** Every raw pointer to a node (in a list, a task's
+//! binding, the current-scope thread-local, a walk's stack) is made from
+//! its `Arc` ([`Node::as_ptr`]), never from a `&Node`: a new `Arc` rebuilt
+//! from it ([`Node::pin`]) may then do all an `Arc` does, dropping the
+//! node included.
 
 mod after;
 mod cancel;
@@ -73,7 +79,6 @@ use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
 use crate::runtime::Shared;
 use crate::task::{Panic, TaskRef};
-use task_list::TaskList;
 use crate::time::timers::TimerKey;
 use slab::Slab;
 use std::cell::Cell;
@@ -83,6 +88,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
+use task_list::TaskList;
 
 /// How a scope is attached to its parent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,8 +103,8 @@ pub(crate) enum Kind {
 
 /// Where [`Node::open`] opens a node.
 pub(crate) enum Place<'a> {
-    /// A child of this (live) node.
-    Under(&'a Node),
+    /// A child of this live node (rule A).
+    Under(NonNull<Node>),
     /// A root of this runtime.
     Root(&'a Arc<Shared>),
 }
@@ -225,8 +231,16 @@ impl Node {
         location: &'static Location<'static>,
     ) -> Arc<Node> {
         let (shared, runtime, parent) = match at {
-            Place::Under(parent) => (parent.shared, None, Some(parent.pin())),
-            Place::Root(shared) => (NonNull::from(&**shared), Some(shared.clone()), None),
+            Place::Under(parent) => {
+                // SAFETY: the caller guarantees the parent is alive, and its
+                // pointer follows rule A.
+                let parent = unsafe { Node::pin(parent) };
+                (parent.shared, None, Some(parent))
+            }
+            Place::Root(shared) => {
+                let ptr = NonNull::new(Arc::as_ptr(shared).cast_mut()).expect("not null");
+                (ptr, Some(shared.clone()), None)
+            }
         };
         let node = Arc::new(Node {
             shared,
@@ -246,10 +260,29 @@ impl Node {
         node
     }
 
+    /// This node's address, for the raw pointers of rule A.
+    pub(crate) fn as_ptr(this: &Arc<Node>) -> NonNull<Node> {
+        NonNull::new(Arc::as_ptr(this).cast_mut()).expect("an `Arc` is not null")
+    }
+
+    /// A new `Arc` of the node at `node`.
+    ///
+    /// # Safety
+    ///
+    /// The node is alive, and `node` follows rule A.
+    pub(crate) unsafe fn pin(node: NonNull<Node>) -> Arc<Node> {
+        // SAFETY: the caller's contract: `node` came from `Arc::as_ptr` of
+        // this live node, so it may take a count of its own.
+        unsafe {
+            Arc::increment_strong_count(node.as_ptr());
+            Arc::from_raw(node.as_ptr())
+        }
+    }
+
     /// Links the new child `child` into this node's list, born cancelled if
     /// this node is (unless shielded: invariant 1) or the runtime is shut
     /// down.
-    fn adopt(&self, child: &Node) {
+    fn adopt(&self, child: &Arc<Node>) {
         let mut st = self.state.lock();
         let shutdown = self.shared().is_shutdown();
         if shutdown || (self.cancelled.is_set() && child.kind != Kind::Shielded) {
@@ -263,7 +296,7 @@ impl Node {
         }
         // SAFETY: rule P; we hold this node's lock, which guards the links
         // of its children, and `child` is new.
-        unsafe { link_first(&mut st.first_child, child) };
+        unsafe { link_first(&mut st.first_child, Node::as_ptr(child)) };
     }
 
     /// The runtime this scope belongs to, as an `Arc` of its own.
@@ -304,17 +337,6 @@ impl Node {
         let out = f(&mut self.state.lock(), &mut after);
         after.run(self.shared);
         out
-    }
-
-    /// A new reference to this node, for a caller that only borrows it
-    /// from a non-owning pointer and must keep it past a lock release.
-    fn pin(&self) -> Arc<Node> {
-        // SAFETY: every node lives in an `Arc` (`open` makes it so), and
-        // this one is alive: we borrow it.
-        unsafe {
-            Arc::increment_strong_count(self);
-            Arc::from_raw(self)
-        }
     }
 
     /// Registers a task; returns its key, or why it is refused
@@ -358,7 +380,9 @@ impl Node {
             // node alive until then. (A node with a live task is open.)
             let pinned = panic.map(|panic| {
                 this.store_panic(&mut st, panic, &mut after);
-                this.pin()
+                // SAFETY: the node is alive (we hold its lock), and the
+                // binding's pointer follows rule A.
+                unsafe { Node::pin(node) }
             });
             (this.settle(&mut st, &mut after), pinned)
         };
@@ -376,7 +400,7 @@ impl Node {
 
     /// Stores the first panic of this scope and cancels it, so that its
     /// siblings stop.
-    pub(crate) fn record_panic(&self, panic: Panic) {
+    pub(crate) fn record_panic(self: &Arc<Self>, panic: Panic) {
         let open = self.with(|st, after| {
             let open = st.phase == Phase::Open;
             if open {
@@ -405,7 +429,7 @@ impl Node {
     /// at once if `at` is not after `now`, read under this lock
     /// (invariant 7). The timer no longer needed (the old one, or the new
     /// one if the scope is over or cancelled) is removed.
-    pub(crate) fn set_deadline(&self, deadline: (Instant, Duration), timer: TimerKey) {
+    pub(crate) fn set_deadline(self: &Arc<Self>, deadline: (Instant, Duration), timer: TimerKey) {
         let (at, after_set) = deadline;
         let due = self.with(|st, after| {
             if st.phase == Phase::Removed || self.cancelled.is_set() {
@@ -434,7 +458,7 @@ impl Node {
     }
 
     /// A deadline timer fired (invariant 7).
-    pub(crate) fn deadline_passed(&self) {
+    pub(crate) fn deadline_passed(self: &Arc<Self>) {
         let now = self.shared().timers.now();
         let due = {
             let st = self.state.lock();
@@ -684,19 +708,19 @@ impl Drop for Node {
 /// # Safety
 ///
 /// Rule P: the caller holds the lock that guards this list, and `node` is
-/// in no list.
-unsafe fn link_first(head: &mut Option<NonNull<Node>>, node: &Node) {
-    let next = head.replace(NonNull::from(node));
-    node.siblings.with_mut(|s| {
-        // SAFETY: rule P; the caller holds the list's lock.
-        unsafe { *s = Siblings { prev: None, next } }
-    });
+/// a live node in no list, its pointer made by rule A.
+unsafe fn link_first(head: &mut Option<NonNull<Node>>, node: NonNull<Node>) {
+    let next = head.replace(node);
+    // SAFETY: the caller's contract; rule P covers the links.
+    unsafe { node.as_ref() }
+        .siblings
+        .with_mut(|s| unsafe { *s = Siblings { prev: None, next } });
     if let Some(next) = next {
         // SAFETY: `next` was in the list, so alive (invariant 2), and
         // rule P covers its links.
         unsafe { next.as_ref() }
             .siblings
-            .with_mut(|s| unsafe { (*s).prev = Some(NonNull::from(node)) });
+            .with_mut(|s| unsafe { (*s).prev = Some(node) });
     }
 }
 

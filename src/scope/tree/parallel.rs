@@ -20,10 +20,11 @@
 //! dropped. A helper job that runs after the chunks are all claimed, or is
 //! dropped unrun at shutdown, does nothing.
 
+use super::task_list::TaskList;
+use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::sync::Mutex;
 use crate::runtime::Shared;
-use crate::task::{Cancel, Panic, RawTask, TaskRef};
-use super::task_list::TaskList;
+use crate::task::{Cancel, Panic, Schedule, TaskRef};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -57,16 +58,34 @@ struct Group {
     canceller: Thread,
 }
 
-/// A helper job: a queue entry that claims chunks of a group.
-struct Helper(Arc<Group>);
+/// How a helper job, a task of no scope that claims chunks of a group and
+/// ends in its first poll, reaches the runtime.
+struct Helper;
 
-impl RawTask for Helper {
-    fn run(self: Arc<Self>) {
-        self.0.help();
+impl Schedule for Helper {
+    fn schedule(&self, task: TaskRef) {
+        // A helper never waits, so nothing wakes it; were it woken, its
+        // first poll would have completed it, and dropping the reference
+        // is all there is to do.
+        drop(task);
     }
 
-    fn cancel(&self) -> Cancel {
-        Cancel::AlreadyComplete
+    fn reschedule(&self, task: TaskRef) {
+        drop(task);
+    }
+
+    fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
+        poll()
+    }
+
+    fn cancelled(&self) -> Cancelled {
+        Cancelled::new(CancelReason::Shutdown)
+    }
+
+    fn release(&self, _key: usize, panic: Option<Panic>) {
+        // `help` catches the panics of the drops it runs; nothing else in
+        // a helper can panic.
+        drop(panic);
     }
 }
 
@@ -102,7 +121,10 @@ pub(super) fn cancel_tasks(shared: &Shared, mut tasks: TaskList) -> (usize, Vec<
     });
     let helpers = shared.idle.num_sleeping().min(group.chunks.len());
     for _ in 0..helpers {
-        shared.schedule(Arc::new(Helper(group.clone())), crate::worker::Push::Back);
+        let group = group.clone();
+        let (job, handle) = crate::task::new(async move { group.help() }, Helper);
+        drop(handle);
+        shared.schedule(job, crate::worker::Push::Back);
     }
     group.help();
     while group.pending.load(Acquire) != 0 {

@@ -37,14 +37,14 @@ impl Roots {
     }
 
     /// Links a new root; born cancelled if the runtime is shut down.
-    pub(super) fn adopt(&self, root: &Node) {
+    pub(super) fn adopt(&self, root: &Arc<Node>) {
         let mut first = self.first.lock();
         if root.shared().is_shutdown() {
             // Nobody else can reach `root` yet: its own lock is free.
             root.cancelled.set(&CancelReason::Shutdown);
         }
         // SAFETY: rule P; we hold the roots' lock, and `root` is new.
-        unsafe { link_first(&mut first, root) };
+        unsafe { link_first(&mut first, Node::as_ptr(root)) };
     }
 
     /// A root leaves the tree.
@@ -125,6 +125,6 @@ impl Roots {
 /// A reference to a node reached through a list.
 fn pin(node: NonNull<Node>) -> Arc<Node> {
     // SAFETY: rule P and invariant 2: the caller holds the lock of the list
-    // that holds `node`, so it is alive.
-    unsafe { node.as_ref() }.pin()
+    // that holds `node`, so it is alive; list pointers follow rule A.
+    unsafe { Node::pin(node) }
 }

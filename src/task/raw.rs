@@ -1,0 +1,200 @@
+//! A task seen without its types: [`Header`], [`TaskRef`] and the waker.
+//!
+//! Every task allocation starts with a [`Header`]: the state word (flags
+//! and reference count) and a table of the functions that know the task's
+//! types. Run queues, the scope tree and wakers hold a task as a thin
+//! pointer to that header; the table does the rest. One allocation, one
+//! counter, an 8-byte handle.
+
+use super::state::{State, ToNotified};
+use super::Cancel;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::task::{RawWaker, RawWakerVTable, Waker};
+
+/// The start of every task allocation.
+pub(crate) struct Header {
+    pub(super) state: State,
+    pub(super) vtable: &'static Vtable,
+    /// A number the task's owner keeps in it (a scope's key for the task in
+    /// its list): set before the task first runs, read when it is released,
+    /// never used by the task itself.
+    owner_key: AtomicUsize,
+}
+
+/// What knows a task's types.
+pub(super) struct Vtable {
+    /// Runs the task once; takes the caller's reference.
+    pub(super) run: unsafe fn(NonNull<Header>),
+    /// `RawTask`'s cancel; see [`Cancel`].
+    pub(super) cancel: unsafe fn(NonNull<Header>) -> Cancel,
+    /// Queues the task after a wake; takes the caller's reference.
+    pub(super) schedule: unsafe fn(NonNull<Header>),
+    /// Drops what the task still holds and frees it (the count is zero).
+    pub(super) dealloc: unsafe fn(NonNull<Header>),
+}
+
+/// An owned reference to a task, as run queues and the scope tree hold it.
+pub(crate) struct TaskRef(NonNull<Header>);
+
+// SAFETY: a task is shared between threads by design: its future is
+// touched only by the thread rule F names, its join slot is behind a lock,
+// its scheduler is `Sync`, and the count is atomic.
+unsafe impl Send for TaskRef {}
+// SAFETY: as for `Send`; `&TaskRef` only allows `cancel` and cloning.
+unsafe impl Sync for TaskRef {}
+
+impl Header {
+    pub(super) fn new(state: State, vtable: &'static Vtable) -> Header {
+        Header {
+            state,
+            vtable,
+            owner_key: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    pub(super) fn owner_key(&self) -> usize {
+        self.owner_key.load(Relaxed)
+    }
+}
+
+impl TaskRef {
+    /// Takes over a reference the caller owns.
+    ///
+    /// # Safety
+    ///
+    /// `header` starts a live task allocation, and the caller gives up one
+    /// of its counted references.
+    pub(super) unsafe fn from_raw(header: NonNull<Header>) -> TaskRef {
+        TaskRef(header)
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: we hold a counted reference, so the task is allocated.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Runs the task once (called by a worker that popped it).
+    pub(crate) fn run(self) {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the header is live (our reference), and `run` takes that
+        // reference over.
+        unsafe { (this.header().vtable.run)(this.0) }
+    }
+
+    /// Requests cancellation; see [`Cancel`].
+    pub(crate) fn cancel(&self) -> Cancel {
+        // SAFETY: the header is live (our reference).
+        unsafe { (self.header().vtable.cancel)(self.0) }
+    }
+
+    /// Whether `self` and `other` are the same task.
+    #[cfg(all(test, cancel_scope_loom))]
+    pub(crate) fn ptr_eq(&self, other: &TaskRef) -> bool {
+        self.0 == other.0
+    }
+
+    /// Stores the owner's key for this task (see [`Header`]).
+    pub(crate) fn set_owner_key(&self, key: usize) {
+        self.header().owner_key.store(key, Relaxed);
+    }
+}
+
+impl Clone for TaskRef {
+    fn clone(&self) -> TaskRef {
+        self.header().state.ref_inc();
+        TaskRef(self.0)
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // SAFETY: we give up our counted reference.
+        unsafe { drop_ref(self.0) }
+    }
+}
+
+impl std::fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TaskRef")
+            .field(&self.header().state.load())
+            .finish()
+    }
+}
+
+/// Gives up one counted reference; frees the task if it was the last.
+///
+/// # Safety
+///
+/// The caller owns a counted reference to the live task at `header`, and
+/// does not use it afterwards.
+pub(super) unsafe fn drop_ref(header: NonNull<Header>) {
+    // SAFETY: the caller's reference keeps the header alive until the
+    // decrement; if it was the last, nobody else can reach the task.
+    unsafe {
+        let h = header.as_ref();
+        if h.state.ref_dec() {
+            (h.vtable.dealloc)(header);
+        }
+    }
+}
+
+/// Wakes the task at `header`: queues it if it was idle.
+///
+/// # Safety
+///
+/// `header` is live for the duration of the call (the caller holds a
+/// reference, which it keeps).
+unsafe fn wake_by_ref(header: NonNull<Header>) {
+    // SAFETY: the caller keeps the task alive.
+    let h = unsafe { header.as_ref() };
+    if h.state.transition_to_notified() == ToNotified::Submit {
+        h.state.ref_inc();
+        // SAFETY: the header is live, and the new reference goes to the
+        // queue through `schedule`.
+        unsafe { (h.vtable.schedule)(header) };
+    }
+}
+
+/// A waker whose data pointer is the task's header, holding a reference.
+static WAKER_VTABLE: RawWakerVTable = RawWakerVTable::new(
+    |data| {
+        // SAFETY: a waker holds a reference, so the task is live; the clone
+        // takes one more.
+        let header = unsafe { NonNull::new_unchecked(data as *mut Header).as_ref() };
+        header.state.ref_inc();
+        RawWaker::new(data, &WAKER_VTABLE)
+    },
+    |data| {
+        // SAFETY: the waker's reference keeps the task live through the
+        // wake, and is then given up.
+        unsafe {
+            let header = NonNull::new_unchecked(data as *mut Header);
+            wake_by_ref(header);
+            drop_ref(header);
+        }
+    },
+    |data| {
+        // SAFETY: the waker's reference keeps the task live.
+        unsafe { wake_by_ref(NonNull::new_unchecked(data as *mut Header)) }
+    },
+    |data| {
+        // SAFETY: the waker gives up its reference.
+        unsafe { drop_ref(NonNull::new_unchecked(data as *mut Header)) }
+    },
+);
+
+/// A waker for the task at `header` that borrows a reference instead of
+/// holding one: for the duration of a poll, whose runner holds one.
+///
+/// # Safety
+///
+/// The returned waker must not be dropped (its drop would give up a
+/// reference it does not hold), and must not outlive the caller's
+/// reference. Clones taken from it are real wakers.
+pub(super) unsafe fn borrowed_waker(header: NonNull<Header>) -> std::mem::ManuallyDrop<Waker> {
+    let raw = RawWaker::new(header.as_ptr() as *const (), &WAKER_VTABLE);
+    // SAFETY: `WAKER_VTABLE` keeps the `RawWaker` contract for a data
+    // pointer that is a live header (the caller's reference keeps it so).
+    std::mem::ManuallyDrop::new(unsafe { Waker::from_raw(raw) })
+}
