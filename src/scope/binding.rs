@@ -12,13 +12,11 @@
 use super::tree::Node;
 use crate::cancelled::Cancelled;
 use crate::context;
-use crate::task::{Panic, Schedule, TaskRef};
+use crate::task::{ListKey, Panic, Schedule, TaskRef};
 use crate::worker::Push;
 use std::ptr::NonNull;
 
-/// How a task is bound to its scope: the task's [`Schedule`] impl. (The
-/// task's key in its node's list is kept in the task itself: see
-/// `TaskRef::set_owner_key`.)
+/// How a task is bound to its scope: the task's [`Schedule`] impl.
 pub(crate) struct TaskBinding {
     /// Rule B.
     pub(super) node: NonNull<Node>,
@@ -54,7 +52,7 @@ impl Schedule for TaskBinding {
         self.node().cancel_value()
     }
 
-    fn release(&self, key: usize, panic: Option<Panic>) {
+    fn release(&self, key: ListKey, panic: Option<Panic>) {
         // SAFETY: rule B; the task is live until this call, which is its
         // last use of the pointer.
         unsafe { Node::release_task(self.node, key, panic) };

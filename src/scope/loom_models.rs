@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// Opens a scope node (its body is "running" until [`finish`]).
 fn open(shared: &Arc<Shared>, parent: Option<&Arc<Node>>, kind: Kind) -> Arc<Node> {
     let place = match parent {
-        Some(parent) => Place::Under(parent),
+        Some(parent) => Place::Under(Node::as_ptr(parent)),
         None => Place::Root(shared),
     };
     Node::open(place, kind, Location::caller())

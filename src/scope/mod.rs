@@ -241,9 +241,7 @@ impl Scope {
         };
         let (task, handle) = crate::task::new(future, binding);
         match self.node.add_task(task.clone()) {
-            Ok(key) => {
-                // Read back in `release`, after the task has run.
-                task.set_owner_key(key);
+            Ok(()) => {
                 self.node.shared().schedule(task, crate::worker::Push::Back);
                 handle
             }

@@ -48,7 +48,7 @@ impl Schedule for Model {
         Cancelled::new(CancelReason::Explicit)
     }
 
-    fn release(&self, _key: usize, panic: Option<super::Panic>) {
+    fn release(&self, _key: super::ListKey, panic: Option<super::Panic>) {
         assert!(panic.is_none());
         self.released.fetch_add(1, SeqCst);
     }

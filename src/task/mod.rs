@@ -29,6 +29,7 @@
 //! [`JoinHandle`] and [`yield_now`] are the only public items here.
 
 mod join;
+mod list;
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models;
 mod raw;
@@ -36,6 +37,7 @@ pub(crate) mod state;
 mod yield_now;
 
 pub use join::JoinHandle;
+pub(crate) use list::{ListKey, TaskList};
 pub(crate) use raw::TaskRef;
 pub use yield_now::{yield_now, YieldNow};
 
@@ -67,11 +69,10 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// The value a `JoinHandle` of a cancelled task resolves to.
     fn cancelled(&self) -> Cancelled;
     /// The runner finished the task (output ready, cancelled, or panicked);
-    /// `key` is the one the owner stored in it
-    /// ([`TaskRef::set_owner_key`]). Not called when
+    /// `key` unlists it from its owner's [`TaskList`]. Not called when
     /// [`TaskRef::cancel`] returns [`Cancel::Dropped`]: then the canceller
     /// does the accounting.
-    fn release(&self, key: usize, panic: Option<Panic>);
+    fn release(&self, key: ListKey, panic: Option<Panic>);
 }
 
 /// The outcome of [`TaskRef::cancel`].
@@ -170,7 +171,7 @@ where
             ToRunning::Dead => return,
             ToRunning::Cancel => {
                 let panic = self.complete(End::Cancelled);
-                self.release(panic);
+                self.release(header, panic);
                 return;
             }
             ToRunning::Poll => {}
@@ -179,7 +180,7 @@ where
             None => {}
             Some(Poll::Ready(output)) => {
                 let panic = self.complete(End::Ready(output));
-                self.release(panic);
+                self.release(header, panic);
             }
             Some(Poll::Pending) => match self.header.state.transition_to_idle() {
                 ToIdle::Idle => {}
@@ -191,7 +192,7 @@ where
                 }
                 ToIdle::Cancel => {
                     let panic = self.complete(End::Cancelled);
-                    self.release(panic);
+                    self.release(header, panic);
                 }
             },
         }
@@ -239,8 +240,10 @@ where
         drop(cell);
     }
 
-    fn release(&self, panic: Option<Panic>) {
-        self.scheduler.release(self.header.owner_key(), panic);
+    /// `header` is the runner's pointer to this task (so a key made from
+    /// it may free the task, once the owner unlists it).
+    fn release(&self, header: NonNull<Header>, panic: Option<Panic>) {
+        self.scheduler.release(ListKey::new(header), panic);
     }
 
     /// Drops the future (the caller runs it under rule F), sets `COMPLETE`
@@ -310,7 +313,7 @@ where
             Err(panic) => {
                 let drop_panic = self.complete(End::Panicked);
                 drop(drop_panic);
-                self.release(Some(panic));
+                self.release(header, Some(panic));
                 None
             }
         }
@@ -344,7 +347,7 @@ pub(crate) mod testing {
             Cancelled::new(CancelReason::Explicit)
         }
 
-        fn release(&self, _key: usize, panic: Option<Panic>) {
+        fn release(&self, _key: super::ListKey, panic: Option<Panic>) {
             drop(panic);
         }
     }

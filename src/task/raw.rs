@@ -6,20 +6,20 @@
 //! pointer to that header; the table does the rest. One allocation, one
 //! counter, an 8-byte handle.
 
+use super::list::Links;
 use super::state::{State, ToNotified};
 use super::Cancel;
+use crate::loom::cell::UnsafeCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 /// The start of every task allocation.
 pub(crate) struct Header {
     pub(super) state: State,
     pub(super) vtable: &'static Vtable,
-    /// A number the task's owner keeps in it (a scope's key for the task in
-    /// its list): set before the task first runs, read when it is released,
-    /// never used by the task itself.
-    owner_key: AtomicUsize,
+    /// The task's place in its owner's list (`list.rs`, rule L); never
+    /// touched by the task itself.
+    pub(super) links: UnsafeCell<Links>,
 }
 
 /// What knows a task's types.
@@ -49,12 +49,8 @@ impl Header {
         Header {
             state,
             vtable,
-            owner_key: AtomicUsize::new(usize::MAX),
+            links: UnsafeCell::new(Links::default()),
         }
-    }
-
-    pub(super) fn owner_key(&self) -> usize {
-        self.owner_key.load(Relaxed)
     }
 }
 
@@ -72,6 +68,11 @@ impl TaskRef {
     fn header(&self) -> &Header {
         // SAFETY: we hold a counted reference, so the task is allocated.
         unsafe { self.0.as_ref() }
+    }
+
+    /// Gives up the reference as a pointer, still counted.
+    pub(super) fn into_raw(self) -> NonNull<Header> {
+        std::mem::ManuallyDrop::new(self).0
     }
 
     /// Runs the task once (called by a worker that popped it).
@@ -92,11 +93,6 @@ impl TaskRef {
     #[cfg(all(test, cancel_scope_loom))]
     pub(crate) fn ptr_eq(&self, other: &TaskRef) -> bool {
         self.0 == other.0
-    }
-
-    /// Stores the owner's key for this task (see [`Header`]).
-    pub(crate) fn set_owner_key(&self, key: usize) {
-        self.header().owner_key.store(key, Relaxed);
     }
 }
 

@@ -25,11 +25,10 @@
 //! a task of the parent is dropped with that task before the child's
 //! waiters are woken: waking it then finds the task complete.
 
-use super::task_list::TaskList;
 use super::{children, parallel, After, Kind, Node, Phase, State};
 use crate::cancelled::CancelReason;
 use crate::runtime::Shared;
-use crate::task::{Cancel, Panic};
+use crate::task::{Cancel, Panic, TaskList};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -135,7 +134,7 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
     let (tasks, mut stack) = {
         let mut st = this.state.lock();
         let mut stack = st.walk_next.take();
-        let tasks = std::mem::take(&mut st.tasks);
+        let tasks = st.tasks.take_all();
         take_waiters(&mut st, &mut after);
         if descend {
             // SAFETY: rule P; we hold this node's lock, which guards its
@@ -188,7 +187,7 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
 /// dropped here, a running one is left to its runner (which releases it).
 /// Returns how many futures were dropped here, and the panics their drops
 /// raised.
-fn cancel_tasks(shared: &Shared, mut tasks: TaskList) -> (usize, Vec<Panic>) {
+fn cancel_tasks(shared: &Shared, tasks: TaskList) -> (usize, Vec<Panic>) {
     let mut dropped = 0;
     let mut panics = Vec::new();
     if tasks.is_empty() {
@@ -197,7 +196,7 @@ fn cancel_tasks(shared: &Shared, mut tasks: TaskList) -> (usize, Vec<Panic>) {
     if tasks.len() >= parallel::PARALLEL_MIN && shared.idle.num_sleeping() > 0 {
         return parallel::cancel_tasks(shared, tasks);
     }
-    for task in tasks.drain() {
+    for task in tasks {
         if let Cancel::Dropped(panic) = task.cancel() {
             dropped += 1;
             panics.extend(panic);

@@ -37,8 +37,8 @@
 //! 4. **A cancelled node takes no new tasks, and its task list is the
 //!    walk's.** From its marking on, nothing but the walk that marked it
 //!    touches the list (which it takes when it expands the node): a task
-//!    finishing afterwards does not remove its entry (the walk holds it,
-//!    or its key may be reused by then); it only decrements the live count.
+//!    finishing afterwards does not unlist itself (its links are the
+//!    walk's); it only decrements the live count.
 //! 5. **Locks are taken top-down.** A thread holds one node's lock, or a
 //!    parent's and then one child's (the walk, the views): never a child's
 //!    while it takes its parent's. Leaving the tree locks the node, releases
@@ -69,7 +69,6 @@ mod after;
 mod cancel;
 mod parallel;
 mod roots;
-mod task_list;
 
 pub(crate) use after::After;
 pub(crate) use roots::Roots;
@@ -78,7 +77,7 @@ use crate::cancelled::{CancelCell, CancelReason, Cancelled};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
 use crate::runtime::Shared;
-use crate::task::{Panic, TaskRef};
+use crate::task::{ListKey, Panic, TaskList, TaskRef};
 use crate::time::timers::TimerKey;
 use slab::Slab;
 use std::cell::Cell;
@@ -88,7 +87,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
-use task_list::TaskList;
 
 /// How a scope is attached to its parent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,9 +149,9 @@ struct Siblings {
 pub(crate) struct State {
     phase: Phase,
     body: Body,
-    /// The tasks that can still be cancelled, keyed by the key each task's
-    /// binding holds. Once the node is cancelled, the list belongs to the
-    /// walk that marked it (invariant 4).
+    /// The tasks that can still be cancelled, an intrusive list through the
+    /// tasks. Once the node is cancelled, the list belongs to the walk that
+    /// marked it (invariant 4).
     tasks: TaskList,
     /// Tasks spawned and not yet finished; after a cancel, no longer listed.
     live_tasks: usize,
@@ -339,9 +337,8 @@ impl Node {
         out
     }
 
-    /// Registers a task; returns its key, or why it is refused
-    /// (invariant 4).
-    pub(crate) fn add_task(&self, task: TaskRef) -> Result<usize, (Cancelled, TaskRef)> {
+    /// Lists a task, or says why it is refused (invariant 4).
+    pub(crate) fn add_task(&self, task: TaskRef) -> Result<(), (Cancelled, TaskRef)> {
         let mut st = self.state.lock();
         if st.phase == Phase::Removed {
             return Err((Cancelled::new(CancelReason::ScopeEnded), task));
@@ -350,10 +347,11 @@ impl Node {
             return Err((self.cancel_value(), task));
         }
         st.live_tasks += 1;
-        Ok(st.tasks.insert(task))
+        st.tasks.push(task);
+        Ok(())
     }
 
-    /// A runner finished a task of `node`, listed under `key` (the task
+    /// A runner finished the task of `node` that `key` names (the task
     /// called `release`).
     ///
     /// # Safety
@@ -362,7 +360,7 @@ impl Node {
     /// node may leave the tree and be freed during this call, so the caller
     /// does not use the pointer afterwards; nor does this function, past
     /// the point where the lock is released, unless it holds a reference.
-    pub(crate) unsafe fn release_task(node: NonNull<Node>, key: usize, panic: Option<Panic>) {
+    pub(crate) unsafe fn release_task(node: NonNull<Node>, key: ListKey, panic: Option<Panic>) {
         // SAFETY: the caller's contract. A local borrow, not an argument:
         // it may dangle once unused, below.
         let this = unsafe { node.as_ref() };
@@ -371,10 +369,11 @@ impl Node {
         let (leaving, pinned) = {
             let mut st = this.state.lock();
             st.live_tasks -= 1;
-            // Invariant 4: a cancelled node lists no task, and `key` may be
-            // another's by now.
+            // Invariant 4: a cancelled node's list is the walk's.
             if !this.cancelled.is_set() {
-                after.drop_task(st.tasks.remove(key));
+                // SAFETY: the node is not cancelled, so the task it listed
+                // is still on its list.
+                after.drop_task(unsafe { st.tasks.remove(key) });
             }
             // A panic cancels the scope, once the lock is released: keep the
             // node alive until then. (A node with a live task is open.)

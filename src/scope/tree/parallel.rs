@@ -20,11 +20,10 @@
 //! dropped. A helper job that runs after the chunks are all claimed, or is
 //! dropped unrun at shutdown, does nothing.
 
-use super::task_list::TaskList;
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::sync::Mutex;
 use crate::runtime::Shared;
-use crate::task::{Cancel, Panic, Schedule, TaskRef};
+use crate::task::{Cancel, ListKey, Panic, Schedule, TaskList, TaskRef};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -82,7 +81,7 @@ impl Schedule for Helper {
         Cancelled::new(CancelReason::Shutdown)
     }
 
-    fn release(&self, _key: usize, panic: Option<Panic>) {
+    fn release(&self, _key: ListKey, panic: Option<Panic>) {
         // `help` catches the panics of the drops it runs; nothing else in
         // a helper can panic.
         drop(panic);
@@ -92,9 +91,9 @@ impl Schedule for Helper {
 /// Cancels `tasks`, with the help of idle workers if their futures prove
 /// slow to drop (see the module docs); returns how many futures were
 /// dropped and the panics their drops raised.
-pub(super) fn cancel_tasks(shared: &Shared, mut tasks: TaskList) -> (usize, Vec<Panic>) {
+pub(super) fn cancel_tasks(shared: &Shared, tasks: TaskList) -> (usize, Vec<Panic>) {
     let (mut dropped, mut panics) = (0, Vec::new());
-    let mut drain = tasks.drain();
+    let mut drain = tasks;
     let start = Instant::now();
     cancel_each(drain.by_ref().take(CHUNK), &mut dropped, &mut panics);
     let slow = start.elapsed() > SLOW_DROP * CHUNK as u32;
