@@ -94,6 +94,7 @@ pub struct Builder {
     worker_threads: Option<usize>,
     thread_name: String,
     start_paused: bool,
+    parallel_drop: bool,
 }
 
 /// The state every worker, task and scope handle of a runtime shares.
@@ -107,6 +108,8 @@ pub(crate) struct Shared {
     /// Each worker's LIFO slot, by worker id.
     lifo_slots: Box<[LifoSlot]>,
     pub(crate) timers: Timers,
+    /// `Builder::parallel_drop`.
+    pub(crate) parallel_drop: bool,
     shutdown: AtomicBool,
     workers: usize,
     /// The state words of the `block_on` calls running on this runtime
@@ -275,6 +278,7 @@ impl Builder {
             worker_threads: None,
             thread_name: "cancel-scope-worker".to_string(),
             start_paused: false,
+            parallel_drop: true,
         }
     }
 
@@ -340,6 +344,26 @@ impl Builder {
         self
     }
 
+    /// Whether a cancel may share a long run of slow drops with idle
+    /// workers (the default). A cancel drops the futures of the idle tasks
+    /// it stops before it returns; when a few hundred of them each take
+    /// more than a microsecond to drop (a `Drop` doing real work), the rest
+    /// is shared with the workers that are idle. Turn it off to keep every
+    /// such drop on the cancelling thread, or to measure the runtime under
+    /// a tool that slows everything down (so that plain drops would look
+    /// slow), such as valgrind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = cancel_scope::runtime::Builder::new().parallel_drop(false).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn parallel_drop(&mut self, enabled: bool) -> &mut Builder {
+        self.parallel_drop = enabled;
+        self
+    }
+
     /// Starts the runtime.
     ///
     /// # Errors
@@ -365,6 +389,7 @@ impl Builder {
             idle: Idle::new(n),
             lifo_slots: (0..n).map(|_| LifoSlot::new()).collect(),
             timers: Timers::new(Clock::new(self.start_paused)),
+            parallel_drop: self.parallel_drop,
             shutdown: AtomicBool::new(false),
             workers: n,
             block_ons: Mutex::new(Slab::new()),
@@ -444,6 +469,7 @@ impl Shared {
             idle: Idle::new(1),
             lifo_slots: vec![LifoSlot::new()].into_boxed_slice(),
             timers: Timers::new(Clock::new(false)),
+            parallel_drop: false,
             shutdown: AtomicBool::new(false),
             workers: 1,
             block_ons: Mutex::new(Slab::new()),

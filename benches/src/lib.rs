@@ -20,7 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use parked::parked_task;
-pub use runtimes::{cancel_scope_rt, tokio_rt, Smol, WORKERS};
+pub use runtimes::{cancel_scope_rt, cancel_scope_rt_for_counting, tokio_rt, Smol, WORKERS};
 pub use window::Window;
 
 /// A boxed, sendable future, for recursive task trees.

@@ -28,7 +28,7 @@
 
 use cancel_scope_bench::cancel::*;
 use cancel_scope_bench::schedule::*;
-use cancel_scope_bench::{cancel_scope_rt, tokio_rt, window, Smol};
+use cancel_scope_bench::{cancel_scope_rt, cancel_scope_rt_for_counting, tokio_rt, window, Smol};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -38,14 +38,18 @@ struct Workload {
     units: usize,
 }
 
-fn workload(runtime: &str, name: &str, size: &str) -> Result<Workload, String> {
+fn workload(runtime: &str, name: &str, size: &str, counting: bool) -> Result<Workload, String> {
     let count = || {
         size.parse::<usize>()
             .map_err(|_| format!("size {size:?}: not a count"))
     };
     macro_rules! ours {
         ($f:expr) => {{
-            let rt = cancel_scope_rt();
+            let rt = if counting {
+                cancel_scope_rt_for_counting()
+            } else {
+                cancel_scope_rt()
+            };
             Box::new(move || $f(&rt)) as Box<dyn Fn() -> Duration>
         }};
     }
@@ -168,7 +172,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let w = match workload(runtime, name, size) {
+    let w = match workload(runtime, name, size, reps.is_none()) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("{e}");

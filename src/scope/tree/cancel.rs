@@ -193,7 +193,10 @@ fn cancel_tasks(shared: &Shared, tasks: TaskList) -> (usize, Vec<Panic>) {
     if tasks.is_empty() {
         return (dropped, panics);
     }
-    if tasks.len() >= parallel::PARALLEL_MIN && shared.idle.num_sleeping() > 0 {
+    if shared.parallel_drop
+        && tasks.len() >= parallel::PARALLEL_MIN
+        && shared.idle.num_sleeping() > 0
+    {
         return parallel::cancel_tasks(shared, tasks);
     }
     for task in tasks {
