@@ -57,8 +57,7 @@ impl<T> JoinSlot<T> {
 /// `JoinHandle<T>` is a future of `Result<T, Cancelled>`: `Ok` with the
 /// task's output, or `Err(Cancelled)` when the task's scope was cancelled
 /// before the task finished (its future was then dropped, not polled to the
-/// end; or, if the cancel came while its last poll ran, the value it
-/// returned is dropped: cancellation wins, as for a scope), when the task panicked (the panic itself goes to the scope, see
+/// end), when the task panicked (the panic itself goes to the scope, see
 /// [`scope`](crate::scope())), or when it was spawned into a scope that was
 /// already cancelled or over.
 ///

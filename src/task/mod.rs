@@ -45,7 +45,7 @@ use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
 use raw::{Header, Vtable};
-use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, CANCELLED, JOIN_HANDLE};
+use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE};
 use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -272,17 +272,6 @@ where
     /// (`prev`) says one wants it. The output of a stopped task is only
     /// built then. Returns `panic`, or else a panic of the handle's waker.
     fn deliver(&self, prev: Snapshot, end: End<F::Output>, panic: Option<Panic>) -> Option<Panic> {
-        let (end, panic) = match end {
-            // Cancelled while its last poll ran: cancellation wins over the
-            // value, as for a scope's body, so that the handle's outcome does
-            // not depend on where the task was when the cancel came. The
-            // value's drop is user code: its panic is the task's.
-            End::Ready(value) if prev.has(CANCELLED) => {
-                let dropped = catch_unwind(AssertUnwindSafe(|| drop(value)));
-                (End::Cancelled, panic.or(dropped.err()))
-            }
-            end => (end, panic),
-        };
         if prev.has(JOIN_HANDLE) {
             let output = match end {
                 End::Ready(value) => Ok(value),
