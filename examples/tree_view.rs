@@ -4,8 +4,10 @@
 //! program *is* a tree, and the runtime can show it.
 //! [`Runtime::scope_tree`] copies the tree under its lock, from any thread,
 //! without stopping anything; the copy prints as an indented tree with
-//! each scope's id, state, kind, deadline, live tasks and the line that
-//! opened it. When a program hangs, this tells you what it is waiting for.
+//! each scope's id, name, state, kind, deadline, live tasks and the line
+//! that opened it. When a program hangs, this tells you what it is waiting
+//! for. Each scope here is given a name (`.named("server")`), which the
+//! tree shows beside its id.
 //!
 //! This program builds a small "server", every task parked on a
 //! [`sync::Event`](cancel_scope::sync::Event):
@@ -47,7 +49,7 @@ fn main() {
     let out = thread::scope(|threads| {
         // The "signal handler": waits for the signal, then dumps the tree.
         threads.spawn(|| dump_on_signal(&rt, signalled));
-        rt.block_on(scope(|server| server_body(server, signal)))
+        rt.block_on(scope(|server| server_body(server, signal)).named("server"))
     });
 
     println!("server ended with: {:?}", out.map_err(|c| c.to_string()));
@@ -80,8 +82,9 @@ async fn server_body(server: Scope, signal: mpsc::Sender<CancelHandle>) {
                 opened.set();
                 Event::new().wait().await; // the handler waits for both
             });
-            let _ = request.await;
+            let _ = request.named("request").await;
         })
+        .named("session")
     });
     session_open.wait().await;
 
@@ -98,6 +101,7 @@ async fn server_body(server: Scope, signal: mpsc::Sender<CancelHandle>) {
             sleep(Duration::from_millis(50)).await;
             println!("flush-on-exit: flushed");
         })
+        .named("flush-on-exit")
     });
     flush_open.wait().await;
 

@@ -4,8 +4,11 @@
 //! completes normally, with `Err(Cancelled)` as its output, and the value says
 //! why it stopped.
 
+use crate::task::Panic;
+use std::error::Error;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Why a scope or task stopped before finishing its work.
@@ -17,8 +20,13 @@ use std::time::Duration;
 /// reports [`CancelReason::Explicit`], its descendants report
 /// [`CancelReason::Ancestor`], and a parent reached through a
 /// [`linked_scope`](crate::linked_scope) reports
-/// [`CancelReason::LinkedChild`]. Reading it is one atomic load (two for
-/// a deadline); [`is_cancelled`](crate::Scope::is_cancelled) is one.
+/// [`CancelReason::LinkedChild`]. [`Cancelled::cause`] is the value given
+/// to [`cancel_with`](crate::Scope::cancel_with), shared by every scope and
+/// task the cancellation reached. Reading the reason is one atomic load (two
+/// for a deadline); [`is_cancelled`](crate::Scope::is_cancelled) is one.
+///
+/// Two values are equal when their reasons are, and they share the same
+/// cause (or neither has one).
 ///
 /// # Examples
 ///
@@ -32,10 +40,19 @@ use std::time::Duration;
 /// assert_eq!(cancelled.reason(), &CancelReason::Explicit);
 /// assert_eq!(cancelled.to_string(), "cancelled: cancel() was called on this scope");
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Cancelled {
     reason: CancelReason,
+    /// What the user gave `cancel_with`.
+    cause: Option<Cause>,
+    /// The payload of a supervised task's panic, to be taken once.
+    panic: Option<Arc<Mutex<Option<Panic>>>>,
+    /// The name of the scope the value belongs to, for `Debug`.
+    scope: Option<Arc<str>>,
 }
+
+/// A user's reason for a cancel (`cancel_with`).
+pub(crate) type Cause = Arc<dyn Error + Send + Sync + 'static>;
 
 /// What set a cancellation off. See [`Cancelled`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +89,31 @@ pub enum CancelReason {
 
 impl Cancelled {
     pub(crate) fn new(reason: CancelReason) -> Cancelled {
-        Cancelled { reason }
+        Cancelled {
+            reason,
+            cause: None,
+            panic: None,
+            scope: None,
+        }
+    }
+
+    pub(crate) fn with_cause(mut self, cause: Option<Cause>) -> Cancelled {
+        self.cause = cause;
+        self
+    }
+
+    /// Names the scope the value belongs to (for `Debug`).
+    pub(crate) fn with_scope(mut self, name: Option<Arc<str>>) -> Cancelled {
+        self.scope = name;
+        self
+    }
+
+    /// A supervised task's panic, carried to its handle.
+    pub(crate) fn panicked(payload: Panic) -> Cancelled {
+        Cancelled {
+            panic: Some(Arc::new(Mutex::new(Some(payload)))),
+            ..Cancelled::new(CancelReason::Panicked)
+        }
     }
 
     /// Why the scope or task was cancelled.
@@ -88,11 +129,97 @@ impl Cancelled {
     pub fn reason(&self) -> &CancelReason {
         &self.reason
     }
+
+    /// The reason the user gave [`cancel_with`](crate::Scope::cancel_with),
+    /// if the cancellation came from such a call; downcast it to the type
+    /// given (a message arrives as an error whose `Display` is the message).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope};
+    ///
+    /// #[derive(Debug)]
+    /// struct Maintenance;
+    /// impl std::fmt::Display for Maintenance {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("down for maintenance")
+    ///     }
+    /// }
+    /// impl std::error::Error for Maintenance {}
+    ///
+    /// let err = runtime::block_on(scope(|s| async move {
+    ///     s.cancel_with(Maintenance);
+    /// }))
+    /// .unwrap_err();
+    /// assert!(err.cause().unwrap().downcast_ref::<Maintenance>().is_some());
+    /// assert_eq!(err.to_string(), "cancelled: cancel() was called on this scope: down for maintenance");
+    /// ```
+    pub fn cause(&self) -> Option<&(dyn Error + Send + Sync + 'static)> {
+        self.cause.as_deref()
+    }
+
+    /// Takes out the panic payload of a task of a
+    /// [`supervisor_scope`](crate::supervisor_scope) that panicked (reason
+    /// [`CancelReason::Panicked`]), to resume it
+    /// (`std::panic::resume_unwind`) or log it. The payload is taken once:
+    /// later calls, on this value or its clones, return `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, supervisor_scope};
+    ///
+    /// let out = runtime::block_on(supervisor_scope(|s| async move {
+    ///     let err = s.spawn(async { panic!("bad input") }).await.unwrap_err();
+    ///     let payload = err.take_panic().expect("the panic's payload");
+    ///     *payload.downcast::<&str>().unwrap()
+    /// }));
+    /// assert_eq!(out, Ok("bad input"));
+    /// ```
+    pub fn take_panic(&self) -> Option<Panic> {
+        let slot = self.panic.as_ref()?;
+        slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl PartialEq for Cancelled {
+    fn eq(&self, other: &Cancelled) -> bool {
+        let same_cause = match (&self.cause, &other.cause) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.reason == other.reason && same_cause
+    }
+}
+
+impl Eq for Cancelled {}
+
+impl fmt::Debug for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Cancelled");
+        d.field("reason", &self.reason);
+        if let Some(cause) = &self.cause {
+            d.field("cause", &format_args!("{cause}"));
+        }
+        if let Some(name) = &self.scope {
+            d.field("scope", name);
+        }
+        if self.panic.is_some() {
+            d.field("panic", &"..");
+        }
+        d.finish()
+    }
 }
 
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cancelled: {}", self.reason)
+        write!(f, "cancelled: {}", self.reason)?;
+        match &self.cause {
+            Some(cause) => write!(f, ": {cause}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -113,7 +240,14 @@ impl fmt::Display for CancelReason {
     }
 }
 
-impl std::error::Error for Cancelled {}
+impl Error for Cancelled {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.cause.as_deref().map(|c| c as &(dyn Error + 'static))
+    }
+}
+
+/// The bit of a [`CancelCell`]'s code that says a cause came with it.
+const CAUSE: u8 = 0x80;
 
 /// A scope's cancellation, read without a lock: a reason code, and the
 /// duration that [`CancelReason::Deadline`] carries.
@@ -141,9 +275,15 @@ impl CancelCell {
         self.code.load(Acquire) != 0
     }
 
+    /// Whether the cancel came with a cause (`cancel_with`), which the
+    /// node keeps under its lock.
+    pub(crate) fn has_cause(&self) -> bool {
+        self.code.load(Acquire) & CAUSE != 0
+    }
+
     /// The reason, if cancelled.
     pub(crate) fn get(&self) -> Option<Cancelled> {
-        let reason = match self.code.load(Acquire) {
+        let reason = match self.code.load(Acquire) & !CAUSE {
             0 => return None,
             1 => CancelReason::Explicit,
             2 => CancelReason::Ancestor,
@@ -161,9 +301,10 @@ impl CancelCell {
         Some(Cancelled::new(reason))
     }
 
-    /// Records `reason` unless a reason is recorded already (the first one
-    /// stays). The caller holds the tree lock: no two writers race.
-    pub(crate) fn set(&self, reason: &CancelReason) {
+    /// Records `reason` (and that a cause comes with it) unless a reason is
+    /// recorded already (the first one stays). The caller holds the node's
+    /// lock, or the node is not shared yet: no two writers race.
+    pub(crate) fn set(&self, reason: &CancelReason, with_cause: bool) {
         if self.code.load(Relaxed) != 0 {
             return;
         }
@@ -171,7 +312,8 @@ impl CancelCell {
             let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
             self.after_nanos.store(nanos, Relaxed);
         }
-        self.code.store(Self::code(reason), Release);
+        let cause = if with_cause { CAUSE } else { 0 };
+        self.code.store(Self::code(reason) | cause, Release);
     }
 
     fn code(reason: &CancelReason) -> u8 {
@@ -214,10 +356,10 @@ mod tests {
             let cell = CancelCell::new();
             assert!(!cell.is_set());
             assert_eq!(cell.get(), None);
-            cell.set(&reason);
-            cell.set(&CancelReason::Explicit);
-            cell.set(&CancelReason::Shutdown);
-            assert!(cell.is_set());
+            cell.set(&reason, true);
+            cell.set(&CancelReason::Explicit, false);
+            cell.set(&CancelReason::Shutdown, false);
+            assert!(cell.is_set() && cell.has_cause());
             assert_eq!(cell.get(), Some(Cancelled::new(reason)));
         }
     }

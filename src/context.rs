@@ -67,17 +67,21 @@ pub(crate) fn enter_runtime<R>(shared: &Arc<Shared>, f: impl FnOnce() -> R) -> R
     f()
 }
 
+/// The runtime this thread is in: the current scope's, else the one this
+/// thread is a worker of or runs a `block_on` of; `None` outside any.
+pub(crate) fn runtime_of_this_thread() -> Option<Arc<Shared>> {
+    // SAFETY: see `with_current_scope`: the node is alive during the call.
+    let shared = with_current_scope(|scope| scope.map(|n| unsafe { n.as_ref() }.shared_arc()));
+    shared.or_else(|| {
+        CURRENT_RUNTIME
+            .try_with(|c| c.borrow().clone())
+            .ok()
+            .flatten()
+    })
+}
+
 /// The runtime that work started on this thread should use: the current
 /// scope's, else this thread's, else the process-wide default.
 pub(crate) fn current_runtime() -> Arc<Shared> {
-    // SAFETY: see `with_current_scope`: the node is alive during the call.
-    let shared = with_current_scope(|scope| scope.map(|n| unsafe { n.as_ref() }.shared_arc()));
-    if let Some(shared) = shared {
-        return shared;
-    }
-    CURRENT_RUNTIME
-        .try_with(|c| c.borrow().clone())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| crate::runtime::default_runtime().shared().clone())
+    runtime_of_this_thread().unwrap_or_else(|| crate::runtime::default_runtime().shared().clone())
 }

@@ -96,7 +96,8 @@ mod worker;
 
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
-    linked_scope, race_ok, scope, shielded_scope, try_scope, CancelHandle, Scope, ScopeFuture,
-    ScopeSnapshot, ScopeState, ShieldedScope, TreeSnapshot, TryScope, WaitCancelled,
+    linked_scope, race_ok, scope, shielded_scope, supervisor_scope, try_scope, CancelHandle, Scope,
+    ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState, ShieldedScope, TreeSnapshot, TryScope,
+    WaitCancelled,
 };
-pub use task::JoinHandle;
+pub use task::{JoinHandle, TaskCancelHandle};

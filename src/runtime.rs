@@ -19,7 +19,9 @@ use slab::Slab;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 
@@ -110,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) timers: Timers,
     /// `Builder::parallel_drop`.
     pub(crate) parallel_drop: bool,
+    /// The next scope id to give (`Node::id`).
+    scope_ids: AtomicU64,
     shutdown: AtomicBool,
     workers: usize,
     /// The state words of the `block_on` calls running on this runtime
@@ -390,6 +394,7 @@ impl Builder {
             lifo_slots: (0..n).map(|_| LifoSlot::new()).collect(),
             timers: Timers::new(Clock::new(self.start_paused)),
             parallel_drop: self.parallel_drop,
+            scope_ids: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             workers: n,
             block_ons: Mutex::new(Slab::new()),
@@ -449,6 +454,11 @@ impl Shared {
         &self.stealers
     }
 
+    /// A scope id never given before on this runtime.
+    pub(crate) fn next_scope_id(&self) -> u64 {
+        self.scope_ids.fetch_add(1, Relaxed)
+    }
+
     pub(crate) fn roots(&self) -> &Roots {
         &self.roots
     }
@@ -470,6 +480,7 @@ impl Shared {
             lifo_slots: vec![LifoSlot::new()].into_boxed_slice(),
             timers: Timers::new(Clock::new(false)),
             parallel_drop: false,
+            scope_ids: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             workers: 1,
             block_ons: Mutex::new(Slab::new()),

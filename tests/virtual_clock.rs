@@ -12,7 +12,9 @@ use cancel_scope::time::{self, sleep, sleep_until, timeout};
 use cancel_scope::{scope, CancelReason};
 use std::future::pending;
 use std::time::{Duration, Instant};
-use support::{assert_clean, hang_guard, ms, on_workers, runtime, secs, timed, Clock, Log};
+use support::{
+    assert_clean, expect_panic, hang_guard, ms, on_workers, runtime, secs, timed, Clock, Log,
+};
 
 /// A generous real-time bound for work that takes no real time on a
 /// virtual clock: it catches a clock that really waits, not slowness.
@@ -310,4 +312,34 @@ fn block_on_scope_body_ends_at_its_deadline() {
             assert_clean(&rt);
         }
     });
+}
+
+/// A `Sleep` (and a `timeout`) built outside any runtime belongs to the
+/// runtime that first polls it: on a paused clock, an hour passes in no
+/// real time and the virtual clock reads exactly an hour later.
+#[test]
+fn a_sleep_built_outside_runs_on_the_clock_that_polls_it() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
+        let nap = cancel_scope::time::sleep(secs(3600));
+        let slow = cancel_scope::time::timeout(secs(60), cancel_scope::time::sleep(secs(3600)));
+        let real = std::time::Instant::now();
+        let (elapsed, timed_out) = rt.block_on(async move {
+            let t0 = time::now();
+            nap.await;
+            let elapsed = time::now() - t0;
+            (elapsed, slow.await.is_err())
+        });
+        assert_eq!(elapsed, secs(3600));
+        assert!(timed_out);
+        assert!(real.elapsed() < secs(60), "no real hour passed");
+    });
+}
+
+/// A time future polled outside any runtime panics with a clear message,
+/// instead of starting a runtime of its own.
+#[test]
+fn a_sleep_polled_outside_any_runtime_panics() {
+    let message = expect_panic(|| futures_lite::future::block_on(cancel_scope::time::sleep(ms(1))));
+    assert!(message.contains("polled outside any runtime"), "{message}");
 }

@@ -52,6 +52,10 @@ impl Schedule for TaskBinding {
         self.node().cancel_value()
     }
 
+    fn keeps_panics(&self) -> bool {
+        self.node().supervises()
+    }
+
     fn release(&self, key: ListKey, panic: Option<Panic>) {
         // SAFETY: rule B; the task is live until this call, which is its
         // last use of the pointer.

@@ -5,8 +5,9 @@
 //! of its own: a scope costs one allocation, its node. So the scope future
 //! is polled pinned, and the body is polled and dropped where it lies.
 
-use super::tree::{Kind, Node, Place};
-use super::Scope;
+use super::local::ScopeLocal;
+use super::tree::{Kind, Node, Options, Place};
+use super::{CancelHandle, Scope};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::context;
 use std::fmt;
@@ -30,6 +31,15 @@ pub struct ScopeFuture<F, Fut: Future> {
     /// A deadline to set when the scope starts (`move_on_after`).
     deadline: Option<Duration>,
     location: &'static Location<'static>,
+    /// What the builder methods set, out of line: most scopes set nothing.
+    options: Option<Box<Opening>>,
+}
+
+/// What a scope is opened with, beyond its kind: the builder methods'.
+#[derive(Default)]
+struct Opening {
+    tree: Options,
+    handle: Option<CancelHandle>,
 }
 
 enum State<F, Fut: Future> {
@@ -57,7 +67,99 @@ where
             kind,
             deadline: None,
             location,
+            options: None,
         }
+    }
+
+    /// A plain scope in which a task's panic stays with the task
+    /// (`supervisor_scope`).
+    pub(crate) fn supervisor(body: F, location: &'static Location<'static>) -> Self {
+        let mut scope = ScopeFuture::new(body, Kind::Plain, location);
+        scope.opening().tree.supervises = true;
+        scope
+    }
+
+    fn opening(&mut self) -> &mut Opening {
+        self.options.get_or_insert_with(Box::default)
+    }
+
+    /// Gives the scope a name, shown in the tree view
+    /// ([`Runtime::scope_tree`](crate::runtime::Runtime::scope_tree)) and
+    /// in the `Debug` of the [`Cancelled`] values it produces.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Runtime, scope};
+    ///
+    /// let rt = &Runtime::new();
+    /// let _ = rt.block_on(scope(|_| async move {
+    ///     let tree = rt.scope_tree();
+    ///     assert_eq!(tree.scopes()[0].name(), Some("server"));
+    ///     assert!(tree.to_string().starts_with("scope #"));
+    /// }).named("server"));
+    /// ```
+    pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.opening().tree.name = Some(name.into());
+        self
+    }
+
+    /// Opens the scope with a [`CancelHandle`] made beforehand by
+    /// [`CancelHandle::new`], so that another task or thread can hold it
+    /// from the start: a cancel through it before the scope opens makes the
+    /// scope open cancelled.
+    ///
+    /// # Panics
+    ///
+    /// At the scope's first poll, if the handle is not one made by
+    /// `CancelHandle::new`, or was already given to another scope.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, CancelHandle};
+    ///
+    /// let handle = CancelHandle::new();
+    /// let remote = handle.clone();
+    /// std::thread::spawn(move || remote.cancel()).join().unwrap();
+    /// let out = runtime::block_on(
+    ///     scope(|_| std::future::pending::<()>()).with_cancel_handle(&handle),
+    /// );
+    /// assert!(out.is_err()); // cancelled before it even opened
+    /// ```
+    pub fn with_cancel_handle(mut self, handle: &CancelHandle) -> Self {
+        self.opening().handle = Some(handle.clone());
+        self
+    }
+
+    /// Attaches `value` to the scope under `key`: every task and nested
+    /// scope of its subtree reads it with [`ScopeLocal::with`] or
+    /// [`ScopeLocal::get`], unless a nested scope attaches its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, ScopeLocal};
+    ///
+    /// static REQUEST_ID: ScopeLocal<u64> = ScopeLocal::new();
+    ///
+    /// let out = runtime::block_on(
+    ///     scope(|s| async move { s.spawn(async { REQUEST_ID.get() }).await })
+    ///         .with_local(&REQUEST_ID, 7),
+    /// );
+    /// assert_eq!(out, Ok(Ok(Some(7))));
+    /// assert_eq!(REQUEST_ID.get(), None); // outside any scope that set it
+    /// ```
+    pub fn with_local<T: Send + Sync + 'static>(
+        mut self,
+        key: &'static ScopeLocal<T>,
+        value: T,
+    ) -> Self {
+        self.opening()
+            .tree
+            .locals
+            .push((key.key(), Arc::new(value)));
+        self
     }
 
     /// A plain scope that is cancelled `after` its start (`move_on_after`).
@@ -71,6 +173,7 @@ where
             kind: Kind::Plain,
             deadline: Some(after),
             location,
+            options: None,
         }
     }
 
@@ -81,10 +184,22 @@ where
         };
         let body = body.take().expect("Init holds the body");
         let (kind, location) = (self.kind, self.location);
+        let Opening { tree, handle } = self.options.take().map(|o| *o).unwrap_or_default();
+        if let Some(handle) = &handle {
+            handle.reserve();
+        }
         let node = context::with_current_scope(|parent| match parent {
-            Some(parent) => Node::open(Place::Under(parent), kind, location),
-            None => Node::open(Place::Root(&context::current_runtime()), kind, location),
+            Some(parent) => Node::open(Place::Under(parent), kind, location, tree),
+            None => Node::open(
+                Place::Root(&context::current_runtime()),
+                kind,
+                location,
+                tree,
+            ),
         });
+        if let Some(handle) = handle {
+            handle.bind(&node);
+        }
         if let Some(after) = self.deadline {
             let now = node.shared().timers.now();
             super::set_deadline(&node, crate::time::after(now, after), after);

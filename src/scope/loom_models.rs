@@ -22,7 +22,7 @@ fn open(shared: &Arc<Shared>, parent: Option<&Arc<Node>>, kind: Kind) -> Arc<Nod
         Some(parent) => Place::Under(Node::as_ptr(parent)),
         None => Place::Root(shared),
     };
-    Node::open(place, kind, Location::caller())
+    Node::open(place, kind, Location::caller(), Default::default())
 }
 
 /// Ends a scope's body, as its future does; `Some` once the node is gone.

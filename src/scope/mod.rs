@@ -4,8 +4,8 @@
 //! and every task spawned into the scope (and into scopes nested in it) have
 //! ended. [`Scope::cancel`] stops all of them as a group.
 //!
-//! This file is the public face: [`scope`], [`linked_scope`], [`Scope`] and
-//! [`CancelHandle`]. The rest, one concept per file:
+//! This file is the public face: [`scope`], [`linked_scope`],
+//! [`supervisor_scope`] and [`Scope`]. The rest, one concept per file:
 //!
 //! - `tree/`: the tree of scope nodes, each behind its own lock, with the
 //!   numbered invariants the rest relies on (`tree/mod.rs`), the cancel
@@ -14,12 +14,16 @@
 //!   (`tree/roots.rs`);
 //! - `future.rs`: [`ScopeFuture`], from joining the tree to leaving it;
 //! - `binding.rs`: how a task reaches its scope (the task's scheduler);
+//! - `handle.rs`: [`CancelHandle`], made by a scope or before it;
+//! - `local.rs`: [`ScopeLocal`], values a scope lends its subtree;
 //! - `shield.rs`, `wait.rs`: [`shielded_scope`], [`Scope::cancelled`];
 //! - `try_scope.rs`, `race.rs`: the error and race policies;
 //! - `snapshot.rs`: the tree view's data ([`TreeSnapshot`]).
 
 mod binding;
 mod future;
+mod handle;
+mod local;
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models;
 mod race;
@@ -30,6 +34,8 @@ mod try_scope;
 mod wait;
 
 pub use future::ScopeFuture;
+pub use handle::CancelHandle;
+pub use local::ScopeLocal;
 pub use race::race_ok;
 pub use shield::{shielded_scope, ShieldedScope};
 pub use snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
@@ -154,6 +160,41 @@ where
     ScopeFuture::new(body, Kind::Linked, Location::caller())
 }
 
+/// Opens a scope in which a task's panic stays with the task: it does not
+/// cancel the task's siblings or the scope (Kotlin's `supervisorScope`, an
+/// Erlang supervisor's one-for-one policy).
+///
+/// The panicked task's [`JoinHandle`] resolves to `Err(Cancelled)` with
+/// [`CancelReason::Panicked`], from which
+/// [`take_panic`](Cancelled::take_panic) takes the payload (to resume it, or
+/// log it); if nobody holds the handle, the payload is dropped. A panic in
+/// the body itself still cancels the scope and is resumed when it ends, as
+/// for [`scope`], and so is one in the `Drop` of a task's future that a
+/// cancel dropped.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime, supervisor_scope, CancelReason};
+///
+/// let out = runtime::block_on(supervisor_scope(|s| async move {
+///     let bad = s.spawn(async { panic!("bad connection") });
+///     let good = s.spawn(async { "still serving" });
+///     let err = bad.await.unwrap_err();
+///     assert_eq!(err.reason(), &CancelReason::Panicked);
+///     good.await.unwrap()
+/// }));
+/// assert_eq!(out, Ok("still serving"));
+/// ```
+#[track_caller]
+pub fn supervisor_scope<F, Fut>(body: F) -> ScopeFuture<F, Fut>
+where
+    F: FnOnce(Scope) -> Fut,
+    Fut: Future,
+{
+    ScopeFuture::supervisor(body, Location::caller())
+}
+
 /// A handle to a running scope: spawn into it, cancel it.
 ///
 /// Cheap to clone (one reference count), `Send` and `Sync`.
@@ -172,27 +213,6 @@ where
 /// ```
 #[derive(Clone)]
 pub struct Scope {
-    node: Arc<Node>,
-}
-
-/// A handle that can cancel a scope from any thread or task, and outlive
-/// it: once the scope has ended, [`cancel`](CancelHandle::cancel) does
-/// nothing, even if the scope's slot in the tree is reused.
-///
-/// # Examples
-///
-/// ```
-/// use cancel_scope::{runtime, scope};
-///
-/// let out = runtime::block_on(scope(|s| async move {
-///     let handle = s.cancel_handle();
-///     std::thread::spawn(move || handle.cancel()).join().unwrap();
-///     std::future::pending::<()>().await
-/// }));
-/// assert!(out.is_err());
-/// ```
-#[derive(Clone)]
-pub struct CancelHandle {
     node: Arc<Node>,
 }
 
@@ -272,6 +292,38 @@ impl Scope {
     /// ```
     pub fn cancel(&self) {
         self.node.cancel(CancelReason::Explicit, true);
+    }
+
+    /// Cancels this scope as [`cancel`](Scope::cancel) does, with a reason
+    /// of the caller's: a message (`&str`, `String`) or any
+    /// `Error + Send + Sync + 'static`. Every scope and task the
+    /// cancellation reaches carries it ([`Cancelled::cause`], which
+    /// downcasts to the type given), and `Display` of their [`Cancelled`]
+    /// shows it. The first cancel of a scope wins: a later reason does not
+    /// replace it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope};
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     tx.send(s.spawn(std::future::pending::<()>())).unwrap();
+    ///     s.cancel_with("configuration reloaded");
+    ///     s.cancel_with("too late: the first reason stays");
+    /// }));
+    /// assert_eq!(
+    ///     out.unwrap_err().to_string(),
+    ///     "cancelled: cancel() was called on this scope: configuration reloaded"
+    /// );
+    /// let task = runtime::block_on(rx.recv().unwrap()).unwrap_err();
+    /// assert_eq!(task.cause().unwrap().to_string(), "configuration reloaded");
+    /// ```
+    pub fn cancel_with(&self, reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) {
+        let cause = Arc::from(reason.into());
+        self.node
+            .cancel_because(CancelReason::Explicit, Some(cause), true);
     }
 
     /// Whether this scope has been cancelled. One atomic load.
@@ -378,10 +430,7 @@ impl Scope {
     /// assert!(out.is_err());
     /// ```
     pub fn cancelled(&self) -> WaitCancelled {
-        WaitCancelled {
-            node: self.node.clone(),
-            key: None,
-        }
+        WaitCancelled::new(handle::Target::Node(self.node.clone()))
     }
 
     /// This scope's id: unique among the scopes of its runtime, and the
@@ -418,68 +467,7 @@ impl Scope {
     /// assert!(!handle.is_cancelled());
     /// ```
     pub fn cancel_handle(&self) -> CancelHandle {
-        CancelHandle {
-            node: self.node.clone(),
-        }
-    }
-}
-
-impl CancelHandle {
-    /// Cancels the scope, if it is still running. See [`Scope::cancel`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_scope::{runtime, scope};
-    ///
-    /// let out = runtime::block_on(scope(|s| async move {
-    ///     s.cancel_handle().cancel();
-    /// }));
-    /// assert!(out.is_err());
-    /// ```
-    pub fn cancel(&self) {
-        self.node.cancel(CancelReason::Explicit, true);
-    }
-
-    /// A future that resolves once the scope is cancelled; see
-    /// [`Scope::cancelled`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_scope::{runtime, scope};
-    ///
-    /// let out = runtime::block_on(scope(|s| async move {
-    ///     let handle = s.cancel_handle();
-    ///     let watcher = std::thread::spawn(move || runtime::block_on(handle.cancelled()));
-    ///     s.cancel();
-    ///     watcher.join().unwrap().to_string()
-    /// }));
-    /// assert!(out.is_err());
-    /// ```
-    pub fn cancelled(&self) -> WaitCancelled {
-        WaitCancelled {
-            node: self.node.clone(),
-            key: None,
-        }
-    }
-
-    /// Whether the scope was cancelled (before it ended).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use cancel_scope::{runtime, scope};
-    ///
-    /// runtime::block_on(scope(|s| async move {
-    ///     let h = s.cancel_handle();
-    ///     assert!(!h.is_cancelled());
-    ///     s.cancel();
-    ///     assert!(h.is_cancelled());
-    /// }));
-    /// ```
-    pub fn is_cancelled(&self) -> bool {
-        self.node.cancelled.is_set()
+        CancelHandle::of(self)
     }
 }
 
@@ -487,16 +475,8 @@ impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
             .field("id", &self.node.id())
+            .field("name", &self.node.name())
             .field("opened_at", &self.node.location)
-            .field("cancelled", &self.is_cancelled())
-            .finish()
-    }
-}
-
-impl fmt::Debug for CancelHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancelHandle")
-            .field("id", &self.node.id())
             .field("cancelled", &self.is_cancelled())
             .finish()
     }

@@ -75,6 +75,48 @@ pub struct ShieldedScope<T> {
     scope: ScopeFuture<ShieldStart<T>, JoinHandle<T>>,
 }
 
+impl<T: Send + 'static> ShieldedScope<T> {
+    /// Names the shield; see [`ScopeFuture::named`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, shielded_scope};
+    ///
+    /// let out = runtime::block_on(shielded_scope(|_| async { 1 }).named("flush"));
+    /// assert_eq!(out, Ok(1));
+    /// ```
+    pub fn named(self, name: impl Into<std::sync::Arc<str>>) -> Self {
+        ShieldedScope {
+            scope: self.scope.named(name),
+        }
+    }
+
+    /// Attaches a scope-local value; see [`ScopeFuture::with_local`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, shielded_scope, ScopeLocal};
+    ///
+    /// static STEP: ScopeLocal<&str> = ScopeLocal::new();
+    /// let out = runtime::block_on(
+    ///     shielded_scope(|s| async move { s.spawn(async { STEP.get() }).await.unwrap() })
+    ///         .with_local(&STEP, "flush"),
+    /// );
+    /// assert_eq!(out, Ok(Some("flush")));
+    /// ```
+    pub fn with_local<V: Send + Sync + 'static>(
+        self,
+        key: &'static super::ScopeLocal<V>,
+        value: V,
+    ) -> Self {
+        ShieldedScope {
+            scope: self.scope.with_local(key, value),
+        }
+    }
+}
+
 impl<T> Future for ShieldedScope<T> {
     type Output = Result<T, Cancelled>;
 

@@ -5,13 +5,14 @@
 //! as an indented text tree:
 //!
 //! ```text
-//! scope #0 running, 1 task, opened at src/main.rs:9:22
+//! scope #0 "server" running, 1 task, opened at src/main.rs:9:22
 //! ├── scope #1 running [linked], 2 tasks, opened at src/main.rs:12:13
 //! └── scope #2 cancelling [shielded, deadline in 250ms], 1 task, opened at src/main.rs:20:13
 //! ```
 
 use std::fmt;
 use std::panic::Location;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A copy of a runtime's scope tree, taken at one instant.
@@ -72,6 +73,8 @@ pub struct ScopeSnapshot {
     pub(crate) deadline_in: Option<Duration>,
     pub(crate) live_tasks: usize,
     pub(crate) location: &'static Location<'static>,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) supervisor: bool,
 }
 
 /// Where a scope is in its life.
@@ -167,6 +170,17 @@ impl ScopeSnapshot {
     pub fn location(&self) -> &'static Location<'static> {
         self.location
     }
+
+    /// Its name, if it was given one
+    /// ([`ScopeFuture::named`](crate::ScopeFuture::named)).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Whether it is a [`supervisor_scope`](crate::supervisor_scope).
+    pub fn is_supervisor(&self) -> bool {
+        self.supervisor
+    }
 }
 
 impl fmt::Display for ScopeState {
@@ -181,10 +195,17 @@ impl fmt::Display for ScopeState {
 }
 
 impl fmt::Display for ScopeSnapshot {
-    /// One line: id, state, flags, tasks, location.
+    /// One line: id, name, state, flags, tasks, location.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "scope #{} {}", self.id, self.state)?;
+        write!(f, "scope #{}", self.id)?;
+        if let Some(name) = &self.name {
+            write!(f, " {name:?}")?;
+        }
+        write!(f, " {}", self.state)?;
         let mut flags = Vec::new();
+        if self.supervisor {
+            flags.push("supervisor".to_string());
+        }
         if self.linked {
             flags.push("linked".to_string());
         }

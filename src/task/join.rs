@@ -1,6 +1,6 @@
 //! [`JoinHandle`]: awaiting a spawned task's output.
 
-use super::raw::{drop_ref, Header};
+use super::raw::{drop_ref, Header, TaskRef};
 use super::state::COMPLETE;
 use crate::cancelled::Cancelled;
 use crate::loom::sync::Mutex;
@@ -118,6 +118,144 @@ impl<T> JoinHandle<T> {
             inner: Inner::Refused(Some(cancelled)),
             waiting: false,
         }
+    }
+
+    /// Cancels this task alone: its future is dropped as in a scope's
+    /// cancel (at once if it is idle, when its poll returns if it is
+    /// running), and this handle resolves to `Err(Cancelled)` with
+    /// [`CancelReason::Explicit`](crate::CancelReason::Explicit); the scope
+    /// and the other tasks go on. Does nothing if the task has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, CancelReason};
+    ///
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     let stuck = s.spawn(std::future::pending::<()>());
+    ///     let fine = s.spawn(async { 7 });
+    ///     stuck.cancel();
+    ///     assert_eq!(stuck.await.unwrap_err().reason(), &CancelReason::Explicit);
+    ///     fine.await.unwrap()
+    /// }));
+    /// assert_eq!(out, Ok(7)); // the scope went on
+    /// ```
+    pub fn cancel(&self) {
+        if let Inner::Task { header, .. } = self.inner {
+            // SAFETY: our reference keeps the task allocated.
+            unsafe { (header.as_ref().vtable.cancel_one)(header) };
+        }
+    }
+
+    /// A handle that cancels this task without joining it: cheap to clone
+    /// and to give away.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope};
+    ///
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     let task = s.spawn(std::future::pending::<()>());
+    ///     let canceller = task.cancel_handle();
+    ///     std::thread::spawn(move || canceller.cancel()).join().unwrap();
+    ///     task.await.is_err()
+    /// }));
+    /// assert_eq!(out, Ok(true));
+    /// ```
+    pub fn cancel_handle(&self) -> TaskCancelHandle {
+        let task = match self.inner {
+            Inner::Task { header, .. } => {
+                // SAFETY: our reference keeps the task allocated, and the
+                // new handle takes a reference of its own.
+                unsafe {
+                    header.as_ref().state.ref_inc();
+                    Some(TaskRef::from_raw(header))
+                }
+            }
+            Inner::Refused(_) => None,
+        };
+        TaskCancelHandle { task }
+    }
+
+    /// Whether the task has finished: its output is ready, or it was
+    /// cancelled or refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope};
+    ///
+    /// runtime::block_on(scope(|s| async move {
+    ///     let task = s.spawn(std::future::pending::<()>());
+    ///     assert!(!task.is_finished());
+    ///     task.cancel();
+    ///     assert!(task.is_finished());
+    /// }));
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        match self.inner {
+            // SAFETY: our reference keeps the task allocated.
+            Inner::Task { header, .. } => unsafe { header.as_ref() }.state.load().has(COMPLETE),
+            Inner::Refused(_) => true,
+        }
+    }
+}
+
+/// A handle that cancels one task without joining it; see
+/// [`JoinHandle::cancel_handle`]. Holding one keeps the task's memory, not
+/// its future: cancelling after the task finished does nothing.
+#[derive(Clone)]
+pub struct TaskCancelHandle {
+    /// `None` for a task whose spawn was refused.
+    task: Option<TaskRef>,
+}
+
+impl TaskCancelHandle {
+    /// Cancels the task, as [`JoinHandle::cancel`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope};
+    ///
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     let task = s.spawn(std::future::pending::<()>());
+    ///     task.cancel_handle().cancel();
+    ///     task.await.is_err()
+    /// }));
+    /// assert_eq!(out, Ok(true));
+    /// ```
+    pub fn cancel(&self) {
+        if let Some(task) = &self.task {
+            task.cancel_one();
+        }
+    }
+
+    /// Whether the task has finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope};
+    ///
+    /// runtime::block_on(scope(|s| async move {
+    ///     let task = s.spawn(async {});
+    ///     let handle = task.cancel_handle();
+    ///     task.await.unwrap();
+    ///     assert!(handle.is_finished());
+    /// }));
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().map_or(true, TaskRef::is_complete)
+    }
+}
+
+impl fmt::Debug for TaskCancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskCancelHandle")
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }
 

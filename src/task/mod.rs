@@ -36,7 +36,7 @@ mod raw;
 pub(crate) mod state;
 mod yield_now;
 
-pub use join::JoinHandle;
+pub use join::{JoinHandle, TaskCancelHandle};
 pub(crate) use list::{ListKey, TaskList};
 pub(crate) use raw::TaskRef;
 pub use yield_now::{yield_now, YieldNow};
@@ -73,6 +73,11 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// [`TaskRef::cancel`] returns [`Cancel::Dropped`]: then the canceller
     /// does the accounting.
     fn release(&self, key: ListKey, panic: Option<Panic>);
+    /// Whether a panic of the task's poll stays with the task (its handle
+    /// gets the payload) instead of going to `release`.
+    fn keeps_panics(&self) -> bool {
+        false
+    }
 }
 
 /// The outcome of [`TaskRef::cancel`].
@@ -92,7 +97,8 @@ pub(crate) enum Cancel {
 enum End<T> {
     Ready(T),
     Cancelled,
-    Panicked,
+    /// With the payload, if it goes to the handle (`keeps_panics`).
+    Panicked(Option<Panic>),
 }
 
 /// One spawned future and everything needed to run and join it. The
@@ -144,6 +150,7 @@ where
     const VTABLE: Vtable = Vtable {
         run: Self::run,
         cancel: Self::cancel,
+        cancel_one: Self::cancel_one,
         schedule: Self::schedule,
         dealloc: Self::dealloc,
     };
@@ -213,6 +220,20 @@ where
         }
     }
 
+    /// The vtable's `cancel_one`: this task alone is cancelled; an idle one
+    /// is claimed, dropped and released here (its owner unlists it), a
+    /// running one is left to its runner.
+    unsafe fn cancel_one(header: NonNull<Header>) {
+        // SAFETY: the vtable is this type's, and the caller holds a
+        // reference, which outlives the release below.
+        let this = unsafe { Self::from_header(header) };
+        if let ToCancelled::Claimed(prev) = this.header.state.transition_to_cancelled() {
+            let panic = this.drop_future();
+            let panic = this.deliver(prev, End::Cancelled, panic);
+            this.release(header, panic);
+        }
+    }
+
     /// The vtable's `schedule`: takes the waker's new reference.
     unsafe fn schedule(header: NonNull<Header>) {
         // SAFETY: the vtable is this type's, and the new reference keeps it
@@ -276,7 +297,8 @@ where
             let output = match end {
                 End::Ready(value) => Ok(value),
                 End::Cancelled => Err(self.scheduler.cancelled()),
-                End::Panicked => Err(Cancelled::new(CancelReason::Panicked)),
+                End::Panicked(Some(payload)) => Err(Cancelled::panicked(payload)),
+                End::Panicked(None) => Err(Cancelled::new(CancelReason::Panicked)),
             };
             let waker = self.join.lock().put(output);
             // A panicking `JoinHandle` waker counts as this task's panic:
@@ -311,9 +333,15 @@ where
         match result {
             Ok(poll) => Some(poll),
             Err(panic) => {
-                let drop_panic = self.complete(End::Panicked);
+                // The payload goes to the handle, or to the scope.
+                let (kept, passed) = if self.scheduler.keeps_panics() {
+                    (Some(panic), None)
+                } else {
+                    (None, Some(panic))
+                };
+                let drop_panic = self.complete(End::Panicked(kept));
                 drop(drop_panic);
-                self.release(header, Some(panic));
+                self.release(header, passed);
                 None
             }
         }

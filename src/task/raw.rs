@@ -26,8 +26,10 @@ pub(crate) struct Header {
 pub(super) struct Vtable {
     /// Runs the task once; takes the caller's reference.
     pub(super) run: unsafe fn(NonNull<Header>),
-    /// `RawTask`'s cancel; see [`Cancel`].
+    /// `TaskRef::cancel`; see [`Cancel`].
     pub(super) cancel: unsafe fn(NonNull<Header>) -> Cancel,
+    /// Cancels this task alone, doing its owner's accounting.
+    pub(super) cancel_one: unsafe fn(NonNull<Header>),
     /// Queues the task after a wake; takes the caller's reference.
     pub(super) schedule: unsafe fn(NonNull<Header>),
     /// Drops what the task still holds and frees it (the count is zero).
@@ -81,6 +83,17 @@ impl TaskRef {
         // SAFETY: the header is live (our reference), and `run` takes that
         // reference over.
         unsafe { (this.header().vtable.run)(this.0) }
+    }
+
+    /// Cancels this task alone (`JoinHandle::cancel`).
+    pub(super) fn cancel_one(&self) {
+        // SAFETY: the header is live (our reference).
+        unsafe { (self.header().vtable.cancel_one)(self.0) }
+    }
+
+    /// Whether the task's future is gone (`COMPLETE`).
+    pub(super) fn is_complete(&self) -> bool {
+        self.header().state.load().has(super::state::COMPLETE)
     }
 
     /// Requests cancellation; see [`Cancel`].

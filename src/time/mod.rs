@@ -49,6 +49,15 @@ pub(crate) fn after(now: Instant, duration: Duration) -> Instant {
 
 /// Waits until `duration` has passed on the runtime's clock.
 ///
+/// The sleep belongs to the runtime that first polls it: built outside a
+/// runtime and awaited in one (even a runtime with a paused clock), it
+/// counts `duration` from its first poll, on that runtime's clock.
+///
+/// # Panics
+///
+/// When polled outside any runtime (not in a task, a scope's body or a
+/// `block_on`): there is no clock to wait on.
+///
 /// # Examples
 ///
 /// ```
@@ -60,16 +69,19 @@ pub(crate) fn after(now: Instant, duration: Duration) -> Instant {
 /// assert!(start.elapsed() >= Duration::from_millis(10));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    let shared = crate::context::current_runtime();
-    let deadline = after(shared.timers.now(), duration);
     Sleep {
-        deadline,
-        shared,
+        when: When::After(duration),
+        shared: None,
         key: None,
     }
 }
 
-/// Waits until `deadline` on the runtime's clock.
+/// Waits until `deadline` on the clock of the runtime that first polls it
+/// (see [`sleep`]).
+///
+/// # Panics
+///
+/// When polled outside any runtime.
 ///
 /// # Examples
 ///
@@ -85,8 +97,8 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// ```
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        deadline,
-        shared: crate::context::current_runtime(),
+        when: When::At(deadline),
+        shared: None,
         key: None,
     }
 }
@@ -208,13 +220,23 @@ impl<F> fmt::Debug for Timeout<F> {
 /// The future returned by [`sleep`] and [`sleep_until`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
-    deadline: Instant,
-    shared: Arc<Shared>,
+    when: When,
+    /// The runtime that first polled it.
+    shared: Option<Arc<Shared>>,
     key: Option<TimerKey>,
 }
 
+/// When a [`Sleep`] ends: an instant, or a duration from its first poll.
+#[derive(Clone, Copy, Debug)]
+enum When {
+    At(Instant),
+    After(Duration),
+}
+
 impl Sleep {
-    /// The instant this sleep ends.
+    /// The instant this sleep ends. For a [`sleep`] not polled yet, that is
+    /// `duration` from now on the clock of the runtime this thread is in
+    /// (the real clock outside any runtime): its first poll fixes it.
     ///
     /// # Examples
     ///
@@ -226,7 +248,29 @@ impl Sleep {
     /// assert_eq!(sleep_until(t).deadline(), t);
     /// ```
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        match self.when {
+            When::At(at) => at,
+            When::After(d) => {
+                let now = crate::context::runtime_of_this_thread()
+                    .map_or_else(Instant::now, |s| s.timers.now());
+                after(now, d)
+            }
+        }
+    }
+
+    /// Binds the sleep to the runtime polling it, at its first poll.
+    fn bind(&mut self) -> &Arc<Shared> {
+        if self.shared.is_none() {
+            let shared = crate::context::runtime_of_this_thread().expect(
+                "cancel_scope::time: a `Sleep` (or `timeout`) was polled outside any runtime; \
+                 await it in a task, a scope's body or a `block_on`",
+            );
+            if let When::After(d) = self.when {
+                self.when = When::At(after(shared.timers.now(), d));
+            }
+            self.shared = Some(shared);
+        }
+        self.shared.as_ref().expect("bound above")
     }
 }
 
@@ -235,8 +279,12 @@ impl Future for Sleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let timers = &this.shared.timers;
-        if timers.now() >= this.deadline {
+        let shared = this.bind().clone();
+        let When::At(deadline) = this.when else {
+            unreachable!("`bind` fixed the deadline")
+        };
+        let timers = &shared.timers;
+        if timers.now() >= deadline {
             if let Some(key) = this.key.take() {
                 timers.remove(key);
             }
@@ -251,9 +299,9 @@ impl Future for Sleep {
                 }
             }
             None => {
-                let (key, earliest) = timers.insert(this.deadline, cx.waker().clone());
+                let (key, earliest) = timers.insert(deadline, cx.waker().clone());
                 if earliest {
-                    this.shared.idle.notify_timer();
+                    shared.idle.notify_timer();
                 }
                 this.key = Some(key);
             }
@@ -264,16 +312,14 @@ impl Future for Sleep {
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.shared.timers.remove(key);
+        if let (Some(key), Some(shared)) = (self.key.take(), &self.shared) {
+            shared.timers.remove(key);
         }
     }
 }
 
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sleep")
-            .field("deadline", &self.deadline)
-            .finish()
+        f.debug_struct("Sleep").field("when", &self.when).finish()
     }
 }

@@ -26,7 +26,7 @@
 //! waiters are woken: waking it then finds the task complete.
 
 use super::{children, parallel, After, Kind, Node, Phase, State};
-use crate::cancelled::CancelReason;
+use crate::cancelled::{CancelReason, Cause};
 use crate::runtime::Shared;
 use crate::task::{Cancel, Panic, TaskList};
 use std::ptr::NonNull;
@@ -38,6 +38,17 @@ impl Node {
     /// upward through links (invariant 6). Idempotent. The caller holds a
     /// reference to the node.
     pub(crate) fn cancel(self: &Arc<Self>, reason: CancelReason, follow_links: bool) {
+        self.cancel_because(reason, None, follow_links);
+    }
+
+    /// [`cancel`](Node::cancel), with the user's `cause`, which every scope
+    /// the cancellation reaches keeps (`Cancelled::cause`).
+    pub(crate) fn cancel_because(
+        self: &Arc<Self>,
+        reason: CancelReason,
+        cause: Option<Cause>,
+        follow_links: bool,
+    ) {
         // Already cancelled: its subtree is, or is being, by the walk that
         // marked it (invariant 1); and that walk climbed the links.
         if self.cancelled.is_set() {
@@ -45,7 +56,8 @@ impl Node {
         }
         let mut node = self;
         let mut reason = reason;
-        while walk(node, reason, true) && follow_links && node.kind == Kind::Linked {
+        while walk(node, reason, cause.as_ref(), true) && follow_links && node.kind == Kind::Linked
+        {
             let Some(parent) = &node.parent else { return };
             node = parent;
             reason = CancelReason::LinkedChild;
@@ -55,14 +67,14 @@ impl Node {
     /// Cancels this node alone, shields and all (shutdown visits every
     /// node itself). The caller holds a reference to the node.
     pub(crate) fn cancel_alone(self: &Arc<Self>, reason: CancelReason) {
-        walk(self, reason, false);
+        walk(self, reason, None, false);
     }
 }
 
 /// Marks `top` with `reason` and, with `descend`, its subtree; then
 /// expands every marked node. Returns whether `top` was marked here (false
 /// if it was cancelled already, or has left the tree).
-fn walk(top: &Arc<Node>, reason: CancelReason, descend: bool) -> bool {
+fn walk(top: &Arc<Node>, reason: CancelReason, cause: Option<&Cause>, descend: bool) -> bool {
     let mut stack = None;
     let mut after = After::default();
     let leaving = {
@@ -73,11 +85,11 @@ fn walk(top: &Arc<Node>, reason: CancelReason, descend: bool) -> bool {
         if st.tasks.is_empty() && (st.first_child.is_none() || !descend) {
             // Nothing to drop and nothing below: the whole cancel is this
             // critical section (an empty scope's, say).
-            top.cancelled.set(&reason);
+            set_cancelled(top, &mut st, &reason, cause);
             take_waiters(&mut st, &mut after);
             top.settle(&mut st, &mut after)
         } else {
-            mark(Node::as_ptr(top), top, &mut st, &reason, &mut stack);
+            mark(Node::as_ptr(top), top, &mut st, &reason, cause, &mut stack);
             None
         }
     };
@@ -89,6 +101,16 @@ fn walk(top: &Arc<Node>, reason: CancelReason, descend: bool) -> bool {
         stack = expand(node, descend);
     }
     true
+}
+
+/// Records the node's reason, and the cause that came with the cancel
+/// (the node keeps it for its `Cancelled` values). The caller holds the
+/// node's lock (`st`).
+fn set_cancelled(node: &Node, st: &mut State, reason: &CancelReason, cause: Option<&Cause>) {
+    if let Some(cause) = cause {
+        st.rare().cause = Some(cause.clone());
+    }
+    node.cancelled.set(reason, cause.is_some());
 }
 
 /// Moves the wakers of the node's future and `cancelled()` waiters, and
@@ -115,9 +137,10 @@ fn mark(
     node: &Node,
     st: &mut State,
     reason: &CancelReason,
+    cause: Option<&Cause>,
     stack: &mut Option<NonNull<Node>>,
 ) {
-    node.cancelled.set(reason);
+    set_cancelled(node, st, reason, cause);
     // SAFETY: the node is alive (we hold its lock), `ptr` follows rule A;
     // the count taken goes to the stack, which `expand` takes back.
     std::mem::forget(unsafe { Node::pin(ptr) });
@@ -137,6 +160,7 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
         let tasks = st.tasks.take_all();
         take_waiters(&mut st, &mut after);
         if descend {
+            let cause = st.cause();
             // SAFETY: rule P; we hold this node's lock, which guards its
             // child list, and its children are alive (invariant 2).
             for ptr in unsafe { children(st.first_child) } {
@@ -146,11 +170,13 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
                     continue; // the cancel stops at a shield; or see `cancel`
                 }
                 let mut child_st = child.state.lock();
+                let ancestor = CancelReason::Ancestor;
                 mark(
                     ptr,
                     child,
                     &mut child_st,
-                    &CancelReason::Ancestor,
+                    &ancestor,
+                    cause.as_ref(),
                     &mut stack,
                 );
             }

@@ -73,17 +73,20 @@ mod roots;
 pub(crate) use after::After;
 pub(crate) use roots::Roots;
 
-use crate::cancelled::{CancelCell, CancelReason, Cancelled};
+use crate::cancelled::{CancelCell, CancelReason, Cancelled, Cause};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
 use crate::runtime::Shared;
 use crate::task::{ListKey, Panic, TaskList, TaskRef};
 use crate::time::timers::TimerKey;
 use slab::Slab;
-use std::cell::Cell;
+use std::any::Any;
 use std::panic::Location;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A node's id before it is asked for.
+const NO_ID: u64 = u64::MAX;
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -118,10 +121,18 @@ pub(crate) struct Node {
     runtime: Option<Arc<Shared>>,
     parent: Option<Arc<Node>>,
     kind: Kind,
-    /// Unique among the scopes of the process (so of its runtime).
-    id: u64,
+    /// A task's panic goes to its handle, not to the scope
+    /// (`supervisor_scope`).
+    supervises: bool,
+    /// Unique among the scopes of its runtime, given the first time it is
+    /// asked for (`Scope::id`, the tree view), so opening a scope touches
+    /// no counter shared with other scopes; `NO_ID` until then.
+    id: AtomicU64,
     /// Where the scope was opened (`#[track_caller]`).
     pub(crate) location: &'static Location<'static>,
+    /// Its name and scope-locals, if it has either: set at open, never
+    /// changed, so read without a lock.
+    info: Option<Box<Info>>,
     /// Set once, under `state`'s lock, when the scope is cancelled; read
     /// without it.
     pub(crate) cancelled: CancelCell,
@@ -188,6 +199,21 @@ pub(crate) enum Body {
     Dropped,
 }
 
+/// How a scope is opened, beyond its place and kind.
+#[derive(Default)]
+pub(crate) struct Options {
+    pub(crate) name: Option<Arc<str>>,
+    /// Scope-local values: a key (a `ScopeLocal`'s address) and its value.
+    pub(crate) locals: Vec<(usize, Arc<dyn Any + Send + Sync>)>,
+    pub(crate) supervises: bool,
+}
+
+/// A node's name and scope-locals (immutable).
+struct Info {
+    name: Option<Arc<str>>,
+    locals: Vec<(usize, Arc<dyn Any + Send + Sync>)>,
+}
+
 /// The parts of a node that most scopes never use.
 #[derive(Default)]
 struct Rare {
@@ -196,6 +222,9 @@ struct Rare {
     deadline: Option<Deadline>,
     /// The first panic caught in this scope, resumed by the scope future.
     panic: Option<Panic>,
+    /// What the user gave `cancel_with`, here or in the ancestor whose
+    /// cancellation reached this scope.
+    cause: Option<Cause>,
 }
 
 /// A node's deadline (invariant 7).
@@ -227,6 +256,7 @@ impl Node {
         at: Place<'_>,
         kind: Kind,
         location: &'static Location<'static>,
+        options: Options,
     ) -> Arc<Node> {
         let (shared, runtime, parent) = match at {
             Place::Under(parent) => {
@@ -240,13 +270,21 @@ impl Node {
                 (ptr, Some(shared.clone()), None)
             }
         };
+        let info = (options.name.is_some() || !options.locals.is_empty()).then(|| {
+            Box::new(Info {
+                name: options.name,
+                locals: options.locals,
+            })
+        });
         let node = Arc::new(Node {
             shared,
             runtime,
             parent,
             kind,
-            id: next_id(),
+            supervises: options.supervises,
+            id: AtomicU64::new(NO_ID),
             location,
+            info,
             cancelled: CancelCell::new(),
             siblings: UnsafeCell::new(Siblings::default()),
             state: Mutex::new(State::new()),
@@ -284,13 +322,18 @@ impl Node {
         let mut st = self.state.lock();
         let shutdown = self.shared().is_shutdown();
         if shutdown || (self.cancelled.is_set() && child.kind != Kind::Shielded) {
-            let reason = if shutdown {
-                CancelReason::Shutdown
+            let (reason, cause) = if shutdown {
+                (CancelReason::Shutdown, None)
             } else {
-                CancelReason::Ancestor
+                (CancelReason::Ancestor, st.cause())
             };
-            // Nobody else can reach `child` yet: its own lock is free.
-            child.cancelled.set(&reason);
+            // Nobody else can reach `child` yet: taking its lock while
+            // holding ours is the order of invariant 5 anyway.
+            let mut child_st = child.state.lock();
+            if let Some(cause) = &cause {
+                child_st.rare().cause = Some(cause.clone());
+            }
+            child.cancelled.set(&reason, cause.is_some());
         }
         // SAFETY: rule P; we hold this node's lock, which guards the links
         // of its children, and `child` is new.
@@ -315,15 +358,75 @@ impl Node {
         unsafe { self.shared.as_ref() }
     }
 
+    /// The scope's id, given now if it has none yet.
     pub(crate) fn id(&self) -> u64 {
-        self.id
+        let id = self.id.load(Relaxed);
+        if id != NO_ID {
+            return id;
+        }
+        let new = self.shared().next_scope_id();
+        // Another thread may have given one meanwhile: its id stands (this
+        // number is wasted).
+        match self.id.compare_exchange(NO_ID, new, Relaxed, Relaxed) {
+            Ok(_) => new,
+            Err(given) => given,
+        }
     }
 
-    /// The scope's cancellation value (it must be cancelled).
+    /// The scope's cancellation value (it must be cancelled). Takes the
+    /// node's lock only if a cause came with the cancel.
     pub(crate) fn cancel_value(&self) -> Cancelled {
+        let cause = if self.cancelled.has_cause() {
+            self.state.lock().cause()
+        } else {
+            None
+        };
+        self.cancel_value_with(cause)
+    }
+
+    /// [`cancel_value`](Node::cancel_value) for a caller that holds the
+    /// node's lock (`st`).
+    fn cancel_value_locked(&self, st: &State) -> Cancelled {
+        self.cancel_value_with(st.cause())
+    }
+
+    fn cancel_value_with(&self, cause: Option<Cause>) -> Cancelled {
         self.cancelled
             .get()
             .unwrap_or(Cancelled::new(CancelReason::Explicit))
+            .with_cause(cause)
+            .with_scope(self.name().cloned())
+    }
+
+    /// The scope's name, if it was given one.
+    pub(crate) fn name(&self) -> Option<&Arc<str>> {
+        self.info.as_ref().and_then(|i| i.name.as_ref())
+    }
+
+    /// Whether a task's panic stays with the task (`supervisor_scope`).
+    pub(crate) fn supervises(&self) -> bool {
+        self.supervises
+    }
+
+    /// The value this scope, or the nearest ancestor that has one, holds
+    /// under `key` (scope-locals): immutable after the scopes opened, so no
+    /// lock.
+    pub(crate) fn local(&self, key: usize) -> Option<&(dyn Any + Send + Sync)> {
+        let mut node = Some(self);
+        while let Some(n) = node {
+            let found = n.info.as_ref().and_then(|i| {
+                i.locals
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| &**v)
+            });
+            if found.is_some() {
+                return found;
+            }
+            node = n.parent.as_deref();
+        }
+        None
     }
 
     /// Runs `f` under this node's lock; what `f` leaves in the [`After`]
@@ -344,7 +447,7 @@ impl Node {
             return Err((Cancelled::new(CancelReason::ScopeEnded), task));
         }
         if self.cancelled.is_set() {
-            return Err((self.cancel_value(), task));
+            return Err((self.cancel_value_locked(&st), task));
         }
         st.live_tasks += 1;
         st.tasks.push(task);
@@ -479,7 +582,7 @@ impl Node {
     pub(crate) fn poll_cancelled(&self, key: Option<usize>, waker: &Waker) -> CancelWait {
         self.with(|st, after| {
             if self.cancelled.is_set() {
-                return CancelWait::Cancelled(self.cancel_value());
+                return CancelWait::Cancelled(self.cancel_value_locked(st));
             }
             if st.phase == Phase::Removed {
                 return CancelWait::Never;
@@ -536,7 +639,10 @@ impl Node {
                 return None;
             }
             let outcome = Outcome {
-                cancelled: self.cancelled.is_set().then(|| self.cancel_value()),
+                cancelled: self
+                    .cancelled
+                    .is_set()
+                    .then(|| self.cancel_value_locked(st)),
                 panic: st.rare.as_mut().and_then(|r| r.panic.take()),
             };
             st.retire(after);
@@ -651,6 +757,11 @@ impl State {
         self.rare.get_or_insert_with(Box::default)
     }
 
+    /// The cause of this node's cancellation, if one came with it.
+    fn cause(&self) -> Option<Cause> {
+        self.rare.as_ref().and_then(|r| r.cause.clone())
+    }
+
     fn set_waker(&mut self, waker: &Waker, after: &mut After) {
         match &self.waker {
             Some(w) if w.will_wake(waker) => {}
@@ -761,31 +872,4 @@ unsafe fn children(first: Option<NonNull<Node>>) -> impl Iterator<Item = NonNull
             .siblings
             .with(|s| unsafe { (*s).next })
     })
-}
-
-/// How many ids a thread takes from the process-wide counter at a time:
-/// opening a scope then touches no line shared with other threads.
-const ID_BLOCK: u64 = 1024;
-
-/// A new scope id: unique in the process, increasing on each thread.
-fn next_id() -> u64 {
-    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
-    thread_local! {
-        static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-    }
-    let take = |(next, end): (u64, u64)| {
-        let (next, end) = if next == end {
-            let start = NEXT_BLOCK.fetch_add(ID_BLOCK, Relaxed);
-            (start, start + ID_BLOCK)
-        } else {
-            (next, end)
-        };
-        (next, (next + 1, end))
-    };
-    IDS.try_with(|ids| {
-        let (id, rest) = take(ids.get());
-        ids.set(rest);
-        id
-    })
-    .unwrap_or_else(|_| NEXT_BLOCK.fetch_add(1, Relaxed))
 }

@@ -41,7 +41,7 @@ impl Roots {
         let mut first = self.first.lock();
         if root.shared().is_shutdown() {
             // Nobody else can reach `root` yet: its own lock is free.
-            root.cancelled.set(&CancelReason::Shutdown);
+            root.cancelled.set(&CancelReason::Shutdown, false);
         }
         // SAFETY: rule P; we hold the roots' lock, and `root` is new.
         unsafe { link_first(&mut first, Node::as_ptr(root)) };
@@ -86,7 +86,7 @@ impl Roots {
             };
             let deadline = st.rare.as_ref().and_then(|r| r.deadline);
             scopes.push(ScopeSnapshot {
-                id: node.id,
+                id: node.id(),
                 depth,
                 state,
                 linked: node.kind == Kind::Linked,
@@ -94,6 +94,8 @@ impl Roots {
                 deadline_in: deadline.map(|d| d.at.saturating_duration_since(now)),
                 live_tasks: st.live_tasks,
                 location: node.location,
+                name: node.name().cloned(),
+                supervisor: node.supervises(),
             });
         });
         TreeSnapshot { scopes }
