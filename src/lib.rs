@@ -91,6 +91,7 @@ mod scope;
 pub mod sync;
 pub mod task;
 pub mod time;
+pub mod trace;
 mod wake_list;
 mod worker;
 

@@ -13,6 +13,7 @@ use crate::queue;
 use crate::scope::tree::Roots;
 use crate::task::TaskRef;
 use crate::time::{clock::Clock, timers::Timers};
+use crate::trace::{EventKind, Recorder, Trace};
 use crate::worker;
 use parking_lot::Mutex;
 use slab::Slab;
@@ -97,6 +98,8 @@ pub struct Builder {
     thread_name: String,
     start_paused: bool,
     parallel_drop: bool,
+    /// Events per thread to record, if recording.
+    record: Option<usize>,
 }
 
 /// The state every worker, task and scope handle of a runtime shares.
@@ -114,6 +117,8 @@ pub(crate) struct Shared {
     pub(crate) parallel_drop: bool,
     /// The next scope id to give (`Node::id`).
     scope_ids: AtomicU64,
+    /// Where a recorded run's events go (`Builder::record`).
+    recorder: Option<Box<Recorder>>,
     shutdown: AtomicBool,
     workers: usize,
     /// The state words of the `block_on` calls running on this runtime
@@ -243,6 +248,27 @@ impl Runtime {
         self.shared.timers.len()
     }
 
+    /// Takes what this runtime recorded so far (an empty trace if it was
+    /// not built with [`Builder::record`]); the buffers start afresh.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope, trace::EventKind};
+    ///
+    /// let rt = Builder::new().record(1_000).build().unwrap();
+    /// let _ = rt.block_on(scope(|_| async {}));
+    /// let trace = rt.take_trace();
+    /// assert!(matches!(trace.events()[0].kind, EventKind::ScopeOpened { .. }));
+    /// ```
+    pub fn take_trace(&self) -> Trace {
+        self.shared
+            .recorder
+            .as_ref()
+            .map(|r| r.take())
+            .unwrap_or_default()
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -283,6 +309,7 @@ impl Builder {
             thread_name: "cancel-scope-worker".to_string(),
             start_paused: false,
             parallel_drop: true,
+            record: None,
         }
     }
 
@@ -368,6 +395,27 @@ impl Builder {
         self
     }
 
+    /// Records the run: each step of every scope's and task's life, and
+    /// the scheduler's steals, deadlines and clock jumps, keeping at most
+    /// `events_per_thread` events for each worker and as many for the other
+    /// threads (further ones are counted, not kept). Off by default; when
+    /// off, the steps cost one test each. Take the recording with
+    /// [`Runtime::take_trace`]; see [`trace`](crate::trace).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope};
+    ///
+    /// let rt = Builder::new().record(1_000).build().unwrap();
+    /// let _ = rt.block_on(scope(|s| async move { s.spawn(async {}).await }));
+    /// assert!(!rt.take_trace().events().is_empty());
+    /// ```
+    pub fn record(&mut self, events_per_thread: usize) -> &mut Builder {
+        self.record = Some(events_per_thread);
+        self
+    }
+
     /// Starts the runtime.
     ///
     /// # Errors
@@ -395,6 +443,9 @@ impl Builder {
             timers: Timers::new(Clock::new(self.start_paused)),
             parallel_drop: self.parallel_drop,
             scope_ids: AtomicU64::new(0),
+            recorder: self
+                .record
+                .map(|capacity| Box::new(Recorder::new(n, capacity))),
             shutdown: AtomicBool::new(false),
             workers: n,
             block_ons: Mutex::new(Slab::new()),
@@ -454,6 +505,21 @@ impl Shared {
         &self.stealers
     }
 
+    /// Records the event `kind` builds, if this runtime records; one test
+    /// of a field otherwise.
+    #[inline]
+    pub(crate) fn record(&self, kind: impl FnOnce() -> EventKind) {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(worker::current_id(self), kind());
+        }
+    }
+
+    /// Whether this runtime records.
+    #[inline]
+    pub(crate) fn records(&self) -> bool {
+        self.recorder.is_some()
+    }
+
     /// A scope id never given before on this runtime.
     pub(crate) fn next_scope_id(&self) -> u64 {
         self.scope_ids.fetch_add(1, Relaxed)
@@ -481,6 +547,7 @@ impl Shared {
             timers: Timers::new(Clock::new(false)),
             parallel_drop: false,
             scope_ids: AtomicU64::new(0),
+            recorder: None,
             shutdown: AtomicBool::new(false),
             workers: 1,
             block_ons: Mutex::new(Slab::new()),
@@ -523,7 +590,9 @@ impl Shared {
         let Some(next) = self.timers.next_deadline() else {
             return false;
         };
+        let by = next.saturating_duration_since(self.timers.now());
         self.timers.clock().advance_to(next);
+        self.record(|| EventKind::ClockJumped { by });
         self.timers.fire_expired();
         true
     }

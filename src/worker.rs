@@ -13,6 +13,7 @@ use crate::loom::deque::Worker as Deque;
 use crate::queue::{self, GLOBAL_QUEUE_INTERVAL};
 use crate::runtime::Shared;
 use crate::task::TaskRef;
+use crate::trace::EventKind;
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -45,6 +46,16 @@ thread_local! {
     /// owns the core for its whole duration. No destructor: reachable even
     /// during thread teardown.
     static CURRENT_CORE: Cell<*const Core> = const { Cell::new(std::ptr::null()) };
+}
+
+/// This thread's worker index, if it is a worker of `shared`'s runtime.
+pub(crate) fn current_id(shared: &Shared) -> Option<usize> {
+    let core = CURRENT_CORE.with(Cell::get);
+    // SAFETY: by the rule on CURRENT_CORE, a non-null pointer is to the
+    // core that `run`, below us on this thread's stack, owns.
+    unsafe { core.as_ref() }
+        .filter(|core| std::ptr::eq(core.shared, shared))
+        .map(|core| core.id)
 }
 
 /// Whether this thread is a worker of any runtime.
@@ -188,13 +199,17 @@ impl Core {
             self.local.push(task);
         }
         self.lifo_runs.set(0);
-        queue::find_task(
+        let (task, source) = queue::find_task(
             &self.local,
             shared.injector(),
             shared.stealers(),
             tick,
             self.random(),
-        )
+        )?;
+        if let queue::Source::Worker(from) = source {
+            shared.record(|| EventKind::Steal { from });
+        }
+        Some(task)
     }
 
     /// Falls asleep following the protocol in `idle.rs`; the worker is

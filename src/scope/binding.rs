@@ -12,7 +12,8 @@
 use super::tree::Node;
 use crate::cancelled::Cancelled;
 use crate::context;
-use crate::task::{ListKey, Panic, Schedule, TaskRef};
+use crate::task::{Panic, Schedule, TaskId, TaskRef};
+use crate::trace::EventKind;
 use crate::worker::Push;
 use std::ptr::NonNull;
 
@@ -44,8 +45,17 @@ impl Schedule for TaskBinding {
         self.node().shared().schedule(task, Push::Back);
     }
 
-    fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
-        context::enter_scope(self.node, poll)
+    fn enter<R>(&self, task: TaskId, poll: impl FnOnce() -> R) -> R {
+        let node = self.node();
+        let shared = node.shared();
+        if !shared.records() {
+            return context::enter_scope(self.node, poll);
+        }
+        let (task, scope) = (task.number(), node.id());
+        shared.record(|| EventKind::PollStarted { task, scope });
+        let out = context::enter_scope(self.node, poll);
+        shared.record(|| EventKind::PollEnded { task });
+        out
     }
 
     fn cancelled(&self) -> Cancelled {
@@ -56,7 +66,10 @@ impl Schedule for TaskBinding {
         self.node().supervises()
     }
 
-    fn release(&self, key: ListKey, panic: Option<Panic>) {
+    fn release(&self, key: TaskId, panic: Option<Panic>) {
+        self.node()
+            .shared()
+            .record(|| EventKind::TaskCompleted { task: key.number() });
         // SAFETY: rule B; the task is live until this call, which is its
         // last use of the pointer.
         unsafe { Node::release_task(self.node, key, panic) };

@@ -262,7 +262,12 @@ impl Scope {
         let (task, handle) = crate::task::new(future, binding);
         match self.node.add_task(task.clone()) {
             Ok(()) => {
-                self.node.shared().schedule(task, crate::worker::Push::Back);
+                let shared = self.node.shared();
+                shared.record(|| crate::trace::EventKind::TaskSpawned {
+                    task: task.id().number(),
+                    scope: self.node.id(),
+                });
+                shared.schedule(task, crate::worker::Push::Back);
                 handle
             }
             Err((cancelled, listed)) => {

@@ -27,15 +27,16 @@ pub(crate) struct TaskList {
     len: usize,
 }
 
-/// Which listed task finished: what a task hands its owner on release.
+/// A task's identity while it lives (its address): what a task hands its
+/// owner on release, to be unlisted, and names itself by in a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ListKey(NonNull<Header>);
+pub(crate) struct TaskId(NonNull<Header>);
 
 // SAFETY: a list is its references to tasks (`TaskRef` is `Send`), and the
 // links it follows are its own by rule L.
 unsafe impl Send for TaskList {}
-// SAFETY: a key is only compared and handed back to the list.
-unsafe impl Send for ListKey {}
+// SAFETY: a key is only compared, printed and handed back to the list.
+unsafe impl Send for TaskId {}
 
 impl TaskList {
     pub(crate) fn is_empty(&self) -> bool {
@@ -71,7 +72,7 @@ impl TaskList {
     /// # Safety
     ///
     /// The task is on this list.
-    pub(crate) unsafe fn remove(&mut self, key: ListKey) -> TaskRef {
+    pub(crate) unsafe fn remove(&mut self, key: TaskId) -> TaskRef {
         let header = key.0;
         // SAFETY: the caller's contract: the task is listed here, so alive
         // (our reference) and, with its neighbours, ours by rule L.
@@ -127,9 +128,14 @@ impl Drop for TaskList {
     }
 }
 
-impl ListKey {
-    pub(super) fn new(header: NonNull<Header>) -> ListKey {
-        ListKey(header)
+impl TaskId {
+    pub(super) fn new(header: NonNull<Header>) -> TaskId {
+        TaskId(header)
+    }
+
+    /// The number a trace names the task by.
+    pub(crate) fn number(self) -> u64 {
+        self.0.as_ptr() as usize as u64
     }
 }
 

@@ -12,7 +12,7 @@
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
-use super::{Cancel, JoinHandle, Schedule, TaskRef};
+use super::{Cancel, JoinHandle, Schedule, TaskId, TaskRef};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::sync::Mutex;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -40,7 +40,7 @@ impl Schedule for Model {
         self.queue.lock().push_back(task);
     }
 
-    fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
+    fn enter<R>(&self, _task: TaskId, poll: impl FnOnce() -> R) -> R {
         poll()
     }
 
@@ -48,7 +48,7 @@ impl Schedule for Model {
         Cancelled::new(CancelReason::Explicit)
     }
 
-    fn release(&self, _key: super::ListKey, panic: Option<super::Panic>) {
+    fn release(&self, _key: TaskId, panic: Option<super::Panic>) {
         assert!(panic.is_none());
         self.released.fetch_add(1, SeqCst);
     }

@@ -37,7 +37,7 @@ pub(crate) mod state;
 mod yield_now;
 
 pub use join::{JoinHandle, TaskCancelHandle};
-pub(crate) use list::{ListKey, TaskList};
+pub(crate) use list::{TaskId, TaskList};
 pub(crate) use raw::TaskRef;
 pub use yield_now::{yield_now, YieldNow};
 
@@ -64,15 +64,16 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// or a wake raced its poll) to the back of the queue, behind the tasks
     /// already waiting.
     fn reschedule(&self, task: TaskRef);
-    /// Runs `poll` with this task's context installed (its current scope).
-    fn enter<R>(&self, poll: impl FnOnce() -> R) -> R;
+    /// Runs `poll`, a poll of the task `task`, with the task's context
+    /// installed (its current scope).
+    fn enter<R>(&self, task: TaskId, poll: impl FnOnce() -> R) -> R;
     /// The value a `JoinHandle` of a cancelled task resolves to.
     fn cancelled(&self) -> Cancelled;
     /// The runner finished the task (output ready, cancelled, or panicked);
     /// `key` unlists it from its owner's [`TaskList`]. Not called when
     /// [`TaskRef::cancel`] returns [`Cancel::Dropped`]: then the canceller
     /// does the accounting.
-    fn release(&self, key: ListKey, panic: Option<Panic>);
+    fn release(&self, key: TaskId, panic: Option<Panic>);
     /// Whether a panic of the task's poll stays with the task (its handle
     /// gets the payload) instead of going to `release`.
     fn keeps_panics(&self) -> bool {
@@ -264,7 +265,7 @@ where
     /// `header` is the runner's pointer to this task (so a key made from
     /// it may free the task, once the owner unlists it).
     fn release(&self, header: NonNull<Header>, panic: Option<Panic>) {
-        self.scheduler.release(ListKey::new(header), panic);
+        self.scheduler.release(TaskId::new(header), panic);
     }
 
     /// Drops the future (the caller runs it under rule F), sets `COMPLETE`
@@ -318,7 +319,7 @@ where
         // future takes is a real reference.
         let waker = unsafe { raw::borrowed_waker(header) };
         let mut cx = Context::from_waker(&waker);
-        let result = self.scheduler.enter(|| {
+        let result = self.scheduler.enter(TaskId::new(header), || {
             catch_unwind(AssertUnwindSafe(|| {
                 self.future.with_mut(|slot| {
                     // SAFETY: rule F; this runner moved the state to RUNNING.
@@ -367,7 +368,7 @@ pub(crate) mod testing {
             drop(task);
         }
 
-        fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
+        fn enter<R>(&self, _task: super::TaskId, poll: impl FnOnce() -> R) -> R {
             poll()
         }
 
@@ -375,7 +376,7 @@ pub(crate) mod testing {
             Cancelled::new(CancelReason::Explicit)
         }
 
-        fn release(&self, _key: super::ListKey, panic: Option<Panic>) {
+        fn release(&self, _key: super::TaskId, panic: Option<Panic>) {
             drop(panic);
         }
     }

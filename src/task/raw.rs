@@ -85,6 +85,11 @@ impl TaskRef {
         unsafe { (this.header().vtable.run)(this.0) }
     }
 
+    /// The task's identity.
+    pub(crate) fn id(&self) -> super::TaskId {
+        super::TaskId::new(self.0)
+    }
+
     /// Cancels this task alone (`JoinHandle::cancel`).
     pub(super) fn cancel_one(&self) {
         // SAFETY: the header is live (our reference).

@@ -27,8 +27,8 @@
 
 use super::{children, parallel, After, Kind, Node, Phase, State};
 use crate::cancelled::{CancelReason, Cause};
-use crate::runtime::Shared;
 use crate::task::{Cancel, Panic, TaskList};
+use crate::trace::EventKind;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
@@ -56,7 +56,12 @@ impl Node {
         }
         let mut node = self;
         let mut reason = reason;
-        while walk(node, reason, cause.as_ref(), true) && follow_links && node.kind == Kind::Linked
+        // The scope the cancel started at, for a recording: this one, also
+        // for the ancestors its links reach.
+        let by = self.shared().records().then(|| self.id());
+        while walk(node, reason, cause.as_ref(), true, by)
+            && follow_links
+            && node.kind == Kind::Linked
         {
             let Some(parent) = &node.parent else { return };
             node = parent;
@@ -67,15 +72,23 @@ impl Node {
     /// Cancels this node alone, shields and all (shutdown visits every
     /// node itself). The caller holds a reference to the node.
     pub(crate) fn cancel_alone(self: &Arc<Self>, reason: CancelReason) {
-        walk(self, reason, None, false);
+        walk(self, reason, None, false, None);
     }
 }
 
 /// Marks `top` with `reason` and, with `descend`, its subtree; then
 /// expands every marked node. Returns whether `top` was marked here (false
-/// if it was cancelled already, or has left the tree).
-fn walk(top: &Arc<Node>, reason: CancelReason, cause: Option<&Cause>, descend: bool) -> bool {
+/// if it was cancelled already, or has left the tree). `by` is the scope
+/// the cancel started at, if the run is recorded and it is not `top`.
+fn walk(
+    top: &Arc<Node>,
+    reason: CancelReason,
+    cause: Option<&Cause>,
+    descend: bool,
+    by: Option<u64>,
+) -> bool {
     let mut stack = None;
+    let by = by.or_else(|| top.shared().records().then(|| top.id()));
     let mut after = After::default();
     let leaving = {
         let mut st = top.state.lock();
@@ -85,11 +98,19 @@ fn walk(top: &Arc<Node>, reason: CancelReason, cause: Option<&Cause>, descend: b
         if st.tasks.is_empty() && (st.first_child.is_none() || !descend) {
             // Nothing to drop and nothing below: the whole cancel is this
             // critical section (an empty scope's, say).
-            set_cancelled(top, &mut st, &reason, cause);
+            set_cancelled(top, &mut st, &reason, cause, by);
             take_waiters(&mut st, &mut after);
             top.settle(&mut st, &mut after)
         } else {
-            mark(Node::as_ptr(top), top, &mut st, &reason, cause, &mut stack);
+            mark(
+                Node::as_ptr(top),
+                top,
+                &mut st,
+                &reason,
+                cause,
+                by,
+                &mut stack,
+            );
             None
         }
     };
@@ -98,7 +119,7 @@ fn walk(top: &Arc<Node>, reason: CancelReason, cause: Option<&Cause>, descend: b
         tree_ref.leave_tree();
     }
     while let Some(node) = stack {
-        stack = expand(node, descend);
+        stack = expand(node, descend, by);
     }
     true
 }
@@ -106,11 +127,22 @@ fn walk(top: &Arc<Node>, reason: CancelReason, cause: Option<&Cause>, descend: b
 /// Records the node's reason, and the cause that came with the cancel
 /// (the node keeps it for its `Cancelled` values). The caller holds the
 /// node's lock (`st`).
-fn set_cancelled(node: &Node, st: &mut State, reason: &CancelReason, cause: Option<&Cause>) {
+fn set_cancelled(
+    node: &Node,
+    st: &mut State,
+    reason: &CancelReason,
+    cause: Option<&Cause>,
+    by: Option<u64>,
+) {
     if let Some(cause) = cause {
         st.rare().cause = Some(cause.clone());
     }
     node.cancelled.set(reason, cause.is_some());
+    node.shared().record(|| EventKind::ScopeCancelled {
+        scope: node.id(),
+        reason: reason.clone(),
+        by: by.unwrap_or_else(|| node.id()),
+    });
 }
 
 /// Moves the wakers of the node's future and `cancelled()` waiters, and
@@ -138,9 +170,10 @@ fn mark(
     st: &mut State,
     reason: &CancelReason,
     cause: Option<&Cause>,
+    by: Option<u64>,
     stack: &mut Option<NonNull<Node>>,
 ) {
-    set_cancelled(node, st, reason, cause);
+    set_cancelled(node, st, reason, cause, by);
     // SAFETY: the node is alive (we hold its lock), `ptr` follows rule A;
     // the count taken goes to the stack, which `expand` takes back.
     std::mem::forget(unsafe { Node::pin(ptr) });
@@ -149,7 +182,7 @@ fn mark(
 
 /// Expands a node popped from the walk's stack (steps 1 to 3 of the module
 /// docs); returns the rest of the stack.
-fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
+fn expand(node: NonNull<Node>, descend: bool, by: Option<u64>) -> Option<NonNull<Node>> {
     // SAFETY: the stack owned a reference to each node on it (`mark`); we
     // take it back.
     let this = unsafe { Arc::from_raw(node.as_ptr()) };
@@ -177,13 +210,14 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
                     &mut child_st,
                     &ancestor,
                     cause.as_ref(),
+                    by,
                     &mut stack,
                 );
             }
         }
         (tasks, stack)
     };
-    let (dropped, mut panics) = cancel_tasks(this.shared(), tasks);
+    let (dropped, mut panics) = cancel_tasks(&this, tasks);
     let leaving = {
         let mut st = this.state.lock();
         // A node may have finished and left the tree after its marking
@@ -213,7 +247,8 @@ fn expand(node: NonNull<Node>, descend: bool) -> Option<NonNull<Node>> {
 /// dropped here, a running one is left to its runner (which releases it).
 /// Returns how many futures were dropped here, and the panics their drops
 /// raised.
-fn cancel_tasks(shared: &Shared, tasks: TaskList) -> (usize, Vec<Panic>) {
+fn cancel_tasks(node: &Node, tasks: TaskList) -> (usize, Vec<Panic>) {
+    let shared = node.shared();
     let mut dropped = 0;
     let mut panics = Vec::new();
     if tasks.is_empty() {
@@ -225,10 +260,15 @@ fn cancel_tasks(shared: &Shared, tasks: TaskList) -> (usize, Vec<Panic>) {
     {
         return parallel::cancel_tasks(shared, tasks);
     }
+    let recording = shared.records().then(|| node.id());
     for task in tasks {
         if let Cancel::Dropped(panic) = task.cancel() {
             dropped += 1;
             panics.extend(panic);
+            if let Some(scope) = recording {
+                let task = task.id().number();
+                shared.record(|| EventKind::TaskCancelled { task, scope });
+            }
         }
     }
     (dropped, panics)

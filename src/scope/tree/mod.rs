@@ -77,8 +77,9 @@ use crate::cancelled::{CancelCell, CancelReason, Cancelled, Cause};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
 use crate::runtime::Shared;
-use crate::task::{ListKey, Panic, TaskList, TaskRef};
+use crate::task::{Panic, TaskId, TaskList, TaskRef};
 use crate::time::timers::TimerKey;
+use crate::trace::{EventKind, ScopeKind};
 use slab::Slab;
 use std::any::Any;
 use std::panic::Location;
@@ -289,9 +290,30 @@ impl Node {
             siblings: UnsafeCell::new(Siblings::default()),
             state: Mutex::new(State::new()),
         });
+        // Recorded before the node can be reached, so that no cancel of it
+        // is recorded first.
+        node.shared().record(|| EventKind::ScopeOpened {
+            scope: node.id(),
+            parent: node.parent.as_ref().map(|p| p.id()),
+            name: node.name().cloned(),
+            location,
+            kind: match (node.kind, node.supervises) {
+                (Kind::Linked, _) => ScopeKind::Linked,
+                (Kind::Shielded, _) => ScopeKind::Shielded,
+                (Kind::Plain, true) => ScopeKind::Supervisor,
+                (Kind::Plain, false) => ScopeKind::Plain,
+            },
+        });
         match &node.parent {
             Some(parent) => parent.adopt(&node),
             None => node.shared().roots().adopt(&node),
+        }
+        if node.cancelled.is_set() {
+            node.shared().record(|| EventKind::ScopeCancelled {
+                scope: node.id(),
+                reason: node.cancel_value().reason().clone(),
+                by: node.parent.as_ref().map_or(node.id(), |p| p.id()),
+            });
         }
         node
     }
@@ -463,7 +485,7 @@ impl Node {
     /// node may leave the tree and be freed during this call, so the caller
     /// does not use the pointer afterwards; nor does this function, past
     /// the point where the lock is released, unless it holds a reference.
-    pub(crate) unsafe fn release_task(node: NonNull<Node>, key: ListKey, panic: Option<Panic>) {
+    pub(crate) unsafe fn release_task(node: NonNull<Node>, key: TaskId, panic: Option<Panic>) {
         // SAFETY: the caller's contract. A local borrow, not an argument:
         // it may dangle once unused, below.
         let this = unsafe { node.as_ref() };
@@ -570,6 +592,8 @@ impl Node {
                 .filter(|d| d.at <= now)
         };
         if let Some(deadline) = due {
+            self.shared()
+                .record(|| EventKind::DeadlineFired { scope: self.id() });
             let reason = CancelReason::Deadline {
                 after: deadline.after,
             };
@@ -716,6 +740,9 @@ impl Node {
             // SAFETY: `node` is `self`, which the caller keeps alive, or
             // the ancestor whose reference `held` keeps.
             let current = unsafe { node.as_ref() };
+            current.shared().record(|| EventKind::ScopeEnded {
+                scope: current.id(),
+            });
             let Some(parent) = &current.parent else {
                 current.shared().roots().release(current);
                 return;

@@ -23,7 +23,7 @@
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::sync::Mutex;
 use crate::runtime::Shared;
-use crate::task::{Cancel, ListKey, Panic, Schedule, TaskList, TaskRef};
+use crate::task::{Cancel, Panic, Schedule, TaskId, TaskList, TaskRef};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -73,7 +73,7 @@ impl Schedule for Helper {
         drop(task);
     }
 
-    fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
+    fn enter<R>(&self, _task: TaskId, poll: impl FnOnce() -> R) -> R {
         poll()
     }
 
@@ -81,7 +81,7 @@ impl Schedule for Helper {
         Cancelled::new(CancelReason::Shutdown)
     }
 
-    fn release(&self, _key: ListKey, panic: Option<Panic>) {
+    fn release(&self, _key: TaskId, panic: Option<Panic>) {
         // `help` catches the panics of the drops it runs; nothing else in
         // a helper can panic.
         drop(panic);
