@@ -80,6 +80,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod block_on;
+mod blocking_pool;
 mod cancelled;
 mod context;
 mod idle;
