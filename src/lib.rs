@@ -97,7 +97,7 @@ mod worker;
 
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
-    linked_scope, race_ok, scope, shielded_scope, try_scope, CancelHandle, Scope, ScopeFuture,
-    ScopeSnapshot, ScopeState, ShieldedScope, TreeSnapshot, TryScope, WaitCancelled,
+    linked_scope, race_ok, scope, shielded_scope, try_scope, CancelHandle, JoinSet, Scope,
+    ScopeFuture, ScopeSnapshot, ScopeState, ShieldedScope, TreeSnapshot, TryScope, WaitCancelled,
 };
 pub use task::JoinHandle;

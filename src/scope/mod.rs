@@ -16,6 +16,7 @@
 //! - `binding.rs`: how a task reaches its scope (the task's scheduler);
 //! - `blocking.rs`: [`Scope::spawn_blocking`]'s closures, tasks of their
 //!   scope that run on the blocking pool;
+//! - `join_set.rs`: [`JoinSet`], task outputs in the order they complete;
 //! - `shield.rs`, `wait.rs`: [`shielded_scope`], [`Scope::cancelled`];
 //! - `try_scope.rs`, `race.rs`: the error and race policies;
 //! - `snapshot.rs`: the tree view's data ([`TreeSnapshot`]).
@@ -23,6 +24,7 @@
 mod binding;
 mod blocking;
 mod future;
+mod join_set;
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models;
 mod race;
@@ -33,6 +35,7 @@ mod try_scope;
 mod wait;
 
 pub use future::ScopeFuture;
+pub use join_set::JoinSet;
 pub use race::race_ok;
 pub use shield::{shielded_scope, ShieldedScope};
 pub use snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
