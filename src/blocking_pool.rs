@@ -360,7 +360,10 @@ mod tests {
     fn spin_until(what: &str, cond: impl Fn() -> bool) {
         let start = Instant::now();
         while !cond() {
-            assert!(start.elapsed() < Duration::from_secs(60), "waiting for {what}");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "waiting for {what}"
+            );
             thread::yield_now();
         }
     }
@@ -369,7 +372,10 @@ mod tests {
     /// clock does not jump while a blocking closure runs; once the closure
     /// returns, the pool wakes the sleeping worker, which jumps it.
     #[test]
-    #[cfg_attr(miri, ignore = "real threads parking on timeouts; no unsafe of its own")]
+    #[cfg_attr(
+        miri,
+        ignore = "real threads parking on timeouts; no unsafe of its own"
+    )]
     fn a_paused_clock_waits_for_a_running_closure() {
         let rt = Builder::new()
             .worker_threads(1)
@@ -399,7 +405,10 @@ mod tests {
         let _ = shared.timers.insert(at, waker);
         shared.idle.notify_timer();
         spin_until("the worker to sleep", || shared.idle.num_sleeping() == 1);
-        assert!(!shared.auto_advance(), "the clock may jump while a closure runs");
+        assert!(
+            !shared.auto_advance(),
+            "the clock may jump while a closure runs"
+        );
         assert!(!fired.load(SeqCst), "the timer fired while a closure ran");
 
         gate_tx.send(()).unwrap();

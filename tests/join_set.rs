@@ -113,7 +113,11 @@ fn partial_results_survive_a_deadline() {
             }
             (collected, rest)
         });
-        assert_eq!(collected, [10, 20], "what the body read before the deadline");
+        assert_eq!(
+            collected,
+            [10, 20],
+            "what the body read before the deadline"
+        );
         let deadline = CancelReason::Deadline { after: ms(35) };
         assert_eq!(
             rest,

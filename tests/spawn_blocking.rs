@@ -108,7 +108,8 @@ fn a_closure_cancelled_before_it_starts_never_runs() {
         let closure_drops = Counter::new();
         let handles: Slot<(JoinHandle<&str>, JoinHandle<&str>)> = Slot::new();
         let out = rt.block_on(scope(|s| {
-            let (ran, closure_drops, handles) = (ran.clone(), closure_drops.clone(), handles.clone());
+            let (ran, closure_drops, handles) =
+                (ran.clone(), closure_drops.clone(), handles.clone());
             async move {
                 let (started_tx, started_rx) = mpsc::channel();
                 let (gate_tx, gate_rx) = mpsc::channel::<()>();
@@ -176,9 +177,16 @@ fn a_running_closure_is_waited_for_and_its_value_dropped() {
         });
         let out = drive_until_waiting(&rt, fut, &cancelled, &go);
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
-        assert!(go.is_set(), "the scope did not wait for its running closure");
+        assert!(
+            go.is_set(),
+            "the scope did not wait for its running closure"
+        );
         assert!(finished.load(SeqCst), "the scope ended before its closure");
-        assert_eq!(value_drops.get(), 1, "the cancelled closure's value is dropped");
+        assert_eq!(
+            value_drops.get(),
+            1,
+            "the cancelled closure's value is dropped"
+        );
         assert_eq!(cancel_reason(handle.take()), CancelReason::Explicit);
         assert_eq!(rt.live_tasks(), 0);
     });
@@ -297,7 +305,9 @@ fn threads_start_on_demand_and_idle_ones_exit_after_the_keep_alive() {
         }));
         assert_eq!(out, Ok(()));
         assert!(rt.blocking_threads() <= AT_ONCE);
-        wait_until("idle blocking threads to exit", || rt.blocking_threads() == 0);
+        wait_until("idle blocking threads to exit", || {
+            rt.blocking_threads() == 0
+        });
     });
 }
 
@@ -350,7 +360,10 @@ fn dropping_the_runtime_cancels_queued_closures_and_waits_for_running_ones() {
             gate_tx.send(()).unwrap();
         });
         drop(rt);
-        assert!(finished.load(SeqCst), "the drop did not wait for the running closure");
+        assert!(
+            finished.load(SeqCst),
+            "the drop did not wait for the running closure"
+        );
         assert!(!ran.load(SeqCst), "a queued closure ran during shutdown");
         assert_eq!(queued_drops.get(), 1, "the queued closure was dropped");
         opener.join().unwrap();
