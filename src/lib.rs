@@ -75,7 +75,14 @@
 //! running program is waiting for, print
 //! [`Runtime::scope_tree`](runtime::Runtime::scope_tree).
 //!
-//! The guide to the design is `ARCHITECTURE.md` in the repository.
+//! Blocking work goes to [`Scope::spawn_blocking`], and a [`JoinSet`]
+//! gives task outputs in the order they complete, even after a deadline
+//! cancelled their scope.
+//!
+//! The [`guide`] shows how to write real programs: I/O, blocking work,
+//! `select` with `cancelled()`, pipelines over channels, graceful
+//! shutdown, collecting results, and cancel safety. The guide to the
+//! design is `ARCHITECTURE.md` in the repository.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -83,6 +90,7 @@ mod block_on;
 mod blocking_pool;
 mod cancelled;
 mod context;
+pub mod guide;
 mod idle;
 mod lifo_slot;
 mod loom;
