@@ -294,11 +294,6 @@ impl Scope {
     /// still queued are cancelled and never run; running ones see their
     /// scope cancelled, and the drop waits for them to return.
     ///
-    /// Inside the closure, [`Runtime::block_on`](crate::runtime::Runtime::block_on)
-    /// may be used to wait for a future (the pool's threads are not
-    /// workers), and [`time::now`](crate::time::now) reads this scope's
-    /// clock.
-    ///
     /// # Panics
     ///
     /// If the operating system refuses to start a thread while the pool
