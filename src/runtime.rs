@@ -358,7 +358,9 @@ impl Builder {
     /// Only tasks, scope bodies, `block_on` futures and blocking closures
     /// ([`Scope::spawn_blocking`](crate::Scope::spawn_blocking)) of this
     /// runtime count as activity; a thread outside the runtime that will
-    /// wake a task later is not seen, so time may jump past it.
+    /// wake a task later is not seen, so time may jump past it. (So a
+    /// blocking closure must not wait for this clock: it would wait
+    /// forever, the clock waiting for it.)
     ///
     /// # Examples
     ///
