@@ -75,13 +75,22 @@
 //! running program is waiting for, print
 //! [`Runtime::scope_tree`](runtime::Runtime::scope_tree).
 //!
-//! The guide to the design is `ARCHITECTURE.md` in the repository.
+//! Blocking work goes to [`Scope::spawn_blocking`], and a [`JoinSet`]
+//! gives task outputs in the order they complete, even after a deadline
+//! cancelled their scope.
+//!
+//! The [`guide`] shows how to write real programs: I/O, blocking work,
+//! `select` with `cancelled()`, pipelines over channels, graceful
+//! shutdown, collecting results, and cancel safety. The guide to the
+//! design is `ARCHITECTURE.md` in the repository.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod block_on;
+mod blocking_pool;
 mod cancelled;
 mod context;
+pub mod guide;
 mod idle;
 mod lifo_slot;
 mod loom;
@@ -97,8 +106,8 @@ mod worker;
 
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
-    linked_scope, race_ok, scope, shielded_scope, supervisor_scope, try_scope, CancelHandle, Scope,
-    ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState, ShieldedScope, TreeSnapshot, TryScope,
-    WaitCancelled,
+    linked_scope, race_ok, scope, shielded_scope, supervisor_scope, try_scope, CancelHandle,
+    JoinSet, Scope, ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState, ShieldedScope,
+    TreeSnapshot, TryScope, WaitCancelled,
 };
 pub use task::{JoinHandle, TaskCancelHandle};

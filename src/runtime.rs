@@ -3,9 +3,10 @@
 //! [`Runtime`] is the owning handle; dropping it stops the workers and
 //! drops every future the runtime still holds. `Shared` is what workers,
 //! tasks and scope handles point to: the run queues, the sleep state, the
-//! timers and the scope tree.
+//! timers, the blocking pool and the scope tree.
 
 use crate::block_on;
+use crate::blocking_pool::{self, BlockingPool};
 use crate::idle::Idle;
 use crate::lifo_slot::LifoSlot;
 use crate::loom::deque::{Injector, Stealer};
@@ -25,6 +26,7 @@ use std::sync::atomic::{
 };
 use std::sync::{Arc, OnceLock};
 use std::thread;
+use std::time::Duration;
 
 /// Runs a future to completion on the process-wide default runtime.
 ///
@@ -100,6 +102,8 @@ pub struct Builder {
     parallel_drop: bool,
     /// Events per thread to record, if recording.
     record: Option<usize>,
+    max_blocking_threads: usize,
+    blocking_keep_alive: Duration,
 }
 
 /// The state every worker, task and scope handle of a runtime shares.
@@ -113,6 +117,8 @@ pub(crate) struct Shared {
     /// Each worker's LIFO slot, by worker id.
     lifo_slots: Box<[LifoSlot]>,
     pub(crate) timers: Timers,
+    /// The threads of `Scope::spawn_blocking` (`blocking_pool.rs`).
+    pub(crate) blocking: BlockingPool,
     /// `Builder::parallel_drop`.
     pub(crate) parallel_drop: bool,
     /// The next scope id to give (`Node::id`).
@@ -171,7 +177,8 @@ impl Runtime {
         crate::block_on::block_on(&self.shared, future)
     }
 
-    /// Tasks spawned on this runtime that have not finished yet.
+    /// Tasks spawned on this runtime that have not finished yet (blocking
+    /// closures included).
     ///
     /// # Examples
     ///
@@ -269,6 +276,25 @@ impl Runtime {
             .unwrap_or_default()
     }
 
+    /// Threads the blocking pool has now (running a closure of
+    /// [`Scope::spawn_blocking`](crate::Scope::spawn_blocking), or idle
+    /// for at most the [keep-alive](Builder::blocking_keep_alive)). The
+    /// pool starts none until a closure needs one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Runtime, scope};
+    ///
+    /// let rt = Runtime::new();
+    /// assert_eq!(rt.blocking_threads(), 0);
+    /// let _ = rt.block_on(scope(|s| async move { s.spawn_blocking(|| 1 + 1).await }));
+    /// assert_eq!(rt.blocking_threads(), 1); // idle, until its keep-alive ends
+    /// ```
+    pub fn blocking_threads(&self) -> usize {
+        self.shared.blocking.threads()
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -285,9 +311,15 @@ impl Drop for Runtime {
                 let _ = handle.join();
             }
         }
-        // Every worker is gone: no future is being polled. Cancel the whole
-        // tree, which drops every future still held, then empty the queues.
+        // Every worker is gone: no future is being polled but the blocking
+        // closures, and no thread takes a queued one from now on. Cancel
+        // the whole tree, which drops every future still held (a queued
+        // closure's too) and marks the running closures' scopes cancelled
+        // (a closure that checks returns early); wait for the running
+        // closures; then empty the queues.
+        self.shared.blocking.shutdown();
         self.shared.roots.cancel_all();
+        self.shared.blocking.join();
         self.shared.drain_injector();
         self.shared.timers.clear();
     }
@@ -295,7 +327,8 @@ impl Drop for Runtime {
 
 impl Builder {
     /// A builder with the defaults: one worker per available core, threads
-    /// named `cancel-scope-worker-<n>`.
+    /// named `cancel-scope-worker-<n>`, at most 512 blocking threads, each
+    /// kept 10 seconds once idle.
     ///
     /// # Examples
     ///
@@ -310,6 +343,8 @@ impl Builder {
             start_paused: false,
             parallel_drop: true,
             record: None,
+            max_blocking_threads: blocking_pool::DEFAULT_MAX_THREADS,
+            blocking_keep_alive: blocking_pool::DEFAULT_KEEP_ALIVE,
         }
     }
 
@@ -331,7 +366,8 @@ impl Builder {
         self
     }
 
-    /// Sets the worker threads' name prefix; each gets `-<n>` appended.
+    /// Sets the worker threads' name prefix; each gets `-<n>` appended
+    /// (and each blocking thread `-blocking-<n>`).
     ///
     /// # Examples
     ///
@@ -350,9 +386,12 @@ impl Builder {
     /// tokio's `start_paused`). Sleeps and deadlines then take no real time,
     /// and their order is deterministic.
     ///
-    /// Only tasks, scope bodies and `block_on` futures of this runtime count
-    /// as activity; a thread outside the runtime that will wake a task later
-    /// is not seen, so time may jump past it.
+    /// Only tasks, scope bodies, `block_on` futures and blocking closures
+    /// ([`Scope::spawn_blocking`](crate::Scope::spawn_blocking)) of this
+    /// runtime count as activity; a thread outside the runtime that will
+    /// wake a task later is not seen, so time may jump past it. (So a
+    /// blocking closure must not wait for this clock: it would wait
+    /// forever, the clock waiting for it.)
     ///
     /// # Examples
     ///
@@ -416,6 +455,60 @@ impl Builder {
         self
     }
 
+    /// Sets the most threads the blocking pool runs at once (default 512).
+    /// Closures submitted while that many run wait in a queue, in order.
+    /// Blocking threads are started only when a closure of
+    /// [`Scope::spawn_blocking`](crate::Scope::spawn_blocking) finds none
+    /// idle.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is zero: blocking closures could never run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope};
+    ///
+    /// let rt = Builder::new().max_blocking_threads(2).build().unwrap();
+    /// let out = rt.block_on(scope(|s| async move {
+    ///     let handles: Vec<_> = (0..10).map(|i| s.spawn_blocking(move || i * 2)).collect();
+    ///     let mut sum = 0;
+    ///     for h in handles {
+    ///         sum += h.await.unwrap();
+    ///     }
+    ///     sum
+    /// }));
+    /// assert_eq!(out, Ok(90));
+    /// assert!(rt.blocking_threads() <= 2);
+    /// ```
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Builder {
+        assert!(n > 0, "max_blocking_threads must be at least 1");
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// Sets how long an idle blocking thread waits for another closure
+    /// before it exits (default 10 seconds). A duration too long to add to
+    /// an `Instant` keeps idle threads until the runtime is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Builder::new().blocking_keep_alive(Duration::from_millis(1)).build().unwrap();
+    /// let _ = rt.block_on(scope(|s| async move { s.spawn_blocking(|| ()).await }));
+    /// while rt.blocking_threads() > 0 {
+    ///     std::thread::yield_now(); // the idle thread exits after 1ms
+    /// }
+    /// ```
+    pub fn blocking_keep_alive(&mut self, keep_alive: Duration) -> &mut Builder {
+        self.blocking_keep_alive = keep_alive;
+        self
+    }
+
     /// Starts the runtime.
     ///
     /// # Errors
@@ -434,13 +527,20 @@ impl Builder {
             .worker_threads
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
         let queues: Vec<_> = (0..n).map(|_| worker::new_queue()).collect();
-        let shared = Arc::new(Shared {
+        let blocking = blocking_pool::Config {
+            max_threads: self.max_blocking_threads,
+            keep_alive: self.blocking_keep_alive,
+            thread_name: self.thread_name.clone(),
+            paused: self.start_paused,
+        };
+        let shared = Arc::new_cyclic(|runtime| Shared {
             roots: Roots::new(),
             injector: Injector::new(),
             stealers: queues.iter().map(|q| q.stealer()).collect(),
             idle: Idle::new(n),
             lifo_slots: (0..n).map(|_| LifoSlot::new()).collect(),
             timers: Timers::new(Clock::new(self.start_paused)),
+            blocking: BlockingPool::new(blocking, runtime.clone()),
             parallel_drop: self.parallel_drop,
             scope_ids: AtomicU64::new(0),
             recorder: self
@@ -545,6 +645,15 @@ impl Shared {
             idle: Idle::new(1),
             lifo_slots: vec![LifoSlot::new()].into_boxed_slice(),
             timers: Timers::new(Clock::new(false)),
+            blocking: BlockingPool::new(
+                blocking_pool::Config {
+                    max_threads: 1,
+                    keep_alive: blocking_pool::DEFAULT_KEEP_ALIVE,
+                    thread_name: "model".to_string(),
+                    paused: false,
+                },
+                std::sync::Weak::new(),
+            ),
             parallel_drop: false,
             scope_ids: AtomicU64::new(0),
             recorder: None,
@@ -562,8 +671,9 @@ impl Shared {
     }
 
     /// With a paused clock: if nothing can run (every worker asleep, every
-    /// `block_on` parked without a pending wake, no queued task), jumps the
-    /// clock to the next timer and fires it. Returns whether it advanced.
+    /// `block_on` parked without a pending wake, no queued task, no
+    /// blocking closure running or queued), jumps the clock to the next
+    /// timer and fires it. Returns whether it advanced.
     ///
     /// Called by a worker after it counted itself asleep, and by `block_on`
     /// after it marked itself parked. Each side writes its own state, then
@@ -584,6 +694,7 @@ impl Shared {
                 .lock()
                 .iter()
                 .any(|(_, s)| s.load(SeqCst) != block_on::PARKED)
+            || self.blocking.is_busy()
         {
             return false;
         }

@@ -73,7 +73,18 @@ fn run(name: &str, binary: &Path) -> Run {
 fn every_example_runs_and_exits_cleanly() {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let names = example_names(&manifest_dir.join("examples"));
-    for known in ["hello", "nested_scopes", "tree_view", "work_stealing"] {
+    for known in [
+        "hello",
+        "nested_scopes",
+        "fan_out",
+        "pipeline",
+        "blocking",
+        "echo_server",
+        "supervisor",
+        "timeline",
+        "tree_view",
+        "work_stealing",
+    ] {
         assert!(
             names.iter().any(|n| n == known),
             "example {known} not found among {names:?}"

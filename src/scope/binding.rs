@@ -30,7 +30,7 @@ unsafe impl Send for TaskBinding {}
 unsafe impl Sync for TaskBinding {}
 
 impl TaskBinding {
-    fn node(&self) -> &Node {
+    pub(super) fn node(&self) -> &Node {
         // SAFETY: rule B; every caller below runs while the task is live.
         unsafe { self.node.as_ref() }
     }

@@ -16,13 +16,18 @@
 //! - `binding.rs`: how a task reaches its scope (the task's scheduler);
 //! - `handle.rs`: [`CancelHandle`], made by a scope or before it;
 //! - `local.rs`: [`ScopeLocal`], values a scope lends its subtree;
+//! - `blocking.rs`: [`Scope::spawn_blocking`]'s closures, tasks of their
+//!   scope that run on the blocking pool;
+//! - `join_set.rs`: [`JoinSet`], task outputs in the order they complete;
 //! - `shield.rs`, `wait.rs`: [`shielded_scope`], [`Scope::cancelled`];
 //! - `try_scope.rs`, `race.rs`: the error and race policies;
 //! - `snapshot.rs`: the tree view's data ([`TreeSnapshot`]).
 
 mod binding;
+mod blocking;
 mod future;
 mod handle;
+mod join_set;
 mod local;
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models;
@@ -35,6 +40,7 @@ mod wait;
 
 pub use future::ScopeFuture;
 pub use handle::CancelHandle;
+pub use join_set::JoinSet;
 pub use local::ScopeLocal;
 pub use race::race_ok;
 pub use shield::{shielded_scope, ShieldedScope};
@@ -43,9 +49,11 @@ pub use try_scope::{try_scope, TryScope};
 pub use wait::WaitCancelled;
 
 use binding::TaskBinding;
+use blocking::{BlockingBinding, RunClosure};
 
 use crate::cancelled::CancelReason;
-use crate::task::JoinHandle;
+use crate::runtime::Shared;
+use crate::task::{JoinHandle, Schedule, TaskRef};
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
@@ -259,6 +267,118 @@ impl Scope {
         let binding = TaskBinding {
             node: Node::as_ptr(&self.node),
         };
+        self.start(future, binding, |shared, task| {
+            shared.schedule(task, crate::worker::Push::Back);
+        })
+    }
+
+    /// Runs a blocking closure on the runtime's blocking pool, as a task
+    /// of this scope, and returns its [`JoinHandle`].
+    ///
+    /// Use it for work that blocks a thread: a synchronous file or
+    /// database call, a blocking library, CPU-heavy computation that would
+    /// hold a worker for long. The closure runs on a thread of the pool
+    /// (started on demand, up to
+    /// [`Builder::max_blocking_threads`](crate::runtime::Builder::max_blocking_threads);
+    /// idle ones exit after
+    /// [`Builder::blocking_keep_alive`](crate::runtime::Builder::blocking_keep_alive)),
+    /// never on a worker, so the tasks keep running meanwhile.
+    ///
+    /// # Structured
+    ///
+    /// The closure is a task of this scope: the scope does not end while it
+    /// runs, and cancelling the scope reaches it as follows.
+    ///
+    /// - **Not started yet** (waiting for a free thread): it never runs;
+    ///   the closure is dropped and the handle resolves to `Err(Cancelled)`.
+    /// - **Running**: no thread can be stopped from outside, so it runs on,
+    ///   and the scope waits for it. To return early, the closure checks a
+    ///   [`CancelHandle`] it captured ([`CancelHandle::is_cancelled`] is one
+    ///   atomic load). The handle resolves to `Err(Cancelled)` even if the
+    ///   closure then returns a value: the value is dropped. (Unlike an
+    ///   async task, whose value wins over a cancel that came during its
+    ///   last poll: a closure's one "poll" can last seconds.)
+    ///
+    /// A scope already cancelled, or over, refuses the closure as
+    /// [`spawn`](Scope::spawn) refuses a future. A panic in the closure
+    /// goes to the scope, as a task's does.
+    ///
+    /// ```text
+    ///   body:     |--spawn_blocking(f)--cancel()------------------x
+    ///   f (pool): |------ running ... sees is_cancelled(), returns -x
+    ///   handle:                                                    Err(Cancelled)
+    ///   scope:    |---------------------------------------------------> Err(Cancelled)
+    /// ```
+    ///
+    /// When the [`Runtime`](crate::runtime::Runtime) is dropped, closures
+    /// still queued are cancelled and never run; running ones see their
+    /// scope cancelled, and the drop waits for them to return.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system refuses to start a thread while the pool
+    /// has none to run the closure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope};
+    ///
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     let digest = s.spawn_blocking(|| {
+    ///         // stands for a blocking call: a file read, a hash, a syscall
+    ///         (1..=1_000u64).fold(0u64, |h, x| h.wrapping_mul(31).wrapping_add(x))
+    ///     });
+    ///     digest.await
+    /// }));
+    /// assert!(matches!(out, Ok(Ok(_))));
+    /// ```
+    ///
+    /// A long computation that stops early when its scope is cancelled:
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, time::move_on_after};
+    /// use std::time::Duration;
+    ///
+    /// let out = runtime::block_on(move_on_after(Duration::from_millis(20), |s| async move {
+    ///     let cancel = s.cancel_handle();
+    ///     s.spawn_blocking(move || {
+    ///         let mut n = 0u64;
+    ///         while !cancel.is_cancelled() {
+    ///             n += 1; // one more chunk of work
+    ///         }
+    ///         n
+    ///     })
+    ///     .await
+    /// }));
+    /// assert!(out.is_err()); // the deadline passed; the closure returned early
+    /// ```
+    pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let binding = BlockingBinding(TaskBinding {
+            node: Node::as_ptr(&self.node),
+        });
+        self.start(RunClosure::new(f), binding, |shared, task| {
+            shared.blocking.submit(task);
+        })
+    }
+
+    /// Lists a new task in this scope and hands it to `run`, or, if the
+    /// scope refuses it, drops it and returns a refused handle.
+    fn start<F, S>(
+        &self,
+        future: F,
+        binding: S,
+        run: impl FnOnce(&Shared, TaskRef),
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+        S: Schedule,
+    {
         let (task, handle) = crate::task::new(future, binding);
         match self.node.add_task(task.clone()) {
             Ok(()) => {
@@ -267,7 +387,7 @@ impl Scope {
                     task: task.id().number(),
                     scope: self.node.id(),
                 });
-                shared.schedule(task, crate::worker::Push::Back);
+                run(shared, task);
                 handle
             }
             Err((cancelled, listed)) => {

@@ -59,7 +59,9 @@ impl<T> JoinSlot<T> {
 /// before the task finished (its future was then dropped, not polled to the
 /// end), when the task panicked (the panic itself goes to the scope, see
 /// [`scope`](crate::scope())), or when it was spawned into a scope that was
-/// already cancelled or over.
+/// already cancelled or over. For a closure of
+/// [`Scope::spawn_blocking`](crate::Scope::spawn_blocking), also when its
+/// scope was cancelled while the closure ran: its value is then dropped.
 ///
 /// Dropping a `JoinHandle` detaches it: the task keeps running and still
 /// belongs to its scope, which waits for it.

@@ -1,10 +1,10 @@
 //! Tasks: a spawned future, its state word, its waker and its `JoinHandle`.
 //!
-//! A task is one allocation, a [`Cell`] holding a header (`raw.rs`: the
+//! A task is one allocation, a `Cell` holding a header (`raw.rs`: the
 //! state word of `state.rs`, flags and reference count, and the table of
 //! functions that know the task's types), a scheduler `S`, the slot where
 //! the output waits for the [`JoinHandle`], and the future. Queues and the
-//! scope tree hold it as a [`TaskRef`], a thin pointer to the header. The
+//! scope tree hold it as a `TaskRef`, a thin pointer to the header. The
 //! task knows nothing of scopes or of the runtime: it reaches both through
 //! the small `Schedule` trait.
 //!

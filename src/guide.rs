@@ -1,0 +1,408 @@
+//! A guide to writing real programs: I/O, blocking work, `select`,
+//! channels, shutdown, collecting results, and cancel safety.
+//!
+//! This module holds no code, only this page. Each section has an example
+//! that runs as a test; the `examples/` directory has whole programs
+//! (`echo_server`, `fan_out`, `pipeline`, `blocking`).
+//!
+//! The one rule behind every section: **every task belongs to a scope,
+//! and cancelling a scope drops its futures at their next `.await`**. A
+//! dropped future runs no more of its code; it drops what it owns, and
+//! that is all.
+//!
+//! # Doing I/O
+//!
+//! The runtime has no reactor of its own. Use an I/O crate that brings
+//! its own and wakes tasks through their wakers, as every
+//! runtime-agnostic crate does: [async-io](https://docs.rs/async-io)
+//! (`Async<TcpListener>`, `Async<TcpStream>`, `Async<UdpSocket>`, Unix
+//! sockets, and `Async::new` for any other file descriptor; it runs its
+//! reactor on a thread of its own), and the crates built on it such as
+//! `async-net`. Reading and writing go through `futures-lite`'s
+//! `AsyncReadExt`/`AsyncWriteExt` (the `futures-io` traits). Crates that
+//! need tokio's reactor do not work here.
+//!
+//! ```
+//! use async_io::Async;
+//! use cancel_scope::{runtime, scope};
+//! use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+//! use std::net::{TcpListener, TcpStream};
+//!
+//! let out = runtime::block_on(scope(|s| async move {
+//!     let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0))?;
+//!     let addr = listener.get_ref().local_addr()?;
+//!     // The server: echo what one connection sends, until it closes.
+//!     s.spawn(async move {
+//!         let (mut stream, _) = listener.accept().await?;
+//!         let mut buf = [0; 64];
+//!         loop {
+//!             let n = stream.read(&mut buf).await?;
+//!             if n == 0 {
+//!                 return Ok::<(), std::io::Error>(());
+//!             }
+//!             stream.write_all(&buf[..n]).await?;
+//!         }
+//!     });
+//!     let mut client = Async::<TcpStream>::connect(addr).await?;
+//!     client.write_all(b"ping").await?;
+//!     let mut echo = [0; 4];
+//!     client.read_exact(&mut echo).await?;
+//!     Ok::<_, std::io::Error>(echo)
+//! }));
+//! assert_eq!(&out.unwrap().unwrap(), b"ping");
+//! ```
+//!
+//! Cancelling the scope drops the futures waiting on the sockets, and with
+//! them the sockets: the peer sees the connection close. For timeouts, use
+//! [`time::timeout`](crate::time::timeout) and scope deadlines rather than
+//! async-io's `Timer`: they follow the runtime's clock, paused in tests.
+//! Files: async-io does not do files; read them in a blocking closure
+//! (next section).
+//!
+//! # Blocking and CPU-heavy work
+//!
+//! A task must not block: it holds a worker thread meanwhile, and with it
+//! every task queued behind it. Blocking calls (a file, a blocking
+//! library, a DNS lookup) and long computations go to
+//! [`Scope::spawn_blocking`](crate::Scope::spawn_blocking), which runs a
+//! closure on the runtime's pool of blocking threads and returns a
+//! [`JoinHandle`](crate::JoinHandle):
+//!
+//! ```
+//! use cancel_scope::{runtime, scope};
+//!
+//! let path = std::env::temp_dir().join(format!("guide-{}.txt", std::process::id()));
+//! let out = runtime::block_on(scope(|s| async move {
+//!     let written = path.clone();
+//!     s.spawn_blocking(move || std::fs::write(written, "hello from a blocking thread"))
+//!         .await
+//!         .unwrap()?;
+//!     let text = s.spawn_blocking(move || std::fs::read_to_string(path)).await.unwrap()?;
+//!     Ok::<_, std::io::Error>(text)
+//! }));
+//! assert_eq!(out.unwrap().unwrap(), "hello from a blocking thread");
+//! ```
+//!
+//! The closure is a task of the scope: the scope waits for it. A thread
+//! cannot be stopped from outside, so cancellation reaches a closure in
+//! two ways: one that has not started never runs, and one that runs is
+//! waited for; to return early, it checks a
+//! [`CancelHandle`](crate::CancelHandle) it captured, between chunks of
+//! work. Its handle says `Err(Cancelled)` once the scope was cancelled.
+//!
+//! ```
+//! use cancel_scope::{runtime, time::move_on_after};
+//! use std::time::Duration;
+//!
+//! let out = runtime::block_on(move_on_after(Duration::from_millis(10), |s| async move {
+//!     let cancel = s.cancel_handle();
+//!     s.spawn_blocking(move || {
+//!         let mut chunks = 0u64;
+//!         while !cancel.is_cancelled() {
+//!             chunks += 1; // a chunk of real work, then look again
+//!         }
+//!         chunks
+//!     })
+//!     .await
+//! }));
+//! assert!(out.is_err()); // the deadline stopped it; the scope waited
+//! ```
+//!
+//! `blocking::unblock` (from the `blocking` crate, which `async-fs` uses)
+//! also runs closures on threads, but outside any scope: cancelling the
+//! scope drops the future awaiting the closure, and the closure runs on,
+//! unbounded by the scope that started it. Prefer `spawn_blocking`.
+//!
+//! Computation in short steps can stay in a task if it yields between
+//! steps ([`task::yield_now`](crate::task::yield_now)), which is also where
+//! a cancel can stop it. The example `blocking` shows both a pool at work
+//! and the worker staying free.
+//!
+//! # `select`, `future::or` and `cancelled()`
+//!
+//! Racing two futures in one task (`futures_lite::future::or`, or a
+//! `select!` macro) works as anywhere: the first to finish wins, the other
+//! is dropped. A scope's [`cancelled()`](crate::Scope::cancelled) future
+//! can be one of them, but **not the task's own scope's**: a cancel drops
+//! the tasks of the scope first, so a task parked on its own scope's
+//! `cancelled()` never sees it fire (only a task that happens to be
+//! running at that moment may, for the rest of that poll). This is the
+//! first thing a tokio user writes (tokio's `CancellationToken` only
+//! signals; it drops nothing):
+//!
+//! ```
+//! use cancel_scope::{runtime::Builder, scope, time::sleep};
+//! use futures_lite::future;
+//! use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! let fired = Arc::new(AtomicBool::new(false));
+//! let seen = fired.clone();
+//! let rt = Builder::new().start_paused(true).build().unwrap();
+//! let out = rt.block_on(scope(|s| async move {
+//!     let me = s.clone();
+//!     s.spawn(async move {
+//!         let work = sleep(Duration::from_secs(60));
+//!         future::or(work, async {
+//!             me.cancelled().await; // never fires: the cancel drops this task
+//!             seen.store(true, SeqCst);
+//!         })
+//!         .await
+//!     });
+//!     // On a paused clock, this sleep ends once the task is parked.
+//!     sleep(Duration::from_millis(1)).await;
+//!     s.cancel();
+//! }));
+//! assert!(out.is_err());
+//! assert!(!fired.load(SeqCst));
+//! ```
+//!
+//! What to write instead depends on what the `cancelled()` arm was for:
+//!
+//! - **Nothing but stopping.** Leave it out: the cancel stops the task at
+//!   its `.await`. Cleanup that needs no `.await` goes in a `Drop` guard,
+//!   which runs when the future is dropped.
+//! - **Cleanup that must `.await`** (say goodbye on a socket, flush a
+//!   buffer). Run the work in a [`shielded_scope`](crate::shielded_scope)
+//!   and race it against the *enclosing* scope's `cancelled()`: the cancel
+//!   does not reach into the shield, so its task sees the arm fire, cleans
+//!   up, and the enclosing scope waits for it. Bound the cleanup with the
+//!   shield's own deadline.
+//! - **A request to stop, not a cancel** (finish the current item, then
+//!   stop). Use a signal that is not a cancel: an
+//!   [`Event`](crate::sync::Event), or a channel closing; race against
+//!   that (see graceful shutdown, below).
+//!
+//! ```
+//! use cancel_scope::{runtime, scope, shielded_scope, sync::Event};
+//! use futures_lite::future;
+//! use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! let cleaned_up = Arc::new(AtomicBool::new(false));
+//! let done = cleaned_up.clone();
+//! let started = Event::new();
+//! let out = runtime::block_on(scope(|s| async move {
+//!     let outer = s.clone();
+//!     let ready = started.clone();
+//!     s.spawn(shielded_scope(move |shield| async move {
+//!         shield.cancel_after(Duration::from_secs(5)); // bounds the cleanup too
+//!         ready.set();
+//!         let work = async { std::future::pending::<()>().await; false };
+//!         let stopped = future::or(work, async { outer.cancelled().await; true }).await;
+//!         if stopped {
+//!             // may .await here: say goodbye, flush, ...
+//!             done.store(true, SeqCst);
+//!         }
+//!     }));
+//!     started.wait().await;
+//!     s.cancel();
+//! }));
+//! assert!(out.is_err());
+//! assert!(cleaned_up.load(SeqCst), "the scope waited for the cleanup");
+//! ```
+//!
+//! # Pipelines over channels
+//!
+//! Give each stage a task that owns the *sending* end of the channel
+//! after it (`async-channel`, or any runtime-agnostic channel). Then one
+//! cancel stops the pipeline in order, with no stop message: cancelling
+//! the producer's scope drops the producer's `Sender`, which closes the
+//! channel; the next stage's `recv` returns the items still buffered, then
+//! an error, so that stage ends and drops its own `Sender`; and so on down
+//! the line. Every item that was sent is consumed.
+//!
+//! ```
+//! use cancel_scope::{runtime, scope, sync::Event};
+//!
+//! let out = runtime::block_on(scope(|s| async move {
+//!     let (raw_tx, raw_rx) = async_channel::bounded::<u64>(4);
+//!     let (out_tx, out_rx) = async_channel::bounded::<u64>(4);
+//!     s.spawn(async move {
+//!         while let Ok(x) = raw_rx.recv().await {
+//!             let _ = out_tx.send(x * 10).await;
+//!         } // input closed and drained: `out_tx` drops, closing the output
+//!     });
+//!     let consumer = s.spawn(async move {
+//!         let mut got = Vec::new();
+//!         while let Ok(y) = out_rx.recv().await {
+//!             got.push(y);
+//!         }
+//!         got
+//!     });
+//!     let enough = Event::new();
+//!     let sent_three = enough.clone();
+//!     // The producer in a scope of its own, cancelled alone.
+//!     let _ = scope(|p| async move {
+//!         p.spawn(async move {
+//!             for i in 0.. {
+//!                 raw_tx.send(i).await.unwrap();
+//!                 if i == 2 {
+//!                     sent_three.set();
+//!                 }
+//!                 if i >= 2 {
+//!                     std::future::pending::<()>().await; // stands for a slow source
+//!                 }
+//!             }
+//!         });
+//!         enough.wait().await;
+//!         p.cancel(); // drops the producer, and its sender
+//!     })
+//!     .await;
+//!     consumer.await.unwrap()
+//! }));
+//! assert_eq!(out, Ok(vec![0, 10, 20])); // everything sent came through
+//! ```
+//!
+//! A stage that is cancelled while it waits in `send` on a full channel
+//! drops the item it was sending (see cancel safety, below); count an item
+//! as sent once `send` has returned. The example `pipeline` has a
+//! three-stage pipeline, with the timeline printed.
+//!
+//! # Graceful shutdown
+//!
+//! Three steps, each a scope operation:
+//!
+//! 1. **Stop accepting.** The accept loop races `accept()` against a stop
+//!    signal (an `Event`, or a channel that a signal handler closes), and
+//!    leaves the loop when it fires; dropping the listener makes the
+//!    operating system refuse new connections.
+//! 2. **Grace period.** The connections are tasks of one scope; give it a
+//!    deadline ([`cancel_after`](crate::Scope::cancel_after)). The scope
+//!    ends as soon as the connections are done.
+//! 3. **Hard cancel.** When the deadline passes, the connections still
+//!    open are cancelled: their futures are dropped, closing their
+//!    sockets. The scope then resolves to `Err(Cancelled)`, which says
+//!    that some were cut.
+//!
+//! ```
+//! use cancel_scope::{runtime::Builder, scope, sync::Event, time::sleep};
+//! use futures_lite::future;
+//! use std::time::Duration;
+//!
+//! let rt = Builder::new().start_paused(true).build().unwrap();
+//! let out = rt.block_on(scope(|s| async move {
+//!     // Stands for a listener: each item, a connection that lasts so many ms.
+//!     let (incoming_tx, incoming) = async_channel::unbounded::<u64>();
+//!     for ms in [10, 50, 60_000] {
+//!         incoming_tx.send(ms).await.unwrap();
+//!     }
+//!     let stop = Event::new();
+//!     let stop_accepting = stop.clone();
+//!     let server = s.spawn(scope(|connections| async move {
+//!         loop {
+//!             let accept = async { incoming.recv().await.ok() };
+//!             let stopped = async { stop_accepting.wait().await; None };
+//!             let Some(ms) = future::or(stopped, accept).await else { break };
+//!             connections.spawn(sleep(Duration::from_millis(ms)));
+//!         }
+//!         drop(incoming); // 1. stop accepting
+//!         connections.cancel_after(Duration::from_secs(1)); // 2. grace period
+//!     }));
+//!     sleep(Duration::from_millis(100)).await;
+//!     stop.set(); // a shutdown was requested
+//!     server.await.unwrap()
+//! }));
+//! // 3. the connection that would have lasted a minute was cut after 1s.
+//! assert!(out.unwrap().is_err());
+//! ```
+//!
+//! The example `echo_server` does this over TCP, with clients in the same
+//! program, and gives each connection a scope of its own with an idle
+//! deadline.
+//!
+//! # Collecting results
+//!
+//! - **All of them, in order:** keep the [`JoinHandle`](crate::JoinHandle)s
+//!   in a `Vec` and await them one by one.
+//! - **As they complete:** a [`JoinSet`](crate::JoinSet):
+//!   [`join_next`](crate::JoinSet::join_next) returns the next task to
+//!   complete.
+//! - **All, or the first error:** [`try_scope`](crate::try_scope) cancels
+//!   the rest when one fails. **The first success:**
+//!   [`race_ok`](crate::race_ok).
+//! - **Whatever finished by a deadline:** put the deadline on an *inner*
+//!   scope and keep the results (and the `JoinSet`) *outside* it. A
+//!   deadline that cancels a scope drops its body, and everything the body
+//!   owns; what it borrows from outside survives.
+//!
+//! ```
+//! use cancel_scope::{runtime::Builder, time::{move_on_after, sleep}, JoinSet};
+//! use std::time::Duration;
+//!
+//! let rt = Builder::new().start_paused(true).build().unwrap();
+//! let kept = rt.block_on(async {
+//!     let mut set = JoinSet::new();
+//!     let mut kept = Vec::new();
+//!     let _ = move_on_after(Duration::from_millis(25), |s| {
+//!         let (set, kept) = (&mut set, &mut kept);
+//!         async move {
+//!             for ms in [30u64, 10, 20, 40] {
+//!                 set.spawn_in(&s, async move {
+//!                     sleep(Duration::from_millis(ms)).await;
+//!                     ms
+//!                 });
+//!             }
+//!             while let Some(Ok(ms)) = set.join_next().await {
+//!                 kept.push(ms);
+//!             }
+//!         }
+//!     })
+//!     .await;
+//!     kept // the body was dropped at the deadline; `kept` was not
+//! });
+//! assert_eq!(kept, [10, 20]);
+//! ```
+//!
+//! The example `fan_out` does this with 1,000 requests, a timeout each,
+//! and results still unread in the set when the deadline passes.
+//!
+//! # Cancel safety
+//!
+//! A cancel drops a future where it is suspended, at an `.await`. It never
+//! interrupts code between two `.await`s (that code runs on a worker to
+//! its end), and never a blocking closure (which runs to its end, see
+//! above). What a dropped future loses is what it held at that `.await`:
+//!
+//! - its locals are dropped: `Drop` guards run, locks are released,
+//!   sockets closed; the code after the `.await` never runs;
+//! - an operation in flight is abandoned halfway: a `read_exact` may have
+//!   consumed bytes it will never return, a `write_all` may have written
+//!   part of its buffer, a `send` on a full channel drops its item;
+//! - an operation that completes in one step is *cancel safe*: dropping it
+//!   before it completes loses nothing. A channel's `recv`, an `Event`'s
+//!   `wait`, a `sleep`, [`JoinSet::join_next`](crate::JoinSet::join_next)
+//!   and awaiting a `JoinHandle` are; that matters most in a `select` loop,
+//!   which drops the losing future on every turn.
+//!
+//! ```
+//! use cancel_scope::{runtime, time::{move_on_after, sleep}};
+//! use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+//! use std::time::Duration;
+//!
+//! struct Guard<'a>(&'a AtomicBool);
+//! impl Drop for Guard<'_> {
+//!     fn drop(&mut self) {
+//!         self.0.store(true, SeqCst); // runs when the future is dropped
+//!     }
+//! }
+//!
+//! let (dropped, went_on) = (AtomicBool::new(false), AtomicBool::new(false));
+//! let out = runtime::block_on(move_on_after(Duration::from_millis(10), |_| async {
+//!     let _guard = Guard(&dropped);
+//!     sleep(Duration::from_secs(60)).await; // the deadline drops the body here
+//!     went_on.store(true, SeqCst); // never runs
+//! }));
+//! assert!(out.is_err());
+//! assert!(dropped.load(SeqCst));
+//! assert!(!went_on.load(SeqCst));
+//! ```
+//!
+//! So state that must stay consistent is not left half-updated across an
+//! `.await`: update it after the operation completes, or keep the
+//! operation's future alive across loop turns (pin it outside the loop)
+//! instead of recreating it, or move the whole update into a
+//! [`shielded_scope`](crate::shielded_scope), which a cancel of the
+//! enclosing scopes does not reach.
