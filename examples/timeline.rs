@@ -3,9 +3,11 @@
 //!
 //! The program serves one search request the structured way:
 //!
-//! - three replicas are asked at once, each in a scope of its own, in a
-//!   race (`race_ok`): the first answer wins and the race's scope is
-//!   cancelled, and with it the two slower replicas;
+//! - `connect` is a Happy Eyeballs race (RFC 8305, simplified): three
+//!   connection attempts start 5ms apart, each in a scope of its own, and
+//!   the first to connect wins (`race_ok`): the race's scope is cancelled,
+//!   and with it the attempts still trying (the first address never
+//!   answers);
 //! - `ranking` scores the results on two tasks that share the workers;
 //! - `report` is given 15ms (`move_on_after`) and needs more: its deadline
 //!   cancels it;
@@ -30,10 +32,14 @@ use cancel_scope::{race_ok, scope, shielded_scope};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// A replica answers after its latency.
-async fn ask_replica(latency_ms: u64) -> String {
-    sleep(Duration::from_millis(latency_ms)).await;
-    format!("answer from the {latency_ms}ms replica")
+/// A simulated connection attempt: it connects after `connect_ms`, or
+/// never (`None`: a black-holed address).
+async fn connect(addr: &str, connect_ms: Option<u64>) -> String {
+    match connect_ms {
+        Some(ms) => sleep(Duration::from_millis(ms)).await,
+        None => std::future::pending().await,
+    }
+    format!("connected to {addr}")
 }
 
 /// Work that keeps a worker busy for about `ms`, a slice at a time.
@@ -72,12 +78,25 @@ fn main() -> std::io::Result<()> {
                 .named("audit log"),
             );
 
-            // The first replica to answer wins; the race cancels the others.
-            let answer = race_ok([4, 9, 14].map(|latency| {
-                scope(move |_| ask_replica(latency)).named(format!("replica {latency}ms"))
-            }))
-            .await;
-            println!("replicas: {answer:?}");
+            // Happy Eyeballs: staggered attempts, the first to connect wins,
+            // the race cancels the others.
+            let addresses = [
+                ("2001:db8::1", None),
+                ("192.0.2.7", Some(9)),
+                ("2001:db8::2", Some(3)),
+            ];
+            let attempts =
+                addresses
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (addr, connect_ms))| async move {
+                        sleep(Duration::from_millis(5 * i as u64)).await;
+                        scope(move |_| connect(addr, connect_ms))
+                            .named(format!("attempt {addr}"))
+                            .await
+                    });
+            let connection = race_ok(attempts).await;
+            println!("connect: {connection:?}");
 
             let ranked = scope(|ranking| async move {
                 let a = ranking.spawn(crunch(6));

@@ -25,61 +25,48 @@ pub(crate) const GLOBAL_QUEUE_INTERVAL: u32 = 61;
 /// from outside are not starved by a busy local queue; half an interval
 /// later the other workers come first, so a task queued behind one that
 /// never yields is not starved while the injector keeps us busy.
+/// `stolen(victim)` is told of each successful steal from a worker.
 pub(crate) fn find_task(
     local: &Deque<TaskRef>,
     injector: &Injector<TaskRef>,
     stealers: &[Stealer<TaskRef>],
     tick: u32,
     random: usize,
-) -> Option<(TaskRef, Source)> {
-    let steal_from_others = || -> Steal<(TaskRef, Source)> {
+    stolen: impl Fn(usize),
+) -> Option<TaskRef> {
+    let steal_from_others = || -> Steal<TaskRef> {
         let n = stealers.len();
         (0..n)
             .map(|i| {
                 let victim = (random + i) % n;
-                from(
-                    stealers[victim].steal_batch_and_pop(local),
-                    Source::Worker(victim),
-                )
+                let steal = stealers[victim].steal_batch_and_pop(local);
+                if steal.is_success() {
+                    stolen(victim);
+                }
+                steal
             })
             .collect()
     };
-    let from_injector = || from(injector.steal_batch_and_pop(local), Source::Injector);
     match tick % GLOBAL_QUEUE_INTERVAL {
         0 => {
-            if let Some(found) = steal_retrying(from_injector) {
-                return Some(found);
+            if let Some(task) = steal_retrying(|| injector.steal_batch_and_pop(local)) {
+                return Some(task);
             }
         }
         STEAL_TICK => {
-            if let Some(found) = steal_retrying(steal_from_others) {
-                return Some(found);
+            if let Some(task) = steal_retrying(steal_from_others) {
+                return Some(task);
             }
         }
         _ => {}
     }
-    local
-        .pop()
-        .map(|task| (task, Source::Local))
-        .or_else(|| steal_retrying(|| from_injector().or_else(steal_from_others)))
-}
-
-/// Tags a steal's task with where it came from.
-fn from(steal: Steal<TaskRef>, source: Source) -> Steal<(TaskRef, Source)> {
-    match steal {
-        Steal::Success(task) => Steal::Success((task, source)),
-        Steal::Empty => Steal::Empty,
-        Steal::Retry => Steal::Retry,
-    }
-}
-
-/// Where [`find_task`] found a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Source {
-    Local,
-    Injector,
-    /// Stolen from this worker's queue.
-    Worker(usize),
+    local.pop().or_else(|| {
+        steal_retrying(|| {
+            injector
+                .steal_batch_and_pop(local)
+                .or_else(steal_from_others)
+        })
+    })
 }
 
 /// The tick, within each [`GLOBAL_QUEUE_INTERVAL`], at which the other
@@ -91,7 +78,7 @@ pub(crate) fn any_work(injector: &Injector<TaskRef>, stealers: &[Stealer<TaskRef
     !injector.is_empty() || stealers.iter().any(|s| !s.is_empty())
 }
 
-fn steal_retrying<T>(mut attempt: impl FnMut() -> Steal<T>) -> Option<T> {
+fn steal_retrying(mut attempt: impl FnMut() -> Steal<TaskRef>) -> Option<TaskRef> {
     iter::repeat_with(&mut attempt)
         .find(|s| !s.is_retry())
         .and_then(Steal::success)

@@ -610,8 +610,16 @@ impl Shared {
     #[inline]
     pub(crate) fn record(&self, kind: impl FnOnce() -> EventKind) {
         if let Some(recorder) = &self.recorder {
-            recorder.record(worker::current_id(self), kind());
+            self.record_to(recorder, kind);
         }
+    }
+
+    /// The recording half of [`record`](Shared::record), out of line so
+    /// that its callers stay as small as they are when nothing records.
+    #[cold]
+    #[inline(never)]
+    fn record_to(&self, recorder: &Recorder, kind: impl FnOnce() -> EventKind) {
+        recorder.record(worker::current_id(self), kind());
     }
 
     /// Whether this runtime records.

@@ -199,17 +199,14 @@ impl Core {
             self.local.push(task);
         }
         self.lifo_runs.set(0);
-        let (task, source) = queue::find_task(
+        queue::find_task(
             &self.local,
             shared.injector(),
             shared.stealers(),
             tick,
             self.random(),
-        )?;
-        if let queue::Source::Worker(from) = source {
-            shared.record(|| EventKind::Steal { from });
-        }
-        Some(task)
+            |from| shared.record(|| EventKind::Steal { from }),
+        )
     }
 
     /// Falls asleep following the protocol in `idle.rs`; the worker is

@@ -34,6 +34,21 @@ impl TaskBinding {
         // SAFETY: rule B; every caller below runs while the task is live.
         unsafe { self.node.as_ref() }
     }
+
+    /// [`Schedule::enter`] on a recorded runtime: the poll between its two
+    /// events. Out of line, so that a poll where nothing is recorded pays
+    /// one test.
+    #[cold]
+    #[inline(never)]
+    fn enter_recorded<R>(&self, task: TaskId, poll: impl FnOnce() -> R) -> R {
+        let node = self.node();
+        let shared = node.shared();
+        let (task, scope) = (task.number(), node.id());
+        shared.record(|| EventKind::PollStarted { task, scope });
+        let out = context::enter_scope(self.node, poll);
+        shared.record(|| EventKind::PollEnded { task });
+        out
+    }
 }
 
 impl Schedule for TaskBinding {
@@ -45,17 +60,12 @@ impl Schedule for TaskBinding {
         self.node().shared().schedule(task, Push::Back);
     }
 
+    #[inline]
     fn enter<R>(&self, task: TaskId, poll: impl FnOnce() -> R) -> R {
-        let node = self.node();
-        let shared = node.shared();
-        if !shared.records() {
-            return context::enter_scope(self.node, poll);
+        if self.node().shared().records() {
+            return self.enter_recorded(task, poll);
         }
-        let (task, scope) = (task.number(), node.id());
-        shared.record(|| EventKind::PollStarted { task, scope });
-        let out = context::enter_scope(self.node, poll);
-        shared.record(|| EventKind::PollEnded { task });
-        out
+        context::enter_scope(self.node, poll)
     }
 
     fn cancelled(&self) -> Cancelled {
@@ -67,9 +77,6 @@ impl Schedule for TaskBinding {
     }
 
     fn release(&self, key: TaskId, panic: Option<Panic>) {
-        self.node()
-            .shared()
-            .record(|| EventKind::TaskCompleted { task: key.number() });
         // SAFETY: rule B; the task is live until this call, which is its
         // last use of the pointer.
         unsafe { Node::release_task(self.node, key, panic) };

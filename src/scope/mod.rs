@@ -174,7 +174,7 @@ where
 ///
 /// The panicked task's [`JoinHandle`] resolves to `Err(Cancelled)` with
 /// [`CancelReason::Panicked`], from which
-/// [`take_panic`](Cancelled::take_panic) takes the payload (to resume it, or
+/// [`take_panic`](crate::Cancelled::take_panic) takes the payload (to resume it, or
 /// log it); if nobody holds the handle, the payload is dropped. A panic in
 /// the body itself still cancels the scope and is resumed when it ends, as
 /// for [`scope`], and so is one in the `Drop` of a task's future that a
@@ -422,8 +422,8 @@ impl Scope {
     /// Cancels this scope as [`cancel`](Scope::cancel) does, with a reason
     /// of the caller's: a message (`&str`, `String`) or any
     /// `Error + Send + Sync + 'static`. Every scope and task the
-    /// cancellation reaches carries it ([`Cancelled::cause`], which
-    /// downcasts to the type given), and `Display` of their [`Cancelled`]
+    /// cancellation reaches carries it ([`Cancelled::cause`](crate::Cancelled::cause), which
+    /// downcasts to the type given), and `Display` of their [`Cancelled`](crate::Cancelled)
     /// shows it. The first cancel of a scope wins: a later reason does not
     /// replace it.
     ///

@@ -2,25 +2,58 @@
 //! see it as a timeline.
 //!
 //! A runtime built with [`Builder::record`](crate::runtime::Builder::record)
-//! writes an [`Event`] at each step of a scope's life (opened, cancelled,
-//! ended), of a task's (spawned, each poll's start and end and on which
-//! worker, completed, cancelled), and of the scheduler's (a steal, a
-//! deadline firing, the paused clock jumping). Each thread writes to a
-//! buffer of its own (each worker's, and one shared by the other threads),
-//! holding at most the number of events given to `record`: once a buffer is
-//! full, the events it cannot take are counted, not kept, so a recording
-//! always shows a run's beginning. [`Runtime::take_trace`](crate::runtime::Runtime::take_trace)
+//! writes an [`Event`] at each step of a scope's life (opened; cancelled,
+//! with the reason and the scope the cancel started at; ended), of a
+//! task's (spawned; each poll's start and end, on which worker; completed;
+//! cancelled), and of the scheduler's (a steal, a deadline firing, the
+//! paused clock jumping). [`Runtime::take_trace`](crate::runtime::Runtime::take_trace)
 //! takes what was recorded as a [`Trace`], which renders as a Chrome trace
-//! (`to_chrome_json`: open it in Perfetto or `chrome://tracing`) or as an
-//! SVG timeline (`to_svg`).
+//! ([`Trace::to_chrome_json`]: open the file in ui.perfetto.dev or
+//! `chrome://tracing`) or as an SVG timeline ([`Trace::to_svg`]).
 //!
-//! When recording is off, which is the default, each of these steps costs
-//! one test of a field that is `None`.
+//! # Bounds
+//!
+//! Each worker writes to a buffer of its own, and the other threads (a
+//! `block_on`, the blocking pool, a thread cancelling through a handle)
+//! share one more. A buffer keeps at most the number of events given to
+//! `record`, about 90 bytes each: once it is full, further events are
+//! counted ([`Trace::dropped`]), not kept, so a recording always shows a
+//! run's beginning whole. Taking the trace empties the buffers.
+//!
+//! # Cost
+//!
+//! When recording is off, which is the default, each step tests one field
+//! that is `None`, and the recording code is out of line: the benchmarks
+//! show no difference from a runtime without it. When on, each event takes
+//! a clock reading and an uncontended lock: a run that does nothing but
+//! poll tasks (two events a poll) takes about two and a half times as
+//! long.
+//!
+//! # Reading the picture
+//!
+//! This is the SVG of one run of `examples/timeline.rs`: a request that
+//! races three connection attempts (Happy Eyeballs), ranks on two tasks,
+//! gives a report 15ms, and writes an audit log under a shield.
+//!
+#![doc = include_str!("../../examples/timeline.svg")]
+//!
+//! - **Scopes** are bars from their opening to their end; a child sits
+//!   below its parent. The three `attempt` scopes open 5ms apart; when the
+//!   third connects, the red line is the race's cancel, and its height
+//!   shows its reach: the race's scope and the two attempts still trying,
+//!   which end at once.
+//! - **A deadline** is a cancel too: `report` is cut at 15ms.
+//! - **A shield** is out of reach: when the request is cancelled, the bar
+//!   of `request` turns red and stays open until `audit log` (blue) has
+//!   finished: structured concurrency waits for every child, even while
+//!   cancelling.
+//! - **Task polls** are marks on each worker's row, coloured by scope: the
+//!   two ranking tasks run side by side on the two workers.
 //!
 //! # Examples
 //!
 //! ```
-//! use cancel_scope::{runtime::Builder, scope};
+//! use cancel_scope::{runtime::Builder, scope, trace::EventKind};
 //!
 //! let rt = Builder::new().worker_threads(2).record(10_000).build().unwrap();
 //! let _ = rt.block_on(scope(|s| async move {
@@ -28,8 +61,9 @@
 //!     s.cancel();
 //! }));
 //! let trace = rt.take_trace();
-//! assert!(trace.events().len() >= 3);
-//! assert!(trace.to_chrome_json().starts_with('{'));
+//! assert!(matches!(trace.events()[0].kind, EventKind::ScopeOpened { .. }));
+//! assert_eq!(trace.dropped(), 0);
+//! std::fs::write(std::env::temp_dir().join("run.json"), trace.to_chrome_json()).unwrap();
 //! assert!(trace.to_svg().starts_with("<svg"));
 //! ```
 
@@ -202,6 +236,12 @@ impl Recorder {
         };
         let mut buffer = buffer.lock();
         if buffer.len() < self.capacity {
+            if buffer.len() == buffer.capacity() {
+                // Doubling, but never past the bound: a buffer holds at
+                // most `capacity` events' worth of memory.
+                let more = buffer.len().max(64).min(self.capacity - buffer.len());
+                buffer.reserve_exact(more);
+            }
             buffer.push(Event { at, track, kind });
         } else {
             self.dropped.fetch_add(1, Relaxed);

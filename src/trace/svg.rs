@@ -12,6 +12,7 @@
 use super::{EventKind, ScopeKind, Trace, Track};
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::panic::Location;
 use std::time::Duration;
 
 const WIDTH: f64 = 960.0;
@@ -26,6 +27,7 @@ const AXIS: f64 = 28.0;
 /// A scope's bar.
 struct Bar {
     label: String,
+    location: &'static Location<'static>,
     kind: ScopeKind,
     opened: Duration,
     ended: Option<Duration>,
@@ -66,7 +68,7 @@ pub(super) fn render(trace: &Trace) -> String {
                 parent,
                 name,
                 kind,
-                ..
+                location,
             } => {
                 let ended = ends.get(scope).copied();
                 let below = parent
@@ -87,6 +89,7 @@ pub(super) fn render(trace: &Trace) -> String {
                 index.insert(*scope, bars.len());
                 bars.push(Bar {
                     label,
+                    location,
                     kind: *kind,
                     opened: event.at,
                     ended,
@@ -148,7 +151,7 @@ pub(super) fn render(trace: &Trace) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" font-family="sans-serif" font-size="11">
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" style="max-width:100%;height:auto" font-family="sans-serif" font-size="11">
 <rect width="100%" height="100%" fill="white"/>
 <text x="{LEFT}" y="18" font-size="13" font-weight="bold">scopes</text>
 "#
@@ -164,9 +167,10 @@ pub(super) fn render(trace: &Trace) -> String {
         };
         let _ = write!(
             svg,
-            r#"<g><title>{} ({}): {} to {}</title><rect x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{BAR}" fill="{fill}"/>"#,
+            r#"<g><title>{} ({}, {}): {} to {}</title><rect x="{x0:.2}" y="{y:.1}" width="{:.2}" height="{BAR}" fill="{fill}"/>"#,
             escape(&bar.label),
             kind_name(bar.kind),
+            escape(&bar.location.to_string()),
             time_label(bar.opened - origin),
             bar.ended
                 .map_or("the end of the trace".into(), |e| time_label(e - origin)),
@@ -332,6 +336,8 @@ fn time_label(at: Duration) -> String {
         format!("{:.3} ms", at.as_secs_f64() * 1e3)
     } else if nanos % 1_000 == 0 {
         format!("{} µs", nanos / 1_000)
+    } else if nanos >= 1_000 {
+        format!("{:.3} µs", at.as_secs_f64() * 1e6)
     } else {
         format!("{nanos} ns")
     }

@@ -56,10 +56,7 @@ impl Node {
         }
         let mut node = self;
         let mut reason = reason;
-        // The scope the cancel started at, for a recording: this one, also
-        // for the ancestors its links reach.
-        let by = self.shared().records().then(|| self.id());
-        while walk(node, reason, cause.as_ref(), true, by)
+        while walk(node, reason, cause.as_ref(), true, self)
             && follow_links
             && node.kind == Kind::Linked
         {
@@ -72,23 +69,23 @@ impl Node {
     /// Cancels this node alone, shields and all (shutdown visits every
     /// node itself). The caller holds a reference to the node.
     pub(crate) fn cancel_alone(self: &Arc<Self>, reason: CancelReason) {
-        walk(self, reason, None, false, None);
+        walk(self, reason, None, false, self);
     }
 }
 
 /// Marks `top` with `reason` and, with `descend`, its subtree; then
 /// expands every marked node. Returns whether `top` was marked here (false
-/// if it was cancelled already, or has left the tree). `by` is the scope
-/// the cancel started at, if the run is recorded and it is not `top`.
+/// if it was cancelled already, or has left the tree). `origin` is the
+/// scope the cancel started at (`top`, or a linked descendant of it), for
+/// a recording.
 fn walk(
     top: &Arc<Node>,
     reason: CancelReason,
     cause: Option<&Cause>,
     descend: bool,
-    by: Option<u64>,
+    origin: &Node,
 ) -> bool {
     let mut stack = None;
-    let by = by.or_else(|| top.shared().records().then(|| top.id()));
     let mut after = After::default();
     let leaving = {
         let mut st = top.state.lock();
@@ -98,7 +95,7 @@ fn walk(
         if st.tasks.is_empty() && (st.first_child.is_none() || !descend) {
             // Nothing to drop and nothing below: the whole cancel is this
             // critical section (an empty scope's, say).
-            set_cancelled(top, &mut st, &reason, cause, by);
+            set_cancelled(top, &mut st, &reason, cause, origin);
             take_waiters(&mut st, &mut after);
             top.settle(&mut st, &mut after)
         } else {
@@ -108,7 +105,7 @@ fn walk(
                 &mut st,
                 &reason,
                 cause,
-                by,
+                origin,
                 &mut stack,
             );
             None
@@ -119,7 +116,7 @@ fn walk(
         tree_ref.leave_tree();
     }
     while let Some(node) = stack {
-        stack = expand(node, descend, by);
+        stack = expand(node, descend, origin);
     }
     true
 }
@@ -132,7 +129,7 @@ fn set_cancelled(
     st: &mut State,
     reason: &CancelReason,
     cause: Option<&Cause>,
-    by: Option<u64>,
+    origin: &Node,
 ) {
     if let Some(cause) = cause {
         st.rare().cause = Some(cause.clone());
@@ -141,7 +138,7 @@ fn set_cancelled(
     node.shared().record(|| EventKind::ScopeCancelled {
         scope: node.id(),
         reason: reason.clone(),
-        by: by.unwrap_or_else(|| node.id()),
+        by: origin.id(),
     });
 }
 
@@ -170,10 +167,10 @@ fn mark(
     st: &mut State,
     reason: &CancelReason,
     cause: Option<&Cause>,
-    by: Option<u64>,
+    origin: &Node,
     stack: &mut Option<NonNull<Node>>,
 ) {
-    set_cancelled(node, st, reason, cause, by);
+    set_cancelled(node, st, reason, cause, origin);
     // SAFETY: the node is alive (we hold its lock), `ptr` follows rule A;
     // the count taken goes to the stack, which `expand` takes back.
     std::mem::forget(unsafe { Node::pin(ptr) });
@@ -182,7 +179,7 @@ fn mark(
 
 /// Expands a node popped from the walk's stack (steps 1 to 3 of the module
 /// docs); returns the rest of the stack.
-fn expand(node: NonNull<Node>, descend: bool, by: Option<u64>) -> Option<NonNull<Node>> {
+fn expand(node: NonNull<Node>, descend: bool, origin: &Node) -> Option<NonNull<Node>> {
     // SAFETY: the stack owned a reference to each node on it (`mark`); we
     // take it back.
     let this = unsafe { Arc::from_raw(node.as_ptr()) };
@@ -210,7 +207,7 @@ fn expand(node: NonNull<Node>, descend: bool, by: Option<u64>) -> Option<NonNull
                     &mut child_st,
                     &ancestor,
                     cause.as_ref(),
-                    by,
+                    origin,
                     &mut stack,
                 );
             }
@@ -254,7 +251,9 @@ fn cancel_tasks(node: &Node, tasks: TaskList) -> (usize, Vec<Panic>) {
     if tasks.is_empty() {
         return (dropped, panics);
     }
+    // A recorded run drops here, to record each task.
     if shared.parallel_drop
+        && !shared.records()
         && tasks.len() >= parallel::PARALLEL_MIN
         && shared.idle.num_sleeping() > 0
     {

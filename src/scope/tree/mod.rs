@@ -292,23 +292,15 @@ impl Node {
         });
         // Recorded before the node can be reached, so that no cancel of it
         // is recorded first.
-        node.shared().record(|| EventKind::ScopeOpened {
-            scope: node.id(),
-            parent: node.parent.as_ref().map(|p| p.id()),
-            name: node.name().cloned(),
-            location,
-            kind: match (node.kind, node.supervises) {
-                (Kind::Linked, _) => ScopeKind::Linked,
-                (Kind::Shielded, _) => ScopeKind::Shielded,
-                (Kind::Plain, true) => ScopeKind::Supervisor,
-                (Kind::Plain, false) => ScopeKind::Plain,
-            },
-        });
+        let recording = node.shared().records();
+        if recording {
+            node.record_opened(location);
+        }
         match &node.parent {
             Some(parent) => parent.adopt(&node),
             None => node.shared().roots().adopt(&node),
         }
-        if node.cancelled.is_set() {
+        if recording && node.cancelled.is_set() {
             node.shared().record(|| EventKind::ScopeCancelled {
                 scope: node.id(),
                 reason: node.cancel_value().reason().clone(),
@@ -316,6 +308,23 @@ impl Node {
             });
         }
         node
+    }
+
+    /// Records the opening of this node, on a recorded runtime.
+    #[cold]
+    fn record_opened(&self, location: &'static Location<'static>) {
+        self.shared().record(|| EventKind::ScopeOpened {
+            scope: self.id(),
+            parent: self.parent.as_ref().map(|p| p.id()),
+            name: self.name().cloned(),
+            location,
+            kind: match (self.kind, self.supervises) {
+                (Kind::Linked, _) => ScopeKind::Linked,
+                (Kind::Shielded, _) => ScopeKind::Shielded,
+                (Kind::Plain, true) => ScopeKind::Supervisor,
+                (Kind::Plain, false) => ScopeKind::Plain,
+            },
+        });
     }
 
     /// This node's address, for the raw pointers of rule A.
@@ -490,6 +499,8 @@ impl Node {
         // it may dangle once unused, below.
         let this = unsafe { node.as_ref() };
         let shared = this.shared;
+        this.shared()
+            .record(|| EventKind::TaskCompleted { task: key.number() });
         let mut after = After::default();
         let (leaving, pinned) = {
             let mut st = this.state.lock();
