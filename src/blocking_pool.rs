@@ -323,8 +323,9 @@ impl fmt::Debug for BlockingPool {
 #[cfg(test)]
 mod tests {
     use crate::cancelled::{CancelReason, Cancelled};
+    use crate::panic::Panic;
     use crate::runtime::Builder;
-    use crate::task::{Panic, Schedule, TaskId, TaskRef};
+    use crate::task::{Schedule, TaskId, TaskRef};
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use std::sync::{mpsc, Arc};
     use std::thread;

@@ -4,7 +4,7 @@
 //! completes normally, with `Err(Cancelled)` as its output, and the value says
 //! why it stopped.
 
-use crate::task::Panic;
+use crate::panic::Panic;
 use std::error::Error;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};

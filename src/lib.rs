@@ -94,6 +94,7 @@ pub mod guide;
 mod idle;
 mod lifo_slot;
 mod loom;
+mod panic;
 mod queue;
 pub mod runtime;
 mod scope;

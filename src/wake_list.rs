@@ -5,9 +5,8 @@
 //! list spills into a buffer that each thread keeps from its last long
 //! list.
 
-use crate::task::Panic;
+use crate::panic::wake_catching;
 use std::cell::Cell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 
 /// A list that grew longer than this keeps its buffer for the next list
@@ -22,14 +21,6 @@ thread_local! {
     /// `try_with` only: a runtime dropped by another thread-local's
     /// destructor may cancel after this one is gone.
     static SPARE: Cell<Vec<Waker>> = const { Cell::new(Vec::new()) };
-}
-
-/// Wakes `waker`, catching a panic from it. A waker is user code; when the
-/// runtime calls one outside any task's poll (a timer, a cancel walk) there
-/// is nobody to hand its panic to, and letting it unwind would lose the
-/// wakes after it or take down a worker, so callers contain it.
-pub(crate) fn wake_catching(waker: Waker) -> Option<Panic> {
-    catch_unwind(AssertUnwindSafe(|| waker.wake())).err()
 }
 
 /// A list of wakers, the first stored inline. `rest` is empty while

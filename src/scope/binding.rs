@@ -12,7 +12,8 @@
 use super::tree::Node;
 use crate::cancelled::Cancelled;
 use crate::context;
-use crate::task::{Panic, Schedule, TaskId, TaskRef};
+use crate::panic::Panic;
+use crate::task::{Schedule, TaskId, TaskRef};
 use crate::trace::EventKind;
 use crate::worker::Push;
 use std::ptr::NonNull;

@@ -35,7 +35,8 @@
 use super::binding::TaskBinding;
 use crate::cancelled::Cancelled;
 use crate::context;
-use crate::task::{Panic, Schedule, TaskId, TaskRef};
+use crate::panic::Panic;
+use crate::task::{Schedule, TaskId, TaskRef};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -227,7 +227,7 @@ where
 /// Drops the body in place, catching a panic from its `Drop` (the slot
 /// holds `None` afterwards even then: assignment drops the old value in
 /// place, and the new one is written whether or not that drop unwinds).
-fn drop_body<Fut>(body: &mut Option<Fut>) -> Result<(), crate::task::Panic> {
+fn drop_body<Fut>(body: &mut Option<Fut>) -> Result<(), crate::panic::Panic> {
     catch_unwind(AssertUnwindSafe(|| *body = None))
 }
 

@@ -92,7 +92,7 @@ impl Event {
         // panic then resumes here, in the caller of `set`.
         let mut first_panic = None;
         for (_, waker) in wakers {
-            if let Some(panic) = crate::wake_list::wake_catching(waker) {
+            if let Some(panic) = crate::panic::wake_catching(waker) {
                 first_panic.get_or_insert(panic);
             }
         }

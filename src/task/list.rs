@@ -10,15 +10,8 @@
 //! list out ([`TaskList::take_all`]), who then owns the links of every task on
 //! it. A task is on one list at most.
 
-use super::raw::{Header, TaskRef};
+use super::raw::{Header, Links, TaskRef};
 use std::ptr::NonNull;
-
-/// A task's place in its owner's list (rule L).
-#[derive(Clone, Copy, Default)]
-pub(crate) struct Links {
-    prev: Option<NonNull<Header>>,
-    next: Option<NonNull<Header>>,
-}
 
 /// The tasks an owner can still cancel; see the module docs.
 #[derive(Default)]

@@ -44,17 +44,14 @@ pub use yield_now::{yield_now, YieldNow};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
+use crate::panic::Panic;
 use raw::{Header, Vtable};
 use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE};
-use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
-
-/// A panic payload caught from user code.
-pub(crate) type Panic = Box<dyn Any + Send + 'static>;
 
 /// How a task reaches whoever owns it.
 pub(crate) trait Schedule: Send + Sync + 'static {
@@ -304,7 +301,7 @@ where
             let waker = self.join.lock().put(output);
             // A panicking `JoinHandle` waker counts as this task's panic:
             // it goes to the task's scope, not into the worker.
-            if let Some(wake_panic) = waker.and_then(crate::wake_list::wake_catching) {
+            if let Some(wake_panic) = waker.and_then(crate::panic::wake_catching) {
                 return panic.or(Some(wake_panic));
             }
         }

@@ -6,7 +6,6 @@
 //! pointer to that header; the table does the rest. One allocation, one
 //! counter, an 8-byte handle.
 
-use super::list::Links;
 use super::state::{State, ToNotified};
 use super::Cancel;
 use crate::loom::cell::UnsafeCell;
@@ -20,6 +19,14 @@ pub(crate) struct Header {
     /// The task's place in its owner's list (`list.rs`, rule L); never
     /// touched by the task itself.
     pub(super) links: UnsafeCell<Links>,
+}
+
+/// A task's place in its owner's [`TaskList`](super::TaskList); only the
+/// list touches it (rule L in `list.rs`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Links {
+    pub(super) prev: Option<NonNull<Header>>,
+    pub(super) next: Option<NonNull<Header>>,
 }
 
 /// What knows a task's types.

@@ -117,7 +117,7 @@ impl Timers {
         let fired = !expired.is_empty();
         for (_, waker) in expired {
             // Contained: a timer belongs to no scope (see `wake_catching`).
-            drop(crate::wake_list::wake_catching(waker));
+            drop(crate::panic::wake_catching(waker));
         }
         fired
     }

@@ -7,9 +7,9 @@
 //! the lock is released. It is free to build and, in the common case of
 //! nothing or one waker, allocates nothing.
 
-use crate::runtime::Shared;
-use crate::task::{Panic, TaskRef};
-use crate::time::timers::TimerKey;
+use crate::panic::Panic;
+use crate::task::TaskRef;
+use crate::time::timers::{TimerKey, Timers};
 use crate::wake_list::WakeList;
 use std::ptr::NonNull;
 use std::task::Waker;
@@ -23,6 +23,9 @@ pub(crate) struct After {
     /// waker) allocates nothing.
     first: Option<Later>,
     later: Vec<Later>,
+    /// The timer map of the timers to remove: all of one runtime, that of
+    /// the node whose lock was held.
+    timers: Option<NonNull<Timers>>,
 }
 
 /// A timer to remove, or a value to drop.
@@ -55,7 +58,8 @@ impl After {
     }
 
     /// Removes a timer from the runtime's timer map.
-    pub(crate) fn remove_timer(&mut self, key: TimerKey) {
+    pub(crate) fn remove_timer(&mut self, timers: &Timers, key: TimerKey) {
+        self.timers = Some(NonNull::from(timers));
         self.push(Later::Timer(key));
     }
 
@@ -68,13 +72,13 @@ impl After {
 
     /// Does the work: removes timers, then wakes, then drops.
     ///
-    /// `shared` is the runtime of the node whose lock was held; it is only
-    /// followed if a timer is to be removed, and code that removes one
-    /// holds a node of that runtime (a deadline is set or moved through a
-    /// handle, and a leaving node's timer is removed by whoever holds its
-    /// tree reference), which keeps the runtime alive.
+    /// The timer map is followed only if a timer is to be removed, and code
+    /// that removes one holds a node of that runtime (a deadline is set or
+    /// moved through a handle, and a leaving node's timer is removed by
+    /// whoever holds its tree reference), which keeps the runtime, and its
+    /// timers, alive.
     #[inline(always)]
-    pub(crate) fn run(self, shared: NonNull<Shared>) {
+    pub(crate) fn run(self) {
         // Most critical sections leave nothing behind: then there is
         // nothing to free either (`later` only grows once `first` is
         // taken), and skipping the fields' drops is worth it on the paths
@@ -82,21 +86,22 @@ impl After {
         if self.wakers.is_empty() && self.first.is_none() {
             std::mem::forget(self);
         } else {
-            self.run_slow(shared);
+            self.run_slow();
         }
     }
 
-    fn run_slow(self, shared: NonNull<Shared>) {
+    fn run_slow(self) {
         let After {
             wakers,
             first,
             later,
+            timers,
         } = self;
         let remove = |item: &Later| {
-            if let Later::Timer(key) = *item {
+            if let (Later::Timer(key), Some(timers)) = (item, timers) {
                 // SAFETY: see `run`: a timer is only collected while a node
                 // of this runtime is held, so the runtime is alive.
-                unsafe { shared.as_ref() }.timers.remove(key);
+                unsafe { timers.as_ref() }.remove(*key);
             }
         };
         if let Some(item) = &first {

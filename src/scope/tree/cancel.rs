@@ -27,7 +27,8 @@
 
 use super::{children, parallel, After, Kind, Node, Phase, State};
 use crate::cancelled::{CancelReason, Cause};
-use crate::task::{Cancel, Panic, TaskList};
+use crate::panic::Panic;
+use crate::task::{Cancel, TaskList};
 use crate::trace::EventKind;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -96,7 +97,7 @@ fn walk(
             // Nothing to drop and nothing below: the whole cancel is this
             // critical section (an empty scope's, say).
             set_cancelled(top, &mut st, &reason, cause, origin);
-            take_waiters(&mut st, &mut after);
+            take_waiters(top, &mut st, &mut after);
             top.settle(&mut st, &mut after)
         } else {
             mark(
@@ -111,7 +112,7 @@ fn walk(
             None
         }
     };
-    after.run(top.shared);
+    after.run();
     if let Some(tree_ref) = leaving {
         tree_ref.leave_tree();
     }
@@ -144,7 +145,7 @@ fn set_cancelled(
 
 /// Moves the wakers of the node's future and `cancelled()` waiters, and
 /// its deadline timer, to `after`. The caller holds the node's lock.
-fn take_waiters(st: &mut State, after: &mut After) {
+fn take_waiters(node: &Node, st: &mut State, after: &mut After) {
     if let Some(waker) = st.waker.take() {
         after.wake(waker);
     }
@@ -153,7 +154,7 @@ fn take_waiters(st: &mut State, after: &mut After) {
             after.wake(waker);
         }
         if let Some(deadline) = rare.deadline.take() {
-            after.remove_timer(deadline.timer);
+            after.remove_timer(&node.shared().timers, deadline.timer);
         }
     }
 }
@@ -188,7 +189,7 @@ fn expand(node: NonNull<Node>, descend: bool, origin: &Node) -> Option<NonNull<N
         let mut st = this.state.lock();
         let mut stack = st.walk_next.take();
         let tasks = st.tasks.take_all();
-        take_waiters(&mut st, &mut after);
+        take_waiters(&this, &mut st, &mut after);
         if descend {
             let cause = st.cause();
             // SAFETY: rule P; we hold this node's lock, which guards its
@@ -233,7 +234,7 @@ fn expand(node: NonNull<Node>, descend: bool, origin: &Node) -> Option<NonNull<N
     for panic in panics {
         after.drop_panic(panic);
     }
-    after.run(this.shared);
+    after.run();
     if let Some(tree_ref) = leaving {
         tree_ref.leave_tree();
     }

@@ -76,9 +76,10 @@ pub(crate) use roots::Roots;
 use crate::cancelled::{CancelCell, CancelReason, Cancelled, Cause};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
+use crate::panic::Panic;
 use crate::runtime::Shared;
-use crate::task::{Panic, TaskId, TaskList, TaskRef};
-use crate::time::timers::TimerKey;
+use crate::task::{TaskId, TaskList, TaskRef};
+use crate::time::timers::{TimerKey, Timers};
 use crate::trace::{EventKind, ScopeKind};
 use slab::Slab;
 use std::any::Any;
@@ -467,7 +468,7 @@ impl Node {
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State, &mut After) -> R) -> R {
         let mut after = After::default();
         let out = f(&mut self.state.lock(), &mut after);
-        after.run(self.shared);
+        after.run();
         out
     }
 
@@ -498,7 +499,6 @@ impl Node {
         // SAFETY: the caller's contract. A local borrow, not an argument:
         // it may dangle once unused, below.
         let this = unsafe { node.as_ref() };
-        let shared = this.shared;
         this.shared()
             .record(|| EventKind::TaskCompleted { task: key.number() });
         let mut after = After::default();
@@ -524,7 +524,7 @@ impl Node {
         // From here `this` may be freed (a woken scope future may finish),
         // unless `leaving` or `pinned` holds it. `after` touches the
         // runtime only to remove timers, which only a leaving node has.
-        after.run(shared);
+        after.run();
         if let Some(node) = pinned {
             node.cancel(CancelReason::Panicked, false);
         }
@@ -568,7 +568,7 @@ impl Node {
         let (at, after_set) = deadline;
         let due = self.with(|st, after| {
             if st.phase == Phase::Removed || self.cancelled.is_set() {
-                after.remove_timer(timer);
+                after.remove_timer(&self.shared().timers, timer);
                 return false;
             }
             let old = st.rare().deadline.replace(Deadline {
@@ -577,7 +577,7 @@ impl Node {
                 timer,
             });
             if let Some(old) = old {
-                after.remove_timer(old.timer);
+                after.remove_timer(&self.shared().timers, old.timer);
             }
             at <= self.shared().timers.now()
         });
@@ -680,7 +680,7 @@ impl Node {
                     .then(|| self.cancel_value_locked(st)),
                 panic: st.rare.as_mut().and_then(|r| r.panic.take()),
             };
-            st.retire(after);
+            st.retire(&self.shared().timers, after);
             Some(outcome)
         })?;
         self.leave_tree();
@@ -700,7 +700,7 @@ impl Node {
                 after.drop_panic(panic);
             }
             if st.is_finished() {
-                st.retire(after);
+                st.retire(&this.shared().timers, after);
                 true
             } else {
                 st.self_ref = Some(this.clone());
@@ -730,7 +730,7 @@ impl Node {
                 None
             }
             Body::Dropped => {
-                st.retire(after);
+                st.retire(&self.shared().timers, after);
                 let tree_ref = st.self_ref.take();
                 debug_assert!(tree_ref.is_some(), "a dropped body left its reference");
                 tree_ref
@@ -814,7 +814,7 @@ impl State {
     /// The node leaves the tree: hands what it still holds to `after`, but
     /// for the tree reference, which the caller keeps until the node is
     /// unlinked.
-    fn retire(&mut self, after: &mut After) {
+    fn retire(&mut self, timers: &Timers, after: &mut After) {
         debug_assert!(self.is_finished());
         self.phase = Phase::Removed;
         if let Some(waker) = self.waker.take() {
@@ -827,7 +827,7 @@ impl State {
             after.drop_panic(panic);
         }
         if let Some(deadline) = rare.deadline.take() {
-            after.remove_timer(deadline.timer);
+            after.remove_timer(timers, deadline.timer);
         }
         // Nobody can cancel this scope any more: its waiters learn that
         // when they look (`CancelWait::Never`).

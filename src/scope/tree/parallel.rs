@@ -22,8 +22,9 @@
 
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::sync::Mutex;
+use crate::panic::Panic;
 use crate::runtime::Shared;
-use crate::task::{Cancel, Panic, Schedule, TaskId, TaskList, TaskRef};
+use crate::task::{Cancel, Schedule, TaskId, TaskList, TaskRef};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::thread::{self, Thread};
