@@ -1,22 +1,35 @@
 //! Bad input: misuse of the API, each checked against its documented
 //! outcome.
 //!
-//! - `block_on` inside a worker panics with a clear message, and the
-//!   worker survives;
-//! - a `CancelHandle` whose scope ended cancels nothing, in any scope
-//!   opened after it;
-//! - a `JoinHandle` polled again after `Ready` panics;
-//! - spawning through a kept clone of an ended (or cancelled) scope's
-//!   `Scope` gives a handle resolving to `Err(Cancelled)` without polling
-//!   the future;
-//! - `Builder::worker_threads(0)` panics;
-//! - dropping a `Runtime` while tasks are parked drops every future and
-//!   does not hang, even when a task drops it; scopes opened after that
-//!   are born cancelled (`Shutdown`), shields included;
-//! - a runtime kept in a `thread_local!` is dropped cleanly when its
-//!   thread exits (in a child process, since a failure aborts);
-//! - dropping a scope future mid-run cancels its tasks (reason
-//!   `ScopeDropped`) and drops each of them exactly once.
+//! - `block_on` inside a worker panics with "`block_on` called from a
+//!   runtime worker thread", for its own runtime, another runtime and the
+//!   free `runtime::block_on`. Caught, the task goes on; uncaught, the
+//!   panic resumes from the scope; the workers survive.
+//! - A `CancelHandle` whose scope ended (cancelled or not) cancels nothing
+//!   in 50 scopes opened after it, used from this thread or another one;
+//!   `cancelled()` on it never resolves.
+//! - A `JoinHandle` polled again after `Ready` panics with "`JoinHandle`
+//!   polled after it completed", after a finished, a cancelled and a
+//!   refused task.
+//! - Spawning through a kept clone of an ended scope's `Scope` (from
+//!   outside the runtime, or from a task of a new scope) is refused with
+//!   `ScopeEnded`; spawning into a cancelled scope, with the scope's own
+//!   reason. The future is dropped at once and never polled.
+//! - `Builder::worker_threads(0)` panics.
+//! - Dropping a `Runtime` while tasks are parked (on an event, in a
+//!   one-hour sleep, in a yield loop, in a nested scope, in a shield)
+//!   drops every future exactly once and does not hang, even when one of
+//!   its own tasks drops it; the scope future then ends with `Shutdown`.
+//!   Scopes opened after that are born cancelled (`Shutdown`), shields
+//!   included, and refuse spawns.
+//! - A runtime kept in a `thread_local!` is dropped cleanly when its
+//!   thread exits, with scopes still open (in a child process, since a
+//!   failure aborts).
+//! - Dropping a scope future mid-run (it loses a
+//!   `futures_lite::future::or`) cancels its tasks with `ScopeDropped`:
+//!   parked futures are dropped at once, one inside its poll when that
+//!   poll returns; spawning through a kept `Scope` is refused; nothing is
+//!   polled again and nothing stays live.
 //!
 //! Under Miri, the tests that start the process-wide runtime or a child
 //! process are ignored.

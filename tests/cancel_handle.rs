@@ -1,7 +1,6 @@
 //! `CancelHandle` (and kept `Scope` clones): cancelling from other threads,
 //! and handles that outlive their scope. Once a scope has ended, its
-//! handle cancels nothing, even after the scope's slot in the tree has been
-//! reused by a new scope.
+//! handle cancels nothing, in any scope opened after it.
 
 mod support;
 
@@ -104,8 +103,8 @@ fn stale_handle_cancels_nothing_in_a_later_scope() {
     });
 }
 
-/// The same with many slots at once: handles of ten nested scopes that
-/// ended, used while ten new nested scopes occupy the freed slots.
+/// The same with many handles at once: handles of ten nested scopes that
+/// ended, used while ten new nested scopes are open.
 #[test]
 fn stale_handles_of_nested_scopes_after_slot_reuse() {
     hang_guard(|| {
@@ -160,7 +159,7 @@ fn stale_handles_of_nested_scopes_after_slot_reuse() {
 }
 
 /// A scope that was cancelled keeps saying so through its handle after it
-/// ended; cancelling it again does nothing to the scope now in its slot.
+/// ended; cancelling it again does nothing to a scope opened after it.
 #[test]
 fn handle_of_a_cancelled_scope_after_it_ended() {
     hang_guard(|| {
@@ -215,8 +214,8 @@ fn handle_of_a_linked_scope_cancels_the_parent() {
     });
 }
 
-/// Spawning through a stale `Scope` clone into a reused slot is refused
-/// and does not count against the new scope.
+/// Spawning through a stale `Scope` clone while a new scope is open is
+/// refused and does not count against the new scope.
 #[test]
 fn stale_scope_clone_cannot_spawn_into_a_reused_slot() {
     hang_guard(|| {

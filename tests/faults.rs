@@ -2,12 +2,45 @@
 //! future, in a scope body and in a user waker's `wake`, and a future that
 //! wakes itself in a tight loop.
 //!
-//! After each fault the same runtime must keep serving new scopes with
-//! every worker thread (two CPU-bound tasks that wait for each other must
-//! both run on a two-worker runtime), and the panic must surface where the
+//! After each fault the same runtime must keep serving: `assert_serves`
+//! runs a new scope of 200 tasks, then checks that every worker thread
+//! still takes tasks (two tasks that spin, never yielding, until both run
+//! must meet on a two-worker runtime). The panic must surface where the
 //! documentation says: from the scope future, once every task has ended,
 //! with the panicked task's `JoinHandle` resolving to `Err(Cancelled)`
 //! with `CancelReason::Panicked`.
+//!
+//! - `panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended`:
+//!   a busy sibling, a parked sibling and a nested scope's parked task are
+//!   all dropped before the scope resumes the panic with its message.
+//! - `panics_in_many_tasks_keep_only_the_first_and_lose_no_worker`: 20
+//!   rounds of 50 panicking tasks; one panic resumes each round.
+//! - A panic in the `Drop` of a cancelled future, for each thread that may
+//!   drop it: the canceller (a parked future,
+//!   `panic_in_drop_of_a_parked_future_dropped_by_the_canceller`), the
+//!   runner after the poll it was in
+//!   (`panic_in_drop_of_a_future_cancelled_while_it_was_polled`), and a
+//!   worker firing a deadline
+//!   (`panic_in_drop_of_a_future_cancelled_by_a_deadline`). The panic
+//!   resumes from the scope; the other futures are dropped.
+//! - A panic in a scope body, in the closure before the body starts, and
+//!   in a nested scope's body, which climbs scope by scope (`panic_in_a_*`
+//!   tests).
+//! - `panic_in_a_waker_woken_by_an_event_set_in_a_task`: the waker runs in
+//!   the setter task's poll, so that task panics and its scope resumes the
+//!   panic. `a_panicking_waker_does_not_stop_event_set_from_waking_the_others`:
+//!   the other waiters of the same `Event` are still woken.
+//! - `panic_in_a_waker_woken_by_a_timer` and
+//!   `panic_in_a_waker_woken_by_a_finishing_task`: wakers the runtime calls
+//!   outside any task's poll (a worker firing a timer; the runner of a
+//!   finished task waking its `JoinHandle`). The panic is contained or
+//!   reported from the scope, and the scope ends.
+//! - `self_waking_futures_do_not_starve_others_on_one_worker`: on a
+//!   one-worker runtime, futures that wake themselves and return `Pending`
+//!   forever do not keep a yielding task, a sleeping task, a task woken
+//!   from another OS thread or a task spawned by a task from finishing.
+//!   `..._reported_through_results`: the same for a task whose result wins
+//!   a race against the spinners' scope.
 //!
 //! Scenarios that could abort the whole process (a panic where no task
 //! catches it) run in a child process (this test binary, re-run on one

@@ -1,32 +1,51 @@
 //! Stress: the runtime under load, and cancels racing a growing tree.
 //!
-//! - Many tasks through one scope (50,000; a million in the long run):
-//!   half spawned by the body and detached (the injector path), half
-//!   spawned by four spawner tasks and joined in batches of 1,000 (the
-//!   workers' local queues). Every task runs once, every future is
-//!   dropped once, and nothing stays live.
-//! - As many tasks parked on an event, then their scope cancelled: every
-//!   future is dropped once, none runs on, and nothing stays live.
-//! - Random trees of plain and linked scopes (96 trees of up to 3,000
-//!   tasks; 2,000 of up to 20,000 in the long run; depth 2 to 7, fan-out
-//!   2 to 10), grown by scope bodies and by tasks that open nested scopes,
-//!   while one to three OS threads cancel random scopes at random moments
-//!   (then the root is cancelled). Every future is probed: one spawned
-//!   into a cancelled scope is never polled; any other begins at most one
-//!   poll after a cancel that reached its scope has returned (the poll a
-//!   worker had already claimed); none is polled after `Ready`; each is
-//!   dropped exactly once; no task, scope or timer is left.
-//! - Two staged races: a scope that ends while a cancel is still dropping
-//!   another scope's tasks (`cancel()` must return normally, and
-//!   everything end), and, 2,000 times, two tasks that spin until both
-//!   run, spawned right after a timer woke a worker (an idle worker must
-//!   take the second).
+//! - `fifty_thousand_tasks_through_one_scope` (and, ignored,
+//!   `one_million_tasks_through_one_scope`): n tasks through one scope on
+//!   two workers. Half are spawned by the body and detached (the injector
+//!   path); half are spawned by four spawner tasks (the workers' local
+//!   queues) and joined in batches of 1,000, their outputs checked. Every
+//!   task runs once, every future is dropped once, and no task or scope
+//!   stays live.
+//! - `fifty_thousand_parked_tasks_cancelled` (and, ignored,
+//!   `one_million_parked_tasks_cancelled`): n tasks parked on an event,
+//!   then their scope is cancelled. Every future is dropped once, none
+//!   runs on, and nothing stays live.
+//! - `random_trees_cancelled_from_several_threads` (96 trees of up to
+//!   3,000 tasks) and, ignored, `..._long` (2,000 trees of up to 20,000
+//!   tasks). Each tree has a random depth (2 to 7) and fan-out (2 to 10)
+//!   and runs on a runtime of 1 to 4 workers (a new one every 8 trees).
+//!   Scope bodies spawn leaves and tasks that open nested plain or linked
+//!   scopes; leaves yield, sometimes spawn a sibling, sometimes cancel
+//!   their own scope, sometimes park. Meanwhile one to three OS threads
+//!   cancel random scopes at random moments; then the root is cancelled.
+//!   Every future is probed. One spawned into a cancelled scope is never
+//!   polled. Any other begins at most one poll after a `cancel()` that
+//!   reached its scope returned: the poll a worker had already claimed. A
+//!   cancel counts as returned once every concurrent cancel has returned,
+//!   since a `cancel()` that finds its scope already cancelled returns at
+//!   once. No future is polled after `Ready`, each is dropped exactly
+//!   once, and no task, scope or timer is left once the root ends. The
+//!   run fails if no cancel landed while a tree was still growing.
+//! - `cancel_returns_when_a_scope_ends_during_the_cancel`: a staged race.
+//!   A scope whose only task is running ends while the canceller is still
+//!   dropping another scope's task; `cancel()` must return normally, and
+//!   everything must end.
+//! - `an_idle_worker_is_woken_for_a_task_queued_behind_a_busy_one`: 2,000
+//!   rounds of two tasks that spin, never yielding, until both run,
+//!   spawned right after a timer woke a worker. Both workers must pick one
+//!   up within 2 s. The race is timing-dependent: a lost wake-up fails
+//!   some rounds, not every one, hence the 2,000 rounds.
 //!
 //! The long runs are `#[ignore]`d:
 //! `cargo test --release --test stress -- --ignored --nocapture`.
+//! A million-task run may take up to 30 minutes before it counts as hung;
+//! a random tree, 15 s.
 //! The random trees print their seed; `RELIABILITY_SEED=<n> cargo test
-//! --test stress random_trees -- --nocapture` replays its tree shapes.
-//! Under Miri the runs shrink themselves (64 tasks, 2 trees of 40 tasks).
+//! --test stress random_trees -- --nocapture` replays its tree shapes
+//! (not the thread interleavings, which differ from run to run).
+//! Under Miri the runs shrink themselves: 64 tasks, 2 trees of 40 tasks,
+//! 5 rounds of the idle-worker race.
 
 #[path = "support/reliability.rs"]
 mod reliability;
@@ -209,13 +228,14 @@ impl Drop for HoldCanceller {
     }
 }
 
-/// `cancel()` takes the tasks of a whole subtree under the tree lock, then
-/// (lock released) cancels them one by one, dropping the idle ones, and
-/// then takes the lock again to settle the count of futures it dropped in
-/// each scope. A scope none of whose tasks it dropped (they were running,
-/// and their runners drop them) may end in between: here scope `P`, whose
-/// only task finishes while the canceller drops a task of the sibling
-/// scope `Q`. `cancel()` must still return normally, and everything end.
+/// `cancel()` walks the subtree: for each scope, it takes the scope's
+/// tasks under that scope's lock, cancels them with no lock held (dropping
+/// the idle ones; running ones are left to their runners), then locks the
+/// scope again to settle the count of futures it dropped. A scope none of
+/// whose tasks it dropped may end and leave the tree meanwhile: here scope
+/// `P`, whose only task finishes while the canceller drops a task of the
+/// sibling scope `Q`. `cancel()` must still return normally, and
+/// everything end.
 #[test]
 fn cancel_returns_when_a_scope_ends_during_the_cancel() {
     hang_guard(|| {

@@ -7,7 +7,7 @@
 //! how long the woken task took to start. Without a way out of the slot
 //! it starts only when the spin ends; the runtime's promise is that an
 //! idle worker takes it within [`LIMIT`]. The bound is checked on the best
-//! of three rounds, so one unlucky scheduling delay of this shared machine
+//! of three rounds, so one unlucky scheduling delay on a loaded machine
 //! does not fail the test, while a task stuck for the whole spin always
 //! does.
 

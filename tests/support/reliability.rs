@@ -1,7 +1,7 @@
-//! Helpers of the reliability suites (`stress`, `faults`, `bad_input`,
-//! `leaks`) only: a child process for scenarios that may abort the whole
-//! process, a seeded random number generator, a check that every worker
-//! thread still serves tasks, and wakers and futures that misbehave.
+//! Helpers of the reliability suites `stress`, `faults` and `bad_input`
+//! only: a child process for scenarios that may abort the whole process, a
+//! seeded random number generator, a check that every worker thread still
+//! serves tasks, and wakers and futures that misbehave.
 //!
 //! Only the suites that need it include this file, beside the support
 //! module it builds on:
