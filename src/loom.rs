@@ -6,8 +6,8 @@
 //! (its state word, future cell and join slot), the LIFO slot, the sleep
 //! protocol (`idle.rs`) and the scope tree. The loom models themselves
 //! live next to the code they check (`task/loom_models.rs`,
-//! `scope/loom_models.rs`, `loom_models.rs` for the slot and the sleep
-//! protocol).
+//! `scope/loom_models.rs`, and a `loom_models` module at the end of
+//! `lifo_slot.rs` and of `idle.rs`).
 //!
 //! loom cannot see inside crossbeam-deque (its atomics are std's, so a
 //! task handed over through it would look unsynchronised to loom): under
