@@ -19,8 +19,9 @@
 //!
 //! Run with `cargo run --example blocking`.
 
+use cancel_scope::move_on_after;
 use cancel_scope::runtime::Builder;
-use cancel_scope::time::{move_on_after, sleep};
+use cancel_scope::time::sleep;
 use cancel_scope::{CancelHandle, JoinHandle};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;

@@ -22,8 +22,9 @@
 //!
 //! Run with `cargo run --example fan_out`.
 
+use cancel_scope::move_on_after;
 use cancel_scope::runtime::Builder;
-use cancel_scope::time::{self, move_on_after, sleep, timeout, Elapsed};
+use cancel_scope::time::{self, sleep, timeout, Elapsed};
 use cancel_scope::{Cancelled, JoinSet};
 use std::time::Duration;
 

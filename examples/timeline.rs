@@ -26,8 +26,9 @@
 //!
 //! [`Trace`]: cancel_scope::trace::Trace
 
+use cancel_scope::move_on_after;
 use cancel_scope::runtime::Builder;
-use cancel_scope::time::{move_on_after, sleep};
+use cancel_scope::time::sleep;
 use cancel_scope::{race_ok, scope, shielded_scope};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

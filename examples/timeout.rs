@@ -11,7 +11,7 @@
 //!    progress.
 //! 3. `time::timeout(d, future)` bounds one future: `Ok(output)`, or
 //!    `Err(Elapsed)` and the future is dropped.
-//! 4. `time::move_on_after(d, |s| ...)` is a scope with a deadline: the
+//! 4. `move_on_after(d, |s| ...)` is a scope with a deadline: the
 //!    block gives up when time is up and the code after it moves on.
 //!
 //! The runtime is built with a paused clock (`start_paused(true)`): time
@@ -20,8 +20,9 @@
 //!
 //! Run with `cargo run --example timeout`.
 
+use cancel_scope::move_on_after;
 use cancel_scope::runtime::Builder;
-use cancel_scope::time::{self, move_on_after, sleep, timeout};
+use cancel_scope::time::{self, sleep, timeout};
 use cancel_scope::{scope, CancelReason};
 use std::time::{Duration, Instant};
 

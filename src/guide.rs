@@ -91,7 +91,7 @@
 //! work. Its handle says `Err(Cancelled)` once the scope was cancelled.
 //!
 //! ```
-//! use cancel_scope::{runtime, time::move_on_after};
+//! use cancel_scope::{move_on_after, runtime};
 //! use std::time::Duration;
 //!
 //! let out = runtime::block_on(move_on_after(Duration::from_millis(10), |s| async move {
@@ -329,7 +329,7 @@
 //!   owns; what it borrows from outside survives.
 //!
 //! ```
-//! use cancel_scope::{runtime::Builder, time::{move_on_after, sleep}, JoinSet};
+//! use cancel_scope::{move_on_after, runtime::Builder, time::sleep, JoinSet};
 //! use std::time::Duration;
 //!
 //! let rt = Builder::new().start_paused(true).build().unwrap();
@@ -378,7 +378,7 @@
 //!   which drops the losing future on every turn.
 //!
 //! ```
-//! use cancel_scope::{runtime, time::{move_on_after, sleep}};
+//! use cancel_scope::{move_on_after, runtime, time::sleep};
 //! use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 //! use std::time::Duration;
 //!

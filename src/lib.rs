@@ -60,7 +60,7 @@
 //! reach:
 //!
 //! ```
-//! use cancel_scope::{runtime, shielded_scope, time::{move_on_after, sleep}};
+//! use cancel_scope::{move_on_after, runtime, shielded_scope, time::sleep};
 //! use std::time::Duration;
 //!
 //! let out = runtime::block_on(move_on_after(Duration::from_millis(10), |s| async move {
@@ -107,8 +107,8 @@ mod worker;
 
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
-    linked_scope, race_ok, scope, shielded_scope, supervisor_scope, try_scope, CancelHandle,
-    JoinSet, Scope, ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState, ShieldedScope,
-    TreeSnapshot, TryScope, WaitCancelled,
+    linked_scope, move_on_after, race_ok, scope, shielded_scope, supervisor_scope, try_scope,
+    CancelHandle, JoinSet, Scope, ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState,
+    ShieldedScope, TreeSnapshot, TryScope, WaitCancelled,
 };
 pub use task::{JoinHandle, TaskCancelHandle};

@@ -5,8 +5,9 @@
 
 mod support;
 
+use cancel_scope::move_on_after;
 use cancel_scope::sync::Event;
-use cancel_scope::time::{move_on_after, sleep};
+use cancel_scope::time::sleep;
 use cancel_scope::{scope, CancelReason, JoinSet};
 use futures_lite::future;
 use support::{hang_guard, ms, on_workers, runtime, Clock, Counter};

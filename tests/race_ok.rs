@@ -5,7 +5,8 @@
 
 mod support;
 
-use cancel_scope::time::{self, move_on_after, sleep};
+use cancel_scope::move_on_after;
+use cancel_scope::time::{self, sleep};
 use cancel_scope::{linked_scope, race_ok, scope, CancelHandle, CancelReason, Cancelled};
 use std::future::{pending, Future};
 use std::pin::Pin;

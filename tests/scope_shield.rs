@@ -6,8 +6,9 @@
 
 mod support;
 
+use cancel_scope::move_on_after;
 use cancel_scope::sync::Event;
-use cancel_scope::time::{self, move_on_after, sleep, timeout};
+use cancel_scope::time::{self, sleep, timeout};
 use cancel_scope::{linked_scope, scope, shielded_scope, CancelHandle, CancelReason, Cancelled};
 use std::future::pending;
 use std::time::Duration;

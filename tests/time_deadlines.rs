@@ -1,12 +1,13 @@
 //! Deadlines: `Scope::cancel_at`, `cancel_after` and `deadline`, moving a
 //! deadline earlier and later, nested scopes under an ancestor's deadline,
-//! `time::timeout` and `time::move_on_after`, and deadline timers being
+//! `time::timeout` and `move_on_after`, and deadline timers being
 //! freed. Long waits run on a paused (virtual) clock, so every elapsed
 //! time is checked exactly.
 
 mod support;
 
-use cancel_scope::time::{self, move_on_after, sleep, timeout, Elapsed};
+use cancel_scope::move_on_after;
+use cancel_scope::time::{self, sleep, timeout, Elapsed};
 use cancel_scope::{linked_scope, scope, task::yield_now, CancelReason, JoinHandle};
 use std::future::pending;
 use std::time::Duration;

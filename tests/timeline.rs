@@ -9,10 +9,9 @@
 mod support;
 
 use cancel_scope::runtime::{Builder, Runtime};
-use cancel_scope::sync::Event;
-use cancel_scope::time::move_on_after;
 use cancel_scope::trace::{EventKind, ScopeKind, Trace, Track};
 use cancel_scope::{linked_scope, scope, shielded_scope, CancelReason};
+use cancel_scope::{move_on_after, sync::Event};
 use std::collections::HashMap;
 use support::{hang_guard, ms, secs, Countdown};
 

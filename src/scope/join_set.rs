@@ -54,7 +54,7 @@ use std::task::{Context, Poll, Wake, Waker};
 /// `Err(Cancelled)`.
 ///
 /// ```
-/// use cancel_scope::{runtime::Builder, time::{move_on_after, sleep}, JoinSet};
+/// use cancel_scope::{move_on_after, runtime::Builder, time::sleep, JoinSet};
 /// use std::time::Duration;
 ///
 /// let rt = Builder::new().start_paused(true).build().unwrap();

@@ -203,6 +203,34 @@ where
     ScopeFuture::supervisor(body, Location::caller())
 }
 
+/// Opens a scope with a deadline `duration` from now: when it passes, the
+/// scope is cancelled exactly as by [`Scope::cancel`], with
+/// [`CancelReason::Deadline`], and the block "moves on" with
+/// `Err(Cancelled)`. Trio's `move_on_after`; the same as a [`scope`] whose
+/// body starts with [`Scope::cancel_after`].
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{move_on_after, runtime, time::sleep, CancelReason};
+/// use std::time::Duration;
+///
+/// let out = runtime::block_on(move_on_after(Duration::from_millis(20), |s| async move {
+///     s.spawn(sleep(Duration::from_secs(60)));
+///     sleep(Duration::from_secs(60)).await;
+/// }));
+/// let err = out.unwrap_err();
+/// assert!(matches!(err.reason(), CancelReason::Deadline { .. }));
+/// ```
+#[track_caller]
+pub fn move_on_after<F, Fut>(duration: Duration, body: F) -> ScopeFuture<F, Fut>
+where
+    F: FnOnce(Scope) -> Fut,
+    Fut: Future,
+{
+    ScopeFuture::with_deadline(body, duration, Location::caller())
+}
+
 /// A handle to a running scope: spawn into it, cancel it.
 ///
 /// Cheap to clone (one reference count), `Send` and `Sync`.
@@ -337,7 +365,7 @@ impl Scope {
     /// A long computation that stops early when its scope is cancelled:
     ///
     /// ```
-    /// use cancel_scope::{runtime, time::move_on_after};
+    /// use cancel_scope::{move_on_after, runtime};
     /// use std::time::Duration;
     ///
     /// let out = runtime::block_on(move_on_after(Duration::from_millis(20), |s| async move {

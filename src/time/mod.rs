@@ -1,5 +1,6 @@
-//! Time: [`sleep`], [`timeout`], and scopes with deadlines
-//! ([`move_on_after`], [`Scope::cancel_after`](crate::Scope::cancel_after)).
+//! Time: [`sleep`], [`timeout`] and the clock. Scopes with deadlines are
+//! the scope module's: [`move_on_after`](crate::move_on_after),
+//! [`Scope::cancel_after`](crate::Scope::cancel_after).
 //!
 //! Timers are driven by the runtime's workers (`timers.rs`); the clock is
 //! real time, or a virtual clock for a runtime built with
@@ -11,7 +12,6 @@ pub(crate) mod clock;
 pub(crate) mod timers;
 
 use crate::runtime::Shared;
-use crate::scope::{Scope, ScopeFuture};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -123,33 +123,6 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
         sleep: sleep(duration),
         duration,
     }
-}
-
-/// Opens a scope with a deadline `duration` from now: when it passes, the
-/// scope is cancelled exactly as by [`Scope::cancel`](crate::Scope::cancel),
-/// with [`CancelReason::Deadline`](crate::CancelReason::Deadline), and the
-/// block "moves on" with `Err(Cancelled)`.
-///
-/// # Examples
-///
-/// ```
-/// use cancel_scope::{runtime, time::{move_on_after, sleep}, CancelReason};
-/// use std::time::Duration;
-///
-/// let out = runtime::block_on(move_on_after(Duration::from_millis(20), |s| async move {
-///     s.spawn(sleep(Duration::from_secs(60)));
-///     sleep(Duration::from_secs(60)).await;
-/// }));
-/// let err = out.unwrap_err();
-/// assert!(matches!(err.reason(), CancelReason::Deadline { .. }));
-/// ```
-#[track_caller]
-pub fn move_on_after<F, Fut>(duration: Duration, body: F) -> ScopeFuture<F, Fut>
-where
-    F: FnOnce(Scope) -> Fut,
-    Fut: Future,
-{
-    ScopeFuture::with_deadline(body, duration, std::panic::Location::caller())
 }
 
 /// The error of a [`timeout`] that ran out.
