@@ -6,9 +6,8 @@
 //! calls stop at once, and the scope resolves to that error once they have
 //! all ended.
 //!
-//! In a plain `scope` a task's `Err` is just a value (the scope is a
-//! supervisor, and the caller decides); a `try_scope` makes the scope
-//! itself fail fast. Its result has two layers:
+//! In a plain `scope` a task's `Err` is just a value (the caller decides
+//! what it means); a `try_scope` makes the scope itself fail fast. Its result has two layers:
 //!
 //! - `Ok(Ok(value))`: the body and every task succeeded;
 //! - `Ok(Err(error))`: the first error, from a task or from the body;

@@ -2,8 +2,8 @@
 //!
 //! Because every task belongs to a scope and scopes nest, a running
 //! program *is* a tree, and the runtime can show it.
-//! [`Runtime::scope_tree`] copies the tree under its lock, from any thread,
-//! without stopping anything; the copy prints as an indented tree with
+//! [`Runtime::scope_tree`] copies the tree scope by scope, each under its
+//! own lock, from any thread, without stopping anything; the copy prints as an indented tree with
 //! each scope's id, name, state, kind, deadline, live tasks and the line
 //! that opened it. When a program hangs, this tells you what it is waiting
 //! for. Each scope here is given a name (`.named("server")`), which the

@@ -352,7 +352,7 @@ mod tests {
             Cancelled::new(CancelReason::Explicit)
         }
 
-        fn release(&self, _key: TaskId, panic: Option<Panic>) {
+        fn release(&self, _id: TaskId, panic: Option<Panic>) {
             drop(panic);
         }
     }

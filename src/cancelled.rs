@@ -22,8 +22,8 @@ use std::time::Duration;
 /// [`linked_scope`](crate::linked_scope) reports
 /// [`CancelReason::LinkedChild`]. [`Cancelled::cause`] is the value given
 /// to [`cancel_with`](crate::Scope::cancel_with), shared by every scope and
-/// task the cancellation reached. Reading the reason is one atomic load (two
-/// for a deadline); [`is_cancelled`](crate::Scope::is_cancelled) is one.
+/// task the cancellation reached. A scope records its reason without a
+/// lock, so [`is_cancelled`](crate::Scope::is_cancelled) is one atomic load.
 ///
 /// Two values are equal when their reasons are, and they share the same
 /// cause (or neither has one).
@@ -58,7 +58,10 @@ pub(crate) type Cause = Arc<dyn Error + Send + Sync + 'static>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CancelReason {
-    /// `cancel()` was called on this scope (or on a [`CancelHandle`](crate::CancelHandle) to it).
+    /// `cancel()` was called on this scope (or on a
+    /// [`CancelHandle`](crate::CancelHandle) to it), or, for one task, on
+    /// its [`JoinHandle`](crate::JoinHandle) or
+    /// [`TaskCancelHandle`](crate::TaskCancelHandle).
     Explicit,
     /// An ancestor scope was cancelled, and its cancellation reached this one.
     Ancestor,
@@ -72,7 +75,9 @@ pub enum CancelReason {
         after: Duration,
     },
     /// A task (or the body) of this scope panicked; the scope stopped its
-    /// other tasks and resumes the panic once they have all ended.
+    /// other tasks and resumes the panic once they have all ended. In a
+    /// [`supervisor_scope`](crate::supervisor_scope) only the task's handle
+    /// reports it, with the payload ([`Cancelled::take_panic`]).
     Panicked,
     /// A task (or the body) of a [`try_scope`](crate::try_scope) returned
     /// an error; the scope stopped its other tasks.
@@ -83,7 +88,8 @@ pub enum CancelReason {
     ScopeDropped,
     /// The scope had already ended when the task was spawned into it.
     ScopeEnded,
-    /// The runtime was shut down while the task was still alive.
+    /// The runtime was shut down while the task was still alive, or the
+    /// scope was opened after the shutdown began.
     Shutdown,
 }
 

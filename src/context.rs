@@ -14,9 +14,10 @@ thread_local! {
     /// The scope whose task or body this thread is polling, or null.
     ///
     /// Rule: non-null only while an [`enter_scope`] call is on this
-    /// thread's stack; that call borrows the node for its whole duration,
-    /// so the pointee is alive whenever the pointer is set. It has
-    /// no destructor, so `with` works even during thread teardown.
+    /// thread's stack, whose caller keeps the node alive for the call's
+    /// whole duration (the scope future's `Arc`, or rule B for a task's
+    /// binding), so the pointee is alive whenever the pointer is set. It
+    /// has no destructor, so `with` works even during thread teardown.
     static CURRENT_SCOPE: Cell<*const Node> = const { Cell::new(ptr::null()) };
     /// The runtime of this thread: a worker's own, or the one `block_on` runs.
     /// Like every runtime-internal thread-local that has a destructor, it
@@ -25,8 +26,10 @@ thread_local! {
     static CURRENT_RUNTIME: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with the live node at `scope` (a pointer made by the tree's
-/// rule A) as the current scope.
+/// Runs `f` with the node at `scope` (a pointer made by the tree's rule A)
+/// as the current scope. The caller keeps the node alive until this
+/// returns: a scope future holds its `Arc`; a task's binding is followed
+/// only while the task is live in the node (rule B).
 pub(crate) fn enter_scope<R>(scope: NonNull<Node>, f: impl FnOnce() -> R) -> R {
     struct Restore(*const Node);
     impl Drop for Restore {

@@ -18,8 +18,8 @@
 //!
 //! # Falling asleep (`Idle::sleep`; the worker's [`Bed`] answers its questions)
 //!
-//! 1. stop searching (`num_searching -= 1`), push our id to `sleepers`
-//!    (`num_sleeping += 1`), then `fence(SeqCst)`;
+//! 1. push our id to `sleepers` (`num_sleeping += 1`), stop searching
+//!    (`num_searching -= 1`), then `fence(SeqCst)`;
 //! 2. look at every queue once more; if anything is there, take our id back
 //!    (or, if a poster already popped it, accept that we were woken) and
 //!    search again;
@@ -74,7 +74,7 @@ pub(crate) trait Bed {
     fn watch_interval(&self) -> Option<Duration>;
     /// This worker starts a watch: remember what the slots hold.
     fn watch_begins(&self);
-    /// A watch ended after most of its interval: take what is stuck.
+    /// A watch ended after at least half its interval: take what is stuck.
     fn watch_ends(&self);
 }
 
@@ -204,7 +204,7 @@ impl Idle {
         let unparked = self.park(id, wake_at);
         if let Some((start, interval)) = watch {
             self.stop_watching();
-            // A task still there after most of an interval is stuck (a
+            // A task still there after half an interval or more is stuck (a
             // timer may have ended the park early: then look again later).
             if !unparked && start.elapsed() >= interval / 2 {
                 bed.watch_ends();

@@ -8,7 +8,7 @@
 //!
 //! # A tour
 //!
-//! Run a future with [`runtime::block_on`], open a scope with [`scope`],
+//! Run a future with [`runtime::block_on`], open a scope with [`scope`](scope()),
 //! and spawn tasks into it:
 //!
 //! ```

@@ -1,7 +1,9 @@
 //! Run queues and the find-task order.
 //!
-//! Each worker owns a FIFO [`crossbeam_deque::Worker`]; tasks woken on a
-//! worker go there. Tasks woken anywhere else go to the shared
+//! Each worker owns a FIFO [`crossbeam_deque::Worker`]: tasks spawned or
+//! rescheduled on a worker go to its back, as do tasks displaced from the
+//! worker's LIFO slot, where a wake on a worker goes first
+//! (`lifo_slot.rs`). Tasks woken or spawned anywhere else go to the shared
 //! [`Injector`]. Idle workers steal from each other through [`Stealer`]s.
 //! This module knows nothing of scopes.
 

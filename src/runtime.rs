@@ -61,7 +61,7 @@ pub fn scope_tree() -> crate::TreeSnapshot {
     default_runtime().scope_tree()
 }
 
-/// The process-wide runtime behind [`block_on`] and behind scopes opened
+/// The process-wide runtime behind [`block_on`](block_on()) and behind scopes opened
 /// outside any runtime.
 pub(crate) fn default_runtime() -> &'static Runtime {
     static DEFAULT: OnceLock<Runtime> = OnceLock::new();
@@ -208,9 +208,9 @@ impl Runtime {
         self.shared.roots.live_counts().1
     }
 
-    /// A consistent snapshot of this runtime's scope tree, safe to take from
-    /// any thread while the runtime runs; print it to see what a stuck
-    /// program is waiting for.
+    /// A snapshot of this runtime's scope tree (each scope copied under its
+    /// own lock), safe to take from any thread while the runtime runs;
+    /// print it to see what a stuck program is waiting for.
     ///
     /// # Examples
     ///
@@ -316,7 +316,8 @@ impl Drop for Runtime {
         // the whole tree, which drops every future still held (a queued
         // closure's too) and marks the running closures' scopes cancelled
         // (a closure that checks returns early); wait for the running
-        // closures; then empty the queues.
+        // closures; then empty the injector and the timers (each worker
+        // emptied its own queue and slot as it stopped).
         self.shared.blocking.shutdown();
         self.shared.roots.cancel_all();
         self.shared.blocking.join();

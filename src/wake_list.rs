@@ -11,9 +11,10 @@ use std::task::Waker;
 
 /// A list that grew longer than this keeps its buffer for the next list
 /// that spills on the same thread: a large cancel collects a waker per
-/// scope, and growing that buffer each time, then freeing it, costs more
-/// than the cancel's own work (and the free makes glibc consolidate the
-/// chunks of every task the cancel just freed).
+/// scope, and growing that buffer each time, then freeing it, adds a few
+/// reallocations to every large cancel (and the free of a large buffer
+/// makes glibc consolidate the chunks of every task the cancel just
+/// freed).
 const KEEP: usize = 64;
 
 thread_local! {

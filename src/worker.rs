@@ -73,8 +73,8 @@ const MAX_LIFO_RUNS: u32 = 3;
 /// about twice this, and usually once: the watch begins as the busy worker
 /// starts to run (the baton pass). Picked
 /// so that a task woken before a long computation starts within a few
-/// milliseconds, while the watcher's wake-ups (only while some worker runs
-/// and another is idle) cost well under 1% of a core.
+/// milliseconds, while the watcher wakes only 500 times a second, and only
+/// while some worker runs and another is idle.
 const WATCH_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Where [`push_local`] should put a task.
@@ -167,6 +167,8 @@ impl Core {
         while !shared.is_shutdown() {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
+            // A worker that never runs out of tasks never parks, where
+            // timers are fired otherwise: fire them now and then.
             if tick % GLOBAL_QUEUE_INTERVAL == 0 {
                 shared.timers.fire_if_free();
             }
@@ -229,7 +231,8 @@ impl Core {
     }
 
     /// The watch, as it ends: takes into our queue every task that has
-    /// sat in another worker's LIFO slot since [`look_at_slots`].
+    /// sat in another worker's LIFO slot since
+    /// [`look_at_slots`](Core::look_at_slots).
     fn rescue_stuck(&self, shared: &Shared) {
         for (id, slot) in shared.lifo_slots().iter().enumerate() {
             if id != self.id && slot.look().stuck_since(self.looks[id].get()) {

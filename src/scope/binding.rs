@@ -77,9 +77,9 @@ impl Schedule for TaskBinding {
         self.node().supervises()
     }
 
-    fn release(&self, key: TaskId, panic: Option<Panic>) {
+    fn release(&self, id: TaskId, panic: Option<Panic>) {
         // SAFETY: rule B; the task is live until this call, which is its
         // last use of the pointer.
-        unsafe { Node::release_task(self.node, key, panic) };
+        unsafe { Node::release_task(self.node, id, panic) };
     }
 }

@@ -66,8 +66,8 @@ impl Schedule for BlockingBinding {
         self.0.keeps_panics()
     }
 
-    fn release(&self, key: TaskId, panic: Option<Panic>) {
-        self.0.release(key, panic);
+    fn release(&self, id: TaskId, panic: Option<Panic>) {
+        self.0.release(id, panic);
     }
 }
 

@@ -18,8 +18,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// The future returned by [`scope`](crate::scope()) and
-/// [`linked_scope`](crate::linked_scope).
+/// The future returned by [`scope`](crate::scope()),
+/// [`linked_scope`](crate::linked_scope),
+/// [`supervisor_scope`](crate::supervisor_scope) and
+/// [`move_on_after`](crate::move_on_after).
 ///
 /// Dropping it before it completes cancels the scope (reason
 /// [`CancelReason::ScopeDropped`]): idle tasks are dropped at once, running
@@ -224,9 +226,12 @@ where
     }
 }
 
-/// Drops the body in place, catching a panic from its `Drop` (the slot
-/// holds `None` afterwards even then: assignment drops the old value in
-/// place, and the new one is written whether or not that drop unwinds).
+/// Drops the body in place, catching a panic from its `Drop`. An
+/// assignment drops the old value where it lies, then writes `None`, so
+/// the pinned body is never moved; and rustc writes `None` on the
+/// unwinding path too (an assignment to an initialised place is a
+/// drop-and-replace), so the slot is `None` even when that drop panics and
+/// nothing drops the body twice.
 fn drop_body<Fut>(body: &mut Option<Fut>) -> Result<(), crate::panic::Panic> {
     catch_unwind(AssertUnwindSafe(|| *body = None))
 }
@@ -264,7 +269,11 @@ where
             match polled {
                 Ok(Poll::Ready(value)) => {
                     *output = Some(value);
-                    *body = None;
+                    // A finished async block drops nothing here, but a
+                    // hand-written future may panic in its `Drop`.
+                    if let Err(panic) = drop_body(body) {
+                        node.record_panic(panic);
+                    }
                 }
                 Ok(Poll::Pending) => {
                     if !node.register_body_waker(cx.waker()) {
@@ -306,6 +315,8 @@ impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
         // place (it is pinned); then leave the node to the last task to end
         // (tree invariant 2). A shield is not cancelled: its tasks finish,
         // and its parent waits.
+        // Not through links: dropping a linked scope's future is not a
+        // cancel of the scope it was opened in.
         if self.kind != Kind::Shielded {
             node.cancel(CancelReason::ScopeDropped, false);
         }

@@ -9,7 +9,8 @@
 //!
 //! - `tree/`: the tree of scope nodes, each behind its own lock, with the
 //!   numbered invariants the rest relies on (`tree/mod.rs`), the cancel
-//!   walk (`tree/cancel.rs`), the work held back until a lock is released
+//!   walk (`tree/cancel.rs`), the parallel drop of a long run of slow drops
+//!   (`tree/parallel.rs`), the work held back until a lock is released
 //!   (`tree/after.rs`), and the runtime's roots and whole-tree views
 //!   (`tree/roots.rs`);
 //! - `future.rs`: [`ScopeFuture`], from joining the tree to leaving it;
@@ -142,7 +143,8 @@ where
 
 /// Opens a scope whose cancellation also cancels its parent scope.
 ///
-/// This is the seed's `cancel_scope(TaskGroup(), parent_tg)`: cancelling a
+/// This is `cancel_scope(TaskGroup(), parent_tg)` of the Python package
+/// `asyncio_cancel_scope`, where this crate began: cancelling a
 /// linked scope cancels the scope it was opened in, and on upward while the
 /// scopes on the way are themselves linked. Cancelling the parent cancels
 /// the linked scope like any child.
@@ -295,6 +297,9 @@ impl Scope {
         let binding = TaskBinding {
             node: Node::as_ptr(&self.node),
         };
+        // To the back of the queue, not the LIFO slot a wake uses: the
+        // spawner goes on running, and a loop of spawns should queue its
+        // tasks in order rather than each displacing the last.
         self.start(future, binding, |shared, task| {
             shared.schedule(task, crate::worker::Push::Back);
         })

@@ -1,8 +1,9 @@
-//! A consistent picture of a runtime's scope tree, for debugging.
+//! A picture of a runtime's scope tree, for debugging.
 //!
 //! [`Runtime::scope_tree`](crate::runtime::Runtime::scope_tree) copies the
-//! tree under its lock (so the picture is consistent), and the copy renders
-//! as an indented text tree:
+//! tree node by node, each scope under its own lock: each scope is seen in
+//! a consistent state, the tree as it was while the copy ran. The copy
+//! renders as an indented text tree:
 //!
 //! ```text
 //! scope #0 "server" running, 1 task, opened at src/main.rs:9:22
@@ -15,7 +16,7 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A copy of a runtime's scope tree, taken at one instant.
+/// A copy of a runtime's scope tree, each scope copied under its own lock.
 ///
 /// Its `Display` is an indented text tree; [`scopes`](TreeSnapshot::scopes)
 /// gives the same nodes as data, parents before children.

@@ -3,8 +3,8 @@
 //! The error policy of Java's `allSuccessfulOrThrow` and Kotlin's
 //! `coroutineScope`: tasks return `Result<_, E>`, and the first `Err` (from
 //! a task or the body) cancels the scope, so its siblings stop; the scope
-//! resolves to that error once every task has ended. The plain [`scope`]
-//! stays a supervisor: there a task's `Err` is just a value.
+//! resolves to that error once every task has ended. In a plain [`scope`]
+//! a task's `Err` is just a value.
 
 use super::{scope, Scope};
 use crate::cancelled::{CancelReason, Cancelled};

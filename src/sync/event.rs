@@ -74,6 +74,11 @@ impl Event {
 
     /// Sets the flag and wakes every waiter.
     ///
+    /// # Panics
+    ///
+    /// If a waiter's waker panics: every waiter is still woken, then the
+    /// first such panic resumes here.
+    ///
     /// # Examples
     ///
     /// ```

@@ -16,8 +16,9 @@ pub(crate) struct JoinSlot<T> {
     waker: Option<Waker>,
 }
 
-/// The output's journey. Three states in the space of one `Result`: for
-/// `T = ()` the slot is 32 bytes, and a task fits a smaller heap chunk.
+/// The output's journey. Three states in the space of one `Result`:
+/// `Pending` and `Taken` use the `Result`'s spare discriminant values, so
+/// the slot is no bigger than the output it carries.
 enum Output<T> {
     Pending,
     Ready(Result<T, Cancelled>),
@@ -57,9 +58,12 @@ impl<T> JoinSlot<T> {
 /// `JoinHandle<T>` is a future of `Result<T, Cancelled>`: `Ok` with the
 /// task's output, or `Err(Cancelled)` when the task's scope was cancelled
 /// before the task finished (its future was then dropped, not polled to the
-/// end), when the task panicked (the panic itself goes to the scope, see
-/// [`scope`](crate::scope())), or when it was spawned into a scope that was
-/// already cancelled or over. For a closure of
+/// end), when the task alone was cancelled ([`cancel`](JoinHandle::cancel),
+/// [`TaskCancelHandle`]), when the task panicked (the panic itself goes to
+/// the scope, see [`scope`](crate::scope()); in a
+/// [`supervisor_scope`](crate::supervisor_scope) it stays with this handle,
+/// whose `Cancelled` carries the payload), or when it was spawned into a
+/// scope that was already cancelled or over. For a closure of
 /// [`Scope::spawn_blocking`](crate::Scope::spawn_blocking), also when its
 /// scope was cancelled while the closure ran: its value is then dropped.
 ///

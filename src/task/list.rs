@@ -28,7 +28,7 @@ pub(crate) struct TaskId(NonNull<Header>);
 // SAFETY: a list is its references to tasks (`TaskRef` is `Send`), and the
 // links it follows are its own by rule L.
 unsafe impl Send for TaskList {}
-// SAFETY: a key is only compared, printed and handed back to the list.
+// SAFETY: an id is only compared, printed and handed back to the list.
 unsafe impl Send for TaskId {}
 
 impl TaskList {
@@ -60,13 +60,13 @@ impl TaskList {
         self.len += 1;
     }
 
-    /// Unlists the task `key` names and hands back the list's reference.
+    /// Unlists the task `id` names and hands back the list's reference.
     ///
     /// # Safety
     ///
     /// The task is on this list.
-    pub(crate) unsafe fn remove(&mut self, key: TaskId) -> TaskRef {
-        let header = key.0;
+    pub(crate) unsafe fn remove(&mut self, id: TaskId) -> TaskRef {
+        let header = id.0;
         // SAFETY: the caller's contract: the task is listed here, so alive
         // (our reference) and, with its neighbours, ours by rule L.
         unsafe {

@@ -26,7 +26,8 @@
 //!
 //! # Public items
 //!
-//! [`JoinHandle`] and [`yield_now`] are the only public items here.
+//! [`JoinHandle`], [`TaskCancelHandle`], `yield_now()` and [`YieldNow`]
+//! are the only public items here.
 
 mod join;
 mod list;
@@ -67,10 +68,10 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// The value a `JoinHandle` of a cancelled task resolves to.
     fn cancelled(&self) -> Cancelled;
     /// The runner finished the task (output ready, cancelled, or panicked);
-    /// `key` unlists it from its owner's [`TaskList`]. Not called when
+    /// the owner unlists it by `id` from its [`TaskList`]. Not called when
     /// [`TaskRef::cancel`] returns [`Cancel::Dropped`]: then the canceller
     /// does the accounting.
-    fn release(&self, key: TaskId, panic: Option<Panic>);
+    fn release(&self, id: TaskId, panic: Option<Panic>);
     /// Whether a panic of the task's poll stays with the task (its handle
     /// gets the payload) instead of going to `release`.
     fn keeps_panics(&self) -> bool {
@@ -259,8 +260,9 @@ where
         drop(cell);
     }
 
-    /// `header` is the runner's pointer to this task (so a key made from
-    /// it may free the task, once the owner unlists it).
+    /// `header` is the runner's pointer to this task: the owner unlists the
+    /// task by this id, and the list's reference it gets back may be the
+    /// last.
     fn release(&self, header: NonNull<Header>, panic: Option<Panic>) {
         self.scheduler.release(TaskId::new(header), panic);
     }
@@ -277,11 +279,13 @@ where
     fn drop_future(&self) -> Option<Panic> {
         catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: rule F; the caller owns the future (it holds RUNNING,
-            // or claimed the idle task). Assigning drops the pinned future
-            // in place, and the slot holds `None` afterwards even if that
-            // drop panics (the assignment writes the new value whether or
-            // not dropping the old one unwinds), so it is never dropped
-            // twice.
+            // or claimed the idle task). An assignment drops the old value
+            // where it lies and only then writes `None`, so the pinned
+            // future is dropped in place, never moved (`Option::take` would
+            // move it out first). If that drop panics, the slot still ends
+            // up `None`: rustc compiles an assignment to an initialised
+            // place as drop-and-replace, and writes the new value on the
+            // unwinding path too. So nothing drops the future twice.
             self.future.with_mut(|future| unsafe { *future = None });
         }))
         .err()
@@ -373,7 +377,7 @@ pub(crate) mod testing {
             Cancelled::new(CancelReason::Explicit)
         }
 
-        fn release(&self, _key: super::TaskId, panic: Option<Panic>) {
+        fn release(&self, _id: super::TaskId, panic: Option<Panic>) {
             drop(panic);
         }
     }

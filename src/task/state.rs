@@ -8,6 +8,7 @@
 //! | 2     | `COMPLETE`    | the runner dropping the future, or a canceller claiming an idle one (terminal) | never |
 //! | 3     | `CANCELLED`   | the canceller                        | never                         |
 //! | 4     | `JOIN_HANDLE` | spawn (a `JoinHandle` exists)        | the `JoinHandle`'s drop       |
+//! | 5     | (unused)      |                                      |                               |
 //! | 6..   | references    | spawn (2); each clone of a `TaskRef` or waker (+1) | each drop (-1); the last frees the task |
 //!
 //! Combinations that cannot occur:
@@ -138,12 +139,14 @@ impl State {
     /// A runner popped the task from a queue.
     pub(crate) fn transition_to_running(&self) -> ToRunning {
         self.update(|s| {
-            debug_assert!(s & RUNNING == 0 || s & COMPLETE == 0);
+            // A queue holds a task only while it is SCHEDULED and not
+            // RUNNING (a wake during a poll leaves the push to the runner),
+            // and a canceller claims an idle task by setting COMPLETE,
+            // never RUNNING.
+            debug_assert!(s & RUNNING == 0, "a queued task is running");
             if s & COMPLETE != 0 {
-                (None, ToRunning::Dead)
-            } else if s & RUNNING != 0 {
-                // A canceller claimed the future between the wake and this
-                // pop; it will set COMPLETE. Our queue reference is stale.
+                // Claimed by a canceller, or finished, after it was queued:
+                // our queue reference is stale.
                 (None, ToRunning::Dead)
             } else if s & CANCELLED != 0 {
                 (Some((s & !SCHEDULED) | RUNNING), ToRunning::Cancel)

@@ -119,6 +119,8 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// ```
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
     Timeout {
+        // Boxed, so that `Timeout` is `Unpin` whatever `F` is, and polls
+        // it without pin projection.
         future: Box::pin(future),
         sleep: sleep(duration),
         duration,

@@ -23,11 +23,10 @@
 //! # Cost
 //!
 //! When recording is off, which is the default, each step tests one field
-//! that is `None`, and the recording code is out of line: the benchmarks
-//! show no difference from a runtime without it. When on, each event takes
-//! a clock reading and an uncontended lock: a run that does nothing but
-//! poll tasks (two events a poll) takes about two and a half times as
-//! long.
+//! that is `None`, and the recording code is out of line. When on, each
+//! event takes a clock reading and an uncontended lock, which on a run that
+//! does nothing but poll tasks (two events a poll) is more than the poll
+//! itself. BENCHMARKS.md has both costs, measured.
 //!
 //! # Reading the picture
 //!
@@ -95,8 +94,8 @@ pub struct Event {
 pub enum Track {
     /// On a worker thread of the runtime, by index.
     Worker(usize),
-    /// On any other thread (a `block_on`, a thread cancelling through a
-    /// handle).
+    /// On any other thread (a `block_on`, the blocking pool, a thread
+    /// cancelling through a handle).
     Other,
 }
 
@@ -283,8 +282,8 @@ impl Trace {
     /// The trace in the Chrome trace event format (JSON), which Perfetto
     /// (ui.perfetto.dev) and `chrome://tracing` open from a file: a track
     /// per worker with each task poll as a slice, scopes as nested async
-    /// slices named after them, cancels as instant events with arrows to
-    /// what they reached.
+    /// slices named after them, and each scope a cancel reached as a short
+    /// slice with a flow arrow from the scope the cancel started at.
     pub fn to_chrome_json(&self) -> String {
         chrome::render(self)
     }

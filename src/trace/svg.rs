@@ -6,8 +6,9 @@
 //! siblings alive at once sit on rows of their own. The part of a bar after
 //! the scope was cancelled is drawn in red, and each cancel walk is a red
 //! line at the instant it began, spanning the rows of the scopes it reached.
-//! The lower band has a row per worker (and one for the other threads) with
-//! a mark for each task poll, coloured by the poll's scope.
+//! The lower band has a row per worker (and one for the other threads, if a
+//! poll ran there) with a mark for each task poll, coloured by the poll's
+//! scope.
 
 use super::{EventKind, ScopeKind, Trace, Track};
 use std::collections::HashMap;

@@ -1,10 +1,10 @@
 //! [`After`]: what a lock holder found to do, done once the lock is gone.
 //!
-//! Waking a waker, dropping a waker, a task, a panic payload or a node, and
-//! removing a timer can all run user code or take another lock; none may
-//! happen under a node's lock (tree invariant 3). Code under a lock hands
-//! them to an `After`, and [`Node::with`](super::Node::with) runs it once
-//! the lock is released. It is free to build and, in the common case of
+//! Waking a waker, dropping a waker, a task or a panic payload, and removing
+//! a timer can all run user code or take another lock; none may happen
+//! under a node's lock (tree invariant 3). Code under a lock hands them to
+//! an `After`, run once the lock is released ([`Node::with`](super::Node::with)
+//! does both; the cancel walk and `release_task` pair them by hand). It is free to build and, in the common case of
 //! nothing or one waker, allocates nothing.
 
 use crate::panic::Panic;
@@ -57,7 +57,8 @@ impl After {
         self.push(Later::Task(task));
     }
 
-    /// Removes a timer from the runtime's timer map.
+    /// Removes a timer from `timers`, which must be the timer map of the
+    /// runtime whose node's lock is held: `run` follows it (see there).
     pub(crate) fn remove_timer(&mut self, timers: &Timers, key: TimerKey) {
         self.timers = Some(NonNull::from(timers));
         self.push(Later::Timer(key));

@@ -40,7 +40,8 @@
 //!    finishing afterwards does not unlist itself (its links are the
 //!    walk's); it only decrements the live count.
 //! 5. **Locks are taken top-down.** A thread holds one node's lock, or a
-//!    parent's and then one child's (the walk, the views): never a child's
+//!    parent's and then one child's (the walk, the views, the adoption of a
+//!    child born cancelled): never a child's
 //!    while it takes its parent's. Leaving the tree locks the node, releases
 //!    it, then locks the parent. So no two threads wait for each other.
 //! 6. **Linked cancellation climbs only through links.** Cancelling a
@@ -127,8 +128,9 @@ pub(crate) struct Node {
     /// (`supervisor_scope`).
     supervises: bool,
     /// Unique among the scopes of its runtime, given the first time it is
-    /// asked for (`Scope::id`, the tree view), so opening a scope touches
-    /// no counter shared with other scopes; `NO_ID` until then.
+    /// asked for (`Scope::id`, the tree view, a recording runtime at open),
+    /// so opening a scope touches no counter shared with other scopes;
+    /// `NO_ID` until then.
     id: AtomicU64,
     /// Where the scope was opened (`#[track_caller]`).
     pub(crate) location: &'static Location<'static>,
@@ -486,7 +488,7 @@ impl Node {
         Ok(())
     }
 
-    /// A runner finished the task of `node` that `key` names (the task
+    /// A runner finished the task of `node` that `id` names (the task
     /// called `release`).
     ///
     /// # Safety
@@ -495,12 +497,12 @@ impl Node {
     /// node may leave the tree and be freed during this call, so the caller
     /// does not use the pointer afterwards; nor does this function, past
     /// the point where the lock is released, unless it holds a reference.
-    pub(crate) unsafe fn release_task(node: NonNull<Node>, key: TaskId, panic: Option<Panic>) {
+    pub(crate) unsafe fn release_task(node: NonNull<Node>, id: TaskId, panic: Option<Panic>) {
         // SAFETY: the caller's contract. A local borrow, not an argument:
         // it may dangle once unused, below.
         let this = unsafe { node.as_ref() };
         this.shared()
-            .record(|| EventKind::TaskCompleted { task: key.number() });
+            .record(|| EventKind::TaskCompleted { task: id.number() });
         let mut after = After::default();
         let (leaving, pinned) = {
             let mut st = this.state.lock();
@@ -509,7 +511,7 @@ impl Node {
             if !this.cancelled.is_set() {
                 // SAFETY: the node is not cancelled, so the task it listed
                 // is still on its list.
-                after.drop_task(unsafe { st.tasks.remove(key) });
+                after.drop_task(unsafe { st.tasks.remove(id) });
             }
             // A panic cancels the scope, once the lock is released: keep the
             // node alive until then. (A node with a live task is open.)
@@ -525,6 +527,8 @@ impl Node {
         // unless `leaving` or `pinned` holds it. `after` touches the
         // runtime only to remove timers, which only a leaving node has.
         after.run();
+        // Not through links: the panic reaches the parent by unwinding out
+        // of this scope's future, which resumes it.
         if let Some(node) = pinned {
             node.cancel(CancelReason::Panicked, false);
         }
@@ -546,6 +550,7 @@ impl Node {
             open
         });
         if open {
+            // Not through links: see `release_task`.
             self.cancel(CancelReason::Panicked, false);
         }
     }

@@ -3,8 +3,9 @@
 //!
 //! Dropping a parked future is usually a few frees, and freeing from
 //! several threads at once memory that one thread allocated makes them
-//! queue on the allocator's lock: measured on glibc, two threads dropping
-//! 10,000 small futures took twice as long as one. So the canceller first
+//! queue on the allocator's lock: with glibc, two threads dropping many
+//! small futures take longer than one (BENCHMARKS.md, parallel drop). So
+//! the canceller first
 //! drops one chunk itself, timing it; only if that chunk's drops took long
 //! (user code doing real work in `Drop`) does it share the rest.
 //!
@@ -40,9 +41,8 @@ pub(super) const PARALLEL_MIN: usize = 3 * CHUNK;
 
 /// A first chunk whose drops took longer than this per task is shared out.
 /// Waking a worker takes some microseconds, and two threads freeing what a
-/// third allocated contend; measured on this project's benchmark machine,
-/// sharing starts to pay when a drop does about a microsecond of its own
-/// work (BENCHMARKS.md, parallel drop).
+/// third allocated contend; sharing starts to pay when a drop does about
+/// a microsecond of its own work (BENCHMARKS.md, parallel drop).
 const SLOW_DROP: Duration = Duration::from_nanos(1000);
 
 /// The shared work of one parallel drop.
@@ -78,11 +78,12 @@ impl Schedule for Helper {
         poll()
     }
 
+    // A helper job has no JoinHandle, so nobody reads this.
     fn cancelled(&self) -> Cancelled {
         Cancelled::new(CancelReason::Shutdown)
     }
 
-    fn release(&self, _key: TaskId, panic: Option<Panic>) {
+    fn release(&self, _id: TaskId, panic: Option<Panic>) {
         // `help` catches the panics of the drops it runs; nothing else in
         // a helper can panic.
         drop(panic);

@@ -3,7 +3,7 @@
 //!
 //! The roots' list is the one lock a runtime has over its scopes, and only
 //! opening and ending a *root* scope take it (a `block_on` of a scope, a
-//! scope opened outside any task). The views walk the tree node by node,
+//! scope opened outside any task), besides the views and shutdown. The views walk the tree node by node,
 //! each under its own lock (a parent's while its children are read), so
 //! each node is seen in a consistent state, and the tree as a whole as it
 //! was while the view ran.
