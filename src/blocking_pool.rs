@@ -322,40 +322,12 @@ impl fmt::Debug for BlockingPool {
 
 #[cfg(test)]
 mod tests {
-    use crate::cancelled::{CancelReason, Cancelled};
-    use crate::panic::Panic;
     use crate::runtime::Builder;
-    use crate::task::{Schedule, TaskId, TaskRef};
+    use crate::task::testing::Unscheduled;
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     use std::sync::{mpsc, Arc};
     use std::thread;
     use std::time::{Duration, Instant};
-
-    /// A scheduler for a task that nobody owns: the test hands it to the
-    /// pool itself.
-    struct Unowned;
-
-    impl Schedule for Unowned {
-        fn schedule(&self, task: TaskRef) {
-            drop(task);
-        }
-
-        fn reschedule(&self, task: TaskRef) {
-            drop(task);
-        }
-
-        fn enter<R>(&self, _task: TaskId, poll: impl FnOnce() -> R) -> R {
-            poll()
-        }
-
-        fn cancelled(&self) -> Cancelled {
-            Cancelled::new(CancelReason::Explicit)
-        }
-
-        fn release(&self, _id: TaskId, panic: Option<Panic>) {
-            drop(panic);
-        }
-    }
 
     /// Spins until `cond` holds; fails after a minute.
     fn spin_until(what: &str, cond: impl Fn() -> bool) {
@@ -391,7 +363,7 @@ mod tests {
                 started_tx.send(()).unwrap();
                 gate_rx.recv().unwrap();
             },
-            Unowned,
+            Unscheduled,
         );
         drop(handle);
         shared.blocking.submit(task);

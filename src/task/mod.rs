@@ -357,8 +357,9 @@ pub(crate) mod testing {
     use super::{Cancelled, Panic, Schedule, TaskRef};
     use crate::cancelled::CancelReason;
 
-    /// A scheduler that queues nothing: the tests hold the references.
-    struct Unscheduled;
+    /// A scheduler that queues nothing and owns no task: the tests hold
+    /// the references, and hand them to whatever they test.
+    pub(crate) struct Unscheduled;
 
     impl Schedule for Unscheduled {
         fn schedule(&self, task: TaskRef) {
