@@ -41,12 +41,24 @@ use std::time::Duration;
 /// assert_eq!(cancelled.to_string(), "cancelled: cancel() was called on this scope");
 /// ```
 #[derive(Clone)]
-pub struct Cancelled {
+pub struct Cancelled(Repr);
+
+/// Most values are a reason alone, as small as the reason (16 bytes: a
+/// task's join slot holds one) and free to drop; the few that carry more
+/// share it between their clones.
+#[derive(Clone)]
+enum Repr {
+    Plain(CancelReason),
+    Rich(Arc<Rich>),
+}
+
+/// A [`Cancelled`] that carries more than its reason.
+struct Rich {
     reason: CancelReason,
     /// What the user gave `cancel_with`.
     cause: Option<Cause>,
     /// The payload of a supervised task's panic, to be taken once.
-    panic: Option<Arc<Mutex<Option<Panic>>>>,
+    panic: Mutex<Option<Panic>>,
     /// The name of the scope the value belongs to, for `Debug`.
     scope: Option<Arc<str>>,
 }
@@ -95,31 +107,67 @@ pub enum CancelReason {
 
 impl Cancelled {
     pub(crate) fn new(reason: CancelReason) -> Cancelled {
-        Cancelled {
-            reason,
-            cause: None,
-            panic: None,
-            scope: None,
+        Cancelled(Repr::Plain(reason))
+    }
+
+    #[inline]
+    pub(crate) fn with_cause(self, cause: Option<Cause>) -> Cancelled {
+        match cause {
+            None => self,
+            cause => self.with_extra(|extra| extra.cause = cause),
         }
     }
 
-    pub(crate) fn with_cause(mut self, cause: Option<Cause>) -> Cancelled {
-        self.cause = cause;
-        self
-    }
-
     /// Names the scope the value belongs to (for `Debug`).
-    pub(crate) fn with_scope(mut self, name: Option<Arc<str>>) -> Cancelled {
-        self.scope = name;
-        self
+    #[inline]
+    pub(crate) fn with_scope(self, name: Option<Arc<str>>) -> Cancelled {
+        match name {
+            None => self,
+            name => self.with_extra(|extra| extra.scope = name),
+        }
     }
 
     /// A supervised task's panic, carried to its handle.
     pub(crate) fn panicked(payload: Panic) -> Cancelled {
-        Cancelled {
-            panic: Some(Arc::new(Mutex::new(Some(payload)))),
-            ..Cancelled::new(CancelReason::Panicked)
+        Cancelled::new(CancelReason::Panicked)
+            .with_extra(|extra| extra.panic = Mutex::new(Some(payload)))
+    }
+
+    /// Sets a rare part, on a `Rich` of this value's own.
+    #[cold]
+    fn with_extra(self, set: impl FnOnce(&mut Rich)) -> Cancelled {
+        let mut rich = match self.0 {
+            Repr::Plain(reason) => Rich {
+                reason,
+                cause: None,
+                panic: Mutex::new(None),
+                scope: None,
+            },
+            Repr::Rich(rich) => match Arc::try_unwrap(rich) {
+                Ok(rich) => rich,
+                // Shared with clones: copy what can be (a panic payload
+                // stays with the value that carried it to its handle).
+                Err(shared) => Rich {
+                    reason: shared.reason.clone(),
+                    cause: shared.cause.clone(),
+                    panic: Mutex::new(None),
+                    scope: shared.scope.clone(),
+                },
+            },
+        };
+        set(&mut rich);
+        Cancelled(Repr::Rich(Arc::new(rich)))
+    }
+
+    fn rich(&self) -> Option<&Rich> {
+        match &self.0 {
+            Repr::Plain(_) => None,
+            Repr::Rich(rich) => Some(rich),
         }
+    }
+
+    fn cause_ref(&self) -> Option<&Cause> {
+        self.rich()?.cause.as_ref()
     }
 
     /// Why the scope or task was cancelled.
@@ -133,7 +181,10 @@ impl Cancelled {
     /// assert!(matches!(err.reason(), CancelReason::Explicit));
     /// ```
     pub fn reason(&self) -> &CancelReason {
-        &self.reason
+        match &self.0 {
+            Repr::Plain(reason) => reason,
+            Repr::Rich(rich) => &rich.reason,
+        }
     }
 
     /// The reason the user gave [`cancel_with`](crate::Scope::cancel_with),
@@ -162,7 +213,7 @@ impl Cancelled {
     /// assert_eq!(err.to_string(), "cancelled: cancel() was called on this scope: down for maintenance");
     /// ```
     pub fn cause(&self) -> Option<&(dyn Error + Send + Sync + 'static)> {
-        self.cause.as_deref()
+        self.cause_ref().map(|cause| &**cause)
     }
 
     /// Takes out the panic payload of a task of a
@@ -184,19 +235,19 @@ impl Cancelled {
     /// assert_eq!(out, Ok("bad input"));
     /// ```
     pub fn take_panic(&self) -> Option<Panic> {
-        let slot = self.panic.as_ref()?;
-        slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+        let rich = self.rich()?;
+        rich.panic.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
 impl PartialEq for Cancelled {
     fn eq(&self, other: &Cancelled) -> bool {
-        let same_cause = match (&self.cause, &other.cause) {
+        let same_cause = match (self.cause_ref(), other.cause_ref()) {
             (None, None) => true,
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             _ => false,
         };
-        self.reason == other.reason && same_cause
+        self.reason() == other.reason() && same_cause
     }
 }
 
@@ -205,15 +256,18 @@ impl Eq for Cancelled {}
 impl fmt::Debug for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Cancelled");
-        d.field("reason", &self.reason);
-        if let Some(cause) = &self.cause {
-            d.field("cause", &format_args!("{cause}"));
-        }
-        if let Some(name) = &self.scope {
-            d.field("scope", name);
-        }
-        if self.panic.is_some() {
-            d.field("panic", &"..");
+        d.field("reason", self.reason());
+        if let Some(rich) = self.rich() {
+            if let Some(cause) = &rich.cause {
+                d.field("cause", &format_args!("{cause}"));
+            }
+            if let Some(name) = &rich.scope {
+                d.field("scope", name);
+            }
+            let panic = rich.panic.lock().unwrap_or_else(|e| e.into_inner());
+            if panic.is_some() {
+                d.field("panic", &"..");
+            }
         }
         d.finish()
     }
@@ -221,8 +275,8 @@ impl fmt::Debug for Cancelled {
 
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cancelled: {}", self.reason)?;
-        match &self.cause {
+        write!(f, "cancelled: {}", self.reason())?;
+        match self.cause_ref() {
             Some(cause) => write!(f, ": {cause}"),
             None => Ok(()),
         }
@@ -248,7 +302,7 @@ impl fmt::Display for CancelReason {
 
 impl Error for Cancelled {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.cause.as_deref().map(|c| c as &(dyn Error + 'static))
+        self.cause_ref().map(|c| &**c as &(dyn Error + 'static))
     }
 }
 

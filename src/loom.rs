@@ -51,6 +51,10 @@ pub(crate) mod sync {
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
             MutexGuard(Some(self.0.lock().expect("a model thread panicked")))
         }
+
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut().expect("a model thread panicked")
+        }
     }
 
     impl<T: Default> Default for Mutex<T> {

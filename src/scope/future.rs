@@ -12,6 +12,7 @@ use crate::cancelled::{CancelReason, Cancelled};
 use crate::context;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,7 +35,9 @@ pub struct ScopeFuture<F, Fut: Future> {
     deadline: Option<Duration>,
     location: &'static Location<'static>,
     /// What the builder methods set, out of line: most scopes set nothing.
-    options: Option<Box<Opening>>,
+    /// Dropped by hand in `Drop` (where it is rarely `Some`), so that the
+    /// compiler's drop of the whole future stays small.
+    options: ManuallyDrop<Option<Box<Opening>>>,
 }
 
 /// What a scope is opened with, beyond its kind: the builder methods'.
@@ -69,7 +72,7 @@ where
             kind,
             deadline: None,
             location,
-            options: None,
+            options: ManuallyDrop::new(None),
         }
     }
 
@@ -102,7 +105,7 @@ where
     /// }).named("server"));
     /// ```
     pub fn named(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.opening().tree.name = Some(name.into());
+        self.opening().tree.info().name = Some(name.into());
         self
     }
 
@@ -159,6 +162,7 @@ where
     ) -> Self {
         self.opening()
             .tree
+            .info()
             .locals
             .push((key.key(), Arc::new(value)));
         self
@@ -175,7 +179,7 @@ where
             kind: Kind::Plain,
             deadline: Some(after),
             location,
-            options: None,
+            options: ManuallyDrop::new(None),
         }
     }
 
@@ -186,22 +190,10 @@ where
         };
         let body = body.take().expect("Init holds the body");
         let (kind, location) = (self.kind, self.location);
-        let Opening { tree, handle } = self.options.take().map(|o| *o).unwrap_or_default();
-        if let Some(handle) = &handle {
-            handle.reserve();
-        }
-        let node = context::with_current_scope(|parent| match parent {
-            Some(parent) => Node::open(Place::Under(parent), kind, location, tree),
-            None => Node::open(
-                Place::Root(&context::current_runtime()),
-                kind,
-                location,
-                tree,
-            ),
-        });
-        if let Some(handle) = handle {
-            handle.bind(&node);
-        }
+        let node = match self.options.take() {
+            None => open_here(kind, location, Options::default()),
+            Some(opening) => open_with(kind, location, *opening),
+        };
         if let Some(after) = self.deadline {
             let now = node.shared().timers.now();
             super::set_deadline(&node, crate::time::after(now, after), after);
@@ -224,6 +216,34 @@ where
             output: None,
         };
     }
+}
+
+/// Opens a node under the scope being polled on this thread, or as a root
+/// of the current runtime.
+fn open_here(kind: Kind, location: &'static Location<'static>, options: Options) -> Arc<Node> {
+    context::with_current_scope(|parent| match parent {
+        Some(parent) => Node::open(Place::Under(parent), kind, location, options),
+        None => Node::open(
+            Place::Root(&context::current_runtime()),
+            kind,
+            location,
+            options,
+        ),
+    })
+}
+
+/// [`open_here`] for a scope that a builder method configured.
+#[cold]
+fn open_with(kind: Kind, location: &'static Location<'static>, opening: Opening) -> Arc<Node> {
+    let Opening { tree, handle } = opening;
+    if let Some(handle) = &handle {
+        handle.reserve();
+    }
+    let node = open_here(kind, location, tree);
+    if let Some(handle) = handle {
+        handle.bind(&node);
+    }
+    node
 }
 
 /// Drops the body in place, catching a panic from its `Drop`. An
@@ -308,6 +328,9 @@ impl<F, Fut: Future + Unpin> Unpin for ScopeFuture<F, Fut> {}
 
 impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
     fn drop(&mut self) {
+        if self.options.is_some() {
+            drop(self.options.take());
+        }
         let State::Running { node, body, .. } = &mut self.state else {
             return;
         };

@@ -34,6 +34,12 @@ impl<T> JoinSlot<T> {
         }
     }
 
+    /// Whether dropping the slot would drop nothing: no output left in it,
+    /// no waker.
+    pub(super) fn is_empty(&self) -> bool {
+        !matches!(self.output, Output::Ready(_)) && self.waker.is_none()
+    }
+
     /// Stores the output; returns the waker to call once the lock is gone.
     pub(super) fn put(&mut self, output: Result<T, Cancelled>) -> Option<Waker> {
         self.output = Output::Ready(output);

@@ -49,6 +49,7 @@ use crate::panic::Panic;
 use raw::{Header, Vtable};
 use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE};
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
@@ -108,8 +109,10 @@ struct Cell<F: Future, S> {
     header: Header,
     /// Rule S.
     scheduler: S,
-    /// Rule J.
-    join: Mutex<join::JoinSlot<F::Output>>,
+    /// Rule J. Dropped by `dealloc` only when it holds something (an
+    /// output nobody took, a waker): most tasks end with it empty, and
+    /// skipping its drop glue is worth it on the cancel path.
+    join: ManuallyDrop<Mutex<join::JoinSlot<F::Output>>>,
     /// Rule F.
     future: UnsafeCell<Option<F>>,
 }
@@ -126,7 +129,7 @@ where
     let cell = Box::new(Cell {
         header: Header::new(State::new(), &Cell::<F, S>::VTABLE),
         scheduler,
-        join: Mutex::new(join::JoinSlot::new()),
+        join: ManuallyDrop::new(Mutex::new(join::JoinSlot::new())),
         future: UnsafeCell::new(Some(future)),
     });
     let cell = NonNull::from(Box::leak(cell));
@@ -135,7 +138,7 @@ where
     // reference and the handle's. The join slot lives as long as the
     // allocation, which the handle's reference keeps.
     unsafe {
-        let slot = NonNull::from(&cell.as_ref().join);
+        let slot = NonNull::from(&*cell.as_ref().join);
         (TaskRef::from_raw(header), JoinHandle::new(header, slot))
     }
 }
@@ -248,7 +251,7 @@ where
         let cell = header.cast::<Self>();
         // SAFETY: rule R: this was the last reference, so nobody else can
         // reach the cell; it was allocated as a `Box<Self>` in `new`.
-        let cell = unsafe { Box::from_raw(cell.as_ptr()) };
+        let mut cell = unsafe { Box::from_raw(cell.as_ptr()) };
         // A task is only freed after COMPLETE, except when its owner refused
         // it and it never ran: then the future is dropped here, unpolled.
         // SAFETY: we own the cell now.
@@ -257,6 +260,10 @@ where
             !held || !cell.header.state.load().has(state::COMPLETE),
             "a COMPLETE task still holds its future"
         );
+        if !cell.join.get_mut().is_empty() {
+            // SAFETY: dropped once, here, and the cell is not used after.
+            unsafe { ManuallyDrop::drop(&mut cell.join) };
+        }
         drop(cell);
     }
 
@@ -294,22 +301,30 @@ where
     /// Hands the output to the `JoinHandle`, if the word before `COMPLETE`
     /// (`prev`) says one wants it. The output of a stopped task is only
     /// built then. Returns `panic`, or else a panic of the handle's waker.
+    #[inline(always)]
     fn deliver(&self, prev: Snapshot, end: End<F::Output>, panic: Option<Panic>) -> Option<Panic> {
-        if prev.has(JOIN_HANDLE) {
-            let output = match end {
-                End::Ready(value) => Ok(value),
-                End::Cancelled => Err(self.scheduler.cancelled()),
-                End::Panicked(Some(payload)) => Err(Cancelled::panicked(payload)),
-                End::Panicked(None) => Err(Cancelled::new(CancelReason::Panicked)),
-            };
-            let waker = self.join.lock().put(output);
-            // A panicking `JoinHandle` waker counts as this task's panic:
-            // it goes to the task's scope, not into the worker.
-            if let Some(wake_panic) = waker.and_then(crate::panic::wake_catching) {
-                return panic.or(Some(wake_panic));
-            }
+        // Inline, so that the common case (nobody joins: no output to
+        // build) drops a known `end` for free.
+        if !prev.has(JOIN_HANDLE) {
+            return panic;
         }
-        panic
+        self.deliver_to_handle(end, panic)
+    }
+
+    fn deliver_to_handle(&self, end: End<F::Output>, panic: Option<Panic>) -> Option<Panic> {
+        let output = match end {
+            End::Ready(value) => Ok(value),
+            End::Cancelled => Err(self.scheduler.cancelled()),
+            End::Panicked(Some(payload)) => Err(Cancelled::panicked(payload)),
+            End::Panicked(None) => Err(Cancelled::new(CancelReason::Panicked)),
+        };
+        let waker = self.join.lock().put(output);
+        // A panicking `JoinHandle` waker counts as this task's panic: it
+        // goes to the task's scope, not into the worker.
+        match waker.and_then(crate::panic::wake_catching) {
+            Some(wake_panic) => panic.or(Some(wake_panic)),
+            None => panic,
+        }
     }
 
     fn poll_future(&self, header: NonNull<Header>) -> Option<Poll<F::Output>> {

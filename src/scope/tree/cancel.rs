@@ -39,7 +39,14 @@ impl Node {
     /// upward through links (invariant 6). Idempotent. The caller holds a
     /// reference to the node.
     pub(crate) fn cancel(self: &Arc<Self>, reason: CancelReason, follow_links: bool) {
-        self.cancel_because(reason, None, follow_links);
+        // Already cancelled: its subtree is, or is being, by the walk that
+        // marked it (invariant 1); and that walk climbed the links.
+        if self.cancelled.is_set() {
+            return;
+        }
+        if walk(self, reason, None, true, self) && follow_links && self.kind == Kind::Linked {
+            self.climb_links(None);
+        }
     }
 
     /// [`cancel`](Node::cancel), with the user's `cause`, which every scope
@@ -50,20 +57,29 @@ impl Node {
         cause: Option<Cause>,
         follow_links: bool,
     ) {
-        // Already cancelled: its subtree is, or is being, by the walk that
-        // marked it (invariant 1); and that walk climbed the links.
         if self.cancelled.is_set() {
             return;
         }
-        let mut node = self;
-        let mut reason = reason;
-        while walk(node, reason, cause.as_ref(), true, self)
+        if walk(self, reason, cause.as_ref(), true, self)
             && follow_links
-            && node.kind == Kind::Linked
+            && self.kind == Kind::Linked
         {
-            let Some(parent) = &node.parent else { return };
+            self.climb_links(cause.as_ref());
+        }
+    }
+
+    /// The climb of a linked scope's cancel (invariant 6): its parent is
+    /// cancelled, and on upward while the scopes on the way are linked.
+    #[cold]
+    fn climb_links(self: &Arc<Self>, cause: Option<&Cause>) {
+        let mut node = self;
+        while let Some(parent) = &node.parent {
             node = parent;
-            reason = CancelReason::LinkedChild;
+            if !walk(node, CancelReason::LinkedChild, cause, true, self)
+                || node.kind != Kind::Linked
+            {
+                return;
+            }
         }
     }
 
@@ -125,6 +141,7 @@ fn walk(
 /// Records the node's reason, and the cause that came with the cancel
 /// (the node keeps it for its `Cancelled` values). The caller holds the
 /// node's lock (`st`).
+#[inline]
 fn set_cancelled(
     node: &Node,
     st: &mut State,
@@ -133,9 +150,25 @@ fn set_cancelled(
     origin: &Node,
 ) {
     if let Some(cause) = cause {
-        st.rare().cause = Some(cause.clone());
+        keep_cause(st, cause);
     }
     node.cancelled.set(reason, cause.is_some());
+    if node.shared().records() {
+        record_cancel(node, reason, origin);
+    }
+}
+
+/// The rare half of [`set_cancelled`]: out of line, so that a cancel
+/// without a cause keeps few registers busy.
+#[cold]
+#[inline(never)]
+fn keep_cause(st: &mut State, cause: &Cause) {
+    st.rare().cause = Some(cause.clone());
+}
+
+#[cold]
+#[inline(never)]
+fn record_cancel(node: &Node, reason: &CancelReason, origin: &Node) {
     node.shared().record(|| EventKind::ScopeCancelled {
         scope: node.id(),
         reason: reason.clone(),

@@ -84,6 +84,7 @@ use crate::time::timers::{TimerKey, Timers};
 use crate::trace::{EventKind, ScopeKind};
 use slab::Slab;
 use std::any::Any;
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -135,8 +136,10 @@ pub(crate) struct Node {
     /// Where the scope was opened (`#[track_caller]`).
     pub(crate) location: &'static Location<'static>,
     /// Its name and scope-locals, if it has either: set at open, never
-    /// changed, so read without a lock.
-    info: Option<Box<Info>>,
+    /// changed, so read without a lock. Dropped by hand in `Drop` (where
+    /// it is rarely `Some`), so that the compiler's drop of a node stays
+    /// small.
+    info: ManuallyDrop<Option<Box<Info>>>,
     /// Set once, under `state`'s lock, when the scope is cancelled; read
     /// without it.
     pub(crate) cancelled: CancelCell,
@@ -206,16 +209,24 @@ pub(crate) enum Body {
 /// How a scope is opened, beyond its place and kind.
 #[derive(Default)]
 pub(crate) struct Options {
+    pub(crate) supervises: bool,
+    /// Its name and locals, if it has any: built by the builder methods,
+    /// so that opening a plain scope moves one null pointer.
+    pub(crate) info: Option<Box<Info>>,
+}
+
+impl Options {
+    pub(crate) fn info(&mut self) -> &mut Info {
+        self.info.get_or_insert_with(Box::default)
+    }
+}
+
+/// A node's name and scope-locals (immutable once the node is open).
+#[derive(Default)]
+pub(crate) struct Info {
     pub(crate) name: Option<Arc<str>>,
     /// Scope-local values: a key (a `ScopeLocal`'s address) and its value.
     pub(crate) locals: Vec<(usize, Arc<dyn Any + Send + Sync>)>,
-    pub(crate) supervises: bool,
-}
-
-/// A node's name and scope-locals (immutable).
-struct Info {
-    name: Option<Arc<str>>,
-    locals: Vec<(usize, Arc<dyn Any + Send + Sync>)>,
 }
 
 /// The parts of a node that most scopes never use.
@@ -274,12 +285,6 @@ impl Node {
                 (ptr, Some(shared.clone()), None)
             }
         };
-        let info = (options.name.is_some() || !options.locals.is_empty()).then(|| {
-            Box::new(Info {
-                name: options.name,
-                locals: options.locals,
-            })
-        });
         let node = Arc::new(Node {
             shared,
             runtime,
@@ -288,7 +293,7 @@ impl Node {
             supervises: options.supervises,
             id: AtomicU64::new(NO_ID),
             location,
-            info,
+            info: ManuallyDrop::new(options.info),
             cancelled: CancelCell::new(),
             siblings: UnsafeCell::new(Siblings::default()),
             state: Mutex::new(State::new()),
@@ -421,7 +426,12 @@ impl Node {
     /// [`cancel_value`](Node::cancel_value) for a caller that holds the
     /// node's lock (`st`).
     fn cancel_value_locked(&self, st: &State) -> Cancelled {
-        self.cancel_value_with(st.cause())
+        let cause = if self.cancelled.has_cause() {
+            st.cause()
+        } else {
+            None
+        };
+        self.cancel_value_with(cause)
     }
 
     fn cancel_value_with(&self, cause: Option<Cause>) -> Cancelled {
@@ -846,6 +856,9 @@ impl Drop for Node {
     /// Frees a chain of parents that this node held last, iteratively: a
     /// long chain of nested scopes costs no stack.
     fn drop(&mut self) {
+        if self.info.is_some() {
+            drop(self.info.take());
+        }
         let mut parent = self.parent.take();
         while let Some(node) = parent {
             parent = match Arc::try_unwrap(node) {
