@@ -257,9 +257,14 @@ impl Inner {
                 };
                 st.running += 1;
                 drop(st);
-                task.run();
+                let requeue = task.run();
                 st = self.state.lock();
                 st.running -= 1;
+                if let Some(task) = requeue {
+                    // Woken during its poll (a closure does not wait, so
+                    // only a wake that raced it): run it again.
+                    st.queue.push_back(task);
+                }
                 if self.config.paused && st.running == 0 && st.queue.is_empty() {
                     drop(st);
                     self.fell_idle();

@@ -128,6 +128,15 @@ pub(crate) mod sync {
     }
 }
 
+/// Giving up the core in a wait loop: loom's yield, which lets the model
+/// run another thread, or the OS's.
+pub(crate) mod thread {
+    #[cfg(cancel_scope_loom)]
+    pub(crate) use ::loom::thread::yield_now;
+    #[cfg(not(cancel_scope_loom))]
+    pub(crate) use std::thread::yield_now;
+}
+
 /// A cell whose accesses loom can check: loom's own under the model, a
 /// thin wrapper over `std::cell::UnsafeCell` otherwise.
 pub(crate) mod cell {

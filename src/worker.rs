@@ -180,7 +180,10 @@ impl Core {
                         shared.idle.notify_work();
                     }
                 }
-                task.run();
+                if let Some(task) = task.run() {
+                    // Woken during its poll: behind the tasks waiting.
+                    shared.schedule(task, Push::Back);
+                }
                 continue;
             }
             if shared.timers.fire_expired() {

@@ -18,6 +18,10 @@
 //! - `self_spawning_tasks_race_cancel`: relays of tasks that spawn their
 //!   successor are cancelled while they spawn. Every future handed to
 //!   `spawn` is dropped exactly once.
+//! - `foreign_wakes_race_cancel_and_scope_end`: another thread wakes the
+//!   tasks while they are cancelled and their scope ends. A waker's push
+//!   never outlives the scope node it goes through (seen by the sanitizer
+//!   runs).
 //!
 //! In every race each future is dropped exactly once and no task is left.
 //! Where a race checks polls after the cancel, a parked future is never
@@ -39,8 +43,9 @@ use cancel_scope::sync::Event;
 use cancel_scope::task::yield_now;
 use cancel_scope::{linked_scope, scope, CancelHandle, CancelReason, JoinHandle, Scope};
 use futures_lite::future;
-use std::sync::{mpsc, Arc, Barrier};
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::task::{Poll, Waker};
 use std::thread;
 use support::{
     arrive_and_park, hang_guard, panic_message, runtime, BoxFuture, Clock, Countdown, Counter,
@@ -661,4 +666,55 @@ fn stage_a_scope_ending_during_a_cancel_batch() {
     x_probes.assert_each_dropped_once();
     assert_eq!(rt.live_tasks(), 0);
     assert_eq!(rt.live_scopes(), 0);
+}
+
+/// Another thread wakes a scope's parked tasks over and over while the
+/// body cancels them and the scope ends (its node freed). A wake that
+/// found a task idle pushes it through the task's node, and the cancel
+/// that claims the task in the meantime must not release it, and so let
+/// the node go, before that push is done: the sanitizer runs of CI report
+/// any read of a freed node. Every future is dropped exactly once.
+#[test]
+fn foreign_wakes_race_cancel_and_scope_end() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
+        for _ in 0..ITERATIONS {
+            const TASKS: usize = 8;
+            let probes = Probes::new(TASKS);
+            let wakers: Arc<Mutex<Vec<Waker>>> = Arc::default();
+            let stop = Arc::new(AtomicBool::new(false));
+            let waking = {
+                let (wakers, stop) = (wakers.clone(), stop.clone());
+                thread::spawn(move || {
+                    while !stop.load(SeqCst) {
+                        let now: Vec<Waker> = wakers.lock().unwrap().clone();
+                        now.iter().for_each(Waker::wake_by_ref);
+                    }
+                })
+            };
+            let out = rt.block_on(scope(|s| {
+                let (probes, wakers) = (probes.clone(), wakers.clone());
+                async move {
+                    for i in 0..TASKS {
+                        let wakers = wakers.clone();
+                        s.spawn(probes.wrap(
+                            i,
+                            future::poll_fn(move |cx| {
+                                wakers.lock().unwrap().push(cx.waker().clone());
+                                Poll::<()>::Pending
+                            }),
+                        ));
+                    }
+                    while wakers.lock().unwrap().len() < TASKS {
+                        yield_now().await;
+                    }
+                    s.cancel();
+                }
+            }));
+            assert_eq!(*out.unwrap_err().reason(), CancelReason::Explicit);
+            stop.store(true, SeqCst);
+            waking.join().unwrap();
+            probes.assert_each_dropped_once();
+        }
+    });
 }

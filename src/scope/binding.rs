@@ -7,7 +7,9 @@
 //! per-task count on the node's shared line. The pointer is followed only
 //! while the task is live in the node (spawned and not yet released), which
 //! is exactly when the task can be woken, polled, delivered or released;
-//! tree invariant 2 keeps the node alive that long.
+//! tree invariant 2 keeps the node alive that long. A waker's push counts
+//! as live: the task is not released until the push is done (rule W in
+//! `task/state.rs`).
 
 use super::tree::Node;
 use crate::cancelled::Cancelled;
@@ -55,10 +57,6 @@ impl TaskBinding {
 impl Schedule for TaskBinding {
     fn schedule(&self, task: TaskRef) {
         self.node().shared().schedule(task, Push::Next);
-    }
-
-    fn reschedule(&self, task: TaskRef) {
-        self.node().shared().schedule(task, Push::Back);
     }
 
     #[inline]

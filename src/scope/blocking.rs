@@ -50,10 +50,6 @@ impl Schedule for BlockingBinding {
         self.0.node().shared().blocking.submit(task);
     }
 
-    fn reschedule(&self, task: TaskRef) {
-        self.0.node().shared().blocking.submit(task);
-    }
-
     fn enter<R>(&self, task: TaskId, poll: impl FnOnce() -> R) -> R {
         self.0.enter(task, poll)
     }

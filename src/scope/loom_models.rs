@@ -33,7 +33,9 @@ fn finish(node: &Node) -> Option<Outcome> {
 /// A worker's turn: runs every queued task once.
 fn run_queued(shared: &Shared) {
     while let Steal::Success(task) = shared.injector().steal() {
-        task.run();
+        if let Some(task) = task.run() {
+            shared.schedule(task, crate::worker::Push::Back);
+        }
     }
 }
 

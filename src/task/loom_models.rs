@@ -6,7 +6,8 @@
 //! In every interleaving loom checks that the future is never touched by
 //! two threads at once (rule F), and each model asserts that the future is
 //! dropped exactly once, never polled after a cancel claimed it, that no
-//! wake-up is lost, that the handle gets exactly the output the task ended
+//! wake-up is lost, that a task is never released while a waker pushes it
+//! (rule W), that the handle gets exactly the output the task ended
 //! with, and that the task is freed once, after its last reference (a freed
 //! task still in use would show as a causality violation on its cells).
 //!
@@ -33,11 +34,11 @@ struct Model {
 
 impl Schedule for Model {
     fn schedule(&self, task: TaskRef) {
+        // Rule W: a task is not released while it is pushed, so an owner
+        // reaching its own state here (a scope node) finds it alive.
+        assert_eq!(self.released.load(SeqCst), 0, "pushed after its release");
         self.queue.lock().push_back(task);
-    }
-
-    fn reschedule(&self, task: TaskRef) {
-        self.queue.lock().push_back(task);
+        assert_eq!(self.released.load(SeqCst), 0, "released during its push");
     }
 
     fn enter<R>(&self, _task: TaskId, poll: impl FnOnce() -> R) -> R {
@@ -60,7 +61,11 @@ impl Model {
         loop {
             let task = self.queue.lock().pop_front();
             match task {
-                Some(task) => task.run(),
+                Some(task) => {
+                    if let Some(task) = task.run() {
+                        self.queue.lock().push_back(task);
+                    }
+                }
                 None => return,
             }
         }

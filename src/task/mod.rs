@@ -19,6 +19,9 @@
 //!   `COMPLETE` writes the output there (only if `JOIN_HANDLE` was set), and
 //!   the `JoinHandle` takes it.
 //! - **Rule S (scheduler).** `scheduler` is immutable after spawn.
+//! - **Rule W (wake).** A waker that makes an idle task runnable pushes it
+//!   through `scheduler` while it holds `PUSHING`; `release` waits for it
+//!   (`state.rs`). A runner requeues a task it polled itself.
 //! - **Rule R (references).** Every `TaskRef`, waker and `JoinHandle` owns
 //!   one count of the state word; the one that drops the count to zero
 //!   frees the allocation (`dealloc`), after every other holder's last
@@ -47,7 +50,7 @@ use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
 use crate::panic::Panic;
 use raw::{Header, Vtable};
-use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE};
+use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE, PUSHING};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -58,11 +61,12 @@ use std::task::{Context, Poll};
 /// How a task reaches whoever owns it.
 pub(crate) trait Schedule: Send + Sync + 'static {
     /// Pushes a task that a waker made runnable; on a worker it runs next.
+    /// The task may be claimed by a canceller during the push, but it is
+    /// not released until the push returns (rule W in `state.rs`), so the
+    /// owner may reach its own state here. A task woken while it was being
+    /// polled is not pushed here: [`TaskRef::run`] hands it back to its
+    /// runner.
     fn schedule(&self, task: TaskRef);
-    /// Pushes a task that was woken while it was being polled (it yielded,
-    /// or a wake raced its poll) to the back of the queue, behind the tasks
-    /// already waiting.
-    fn reschedule(&self, task: TaskRef);
     /// Runs `poll`, a poll of the task `task`, with the task's context
     /// installed (its current scope).
     fn enter<R>(&self, task: TaskId, poll: impl FnOnce() -> R) -> R;
@@ -165,23 +169,29 @@ where
         unsafe { header.cast::<Self>().as_ref() }
     }
 
-    /// The vtable's `run`: takes the queue's reference.
-    unsafe fn run(header: NonNull<Header>) {
+    /// The vtable's `run`: takes the queue's reference, and hands it back
+    /// if the task is to be queued again.
+    unsafe fn run(header: NonNull<Header>) -> bool {
         // SAFETY: the vtable is this type's, and the queue's reference keeps
         // the cell alive until `drop_ref` at the end.
         let this = unsafe { Self::from_header(header) };
-        this.run_once(header);
+        if this.run_once(header) {
+            return true;
+        }
         // SAFETY: the reference `run` took over; `this` is not used after.
         unsafe { raw::drop_ref(header) };
+        false
     }
 
-    fn run_once(&self, header: NonNull<Header>) {
+    /// Returns true if the task was woken during its poll: its runner
+    /// queues it again (`TaskRef::run`).
+    fn run_once(&self, header: NonNull<Header>) -> bool {
         match self.header.state.transition_to_running() {
-            ToRunning::Dead => return,
+            ToRunning::Dead => return false,
             ToRunning::Cancel => {
                 let panic = self.complete(End::Cancelled);
                 self.release(header, panic);
-                return;
+                return false;
             }
             ToRunning::Poll => {}
         }
@@ -193,18 +203,14 @@ where
             }
             Some(Poll::Pending) => match self.header.state.transition_to_idle() {
                 ToIdle::Idle => {}
-                ToIdle::Reschedule => {
-                    self.header.state.ref_inc();
-                    // SAFETY: the new reference goes to the queue.
-                    self.scheduler
-                        .reschedule(unsafe { TaskRef::from_raw(header) });
-                }
+                ToIdle::Reschedule => return true,
                 ToIdle::Cancel => {
                     let panic = self.complete(End::Cancelled);
                     self.release(header, panic);
                 }
             },
         }
+        false
     }
 
     /// The vtable's `cancel`.
@@ -214,6 +220,12 @@ where
         let this = unsafe { Self::from_header(header) };
         match this.header.state.transition_to_cancelled() {
             ToCancelled::Claimed(prev) => {
+                // Rule W: the caller releases the task on our return, so a
+                // push in progress must be done by then (and no new one
+                // starts on a `COMPLETE` task).
+                if prev.has(PUSHING) {
+                    this.header.state.wait_for_push();
+                }
                 let panic = this.drop_future();
                 Cancel::Dropped(this.deliver(prev, End::Cancelled, panic))
             }
@@ -270,7 +282,10 @@ where
     /// `header` is the runner's pointer to this task: the owner unlists the
     /// task by this id, and the list's reference it gets back may be the
     /// last.
+    /// Hands the finished task to its owner, once no waker is pushing it
+    /// (rule W in `state.rs`).
     fn release(&self, header: NonNull<Header>, panic: Option<Panic>) {
+        self.header.state.wait_for_push();
         self.scheduler.release(TaskId::new(header), panic);
     }
 
@@ -378,10 +393,6 @@ pub(crate) mod testing {
 
     impl Schedule for Unscheduled {
         fn schedule(&self, task: TaskRef) {
-            drop(task);
-        }
-
-        fn reschedule(&self, task: TaskRef) {
             drop(task);
         }
 

@@ -31,8 +31,9 @@ pub(crate) struct Links {
 
 /// What knows a task's types.
 pub(super) struct Vtable {
-    /// Runs the task once; takes the caller's reference.
-    pub(super) run: unsafe fn(NonNull<Header>),
+    /// Runs the task once; takes the caller's reference, and gives it back
+    /// (returns true) if the task was woken during its poll.
+    pub(super) run: unsafe fn(NonNull<Header>) -> bool,
     /// `TaskRef::cancel`; see [`Cancel`].
     pub(super) cancel: unsafe fn(NonNull<Header>) -> Cancel,
     /// Cancels this task alone, doing its owner's accounting.
@@ -84,12 +85,19 @@ impl TaskRef {
         std::mem::ManuallyDrop::new(self).0
     }
 
-    /// Runs the task once (called by a worker that popped it).
-    pub(crate) fn run(self) {
+    /// Runs the task once (called by the thread that popped it from a run
+    /// queue). Returns the task if it was woken during its poll (it yielded,
+    /// or a wake raced the poll): the caller queues it again, behind the
+    /// tasks already waiting. The runner does this push, not the task's
+    /// owner, because it holds the runtime alive and the task's node may
+    /// not be (rule W in `state.rs`).
+    #[must_use = "a task returned by `run` must be queued again"]
+    pub(crate) fn run(self) -> Option<TaskRef> {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: the header is live (our reference), and `run` takes that
-        // reference over.
-        unsafe { (this.header().vtable.run)(this.0) }
+        // reference over; when it returns true it hands it back.
+        let requeue = unsafe { (this.header().vtable.run)(this.0) };
+        requeue.then(|| TaskRef(this.0))
     }
 
     /// The task's identity.
@@ -170,10 +178,22 @@ unsafe fn wake_by_ref(header: NonNull<Header>) {
     // SAFETY: the caller keeps the task alive.
     let h = unsafe { header.as_ref() };
     if h.state.transition_to_notified() == ToNotified::Submit {
+        // Rule W: `PUSHING` is set until this guard drops, after the push
+        // (or while unwinding from a panicking one).
+        let _pushing = Pushing(&h.state);
         h.state.ref_inc();
         // SAFETY: the header is live, and the new reference goes to the
         // queue through `schedule`.
         unsafe { (h.vtable.schedule)(header) };
+    }
+}
+
+/// Clears `PUSHING` when dropped (rule W).
+struct Pushing<'a>(&'a State);
+
+impl Drop for Pushing<'_> {
+    fn drop(&mut self) {
+        self.0.finish_push();
     }
 }
 

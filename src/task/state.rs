@@ -8,7 +8,7 @@
 //! | 2     | `COMPLETE`    | the runner dropping the future, or a canceller claiming an idle one (terminal) | never |
 //! | 3     | `CANCELLED`   | the canceller                        | never                         |
 //! | 4     | `JOIN_HANDLE` | spawn (a `JoinHandle` exists)        | the `JoinHandle`'s drop       |
-//! | 5     | (unused)      |                                      |                               |
+//! | 5     | `PUSHING`     | a wake of an idle task (with `SCHEDULED`) | that waker, once its push is done |
 //! | 6..   | references    | spawn (2); each clone of a `TaskRef` or waker (+1) | each drop (-1); the last frees the task |
 //!
 //! Combinations that cannot occur:
@@ -25,6 +25,20 @@
 //! dropped it: once `COMPLETE` is set nobody else touches the future, so
 //! claiming an idle task and completing it is one read-modify-write, not
 //! two (rule F in `task/mod.rs`).
+//!
+//! **Rule W (wake).** A waker that makes an idle task runnable pushes
+//! it through its owner (`Schedule::schedule`), which reaches the task's
+//! scope node and the runtime. From the moment it sets `SCHEDULED` a
+//! canceller may claim the task; what keeps the node alive is that the
+//! task is not *released* (its owner's accounting, after which the node may
+//! end and be freed) while `PUSHING` is set: whoever releases it first
+//! waits for the waker's push to finish (`wait_for_push`). At most one
+//! waker pushes at a time: a wake that finds the task idle but still
+//! `PUSHING` (pushed, run and idle again within the first waker's push)
+//! waits for that push too. The waits are rare and short: the push takes
+//! no lock that a waiter can hold. A runner requeueing a task it polled
+//! pushes it itself, on a worker whose runtime outlives it, so it needs no
+//! `PUSHING`.
 //!
 //! The reference count shares the word, so a task is one allocation with
 //! one counter: references are taken with `Relaxed` (a holder can only
@@ -46,6 +60,9 @@ pub(crate) const COMPLETE: usize = 1 << 2;
 pub(crate) const CANCELLED: usize = 1 << 3;
 /// A `JoinHandle` is alive and wants the output.
 pub(crate) const JOIN_HANDLE: usize = 1 << 4;
+/// A waker is pushing the task to a run queue: it may not be released
+/// until the push is done (rule W).
+pub(crate) const PUSHING: usize = 1 << 5;
 
 /// Where the reference count starts.
 const REF_SHIFT: u32 = 6;
@@ -182,14 +199,59 @@ impl State {
     /// it, the claim acquires our release; after it, we see `RUNNING` and
     /// the runner polls again. Setting `SCHEDULED` on a finished or
     /// cancelled task is harmless: nothing pushes it.
+    ///
+    /// `Submit` sets `PUSHING` too; the waker calls `finish_push` once it
+    /// has pushed the task (rule W).
     pub(crate) fn transition_to_notified(&self) -> ToNotified {
-        let prev = self.0.fetch_or(SCHEDULED, AcqRel);
-        if prev & (COMPLETE | SCHEDULED | CANCELLED | RUNNING) == 0 {
-            ToNotified::Submit
-        } else {
-            // Queued already, or the runner sees SCHEDULED in
-            // `transition_to_idle`, or the task is finished.
-            ToNotified::Nothing
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let (next, action) = if cur & (COMPLETE | SCHEDULED | CANCELLED | RUNNING) != 0 {
+                // Queued already, or the runner sees SCHEDULED in
+                // `transition_to_idle`, or the task is finished.
+                (cur | SCHEDULED, ToNotified::Nothing)
+            } else if cur & PUSHING != 0 {
+                // Idle, but the previous waker is still in its push.
+                cur = self.wait_for_push_slow();
+                continue;
+            } else {
+                (cur | SCHEDULED | PUSHING, ToNotified::Submit)
+            };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return action,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// The waker that got `Submit` has pushed the task (rule W). Its
+    /// `Release` orders its use of the task's node and runtime before the
+    /// release that `wait_for_push` then lets through.
+    pub(crate) fn finish_push(&self) {
+        self.0.fetch_and(!PUSHING, Release);
+    }
+
+    /// Waits until no waker is pushing the task. Called before the task
+    /// is released (rule W); once the task is `COMPLETE` no new push can
+    /// start, so the answer stays true.
+    #[inline]
+    pub(crate) fn wait_for_push(&self) {
+        if self.0.load(Acquire) & PUSHING != 0 {
+            self.wait_for_push_slow();
+        }
+    }
+
+    /// `wait_for_push` once a push was seen: rare, so out of line.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_push_slow(&self) -> usize {
+        loop {
+            // The pusher is between two steps of a short, lock-free push;
+            // give it the core.
+            crate::loom::thread::yield_now();
+            let s = self.0.load(Acquire);
+            if s & PUSHING == 0 {
+                return s;
+            }
         }
     }
 
@@ -260,6 +322,7 @@ impl fmt::Debug for Snapshot {
             (COMPLETE, "COMPLETE"),
             (CANCELLED, "CANCELLED"),
             (JOIN_HANDLE, "JOIN_HANDLE"),
+            (PUSHING, "PUSHING"),
         ];
         let mut first = true;
         for (bit, name) in names {
@@ -284,7 +347,14 @@ mod tests {
 
     #[test]
     fn bits_are_disjoint() {
-        let bits = [SCHEDULED, RUNNING, COMPLETE, CANCELLED, JOIN_HANDLE];
+        let bits = [
+            SCHEDULED,
+            RUNNING,
+            COMPLETE,
+            CANCELLED,
+            JOIN_HANDLE,
+            PUSHING,
+        ];
         for (i, a) in bits.iter().enumerate() {
             assert_eq!(a.count_ones(), 1);
             assert_eq!(a & !FLAGS, 0, "flags sit below the count");
@@ -317,6 +387,40 @@ mod tests {
         assert_eq!(s.transition_to_idle(), ToIdle::Idle);
         assert_eq!(s.transition_to_notified(), ToNotified::Submit);
         assert_eq!(s.transition_to_notified(), ToNotified::Nothing);
+    }
+
+    /// Rule W, both waits: a wake of an idle task whose previous push is
+    /// still in progress, and a release, wait for that push to finish.
+    /// Neither may return while `PUSHING` is set.
+    #[test]
+    fn wakes_and_releases_wait_for_a_push_in_progress() {
+        use std::sync::atomic::AtomicBool;
+        let s = State::new();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+        assert_eq!(s.transition_to_notified(), ToNotified::Submit);
+        assert!(s.load().has(PUSHING));
+        // Run by a worker and idle again before the first waker is done.
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|threads| {
+            let second = threads.spawn(|| {
+                let action = s.transition_to_notified();
+                assert!(done.load(SeqCst), "a wake went past a push in progress");
+                s.finish_push(); // this waker's own push
+                action
+            });
+            let releaser = threads.spawn(|| {
+                s.wait_for_push();
+                assert!(done.load(SeqCst), "a release went past a push");
+            });
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            done.store(true, SeqCst);
+            s.finish_push();
+            assert_eq!(second.join().unwrap(), ToNotified::Submit);
+            releaser.join().unwrap();
+        });
     }
 
     #[test]

@@ -70,10 +70,6 @@ impl Schedule for Helper {
         drop(task);
     }
 
-    fn reschedule(&self, task: TaskRef) {
-        drop(task);
-    }
-
     fn enter<R>(&self, _task: TaskId, poll: impl FnOnce() -> R) -> R {
         poll()
     }
