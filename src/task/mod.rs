@@ -279,11 +279,10 @@ where
         drop(cell);
     }
 
-    /// `header` is the runner's pointer to this task: the owner unlists the
-    /// task by this id, and the list's reference it gets back may be the
-    /// last.
     /// Hands the finished task to its owner, once no waker is pushing it
-    /// (rule W in `state.rs`).
+    /// (rule W in `state.rs`). `header` is the runner's pointer to this
+    /// task: the owner unlists the task by this id, and the list's
+    /// reference it gets back may be the last.
     fn release(&self, header: NonNull<Header>, panic: Option<Panic>) {
         self.header.state.wait_for_push();
         self.scheduler.release(TaskId::new(header), panic);
