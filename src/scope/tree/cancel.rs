@@ -204,6 +204,10 @@ fn mark(
     origin: &Node,
     stack: &mut Option<NonNull<Node>>,
 ) {
+    // Checked by the loom models too, which build without debug assertions.
+    if cfg!(any(debug_assertions, cancel_scope_loom)) {
+        assert!(!node.cancelled.is_set(), "a node is marked once");
+    }
     set_cancelled(node, st, reason, cause, origin);
     // SAFETY: the node is alive (we hold its lock), `ptr` follows rule A;
     // the count taken goes to the stack, which `expand` takes back.
@@ -234,6 +238,11 @@ fn expand(node: NonNull<Node>, descend: bool, origin: &Node) -> Option<NonNull<N
                     continue; // the cancel stops at a shield; or see `cancel`
                 }
                 let mut child_st = child.state.lock();
+                if child.cancelled.is_set() {
+                    // Its own cancel marked it while we took its lock: it
+                    // is on that walk's stack, and is marked only once.
+                    continue;
+                }
                 let ancestor = CancelReason::Ancestor;
                 mark(
                     ptr,
