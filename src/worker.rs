@@ -82,7 +82,8 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(2);
 pub(crate) enum Push {
     /// In the LIFO slot: run it next (a wake).
     Next,
-    /// At the back of the local queue (a yield).
+    /// At the back of the local queue (a spawn, or a task woken during its
+    /// own poll).
     Back,
 }
 

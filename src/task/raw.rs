@@ -181,9 +181,8 @@ unsafe fn wake_by_ref(header: NonNull<Header>) {
         // Rule W: `PUSHING` is set until this guard drops, after the push
         // (or while unwinding from a panicking one).
         let _pushing = Pushing(&h.state);
-        h.state.ref_inc();
-        // SAFETY: the header is live, and the new reference goes to the
-        // queue through `schedule`.
+        // SAFETY: the header is live, and the reference `Submit` took goes
+        // to the queue through `schedule`.
         unsafe { (h.vtable.schedule)(header) };
     }
 }

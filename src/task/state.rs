@@ -200,8 +200,9 @@ impl State {
     /// the runner polls again. Setting `SCHEDULED` on a finished or
     /// cancelled task is harmless: nothing pushes it.
     ///
-    /// `Submit` sets `PUSHING` too; the waker calls `finish_push` once it
-    /// has pushed the task (rule W).
+    /// `Submit` sets `PUSHING` too, and takes a reference for the queue;
+    /// the waker hands it to `Schedule::schedule` and calls `finish_push`
+    /// once it has pushed the task (rule W).
     pub(crate) fn transition_to_notified(&self) -> ToNotified {
         let mut cur = self.0.load(Acquire);
         loop {
@@ -214,7 +215,8 @@ impl State {
                 cur = self.wait_for_push_slow();
                 continue;
             } else {
-                (cur | SCHEDULED | PUSHING, ToNotified::Submit)
+                // With the reference the queue will hold, in the same step.
+                ((cur | SCHEDULED | PUSHING) + REF_ONE, ToNotified::Submit)
             };
             match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
                 Ok(_) => return action,
