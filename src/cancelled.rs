@@ -5,10 +5,11 @@
 //! why it stopped.
 
 use crate::panic::Panic;
+use parking_lot::Mutex;
 use std::error::Error;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a scope or task stopped before finishing its work.
@@ -236,7 +237,7 @@ impl Cancelled {
     /// ```
     pub fn take_panic(&self) -> Option<Panic> {
         let rich = self.rich()?;
-        rich.panic.lock().unwrap_or_else(|e| e.into_inner()).take()
+        rich.panic.lock().take()
     }
 }
 
@@ -264,7 +265,7 @@ impl fmt::Debug for Cancelled {
             if let Some(name) = &rich.scope {
                 d.field("scope", name);
             }
-            let panic = rich.panic.lock().unwrap_or_else(|e| e.into_inner());
+            let panic = rich.panic.lock();
             if panic.is_some() {
                 d.field("panic", &"..");
             }

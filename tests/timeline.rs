@@ -179,6 +179,7 @@ fn a_cancel_names_the_scope_it_started_at_and_misses_shields() {
                     std::future::pending::<()>().await
                 };
                 if shielded {
+                    let around = root.cancel_handle();
                     root.spawn(async move {
                         let _ = shielded_scope(move |s| {
                             let s2 = s.clone();
@@ -186,7 +187,7 @@ fn a_cancel_names_the_scope_it_started_at_and_misses_shields() {
                                 // The shield ends itself once the root is
                                 // cancelled around it.
                                 s2.spawn(async move {
-                                    cancel_scope::time::sleep(ms(20)).await;
+                                    around.cancelled().await;
                                     s.cancel();
                                 });
                                 body(s2).await
@@ -421,7 +422,7 @@ fn the_chrome_trace_is_json_whose_slices_balance() {
             flows.values().all(|&d| d == 0),
             "unbalanced flows: {flows:?}"
         );
-        assert_eq!(scopes.len(), 5, "five scopes (and the linked one)");
+        assert_eq!(scopes.len(), 5, "five scopes, the linked one among them");
         assert!(!flows.is_empty(), "a cancel reached other scopes: arrows");
         assert!(names.iter().any(|n| n.starts_with(AWKWARD)), "{names:?}");
     });

@@ -160,13 +160,14 @@ impl CancelHandle {
     /// # Examples
     ///
     /// ```
-    /// use cancel_scope::{runtime, scope};
+    /// use cancel_scope::{runtime, scope, CancelReason};
     ///
     /// let out = runtime::block_on(scope(|s| async move {
     ///     let handle = s.cancel_handle();
     ///     let watcher = std::thread::spawn(move || runtime::block_on(handle.cancelled()));
     ///     s.cancel();
-    ///     watcher.join().unwrap().to_string()
+    ///     let seen = watcher.join().unwrap();
+    ///     assert_eq!(seen.reason(), &CancelReason::Explicit);
     /// }));
     /// assert!(out.is_err());
     /// ```

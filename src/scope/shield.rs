@@ -81,10 +81,15 @@ impl<T: Send + 'static> ShieldedScope<T> {
     /// # Examples
     ///
     /// ```
-    /// use cancel_scope::{runtime, shielded_scope};
+    /// use cancel_scope::{runtime::Runtime, shielded_scope};
+    /// use std::sync::Arc;
     ///
-    /// let out = runtime::block_on(shielded_scope(|_| async { 1 }).named("flush"));
-    /// assert_eq!(out, Ok(1));
+    /// let rt = Arc::new(Runtime::new());
+    /// let inside = rt.clone();
+    /// let out = rt.block_on(
+    ///     shielded_scope(move |_| async move { inside.scope_tree().to_string() }).named("flush"),
+    /// );
+    /// assert!(out.unwrap().contains("\"flush\""));
     /// ```
     pub fn named(self, name: impl Into<std::sync::Arc<str>>) -> Self {
         ShieldedScope {

@@ -31,13 +31,9 @@ impl Future for WaitCancelled {
         loop {
             match &this.target {
                 Target::Node(node) => {
-                    if let Some(cancelled) = node.cancelled.get() {
-                        if node.cancelled.has_cause() {
-                            this.key = None;
-                            return Poll::Ready(node.cancel_value());
-                        }
+                    if node.cancelled.is_set() {
                         this.key = None;
-                        return Poll::Ready(cancelled.with_scope(node.name().cloned()));
+                        return Poll::Ready(node.cancel_value());
                     }
                     return match node.poll_cancelled(this.key, cx.waker()) {
                         CancelWait::Cancelled(cancelled) => {

@@ -135,8 +135,9 @@ impl<T> JoinHandle<T> {
     /// Cancels this task alone: its future is dropped as in a scope's
     /// cancel (at once if it is idle, when its poll returns if it is
     /// running), and this handle resolves to `Err(Cancelled)` with
-    /// [`CancelReason::Explicit`](crate::CancelReason::Explicit); the scope
-    /// and the other tasks go on. Does nothing if the task has finished.
+    /// [`CancelReason::Explicit`](crate::CancelReason::Explicit), unless a
+    /// poll already running completes the task; the scope and the other
+    /// tasks go on. Does nothing if the task has finished.
     ///
     /// # Examples
     ///

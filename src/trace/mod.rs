@@ -24,7 +24,8 @@
 //!
 //! When recording is off, which is the default, each step tests one field
 //! that is `None`, and the recording code is out of line. When on, each
-//! event takes a clock reading and an uncontended lock, which on a run that
+//! event takes a clock reading and its thread's buffer lock (the threads
+//! that are not workers share one), which on a run that
 //! does nothing but poll tasks (two events a poll) is more than the poll
 //! itself. BENCHMARKS.md has both costs, measured.
 //!

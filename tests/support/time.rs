@@ -15,9 +15,7 @@ pub fn secs(n: u64) -> Duration {
 }
 
 /// Awaits `fut` and returns its output with the time it took on the
-/// runtime's clock (exactly, on a paused clock). Pass an `async` block:
-/// futures such as `sleep` read the clock of the runtime they are created
-/// on, so they must be created inside the task.
+/// runtime's clock (exactly, on a paused clock).
 pub async fn timed<F: Future>(fut: F) -> (F::Output, Duration) {
     let t0 = time::now();
     let out = fut.await;

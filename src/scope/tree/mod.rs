@@ -412,7 +412,8 @@ impl Node {
         }
     }
 
-    /// The scope's cancellation value (it must be cancelled). Takes the
+    /// The scope's cancellation value; `Explicit` if the scope is not
+    /// cancelled (a task cancelled alone, by its `JoinHandle`). Takes the
     /// node's lock only if a cause came with the cancel.
     pub(crate) fn cancel_value(&self) -> Cancelled {
         let cause = if self.cancelled.has_cause() {

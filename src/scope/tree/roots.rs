@@ -91,7 +91,9 @@ impl Roots {
                 state,
                 linked: node.kind == Kind::Linked,
                 shielded: node.kind == Kind::Shielded,
-                deadline_in: deadline.map(|d| d.at.saturating_duration_since(now)),
+                // `now` was read before the copy began: a deadline set since
+                // must not show more time left than it was set for.
+                deadline_in: deadline.map(|d| d.at.saturating_duration_since(now).min(d.after)),
                 live_tasks: st.live_tasks,
                 location: node.location,
                 name: node.name().cloned(),
