@@ -457,6 +457,82 @@ fn the_svg_is_well_formed_and_draws_each_scope() {
     });
 }
 
+/// Names no document format expects: a terminal colour code, NUL and the
+/// other C0 controls XML forbids, the two noncharacters XML forbids, and
+/// markup. Every renderer gives a well-formed document for them: the SVG
+/// shows U+FFFD for what XML cannot hold at all, the Chrome trace's JSON
+/// carries them escaped (and so exactly), and the tree view prints them
+/// escaped, never raw.
+#[test]
+fn hostile_names_give_well_formed_documents_in_every_renderer() {
+    const HOSTILE: [&str; 3] = [
+        "\u{1b}[31mred\u{1b}[0m",
+        "nul\u{0} bell\u{7} vt\u{b} ff\u{c} us\u{1f}",
+        "\u{fffe}\u{ffff}</title><x a=\"&",
+    ];
+    hang_guard(|| {
+        let rt = recording(1, 10_000, false);
+        let _ = rt.block_on(
+            scope(|_| async {
+                let _ = scope(|_| async {}).named(HOSTILE[1]).await;
+                let _ = scope(|_| async {}).named(HOSTILE[2]).await;
+            })
+            .named(HOSTILE[0]),
+        );
+        let trace = rt.take_trace();
+
+        let svg = trace.to_svg();
+        let texts = xml::check(&svg).unwrap_or_else(|e| panic!("not XML ({e}):\n{svg:?}"));
+        let titles: Vec<&String> = texts
+            .iter()
+            .filter(|t| t.0 == "title")
+            .map(|t| &t.1)
+            .collect();
+        let shown = |name: &str| -> String {
+            name.chars()
+                .map(|c| match c {
+                    '\t' | '\n' | '\r' => c,
+                    '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
+                    c => c,
+                })
+                .collect()
+        };
+        for name in HOSTILE {
+            assert!(
+                titles.iter().any(|t| t.starts_with(&shown(name))),
+                "no tooltip for {name:?} in {titles:?}"
+            );
+        }
+
+        let chrome = trace.to_chrome_json();
+        let doc = json::parse(&chrome).unwrap_or_else(|e| panic!("not JSON ({e}):\n{chrome:?}"));
+        let names: Vec<&str> = doc
+            .get("traceEvents")
+            .and_then(json::Value::array)
+            .expect("traceEvents")
+            .iter()
+            .filter_map(|e| e.get("name").and_then(json::Value::string))
+            .collect();
+        for name in HOSTILE {
+            assert!(
+                names.iter().any(|n| n.starts_with(name)),
+                "{name:?} not carried exactly in {names:?}"
+            );
+        }
+    });
+    // The tree view of a live scope named so.
+    hang_guard(|| {
+        let rt = &recording(1, 100, false);
+        let printed = rt
+            .block_on(scope(|_| async move { rt.scope_tree().to_string() }).named(HOSTILE[1]))
+            .unwrap();
+        assert!(
+            !printed.chars().any(|c| c.is_control() && c != '\n'),
+            "raw control characters in the tree view: {printed:?}"
+        );
+    });
+}
+
 /// Just enough JSON: objects, arrays, strings with escapes, numbers, and
 /// the three literals.
 mod json {
@@ -729,6 +805,13 @@ mod xml {
     fn decode(text: &str) -> Result<String, String> {
         if text.contains('<') {
             return Err(format!("a raw '<' in {text:?}"));
+        }
+        // XML 1.0's `Char`: no C0 control but tab, newline and carriage
+        // return, and neither U+FFFE nor U+FFFF.
+        if let Some(c) = text.chars().find(|&c| {
+            (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffe}' || c == '\u{ffff}'
+        }) {
+            return Err(format!("a character XML forbids, {c:?}, in {text:?}"));
         }
         let mut out = String::new();
         let mut rest = text;

@@ -345,6 +345,11 @@ fn time_label(at: Duration) -> String {
 }
 
 /// Text made safe to put in XML.
+/// Text for XML character data or a double-quoted attribute: markup
+/// characters as entities, and the characters XML 1.0 forbids outright
+/// (most C0 controls, U+FFFE, U+FFFF; not even a character reference may
+/// name them) as U+FFFD, so that any scope name or path gives a well-formed
+/// document.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -353,6 +358,8 @@ fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
             '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            '\u{0}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => out.push(char::REPLACEMENT_CHARACTER),
             c => out.push(c),
         }
     }
