@@ -6,6 +6,7 @@
 //! set the key (a nested scope can shadow it). Nothing is locked: a node's
 //! parent and locals are fixed when it opens.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -34,11 +35,38 @@ use std::marker::PhantomData;
 /// );
 /// assert_eq!(out, Ok((Some("alice".into()), Some("bob".into()))));
 /// ```
+///
+/// # A key is a `static`, never a `const`
+///
+/// A key's identity is its address, and only a `static` has one address.
+/// Each use of a `const` is a new temporary, so two `const` keys could
+/// share an address and a value set under one would be read by the other,
+/// or a read would find nothing. The key holds a cell so that a reference
+/// to a `const` key is never promoted to `'static`: using one does not
+/// compile (E0716).
+///
+/// ```compile_fail,E0716
+/// use cancel_scope::{runtime, scope, ScopeLocal};
+///
+/// const USER: ScopeLocal<String> = ScopeLocal::new(); // `static` is right
+///
+/// let _ = runtime::block_on(scope(|_| async { USER.get() }));
+/// ```
 pub struct ScopeLocal<T> {
-    /// Not zero-sized: each `static` key then has an address of its own.
-    _byte: u8,
+    /// Never read or written. Not zero-sized, so each `static` key has an
+    /// address of its own; and a cell, so that `&KEY` of a `const` is not
+    /// promoted to a `&'static` (see the type's docs).
+    _identity: UnsafeCell<u8>,
     _value: PhantomData<fn() -> T>,
 }
+
+// SAFETY: the cell is never accessed: it is there for its address and to
+// keep references to `const` keys from being promoted. Nothing of `T` is
+// held (`PhantomData<fn() -> T>`).
+unsafe impl<T> Sync for ScopeLocal<T> {}
+
+// The cell is never touched, so nothing can be seen half-updated.
+impl<T> std::panic::RefUnwindSafe for ScopeLocal<T> {}
 
 impl<T: Send + Sync + 'static> ScopeLocal<T> {
     /// A new key; declare it as a `static`.
@@ -51,7 +79,7 @@ impl<T: Send + Sync + 'static> ScopeLocal<T> {
     #[allow(clippy::new_without_default)]
     pub const fn new() -> ScopeLocal<T> {
         ScopeLocal {
-            _byte: 0,
+            _identity: UnsafeCell::new(0),
             _value: PhantomData,
         }
     }
