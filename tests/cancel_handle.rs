@@ -169,7 +169,9 @@ fn handle_of_a_cancelled_scope_after_it_ended() {
             tx.send(s.cancel_handle()).unwrap();
             s.cancel();
         }));
-        assert!(out.is_err());
+        // The body returned: the cancel interrupted nothing, but the handle
+        // still says the scope was cancelled.
+        assert!(out.is_ok());
         let handle = rx.recv().unwrap();
         assert!(handle.is_cancelled());
         let debug = format!("{handle:?}");
@@ -238,5 +240,41 @@ fn stale_scope_clone_cannot_spawn_into_a_reused_slot() {
         assert_eq!(out, Ok((CancelReason::ScopeEnded, Ok(2))));
         assert_eq!(probes.total_polls(), 0);
         probes.assert_each_dropped_once();
+    });
+}
+
+/// An early handle (`CancelHandle::new`) cancelled while its scope opens
+/// never says "not cancelled" again: opening binds the handle to the node
+/// and only then applies the recorded cancel to it, and in between
+/// `is_cancelled` used to read the node's flag alone (false). Once true,
+/// true.
+#[test]
+fn an_early_handle_is_cancelled_for_good_while_its_scope_opens() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
+        let rounds = if cfg!(miri) { 10 } else { 5_000 };
+        let mut lapses = 0;
+        for _ in 0..rounds {
+            let handle = CancelHandle::new();
+            let watcher = handle.clone();
+            let start = Arc::new(std::sync::Barrier::new(2));
+            let go = start.clone();
+            let watch = thread::spawn(move || {
+                watcher.cancel();
+                go.wait();
+                // Watch through the opening of the scope.
+                (0..200).filter(|_| !watcher.is_cancelled()).count()
+            });
+            start.wait();
+            let out = rt.block_on(scope(|_| async {}).with_cancel_handle(&handle));
+            // Opened cancelled: the body is dropped before its first poll.
+            assert!(out.is_err());
+            assert!(handle.is_cancelled());
+            lapses += watch.join().unwrap();
+        }
+        assert_eq!(
+            lapses, 0,
+            "is_cancelled() read false after cancel() returned"
+        );
     });
 }

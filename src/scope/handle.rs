@@ -54,7 +54,10 @@ pub(super) struct Early {
     pub(super) node: Option<Arc<Node>>,
     /// A scope is opening with this handle (`reserve`).
     taken: bool,
-    /// A cancel that came first; the scope opens with it.
+    /// A cancel that came first; the scope opens with it. Kept after the
+    /// scope opens: `bind` publishes the node before it applies this
+    /// cancel to it, and in between `is_cancelled` must still say true
+    /// (once true, true).
     cancel: Option<(CancelReason, Option<Cause>)>,
     /// `cancelled()` futures polled before the scope opened; woken when it
     /// opens or is cancelled, to look again.
@@ -107,6 +110,7 @@ impl CancelHandle {
     ///
     /// let out = runtime::block_on(scope(|s| async move {
     ///     s.cancel_handle().cancel();
+    ///     std::future::pending::<()>().await // the body stops here
     /// }));
     /// assert!(out.is_err());
     /// ```
@@ -124,6 +128,7 @@ impl CancelHandle {
     ///
     /// let out = runtime::block_on(scope(|s| async move {
     ///     s.cancel_handle().cancel_with("the client went away");
+    ///     std::future::pending::<()>().await // the body stops here
     /// }));
     /// let err = out.unwrap_err();
     /// assert_eq!(err.cause().unwrap().to_string(), "the client went away");
@@ -169,7 +174,8 @@ impl CancelHandle {
     ///     let seen = watcher.join().unwrap();
     ///     assert_eq!(seen.reason(), &CancelReason::Explicit);
     /// }));
-    /// assert!(out.is_err());
+    /// // The body ran to its end: the cancel interrupted nothing.
+    /// assert!(out.is_ok());
     /// ```
     pub fn cancelled(&self) -> super::WaitCancelled {
         super::WaitCancelled::new(self.target.clone())
@@ -195,10 +201,7 @@ impl CancelHandle {
             Target::Node(node) => node.cancelled.is_set(),
             Target::Early(early) => {
                 let early = early.lock();
-                match &early.node {
-                    Some(node) => node.cancelled.is_set(),
-                    None => early.cancel.is_some(),
-                }
+                early.cancel.is_some() || early.node.as_ref().is_some_and(|n| n.cancelled.is_set())
             }
         }
     }
@@ -233,7 +236,7 @@ impl CancelHandle {
         let (cancel, waiters) = {
             let mut early = early.lock();
             early.node = Some(node.clone());
-            (early.cancel.take(), std::mem::take(&mut early.waiters))
+            (early.cancel.clone(), std::mem::take(&mut early.waiters))
         };
         if let Some((reason, cause)) = cancel {
             node.cancel_because(reason, cause, true);
