@@ -36,6 +36,7 @@ use std::time::Duration;
 ///
 /// let out = runtime::block_on(scope(|s| async move {
 ///     s.cancel();
+///     std::future::pending::<()>().await; // the body stops here
 /// }));
 /// let cancelled = out.unwrap_err();
 /// assert_eq!(cancelled.reason(), &CancelReason::Explicit);
@@ -178,7 +179,11 @@ impl Cancelled {
     /// ```
     /// use cancel_scope::{runtime, scope, CancelReason};
     ///
-    /// let err = runtime::block_on(scope(|s| async move { s.cancel() })).unwrap_err();
+    /// let err = runtime::block_on(scope(|s| async move {
+    ///     s.cancel();
+    ///     std::future::pending::<()>().await // the body stops here
+    /// }))
+    /// .unwrap_err();
     /// assert!(matches!(err.reason(), CancelReason::Explicit));
     /// ```
     pub fn reason(&self) -> &CancelReason {
@@ -208,6 +213,7 @@ impl Cancelled {
     ///
     /// let err = runtime::block_on(scope(|s| async move {
     ///     s.cancel_with(Maintenance);
+    ///     std::future::pending::<()>().await // the body stops here
     /// }))
     /// .unwrap_err();
     /// assert!(err.cause().unwrap().downcast_ref::<Maintenance>().is_some());

@@ -51,14 +51,6 @@ pub(crate) fn with_current_scope<R>(f: impl FnOnce(Option<NonNull<Node>>) -> R) 
     f(NonNull::new(CURRENT_SCOPE.with(|c| c.get()).cast_mut()))
 }
 
-/// Whether the scope being polled on this thread has been cancelled
-/// (false outside any scope). One atomic load.
-pub(crate) fn current_scope_is_cancelled() -> bool {
-    // SAFETY: see `with_current_scope`: the node is alive during the call,
-    // and we keep nothing from it.
-    with_current_scope(|scope| scope.is_some_and(|n| unsafe { n.as_ref() }.cancelled.is_set()))
-}
-
 /// Runs `f` with `shared` as this thread's runtime.
 pub(crate) fn enter_runtime<R>(shared: &Arc<Shared>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Arc<Shared>>);

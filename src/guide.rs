@@ -359,6 +359,38 @@
 //! The example `fan_out` does this with 1,000 requests, a timeout each,
 //! and results still unread in the set when the deadline passes.
 //!
+//! # What a scope's result says
+//!
+//! A scope ends in `Err(Cancelled)` when a cancel **interrupted**
+//! something of it: its body at an `.await`, or a task before it finished.
+//! A body that ran to its end, with no task cut short, gives `Ok(value)`,
+//! even if a cancel or a deadline came while it ran: its work is done, and
+//! a request handler that wrote its reply must not go on to write a
+//! timeout reply too. To learn that a cancel was *asked for* all the same,
+//! keep a [`CancelHandle`](crate::CancelHandle) and ask it after the end.
+//!
+//! Where the body finished but tasks were cut short, the result is `Err`
+//! and the body's value is dropped with it. To keep what the body
+//! produced, let it write to something outside the scope, which the body
+//! may borrow (it is polled in place, not spawned):
+//!
+//! ```
+//! use cancel_scope::{runtime, scope, time::sleep};
+//! use std::time::Duration;
+//!
+//! let mut summary = None;
+//! let out = runtime::block_on(scope(|s| {
+//!     let summary = &mut summary;
+//!     async move {
+//!         s.spawn(sleep(Duration::from_secs(60))); // a straggler
+//!         *summary = Some("42 rows"); // the body's real result
+//!         s.cancel(); // cuts the straggler short
+//!     }
+//! }));
+//! assert!(out.is_err()); // a task was interrupted
+//! assert_eq!(summary, Some("42 rows")); // what the body produced survives
+//! ```
+//!
 //! # Cancel safety
 //!
 //! A cancel drops a future where it is suspended, at an `.await`. It never

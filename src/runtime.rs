@@ -10,6 +10,7 @@ use crate::blocking_pool::{self, BlockingPool};
 use crate::idle::Idle;
 use crate::lifo_slot::LifoSlot;
 use crate::loom::deque::{Injector, Stealer};
+use crate::panic::Panic;
 use crate::queue;
 use crate::scope::tree::Roots;
 use crate::task::TaskRef;
@@ -133,6 +134,10 @@ pub(crate) struct Shared {
     /// Held across the whole check-advance-fire of `auto_advance`, so two
     /// idle threads cannot both advance past the same timers.
     advancing: Mutex<()>,
+    /// Panics of user code the runtime ran outside any poll (a dropped
+    /// waker, a scope-local's `Drop`) with no scope left open to take them
+    /// (`Node::pass_panic`), kept until shutdown.
+    lost_panics: Mutex<Vec<Panic>>,
 }
 
 impl Runtime {
@@ -323,6 +328,11 @@ impl Drop for Runtime {
         self.shared.blocking.join();
         self.shared.drain_injector();
         self.shared.timers.clear();
+        // Their messages were printed by the panic hook when they
+        // happened; nobody is left to resume them.
+        for panic in self.shared.take_lost_panics() {
+            crate::panic::drop_payload(panic);
+        }
     }
 }
 
@@ -551,6 +561,7 @@ impl Builder {
             workers: n,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),
+            lost_panics: Mutex::new(Vec::new()),
         });
         let mut runtime = Runtime {
             shared: shared.clone(),
@@ -629,6 +640,17 @@ impl Shared {
         self.recorder.is_some()
     }
 
+    /// Keeps a panic no open scope could take (`Node::pass_panic`).
+    #[cold]
+    pub(crate) fn keep_lost_panic(&self, panic: Panic) {
+        self.lost_panics.lock().push(panic);
+    }
+
+    /// The panics kept by [`keep_lost_panic`](Shared::keep_lost_panic).
+    pub(crate) fn take_lost_panics(&self) -> Vec<Panic> {
+        std::mem::take(&mut *self.lost_panics.lock())
+    }
+
     /// A scope id never given before on this runtime.
     pub(crate) fn next_scope_id(&self) -> u64 {
         self.scope_ids.fetch_add(1, Relaxed)
@@ -670,6 +692,7 @@ impl Shared {
             workers: 1,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),
+            lost_panics: Mutex::new(Vec::new()),
         })
     }
 

@@ -5,7 +5,7 @@
 //! list spills into a buffer that each thread keeps from its last long
 //! list.
 
-use crate::panic::wake_catching;
+use crate::panic::wake_contained;
 use std::cell::Cell;
 use std::task::Waker;
 
@@ -52,11 +52,11 @@ impl WakeList {
     }
 
     /// Wakes every waker, in the order they were pushed. A waker that
-    /// panics does not stop the others; see [`wake_catching`].
+    /// panics does not stop the others; see [`wake_contained`].
     #[inline]
     pub(crate) fn wake_all(self) {
         let Some(first) = self.first else { return };
-        drop(wake_catching(first));
+        wake_contained(first);
         if self.rest.capacity() != 0 {
             Self::wake_rest(self.rest);
         }
@@ -64,7 +64,7 @@ impl WakeList {
 
     fn wake_rest(mut rest: Vec<Waker>) {
         for waker in rest.drain(..) {
-            drop(wake_catching(waker));
+            wake_contained(waker);
         }
         if rest.capacity() > KEEP {
             // Fails only during thread teardown; the buffer is then freed.

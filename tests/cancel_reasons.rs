@@ -680,7 +680,10 @@ fn display_strings() {
     }
     // `Cancelled` prefixes "cancelled: ", as observed from real scopes.
     let rt = runtime(Clock::Real, 1);
-    let out = rt.block_on(scope(|s| async move { s.cancel() }));
+    let out = rt.block_on(scope(|s| async move {
+        s.cancel();
+        std::future::pending::<()>().await
+    }));
     assert_eq!(
         out.unwrap_err().to_string(),
         "cancelled: cancel() was called on this scope"

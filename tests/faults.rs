@@ -715,3 +715,213 @@ fn self_waking_futures_do_not_starve_others_reported_through_results() {
         assert_serves(&rt, 1);
     });
 }
+
+// ---------------------------------------------------------------------
+// User values the runtime drops outside any poll: a scope's locals, the
+// cause of its cancel, a panic payload nobody took. Their panics go to
+// the nearest scope still open, never into a worker or out of a walk.
+// ---------------------------------------------------------------------
+
+static LOUD_LOCAL: cancel_scope::ScopeLocal<PanicOnDrop> = cancel_scope::ScopeLocal::new();
+
+/// A task that blocks its worker inside one poll until `release` is set,
+/// after saying so through `started`: so that a cancel finds it running
+/// and its runner releases it (on the worker) when the poll returns.
+fn held_in_poll(started: Arc<AtomicBool>, release: Arc<AtomicBool>) -> impl Future<Output = ()> {
+    std::future::poll_fn(move |_| {
+        started.store(true, SeqCst);
+        while !release.load(SeqCst) {
+            std::hint::spin_loop();
+        }
+        Poll::Pending
+    })
+}
+
+/// The child half of
+/// [`a_panicking_scope_local_freed_on_a_worker_goes_to_the_parent`].
+fn local_freed_on_a_worker_child() {
+    let rt = runtime(Clock::Real, WORKERS);
+    let message = expect_panic(|| {
+        rt.block_on(scope(|_| async move {
+            let (started, release) = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicBool::new(false)),
+            );
+            let (st, rl) = (started.clone(), release.clone());
+            let mut inner = Box::pin(
+                scope(move |s| {
+                    s.spawn(held_in_poll(st, rl));
+                    std::future::pending::<()>()
+                })
+                .with_local(&LOUD_LOCAL, PanicOnDrop("boom in a scope-local's drop")),
+            );
+            assert!(futures_lite::future::poll_once(&mut inner).await.is_none());
+            while !started.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            // The scope's future goes while its task runs: the runner's
+            // release, on the worker, is the node's last reference.
+            drop(inner);
+            release.store(true, SeqCst);
+            std::future::pending::<()>().await
+        }))
+    });
+    assert_eq!(message, "boom in a scope-local's drop");
+    assert_serves(&rt, WORKERS);
+}
+
+/// A scope-local whose `Drop` panics, in a scope freed by the worker that
+/// released its last task, used to abort the process ("a worker thread
+/// hit an internal error"): the panic now goes to the parent scope, which
+/// is cancelled and resumes it.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot start a child process")]
+fn a_panicking_scope_local_freed_on_a_worker_goes_to_the_parent() {
+    const NAME: &str = "a_panicking_scope_local_freed_on_a_worker_goes_to_the_parent";
+    if is_child_for(NAME) {
+        return local_freed_on_a_worker_child();
+    }
+    let out = run_in_child(NAME);
+    assert_child_passed(NAME, &out);
+}
+
+/// A cancel walk that frees a node whose scope-local panics in `Drop`
+/// (the walk held its last reference: the node's future was dropped by
+/// the same cancel, with a task of the parent) used to unwind out of
+/// `cancel()` and leave the rest of its stack unexpanded: a sibling
+/// scope's parked task was never dropped and the outer scope hung. The
+/// walk now finishes, and the outer scope resumes the panic.
+#[test]
+fn a_panicking_scope_local_freed_by_a_walk_does_not_stop_the_walk() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let sibling_drops = Counter::new();
+        let guard = sibling_drops.on_drop();
+        let message = expect_panic(|| {
+            rt.block_on(scope(move |s| async move {
+                let hosts_parked = Event::new();
+                let (a, b) = (hosts_parked.clone(), hosts_parked.clone());
+                // A: no task; its body parks. Opened before B, so B is
+                // first in the parent's child list and expanded after A.
+                s.spawn(
+                    scope(move |_| async move {
+                        a.set();
+                        std::future::pending::<()>().await
+                    })
+                    .with_local(&LOUD_LOCAL, PanicOnDrop("boom in a walk")),
+                );
+                hosts_parked.wait().await;
+                hosts_parked.clear();
+                // B: one parked task, which the walk must drop.
+                s.spawn(scope(move |s| async move {
+                    s.spawn(async move {
+                        let _guard = guard;
+                        std::future::pending::<()>().await
+                    });
+                    b.set();
+                    std::future::pending::<()>().await
+                }));
+                hosts_parked.wait().await;
+                s.cancel();
+            }))
+        });
+        assert_eq!(message, "boom in a walk");
+        assert_eq!(
+            sibling_drops.get(),
+            1,
+            "the sibling's parked task was dropped"
+        );
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+    });
+}
+
+/// An error given to `cancel_with` whose `Drop` panics, held last by a
+/// node freed on a worker: its panic goes to the parent, as a
+/// scope-local's does.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot start a child process")]
+fn a_panicking_cancel_cause_freed_on_a_worker_goes_to_the_parent() {
+    const NAME: &str = "a_panicking_cancel_cause_freed_on_a_worker_goes_to_the_parent";
+    if is_child_for(NAME) {
+        return cause_freed_on_a_worker_child();
+    }
+    let out = run_in_child(NAME);
+    assert_child_passed(NAME, &out);
+}
+
+/// A cause of `cancel_with` whose `Drop` panics (through its field).
+#[derive(Debug)]
+struct LoudCause(#[allow(dead_code)] PanicOnDrop);
+
+impl std::fmt::Display for LoudCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a loud cause")
+    }
+}
+
+impl std::error::Error for LoudCause {}
+
+/// The child half of
+/// [`a_panicking_cancel_cause_freed_on_a_worker_goes_to_the_parent`].
+fn cause_freed_on_a_worker_child() {
+    let rt = runtime(Clock::Real, WORKERS);
+    let message = expect_panic(|| {
+        rt.block_on(scope(|_| async move {
+            let (started, release) = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicBool::new(false)),
+            );
+            let (st, rl) = (started.clone(), release.clone());
+            let inner_scope = Slot::new();
+            let kept = inner_scope.clone();
+            let mut inner = Box::pin(scope(move |s| {
+                s.spawn(held_in_poll(st, rl));
+                kept.put(s);
+                std::future::pending::<()>()
+            }));
+            assert!(futures_lite::future::poll_once(&mut inner).await.is_none());
+            while !started.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            let s: cancel_scope::Scope = inner_scope.take();
+            s.cancel_with(LoudCause(PanicOnDrop("boom in a cause's drop")));
+            drop(s);
+            drop(inner);
+            release.store(true, SeqCst);
+            std::future::pending::<()>().await
+        }))
+    });
+    assert_eq!(message, "boom in a cause's drop");
+    assert_serves(&rt, WORKERS);
+}
+
+/// A payload of a task's panic whose own `Drop` panics, in a supervisor
+/// scope where nobody holds the task's handle: the runtime drops the
+/// payload on the worker, and used to abort. Such a payload is now
+/// leaked (std aborts on it), and the scope goes on.
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot start a child process")]
+fn a_panic_payload_that_panics_when_dropped_is_leaked() {
+    const NAME: &str = "a_panic_payload_that_panics_when_dropped_is_leaked";
+    if is_child_for(NAME) {
+        return payload_child();
+    }
+    let out = run_in_child(NAME);
+    assert_child_passed(NAME, &out);
+}
+
+/// The child half of [`a_panic_payload_that_panics_when_dropped_is_leaked`].
+fn payload_child() {
+    let rt = runtime(Clock::Real, WORKERS);
+    let out = rt.block_on(cancel_scope::supervisor_scope(|s| async move {
+        for _ in 0..10 {
+            drop(s.spawn(async {
+                std::panic::panic_any(PanicOnDrop("boom in a payload's drop"));
+            }));
+        }
+        "served"
+    }));
+    assert_eq!(out, Ok("served"));
+    assert_serves(&rt, WORKERS);
+}

@@ -13,7 +13,8 @@ use std::sync::{mpsc, Arc};
 use std::task::Poll;
 use std::thread;
 use support::{
-    arrive_and_park, cancel_reasons, hang_guard, runtime, Clock, Countdown, Counter, Log, Probes,
+    arrive_and_park, cancel_reasons, hang_guard, ms, runtime, Clock, Countdown, Counter, Log,
+    Probes,
 };
 
 /// Cancelling a scope opened in a body stops it and the scope opened in
@@ -255,10 +256,12 @@ fn parked_body_is_dropped_on_cancel_from_another_thread() {
     });
 }
 
-/// If the body finishes without suspending after `cancel()`, the scope is
-/// still `Err(Cancelled)`, and the body's value is dropped.
+/// If the body finishes without suspending after `cancel()`, and the
+/// scope has no task the cancel cut short, the cancel interrupted nothing:
+/// the scope gives the body's value (Trio's rule: `cancelled_caught`, not
+/// `cancel_called`).
 #[test]
-fn body_finishing_after_cancel_still_yields_err() {
+fn body_finishing_after_cancel_keeps_its_value() {
     hang_guard(|| {
         let rt = runtime(Clock::Real, 1);
         let drops = Counter::new();
@@ -266,11 +269,55 @@ fn body_finishing_after_cancel_still_yields_err() {
             let drops = drops.clone();
             async move {
                 s.cancel();
+                assert!(s.is_cancelled());
+                drops.on_drop()
+            }
+        }));
+        assert_eq!(drops.get(), 0);
+        drop(out.expect("nothing was interrupted"));
+        assert_eq!(drops.get(), 1, "the value is dropped once, by its owner");
+    });
+}
+
+/// A body that finishes after `cancel()` while a task of its scope is
+/// still parked: the cancel cut that task short, so the scope ends in
+/// `Err(Cancelled)` and the body's value is dropped.
+#[test]
+fn body_finishing_after_cancel_with_a_task_cut_short_yields_err() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 1);
+        let drops = Counter::new();
+        let out = rt.block_on(scope(|s| {
+            let drops = drops.clone();
+            async move {
+                s.spawn(std::future::pending::<()>());
+                s.cancel();
                 drops.on_drop()
             }
         }));
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
         assert_eq!(drops.get(), 1, "the discarded value is dropped once");
+    });
+}
+
+/// A deadline that passes while the body runs on without suspending, and
+/// returns: the body finished, nothing was cut short, and the scope gives
+/// its value (as `tokio::time::timeout` and smol's `or` with a `Timer`
+/// do). A request handler that wrote its reply in such a body must not be
+/// told it timed out.
+#[test]
+fn a_body_that_overruns_its_deadline_without_suspending_keeps_its_value() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, 2);
+        let out = rt.block_on(cancel_scope::move_on_after(ms(2), |s| async move {
+            // Busy past the deadline, never suspending, until a worker
+            // has fired it.
+            while !s.is_cancelled() {
+                std::hint::spin_loop();
+            }
+            42
+        }));
+        assert_eq!(out, Ok(42));
     });
 }
 
@@ -354,7 +401,9 @@ fn spawn_into_cancelled_scope_is_refused() {
                 assert_eq!(probes[1].polls(), 0, "a cancelled body was polled");
             }
         }));
-        assert!(out.is_err());
+        // The body ran to its end and the scope ran no task: the cancel
+        // interrupted nothing of it.
+        assert_eq!(out, Ok(()));
         probes.assert_each_dropped_once();
         assert_eq!(rt.live_tasks(), 0);
         assert_eq!(rt.live_scopes(), 0);

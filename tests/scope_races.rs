@@ -199,7 +199,9 @@ fn cancel_vs_task_completion_once(rt: &Runtime) {
 }
 
 /// The scope may finish before or after another thread cancels it; its
-/// output must agree with whether the cancel took effect.
+/// output must agree with whether the cancel cut anything short: `Ok`
+/// means every task completed (a cancel may have come after that, and
+/// interrupted nothing), `Err` that the cancel landed.
 #[test]
 fn cancel_races_scope_completion() {
     hang_guard(|| {
@@ -269,7 +271,6 @@ fn cancel_vs_scope_completion_once(rt: &Runtime) -> bool {
                 "Ok, yet a task was cancelled"
             );
             assert_eq!(probes.total_completions(), K);
-            assert!(!handle.is_cancelled(), "Ok, yet the scope was cancelled");
             true
         }
         Err(c) => {

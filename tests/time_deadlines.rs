@@ -618,7 +618,7 @@ fn moved_and_cancelled_deadlines_leave_no_timers() {
             assert_eq!(s.deadline(), None, "a cancelled scope takes no deadline");
             assert_eq!(rt_ref.pending_timers(), 0);
         }));
-        assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
+        out.expect("the cancel interrupted nothing");
         assert_clean(&rt);
 
         // A kept handle to a scope that has ended takes no deadline either.

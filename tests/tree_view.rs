@@ -356,7 +356,9 @@ fn a_cancelled_scope_waiting_for_a_running_task_shows_cancelling() {
         }));
         let (tree, child_cancelled, child_err) = out.expect("root was not cancelled");
         assert!(child_cancelled);
-        assert!(child_err, "the child scope ended with Err(Cancelled)");
+        // The spinning task finished in the poll the cancel waited for:
+        // nothing was cut short, so the child keeps its value.
+        assert!(!child_err, "the child scope ended Ok");
 
         let scopes = tree.scopes();
         assert_eq!(scopes.len(), 2, "{tree}");

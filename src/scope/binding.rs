@@ -15,7 +15,7 @@ use super::tree::Node;
 use crate::cancelled::Cancelled;
 use crate::context;
 use crate::panic::Panic;
-use crate::task::{Schedule, TaskId, TaskRef};
+use crate::task::{Ended, Schedule, TaskId, TaskRef};
 use crate::trace::EventKind;
 use crate::worker::Push;
 use std::ptr::NonNull;
@@ -75,9 +75,9 @@ impl Schedule for TaskBinding {
         self.node().supervises()
     }
 
-    fn release(&self, id: TaskId, panic: Option<Panic>) {
+    fn release(&self, id: TaskId, ended: Ended, panic: Option<Panic>) {
         // SAFETY: rule B; the task is live until this call, which is its
         // last use of the pointer.
-        unsafe { Node::release_task(self.node, id, panic) };
+        unsafe { Node::release_task(self.node, id, ended, panic) };
     }
 }

@@ -18,25 +18,18 @@
 //! `RUNNING` and leaves it to its runner, the pool thread; the scope waits
 //! for it like for any running task (tree invariant 2).
 //!
-//! **Cancellation wins over a blocking closure's value.** For an ordinary
-//! task a value returned by a poll that a cancel overlapped reaches the
-//! handle. A blocking closure's single poll can last seconds, so it is
-//! treated as the cancel having come first: if the scope is cancelled when
-//! the closure returns, [`RunClosure`] keeps the value and returns
-//! `Pending` instead. The cancel walk that marked the scope has this task
-//! on its list still (a task unlists itself only from a scope that is not
-//! cancelled: tree invariant 4), and cancels it: either it already did
-//! (the runner then sees `CANCELLED` when the poll returns and drops the
-//! future), or it will, and finds the task idle and drops it. Either way
-//! the value is dropped with the future and the handle resolves to
-//! `Err(Cancelled)`; the task state word and the tree work as for every
-//! other task.
+//! **A closure that returns keeps its value.** A cancel that comes while
+//! the closure runs cannot stop it; when it returns, it ran to completion,
+//! so its handle gives its value, as an async task's does when its last
+//! poll returns `Ready` while a cancel is on its way. The scope was not
+//! interrupted by it either (the scope's result rule, in
+//! [`scope`](crate::scope())). A closure that wants to stop early checks a
+//! [`CancelHandle`](crate::CancelHandle).
 
 use super::binding::TaskBinding;
 use crate::cancelled::Cancelled;
-use crate::context;
 use crate::panic::Panic;
-use crate::task::{Schedule, TaskId, TaskRef};
+use crate::task::{Ended, Schedule, TaskId, TaskRef};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -62,49 +55,39 @@ impl Schedule for BlockingBinding {
         self.0.keeps_panics()
     }
 
-    fn release(&self, id: TaskId, panic: Option<Panic>) {
-        self.0.release(id, panic);
+    fn release(&self, id: TaskId, ended: Ended, panic: Option<Panic>) {
+        self.0.release(id, ended, panic);
     }
 }
 
-/// The future of a blocking closure's task: runs the closure in its first
-/// poll; see the module docs for why it may then return `Pending`.
-pub(super) struct RunClosure<F, T> {
+/// The future of a blocking closure's task: runs the closure in its one
+/// poll.
+pub(super) struct RunClosure<F> {
     closure: Option<F>,
-    /// The value of a closure whose scope was cancelled while it ran,
-    /// dropped with this future by the cancel.
-    held: Option<T>,
 }
 
-impl<F, T> RunClosure<F, T> {
+impl<F> RunClosure<F> {
     pub(super) fn new(closure: F) -> Self {
         RunClosure {
             closure: Some(closure),
-            held: None,
         }
     }
 }
 
 // Nothing in it is pinned: the closure is taken out by value.
-impl<F, T> Unpin for RunClosure<F, T> {}
+impl<F> Unpin for RunClosure<F> {}
 
-impl<F, T> Future for RunClosure<F, T>
+impl<F, T> Future for RunClosure<F>
 where
     F: FnOnce() -> T,
 {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<T> {
-        if let Some(closure) = self.closure.take() {
-            let value = closure();
-            // The task's binding entered its scope for this poll.
-            if !context::current_scope_is_cancelled() {
-                return Poll::Ready(value);
-            }
-            self.held = Some(value);
-        }
-        // Cancelled: the cancel on its way drops us (module docs). No
-        // waker is kept, and a wake would find us here again.
-        Poll::Pending
+        let closure = self
+            .closure
+            .take()
+            .expect("a blocking closure's task is polled once: its poll completes it");
+        Poll::Ready(closure())
     }
 }

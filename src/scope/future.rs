@@ -6,7 +6,7 @@
 //! is polled pinned, and the body is polled and dropped where it lies.
 
 use super::local::ScopeLocal;
-use super::tree::{Kind, Node, Options, Place};
+use super::tree::{BodyEnd, Kind, Node, Options, Place};
 use super::{CancelHandle, Scope};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::context;
@@ -57,6 +57,8 @@ enum State<F, Fut: Future> {
         /// Pinned: polled and dropped in place, never moved.
         body: Option<Fut>,
         output: Option<Fut::Output>,
+        /// How the body ended, once `body` is `None`.
+        end: BodyEnd,
     },
     Done,
 }
@@ -214,6 +216,7 @@ where
             node,
             body,
             output: None,
+            end: BodyEnd::Interrupted,
         };
     }
 }
@@ -270,12 +273,19 @@ where
         // while it holds no body yet.
         let this = unsafe { self.get_unchecked_mut() };
         this.start();
-        let State::Running { node, body, output } = &mut this.state else {
+        let State::Running {
+            node,
+            body,
+            output,
+            end,
+        } = &mut this.state
+        else {
             panic!("`ScopeFuture` polled after it completed");
         };
         while let Some(fut) = body {
             if node.cancelled.is_set() {
-                // Cancelled: the body is dropped at this suspension point.
+                // Cancelled: the body is dropped at this suspension point,
+                // cut short (`end` stays `Interrupted`).
                 if let Err(panic) = drop_body(body) {
                     node.record_panic(panic);
                 }
@@ -289,6 +299,7 @@ where
             match polled {
                 Ok(Poll::Ready(value)) => {
                     *output = Some(value);
+                    *end = BodyEnd::Returned;
                     // A finished async block drops nothing here, but a
                     // hand-written future may panic in its `Drop`.
                     if let Err(panic) = drop_body(body) {
@@ -306,7 +317,7 @@ where
                 }
             }
         }
-        let outcome = node.finish_body(cx.waker());
+        let outcome = node.finish_body(*end, cx.waker());
         let Some(outcome) = outcome else {
             return Poll::Pending;
         };
@@ -315,9 +326,12 @@ where
         if let Some(panic) = outcome.panic {
             resume_unwind(panic);
         }
-        match outcome.cancelled {
-            Some(cancelled) => Poll::Ready(Err(cancelled)),
-            None => Poll::Ready(Ok(value.expect("an uncancelled scope's body finished"))),
+        // A body that returned, with nothing of the scope cut short by a
+        // cancel, keeps its value (tree `Outcome`).
+        match (outcome.cancelled, value) {
+            (Some(cancelled), _) => Poll::Ready(Err(cancelled)),
+            (None, Some(value)) => Poll::Ready(Ok(value)),
+            (None, None) => unreachable!("a body cut short interrupts its scope"),
         }
     }
 }

@@ -66,9 +66,34 @@ use tree::{Kind, Node};
 /// the body and every task spawned into the scope have ended.
 ///
 /// The returned future resolves to `Ok(value)` with the body's output, or
-/// to `Err(Cancelled)` if the scope was cancelled at any point before it
-/// ended (even when the body then ran to completion without suspending:
-/// cancellation wins over the body's value, which is dropped).
+/// to `Err(Cancelled)` if a cancel of the scope **interrupted** something:
+/// its body at an await, or one of its tasks before it finished. A body
+/// that runs to completion with nothing of the scope cut short keeps its
+/// value, even if a cancel or a deadline came meanwhile (Trio's rule: a
+/// cancel caught, not a cancel called). To learn whether a cancel was
+/// asked for, keep a [`CancelHandle`] and check
+/// [`is_cancelled`](CancelHandle::is_cancelled) after the scope ends.
+///
+/// ```
+/// use cancel_scope::{runtime, scope};
+///
+/// // The body returns after the cancel without awaiting, and the scope has
+/// // no task: nothing was interrupted, the value stands.
+/// let out = runtime::block_on(scope(|s| async move {
+///     s.cancel();
+///     "reply written"
+/// }));
+/// assert_eq!(out, Ok("reply written"));
+///
+/// // A task is cut short: the scope says so, and the body's value is
+/// // dropped (the guide shows how to keep it).
+/// let out = runtime::block_on(scope(|s| async move {
+///     s.spawn(std::future::pending::<()>());
+///     s.cancel();
+///     "dropped"
+/// }));
+/// assert!(out.is_err());
+/// ```
 ///
 /// # Task execution
 ///
@@ -327,20 +352,20 @@ impl Scope {
     /// - **Running**: no thread can be stopped from outside, so it runs on,
     ///   and the scope waits for it. To return early, the closure checks a
     ///   [`CancelHandle`] it captured ([`CancelHandle::is_cancelled`] is one
-    ///   atomic load). The handle resolves to `Err(Cancelled)` even if the
-    ///   closure then returns a value: the value is dropped. (Unlike an
-    ///   async task, whose value wins over a cancel that came during its
-    ///   last poll: a closure's one "poll" can last seconds.)
+    ///   atomic load). A closure that returns ran to completion: its handle
+    ///   gives its value, as an async task's does when its last poll
+    ///   returns a value while a cancel is on its way.
     ///
     /// A scope already cancelled, or over, refuses the closure as
     /// [`spawn`](Scope::spawn) refuses a future. A panic in the closure
     /// goes to the scope, as a task's does.
     ///
     /// ```text
-    ///   body:     |--spawn_blocking(f)--cancel()------------------x
+    ///   body:     |--spawn_blocking(f)--cancel()--.await handle----x
     ///   f (pool): |------ running ... sees is_cancelled(), returns -x
-    ///   handle:                                                    Err(Cancelled)
-    ///   scope:    |---------------------------------------------------> Err(Cancelled)
+    ///   handle:                                                    Ok(value)
+    ///   scope:    |-------------------------------------------------> Err(Cancelled)
+    ///             (the body was interrupted at its await)
     /// ```
     ///
     /// When the [`Runtime`](crate::runtime::Runtime) is dropped, closures
@@ -442,9 +467,10 @@ impl Scope {
     /// use cancel_scope::{runtime, scope};
     ///
     /// let out = runtime::block_on(scope(|s| async move {
+    ///     s.spawn(std::future::pending::<()>()); // stopped by the cancel
     ///     s.cancel();
     ///     s.cancel(); // no effect
-    ///     "ignored"
+    ///     "dropped: a task was cut short"
     /// }));
     /// assert!(out.is_err());
     /// ```
@@ -585,7 +611,8 @@ impl Scope {
     ///     s.cancel();
     ///     assert_eq!(watcher.join().unwrap().reason(), &CancelReason::Explicit);
     /// }));
-    /// assert!(out.is_err());
+    /// // The body ran to its end: the cancel interrupted nothing.
+    /// assert!(out.is_ok());
     /// ```
     pub fn cancelled(&self) -> WaitCancelled {
         WaitCancelled::new(handle::Target::Node(self.node.clone()))

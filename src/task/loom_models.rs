@@ -49,7 +49,7 @@ impl Schedule for Model {
         Cancelled::new(CancelReason::Explicit)
     }
 
-    fn release(&self, _key: TaskId, panic: Option<super::Panic>) {
+    fn release(&self, _key: TaskId, _ended: super::Ended, panic: Option<super::Panic>) {
         assert!(panic.is_none());
         self.released.fetch_add(1, SeqCst);
     }

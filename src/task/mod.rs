@@ -75,13 +75,26 @@ pub(crate) trait Schedule: Send + Sync + 'static {
     /// The runner finished the task (output ready, cancelled, or panicked);
     /// the owner unlists it by `id` from its [`TaskList`]. Not called when
     /// [`TaskRef::cancel`] returns [`Cancel::Dropped`]: then the canceller
-    /// does the accounting.
-    fn release(&self, id: TaskId, panic: Option<Panic>);
+    /// does the accounting. `ended` says how the run ended.
+    fn release(&self, id: TaskId, ended: Ended, panic: Option<Panic>);
     /// Whether a panic of the task's poll stays with the task (its handle
     /// gets the payload) instead of going to `release`.
     fn keeps_panics(&self) -> bool {
         false
     }
+}
+
+/// How a task's run ended, as its owner learns it in
+/// [`Schedule::release`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Its future returned `Ready`: it ran to completion, even if a cancel
+    /// came during that last poll.
+    Completed,
+    /// Its future was dropped unfinished, by a cancel.
+    Cancelled,
+    /// Its poll panicked.
+    Panicked,
 }
 
 /// The outcome of [`TaskRef::cancel`].
@@ -190,7 +203,7 @@ where
             ToRunning::Dead => return false,
             ToRunning::Cancel => {
                 let panic = self.complete(End::Cancelled);
-                self.release(header, panic);
+                self.release(header, Ended::Cancelled, panic);
                 return false;
             }
             ToRunning::Poll => {}
@@ -199,14 +212,14 @@ where
             None => {}
             Some(Poll::Ready(output)) => {
                 let panic = self.complete(End::Ready(output));
-                self.release(header, panic);
+                self.release(header, Ended::Completed, panic);
             }
             Some(Poll::Pending) => match self.header.state.transition_to_idle() {
                 ToIdle::Idle => {}
                 ToIdle::Reschedule => return true,
                 ToIdle::Cancel => {
                     let panic = self.complete(End::Cancelled);
-                    self.release(header, panic);
+                    self.release(header, Ended::Cancelled, panic);
                 }
             },
         }
@@ -244,7 +257,7 @@ where
         if let ToCancelled::Claimed(prev) = this.header.state.transition_to_cancelled() {
             let panic = this.drop_future();
             let panic = this.deliver(prev, End::Cancelled, panic);
-            this.release(header, panic);
+            this.release(header, Ended::Cancelled, panic);
         }
     }
 
@@ -283,9 +296,9 @@ where
     /// (rule W in `state.rs`). `header` is the runner's pointer to this
     /// task: the owner unlists the task by this id, and the list's
     /// reference it gets back may be the last.
-    fn release(&self, header: NonNull<Header>, panic: Option<Panic>) {
+    fn release(&self, header: NonNull<Header>, ended: Ended, panic: Option<Panic>) {
         self.header.state.wait_for_push();
-        self.scheduler.release(TaskId::new(header), panic);
+        self.scheduler.release(TaskId::new(header), ended, panic);
     }
 
     /// Drops the future (the caller runs it under rule F), sets `COMPLETE`
@@ -320,6 +333,11 @@ where
         // Inline, so that the common case (nobody joins: no output to
         // build) drops a known `end` for free.
         if !prev.has(JOIN_HANDLE) {
+            if let End::Panicked(Some(payload)) = end {
+                // A kept payload nobody will take (`keeps_panics`, no
+                // handle): dropped without unwinding into the runner.
+                crate::panic::drop_payload(payload);
+            }
             return panic;
         }
         self.deliver_to_handle(end, panic)
@@ -335,10 +353,11 @@ where
         let waker = self.join.lock().put(output);
         // A panicking `JoinHandle` waker counts as this task's panic: it
         // goes to the task's scope, not into the worker.
-        match waker.and_then(crate::panic::wake_catching) {
-            Some(wake_panic) => panic.or(Some(wake_panic)),
-            None => panic,
+        let mut first = panic;
+        if let Some(wake_panic) = waker.and_then(crate::panic::wake_catching) {
+            crate::panic::keep_first(&mut first, wake_panic);
         }
+        first
     }
 
     fn poll_future(&self, header: NonNull<Header>) -> Option<Poll<F::Output>> {
@@ -370,9 +389,12 @@ where
                 } else {
                     (None, Some(panic))
                 };
-                let drop_panic = self.complete(End::Panicked(kept));
-                drop(drop_panic);
-                self.release(header, passed);
+                // The poll's panic goes on; one from the future's drop
+                // after it is only dropped.
+                if let Some(drop_panic) = self.complete(End::Panicked(kept)) {
+                    crate::panic::drop_payload(drop_panic);
+                }
+                self.release(header, Ended::Panicked, passed);
                 None
             }
         }
@@ -403,7 +425,7 @@ pub(crate) mod testing {
             Cancelled::new(CancelReason::Explicit)
         }
 
-        fn release(&self, _id: super::TaskId, panic: Option<Panic>) {
+        fn release(&self, _id: super::TaskId, _ended: super::Ended, panic: Option<Panic>) {
             drop(panic);
         }
     }

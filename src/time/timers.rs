@@ -116,8 +116,8 @@ impl Timers {
     fn wake_all(expired: BTreeMap<TimerKey, Waker>) -> bool {
         let fired = !expired.is_empty();
         for (_, waker) in expired {
-            // Contained: a timer belongs to no scope (see `wake_catching`).
-            drop(crate::panic::wake_catching(waker));
+            // Contained: a timer belongs to no scope.
+            crate::panic::wake_contained(waker);
         }
         fired
     }
@@ -125,6 +125,11 @@ impl Timers {
     /// Drops every timer (shutdown).
     pub(crate) fn clear(&self) {
         let entries = std::mem::take(&mut self.map.lock().entries);
-        drop(entries);
+        for (_, waker) in entries {
+            // A waker is user code; a timer belongs to no scope.
+            if let Some(panic) = crate::panic::drop_catching(waker) {
+                crate::panic::drop_payload(panic);
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! does both; the cancel walk and `release_task` pair them by hand). It is free to build and, in the common case of
 //! nothing or one waker, allocates nothing.
 
-use crate::panic::Panic;
+use crate::panic::{drop_catching, drop_payload, keep_first, Panic};
 use crate::task::TaskRef;
 use crate::time::timers::{TimerKey, Timers};
 use crate::wake_list::WakeList;
@@ -32,9 +32,9 @@ pub(crate) struct After {
 enum Later {
     Timer(TimerKey),
     /// The values below are held only to be dropped.
-    Waker(#[allow(dead_code)] Waker),
-    Panic(#[allow(dead_code)] Panic),
-    Task(#[allow(dead_code)] TaskRef),
+    Waker(Waker),
+    Panic(Panic),
+    Task(TaskRef),
 }
 
 impl After {
@@ -71,7 +71,11 @@ impl After {
         }
     }
 
-    /// Does the work: removes timers, then wakes, then drops.
+    /// Does the work: removes timers, then wakes, then drops. Returns the
+    /// first panic of a user value's drop (a waker's): the caller hands it
+    /// to the scope whose lock was held (`Node::pass_panic`). A panicking
+    /// wake is contained (`wake_list.rs`), and a payload that panics when
+    /// dropped is leaked (`panic.rs`).
     ///
     /// The timer map is followed only if a timer is to be removed, and code
     /// that removes one holds a node of that runtime (a deadline is set or
@@ -79,19 +83,21 @@ impl After {
     /// whoever holds its tree reference), which keeps the runtime, and its
     /// timers, alive.
     #[inline(always)]
-    pub(crate) fn run(self) {
+    #[must_use = "a panic from a dropped waker goes to a scope"]
+    pub(crate) fn run(self) -> Option<Panic> {
         // Most critical sections leave nothing behind: then there is
         // nothing to free either (`later` only grows once `first` is
         // taken), and skipping the fields' drops is worth it on the paths
         // that open, cancel and end a scope.
         if self.wakers.is_empty() && self.first.is_none() {
             std::mem::forget(self);
+            None
         } else {
-            self.run_slow();
+            self.run_slow()
         }
     }
 
-    fn run_slow(self) {
+    fn run_slow(self) -> Option<Panic> {
         let After {
             wakers,
             first,
@@ -112,7 +118,28 @@ impl After {
             later.iter().for_each(remove);
         }
         wakers.wake_all();
-        drop(first);
-        drop(later);
+        let mut caught = None;
+        let mut drop_item = |item: Later| {
+            let panic = match item {
+                Later::Timer(_) => None,
+                Later::Waker(waker) => drop_catching(waker),
+                Later::Panic(payload) => {
+                    drop_payload(payload);
+                    None
+                }
+                Later::Task(task) => {
+                    drop(task);
+                    None
+                }
+            };
+            if let Some(panic) = panic {
+                keep_first(&mut caught, panic);
+            }
+        };
+        if let Some(item) = first {
+            drop_item(item);
+        }
+        later.into_iter().for_each(drop_item);
+        caught
     }
 }

@@ -128,7 +128,9 @@ fn walk(
             None
         }
     };
-    after.run();
+    if let Some(panic) = after.run() {
+        top.pass_panic(panic);
+    }
     if let Some(tree_ref) = leaving {
         tree_ref.leave_tree();
     }
@@ -264,6 +266,8 @@ fn expand(node: NonNull<Node>, descend: bool, origin: &Node) -> Option<NonNull<N
         // (its running tasks ended): then there is nothing to settle.
         if st.phase == Phase::Open {
             st.live_tasks -= dropped;
+            // Futures dropped unfinished: the cancel cut them short.
+            st.interrupted |= dropped > 0;
             if let Some(panic) = panics.pop() {
                 this.store_panic(&mut st, panic, &mut after);
             }
@@ -276,7 +280,9 @@ fn expand(node: NonNull<Node>, descend: bool, origin: &Node) -> Option<NonNull<N
     for panic in panics {
         after.drop_panic(panic);
     }
-    after.run();
+    if let Some(panic) = after.run() {
+        this.pass_panic(panic);
+    }
     if let Some(tree_ref) = leaving {
         tree_ref.leave_tree();
     }

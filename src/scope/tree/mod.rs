@@ -77,9 +77,9 @@ pub(crate) use roots::Roots;
 use crate::cancelled::{CancelCell, CancelReason, Cancelled, Cause};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
-use crate::panic::Panic;
+use crate::panic::{drop_catching, drop_payload, keep_first, Panic};
 use crate::runtime::Shared;
-use crate::task::{TaskId, TaskList, TaskRef};
+use crate::task::{Ended, TaskId, TaskList, TaskRef};
 use crate::time::timers::{TimerKey, Timers};
 use crate::trace::{EventKind, ScopeKind};
 use slab::Slab;
@@ -173,6 +173,10 @@ pub(crate) struct State {
     tasks: TaskList,
     /// Tasks spawned and not yet finished; after a cancel, no longer listed.
     live_tasks: usize,
+    /// A cancel of this scope cut something short: its body at an await,
+    /// or a task that had not finished. Only then does the scope end in
+    /// `Err(Cancelled)` (see `Outcome`).
+    interrupted: bool,
     /// The head of the child list (rule P).
     first_child: Option<NonNull<Node>>,
     /// The node below this one on the stack of the walk that marked it
@@ -252,8 +256,23 @@ struct Deadline {
 
 /// What a scope future learns when its node leaves the tree.
 pub(crate) struct Outcome {
+    /// Set if the scope was cancelled and the cancel interrupted something
+    /// (its body at an await, or a task): a body that ran to completion
+    /// with nothing cut short keeps its value, even if a cancel or a
+    /// deadline came meanwhile (Trio's `cancelled_caught`, not
+    /// `cancel_called`).
     pub(crate) cancelled: Option<Cancelled>,
     pub(crate) panic: Option<Panic>,
+}
+
+/// How a scope's body ended, for [`Node::finish_body`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyEnd {
+    /// It returned its value.
+    Returned,
+    /// It was dropped at an await because its scope was cancelled, or it
+    /// panicked.
+    Interrupted,
 }
 
 /// What [`Node::poll_cancelled`] found.
@@ -478,10 +497,12 @@ impl Node {
     /// runs once the lock is released (invariant 3). The caller holds a
     /// reference to the node (an `Arc`, or a borrow of one), so the node
     /// outlives this call even if `f` lets it leave the tree.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State, &mut After) -> R) -> R {
+    pub(crate) fn with<R>(self: &Arc<Self>, f: impl FnOnce(&mut State, &mut After) -> R) -> R {
         let mut after = After::default();
         let out = f(&mut self.state.lock(), &mut after);
-        after.run();
+        if let Some(panic) = after.run() {
+            self.pass_panic(panic);
+        }
         out
     }
 
@@ -508,7 +529,12 @@ impl Node {
     /// node may leave the tree and be freed during this call, so the caller
     /// does not use the pointer afterwards; nor does this function, past
     /// the point where the lock is released, unless it holds a reference.
-    pub(crate) unsafe fn release_task(node: NonNull<Node>, id: TaskId, panic: Option<Panic>) {
+    pub(crate) unsafe fn release_task(
+        node: NonNull<Node>,
+        id: TaskId,
+        ended: Ended,
+        panic: Option<Panic>,
+    ) {
         // SAFETY: the caller's contract. A local borrow, not an argument:
         // it may dangle once unused, below.
         let this = unsafe { node.as_ref() };
@@ -518,6 +544,11 @@ impl Node {
         let (leaving, pinned) = {
             let mut st = this.state.lock();
             st.live_tasks -= 1;
+            // A task the scope's cancel stopped while it ran (its runner
+            // dropped it after the poll): the cancel cut it short.
+            if ended == Ended::Cancelled && this.cancelled.is_set() {
+                st.interrupted = true;
+            }
             // Invariant 4: a cancelled node's list is the walk's.
             if !this.cancelled.is_set() {
                 // SAFETY: the node is not cancelled, so the task it listed
@@ -537,7 +568,14 @@ impl Node {
         // From here `this` may be freed (a woken scope future may finish),
         // unless `leaving` or `pinned` holds it. `after` touches the
         // runtime only to remove timers, which only a leaving node has.
-        after.run();
+        if let Some(panic) = after.run() {
+            // Only a retiring node drops a waker here (its future's), and
+            // `leaving` holds that node.
+            match &leaving {
+                Some(node) => node.pass_panic(panic),
+                None => drop_payload(panic),
+            }
+        }
         // Not through links: the panic reaches the parent by unwinding out
         // of this scope's future, which resumes it.
         if let Some(node) = pinned {
@@ -551,19 +589,53 @@ impl Node {
     /// Stores the first panic of this scope and cancels it, so that its
     /// siblings stop.
     pub(crate) fn record_panic(self: &Arc<Self>, panic: Panic) {
-        let open = self.with(|st, after| {
-            let open = st.phase == Phase::Open;
-            if open {
-                self.store_panic(st, panic, after);
+        if let Err(panic) = self.keep_panic(panic) {
+            // The scope has ended: the nearest one still open takes it.
+            self.pass_panic(panic);
+        }
+    }
+
+    /// [`record_panic`](Node::record_panic) if this scope is open; else
+    /// hands the panic back.
+    fn keep_panic(self: &Arc<Self>, panic: Panic) -> Result<(), Panic> {
+        let mut after = After::default();
+        let kept = {
+            let mut st = self.state.lock();
+            if st.phase == Phase::Open {
+                self.store_panic(&mut st, panic, &mut after);
+                Ok(())
             } else {
-                after.drop_panic(panic);
+                Err(panic)
             }
-            open
-        });
-        if open {
+        };
+        // Only payloads: `store_panic` leaves no waker to drop.
+        let leftover = after.run();
+        debug_assert!(leftover.is_none());
+        if kept.is_ok() {
             // Not through links: see `release_task`.
             self.cancel(CancelReason::Panicked, false);
         }
+        kept
+    }
+
+    /// Hands a panic of user code that the runtime ran for this scope
+    /// outside any poll (a waker's or a scope-local's drop) to the nearest
+    /// scope still open, this one or an ancestor, which is cancelled and
+    /// resumes it (invariant 3's other half: such code runs with no lock
+    /// held, and its panic is never lost in a worker). With no scope open
+    /// above, the runtime keeps it until it shuts down.
+    #[cold]
+    pub(crate) fn pass_panic(self: &Arc<Self>, panic: Panic) {
+        let mut panic = panic;
+        let mut node = Some(self);
+        while let Some(n) = node {
+            match n.keep_panic(panic) {
+                Ok(()) => return,
+                Err(back) => panic = back,
+            }
+            node = n.parent.as_ref();
+        }
+        self.shared().keep_lost_panic(panic);
     }
 
     /// Keeps `panic` if it is this open scope's first.
@@ -630,7 +702,11 @@ impl Node {
 
     /// For `Scope::cancelled()`: the reason if cancelled, else registers
     /// `waker` (reusing `key` if still ours).
-    pub(crate) fn poll_cancelled(&self, key: Option<usize>, waker: &Waker) -> CancelWait {
+    pub(crate) fn poll_cancelled(
+        self: &Arc<Self>,
+        key: Option<usize>,
+        waker: &Waker,
+    ) -> CancelWait {
         self.with(|st, after| {
             if self.cancelled.is_set() {
                 return CancelWait::Cancelled(self.cancel_value_locked(st));
@@ -654,7 +730,7 @@ impl Node {
     }
 
     /// A `cancelled()` future registered under `key` was dropped.
-    pub(crate) fn forget_cancel_waiter(&self, key: usize) {
+    pub(crate) fn forget_cancel_waiter(self: &Arc<Self>, key: usize) {
         self.with(|st, after| {
             if self.cancelled.is_set() || st.phase == Phase::Removed {
                 return;
@@ -670,7 +746,7 @@ impl Node {
     }
 
     /// Whether the scope is cancelled; stores `waker` to be woken on cancel.
-    pub(crate) fn register_body_waker(&self, waker: &Waker) -> bool {
+    pub(crate) fn register_body_waker(self: &Arc<Self>, waker: &Waker) -> bool {
         self.with(|st, after| {
             if !self.cancelled.is_set() {
                 st.set_waker(waker, after);
@@ -682,17 +758,18 @@ impl Node {
     /// The body ended. Returns the outcome and leaves the tree if the node
     /// is finished; otherwise stores `waker` for when it is. The caller
     /// holds the tree reference (its scope future's) until this returns.
-    pub(crate) fn finish_body(&self, waker: &Waker) -> Option<Outcome> {
+    pub(crate) fn finish_body(self: &Arc<Self>, end: BodyEnd, waker: &Waker) -> Option<Outcome> {
         let outcome = self.with(|st, after| {
             st.body = Body::Done;
+            if end == BodyEnd::Interrupted {
+                st.interrupted = true;
+            }
             if !st.is_finished() {
                 st.set_waker(waker, after);
                 return None;
             }
             let outcome = Outcome {
-                cancelled: self
-                    .cancelled
-                    .is_set()
+                cancelled: (st.interrupted && self.cancelled.is_set())
                     .then(|| self.cancel_value_locked(st)),
                 panic: st.rare.as_mut().and_then(|r| r.panic.take()),
             };
@@ -794,6 +871,7 @@ impl State {
             body: Body::Running,
             tasks: TaskList::default(),
             live_tasks: 0,
+            interrupted: false,
             first_child: None,
             walk_next: None,
             self_ref: None,
@@ -854,11 +932,27 @@ impl State {
 }
 
 impl Drop for Node {
-    /// Frees a chain of parents that this node held last, iteratively: a
-    /// long chain of nested scopes costs no stack.
+    /// Drops the user values the node still holds (its scope-locals, the
+    /// cause of its cancel), handing a panic from their `Drop` to the
+    /// nearest scope still open (`pass_panic`): a node may be freed on a
+    /// worker or in the middle of a cancel walk, where nothing may unwind.
+    /// Then frees a chain of parents that this node held last,
+    /// iteratively: a long chain of nested scopes costs no stack.
     fn drop(&mut self) {
+        let mut caught = None;
         if self.info.is_some() {
-            drop(self.info.take());
+            caught = drop_catching(self.info.take());
+        }
+        if let Some(rare) = self.state.get_mut().rare.take() {
+            if let Some(panic) = Rare::drop_user_values(*rare) {
+                keep_first(&mut caught, panic);
+            }
+        }
+        if let Some(panic) = caught {
+            match &self.parent {
+                Some(parent) => parent.pass_panic(panic),
+                None => self.shared().keep_lost_panic(panic),
+            }
         }
         let mut parent = self.parent.take();
         while let Some(node) = parent {
@@ -867,6 +961,32 @@ impl Drop for Node {
                 Err(_) => None,
             };
         }
+    }
+}
+
+impl Rare {
+    /// Drops the parts that hold user values one by one (wakers, a
+    /// payload, a cause), catching a panic of each; returns the first.
+    fn drop_user_values(self) -> Option<Panic> {
+        let Rare {
+            cancel_waiters,
+            deadline: _,
+            panic,
+            cause,
+        } = self;
+        if let Some(payload) = panic {
+            drop_payload(payload);
+        }
+        let mut caught = None;
+        for waker in cancel_waiters.into_iter().map(|(_, w)| w) {
+            if let Some(panic) = drop_catching(waker) {
+                keep_first(&mut caught, panic);
+            }
+        }
+        if let Some(panic) = drop_catching(cause) {
+            keep_first(&mut caught, panic);
+        }
+        caught
     }
 }
 

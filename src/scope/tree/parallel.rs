@@ -25,7 +25,7 @@ use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::sync::Mutex;
 use crate::panic::Panic;
 use crate::runtime::Shared;
-use crate::task::{Cancel, Schedule, TaskId, TaskList, TaskRef};
+use crate::task::{Cancel, Ended, Schedule, TaskId, TaskList, TaskRef};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -79,10 +79,12 @@ impl Schedule for Helper {
         Cancelled::new(CancelReason::Shutdown)
     }
 
-    fn release(&self, _id: TaskId, panic: Option<Panic>) {
+    fn release(&self, _id: TaskId, _ended: Ended, panic: Option<Panic>) {
         // `help` catches the panics of the drops it runs; nothing else in
         // a helper can panic.
-        drop(panic);
+        if let Some(panic) = panic {
+            crate::panic::drop_payload(panic);
+        }
     }
 }
 
