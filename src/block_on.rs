@@ -53,6 +53,9 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
             state.store(RUNNING, SeqCst);
             continue;
         }
+        // Tasks this thread spawned that workers freed: their memory goes
+        // back while the thread waits.
+        crate::pool::drain();
         // `thread::park` may return spuriously: only a wake counts.
         while state.load(SeqCst) != WOKEN {
             // With a paused clock, we may be the last to go idle.

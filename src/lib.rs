@@ -95,6 +95,7 @@ mod idle;
 mod lifo_slot;
 mod loom;
 mod panic;
+mod pool;
 mod queue;
 pub mod runtime;
 mod scope;

@@ -218,6 +218,9 @@ impl Core {
     /// Falls asleep following the protocol in `idle.rs`; the worker is
     /// searching when it wakes.
     fn park(&self, shared: &Shared, searching: bool) {
+        // Tasks this worker spawned and others freed: their memory goes
+        // back while the worker has nothing better to do.
+        crate::pool::drain();
         self.parking.set(true);
         let bed = Bed { core: self, shared };
         shared.idle.sleep(self.id, searching, &bed);

@@ -49,8 +49,10 @@ use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
 use crate::panic::Panic;
+use crate::pool::{self, Family};
 use raw::{Header, Vtable};
 use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE, PUSHING};
+use std::alloc::Layout;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -143,13 +145,28 @@ where
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let cell = Box::new(Cell {
-        header: Header::new(State::new(), &Cell::<F, S>::VTABLE),
+    let make = |vtable| Cell {
+        header: Header::new(State::new(), vtable),
         scheduler,
         join: ManuallyDrop::new(Mutex::new(join::JoinSlot::new())),
         future: UnsafeCell::new(Some(future)),
-    });
-    let cell = NonNull::from(Box::leak(cell));
+    };
+    // From this thread's pool if the cell fits a class (a constant for
+    // each task type), else from the global allocator.
+    let pooled = match Cell::<F, S>::CLASS {
+        Some(class) if pool::ENABLED => pool::alloc(Family::Released, class),
+        _ => None,
+    };
+    let cell = match pooled {
+        Some(chunk) => {
+            let cell = chunk.cast::<Cell<F, S>>();
+            // SAFETY: the chunk is ours, and its class fits the cell's
+            // size and alignment (`class_of`).
+            unsafe { cell.as_ptr().write(make(&Cell::<F, S>::VTABLE_POOLED)) };
+            cell
+        }
+        None => NonNull::from(Box::leak(Box::new(make(&Cell::<F, S>::VTABLE)))),
+    };
     let header = cell.cast::<Header>();
     // SAFETY: `header` starts the new allocation, whose count is two: this
     // reference and the handle's. The join slot lives as long as the
@@ -166,13 +183,24 @@ where
     F::Output: Send + 'static,
     S: Schedule,
 {
+    /// The table of a cell from the global allocator.
     const VTABLE: Vtable = Vtable {
         run: Self::run,
         cancel: Self::cancel,
         cancel_one: Self::cancel_one,
         schedule: Self::schedule,
-        dealloc: Self::dealloc,
+        dealloc: Self::dealloc_boxed,
     };
+
+    /// The table of a cell from a pool: it differs only in how the memory
+    /// goes back.
+    const VTABLE_POOLED: Vtable = Vtable {
+        dealloc: Self::dealloc_pooled,
+        ..Self::VTABLE
+    };
+
+    /// The pools' class for this cell, if it fits one.
+    const CLASS: Option<usize> = pool::class_of(Layout::new::<Self>());
 
     /// # Safety
     ///
@@ -271,25 +299,52 @@ where
         }
     }
 
-    /// The vtable's `dealloc`: the count is zero.
-    unsafe fn dealloc(header: NonNull<Header>) {
+    /// The vtable's `dealloc` for a boxed cell: the count is zero.
+    unsafe fn dealloc_boxed(header: NonNull<Header>) {
         let cell = header.cast::<Self>();
-        // SAFETY: rule R: this was the last reference, so nobody else can
-        // reach the cell; it was allocated as a `Box<Self>` in `new`.
-        let mut cell = unsafe { Box::from_raw(cell.as_ptr()) };
+        // SAFETY: rule R: the last reference; the cell came from a `Box`
+        // in `new` (this table is a boxed cell's).
+        unsafe {
+            Self::drop_fields(cell);
+            std::alloc::dealloc(cell.as_ptr().cast(), Layout::new::<Self>());
+        }
+    }
+
+    /// The vtable's `dealloc` for a pooled cell: the count is zero.
+    unsafe fn dealloc_pooled(header: NonNull<Header>) {
+        let cell = header.cast::<Self>();
+        // SAFETY: rule R: the last reference; the cell came from
+        // `pool::alloc` in `new` (this table is a pooled cell's).
+        unsafe {
+            Self::drop_fields(cell);
+            pool::free(cell.cast());
+        }
+    }
+
+    /// Drops what the cell still holds, leaving its memory to the caller.
+    ///
+    /// # Safety
+    ///
+    /// Rule R: the count is zero, so nobody else can reach the cell; it is
+    /// not used afterwards but to free its memory.
+    unsafe fn drop_fields(cell: NonNull<Self>) {
+        // SAFETY: the caller's contract: the cell is ours alone.
+        let this = unsafe { &mut *cell.as_ptr() };
         // A task is only freed after COMPLETE, except when its owner refused
         // it and it never ran: then the future is dropped here, unpolled.
         // SAFETY: we own the cell now.
-        let held = cell.future.with(|f| unsafe { (*f).is_some() });
+        let held = this.future.with(|f| unsafe { (*f).is_some() });
         debug_assert!(
-            !held || !cell.header.state.load().has(state::COMPLETE),
+            !held || !this.header.state.load().has(state::COMPLETE),
             "a COMPLETE task still holds its future"
         );
-        if !cell.join.get_mut().is_empty() {
-            // SAFETY: dropped once, here, and the cell is not used after.
-            unsafe { ManuallyDrop::drop(&mut cell.join) };
+        if !this.join.get_mut().is_empty() {
+            // SAFETY: dropped once, here; `drop_in_place` below skips it.
+            unsafe { ManuallyDrop::drop(&mut this.join) };
         }
-        drop(cell);
+        // SAFETY: each field is dropped once (the join slot, behind
+        // `ManuallyDrop`, only above).
+        unsafe { std::ptr::drop_in_place(cell.as_ptr()) };
     }
 
     /// Hands the finished task to its owner, once no waker is pushing it

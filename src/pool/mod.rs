@@ -1,0 +1,159 @@
+//! Per-thread pools of fixed-size chunks: the memory of tasks and of scope
+//! nodes.
+//!
+//! Every thread that spawns a task or opens a scope has a [`heap`](heap::Heap)
+//! of its own: for each size class, pages of [`PAGE_SIZE`](page::PAGE_SIZE)
+//! bytes cut into chunks of that size (`page.rs`). Allocating is a pop from
+//! the current page's free list, or the next never-used chunk of it; no
+//! lock, no atomic. Freeing finds the chunk's page from its address
+//! (pages are aligned to their size) and, through the page, its heap:
+//!
+//! - on the heap's own thread, a push on the page's free list;
+//! - on any other thread, one atomic push on the class's remote list
+//!   (`remote.rs`), which the owner files into its pages when it next
+//!   runs out of room in that class, when it parks ([`drain`]), and when
+//!   it exits.
+//!
+//! So the thread that allocates a task (the spawner) and the one that
+//! frees it (a worker, a canceller) never share a lock, and the common
+//! free costs a few plain stores.
+//!
+//! # Two families
+//!
+//! - [`Family::Released`] (task cells): a page whose chunks are all free
+//!   goes back to the system, but for one kept per class for reuse, so
+//!   that a burst of tasks does not leave the process holding the burst's
+//!   memory.
+//! - [`Family::Kept`] (scope nodes): pages are never given back, and a
+//!   free chunk's second word stays readable: a node keeps its
+//!   *generation* there across lives, so that a reference that does not
+//!   own the node (a deadline's timer) can tell that its scope is gone,
+//!   even after the slot was reused (`scope/tree/slot.rs`). Their memory
+//!   is bounded by the most nodes alive at once.
+//!
+//! # Threads come and go
+//!
+//! A heap outlives its thread: a task allocated by a thread that has since
+//! exited may still be freed. An exiting thread files its remote frees,
+//! gives its empty pages back, and leaves its heap on an orphan list;
+//! the next thread that needs a heap adopts it (rule O in `heap.rs`).
+//! A heap is never freed.
+//!
+//! # Checkers
+//!
+//! Under Miri and the loom models the runtime does not pool
+//! ([`ENABLED`]): every task and node is a `Box`, so that Miri checks each
+//! as its own allocation (the pool's own unit tests still run under
+//! Miri). Under AddressSanitizer (`--cfg cancel_scope_asan`) free chunks
+//! are poisoned, so a use after free of a pooled task is reported as it
+//! would be for a boxed one (`asan.rs`).
+
+mod asan;
+mod heap;
+mod page;
+mod remote;
+
+use heap::is_current;
+use page::Page;
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+/// Whether the runtime allocates its tasks and nodes from the pools: not
+/// under Miri (it checks each `Box` as an allocation of its own) nor in
+/// the loom models (whose threads are not the pools' threads).
+pub(crate) const ENABLED: bool = !cfg!(miri) && !cfg!(cancel_scope_loom);
+
+/// The two kinds of pages; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// Empty pages go back to the system (tasks).
+    Released,
+    /// Pages stay; a free chunk's second word stays readable (nodes).
+    Kept,
+}
+
+/// The chunk sizes, in bytes: steps of 16 to 256 (where most task cells
+/// fall, so that rounding wastes at most 15 bytes a task), then of 32 to
+/// 512 and of 64 to 1024. Larger cells go to the global allocator.
+const CLASS_SIZES: [usize; NUM_CLASSES] = {
+    let mut sizes = [0; NUM_CLASSES];
+    let mut i = 0;
+    while i < NUM_CLASSES {
+        sizes[i] = if i < 16 {
+            16 * (i + 1)
+        } else if i < 24 {
+            256 + 32 * (i - 15)
+        } else {
+            512 + 64 * (i - 23)
+        };
+        i += 1;
+    }
+    sizes
+};
+const NUM_CLASSES: usize = 32;
+
+/// The alignment every chunk has.
+const CHUNK_ALIGN: usize = 16;
+
+/// The class of chunks that fit `layout`, if any: a compile-time constant
+/// for a type's layout.
+pub(crate) const fn class_of(layout: Layout) -> Option<usize> {
+    if layout.align() > CHUNK_ALIGN || layout.size() > CLASS_SIZES[NUM_CLASSES - 1] {
+        return None;
+    }
+    let mut i = 0;
+    while CLASS_SIZES[i] < layout.size() {
+        i += 1;
+    }
+    Some(i)
+}
+
+/// A chunk of `class` (from [`class_of`]) in `family`, from this thread's
+/// heap; `None` while the thread exits, or if the system is out of memory
+/// (the caller then falls back to the global allocator).
+#[inline]
+pub(crate) fn alloc(family: Family, class: usize) -> Option<NonNull<u8>> {
+    let heap = heap::current()?;
+    heap.class(family, class).alloc(heap)
+}
+
+/// Frees a chunk that [`alloc`] returned, from any thread.
+///
+/// # Safety
+///
+/// `chunk` came from [`alloc`], is not used after this call, and is freed
+/// once.
+#[inline]
+pub(crate) unsafe fn free(chunk: NonNull<u8>) {
+    let page = Page::of(chunk);
+    // SAFETY: the chunk is out, so its page is alive; `heap` and `class`
+    // are fixed for the page's life, and heaps are never freed.
+    let (heap, class) = unsafe { ((*page.as_ptr()).heap, &*(*page.as_ptr()).class) };
+    if is_current(heap) {
+        // SAFETY: rule O: this thread owns the page's heap; the caller
+        // gives the chunk up.
+        unsafe { class.free_local(page, chunk) };
+    } else {
+        // SAFETY: the caller gives the chunk up (rule H); nobody else
+        // touches it until its owner takes it.
+        unsafe {
+            asan::poison(chunk.as_ptr(), (*page.as_ptr()).size());
+            class.remote.push(chunk.cast());
+        }
+    }
+}
+
+/// Files the chunks other threads freed to this thread's heap, so that
+/// pages they emptied go back to the system. Called by a thread about to
+/// park: a worker with nothing to do, a `block_on` waiting.
+pub(crate) fn drain() {
+    if !ENABLED {
+        return;
+    }
+    if let Some(heap) = heap::current_if_any() {
+        heap.drain();
+    }
+}
+
+#[cfg(test)]
+mod tests;
