@@ -96,6 +96,7 @@ mod lifo_slot;
 mod loom;
 mod panic;
 mod queue;
+mod roster;
 pub mod runtime;
 mod scope;
 pub mod sync;
