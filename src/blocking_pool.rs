@@ -51,6 +51,16 @@
 //! threads, waiting for the running closures to return, and drops the
 //! queue's stale references.
 //!
+//! A bounded shutdown (`Runtime::shutdown_timeout`) waits for the threads
+//! through the runtime's roster (`roster.rs`: each pool thread has a seat
+//! there) until its deadline, and then [`let_go`](BlockingPool::let_go)es
+//! of them: the threads that have exited are joined, the others are left
+//! running. Such a thread owns its share of the pool (`Inner`), its task
+//! keeps its scope's node and with it the runtime's state alive (tree
+//! invariant 2), so nothing it touches is freed under it; when its closure
+//! returns, the task drops the value (its scope was cancelled), and the
+//! thread sees the shutdown and exits.
+//!
 //! # The paused clock
 //!
 //! A running or queued closure counts as activity
@@ -63,6 +73,7 @@
 //! either the worker sees the pool idle, or the thread sees the worker
 //! asleep and wakes it.)
 
+use crate::roster::{Role, Roster, Seat};
 use crate::runtime::Shared;
 use crate::task::TaskRef;
 use parking_lot::{Condvar, Mutex};
@@ -111,6 +122,8 @@ struct Inner {
     /// The runtime, for the paused clock's wake-up; weak, so that an idle
     /// thread never keeps a dropped runtime's state alive.
     runtime: Weak<Shared>,
+    /// The runtime's threads, where each pool thread takes a seat.
+    roster: Arc<Roster>,
 }
 
 /// Everything under the pool's lock; the counts are in the module docs.
@@ -130,7 +143,7 @@ struct PoolState {
 }
 
 impl BlockingPool {
-    pub(crate) fn new(config: Config, runtime: Weak<Shared>) -> BlockingPool {
+    pub(crate) fn new(config: Config, runtime: Weak<Shared>, roster: Arc<Roster>) -> BlockingPool {
         BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(PoolState {
@@ -146,6 +159,7 @@ impl BlockingPool {
                 work: Condvar::new(),
                 config,
                 runtime,
+                roster,
             }),
         }
     }
@@ -180,9 +194,10 @@ impl BlockingPool {
         st.handles.retain(|h| !h.is_finished());
         let name = format!("{}-blocking-{}", inner.config.thread_name, st.started);
         let pool = inner.clone();
+        let seat = inner.roster.reserve(Role::Blocking);
         match thread::Builder::new()
             .name(name)
-            .spawn(move || thread_main(pool))
+            .spawn(move || thread_main(pool, seat))
         {
             Ok(handle) => st.handles.push(handle),
             Err(error) => {
@@ -214,11 +229,11 @@ impl BlockingPool {
         self.inner.work.notify_all();
     }
 
-    /// Waits for every thread to exit (so for every running closure to
-    /// return), but the calling thread's own if it is one of them (a
-    /// closure that dropped its runtime); then drops the queued tasks'
-    /// references. Call after [`shutdown`](BlockingPool::shutdown).
-    pub(crate) fn join(&self) {
+    /// A bounded shutdown's end: joins the threads that have exited,
+    /// leaves the others running (see the module docs), and drops the
+    /// queued tasks' references. Call after
+    /// [`shutdown`](BlockingPool::shutdown) and the runtime's cancel.
+    pub(crate) fn let_go(&self) {
         let (handles, queue) = {
             let mut st = self.inner.state.lock();
             debug_assert!(st.shutdown);
@@ -227,9 +242,8 @@ impl BlockingPool {
                 std::mem::take(&mut st.queue),
             )
         };
-        let me = thread::current().id();
         for handle in handles {
-            if handle.thread().id() != me {
+            if handle.is_finished() {
                 let _ = handle.join();
             }
         }
@@ -237,14 +251,17 @@ impl BlockingPool {
     }
 }
 
-/// A pool thread's body: the loop of the module docs. A panic here is a
-/// runtime bug (a closure's own panic is caught by its task): abort, as a
-/// worker does.
-fn thread_main(pool: Arc<Inner>) {
+/// A pool thread's body: the loop of the module docs, in the thread's
+/// seat, which it leaves last. A panic here is a runtime bug (a closure's
+/// own panic is caught by its task): abort, as a worker does.
+fn thread_main(pool: Arc<Inner>, mut seat: Seat) {
+    seat.occupy();
     if catch_unwind(AssertUnwindSafe(|| pool.serve())).is_err() {
         eprintln!("cancel-scope: a blocking thread hit an internal error; aborting");
         std::process::abort();
     }
+    drop(pool);
+    drop(seat);
 }
 
 impl Inner {

@@ -3,12 +3,22 @@
 //!
 //! A scope opened while a task or scope body is being polled becomes a child
 //! of that task's (or body's) scope; this module is how it finds out.
+//!
+//! A runtime's own threads also publish where their current scope is kept
+//! ([`ScopeCell`]), so that a shutdown that gives up waiting can name the
+//! scope each thread still left running is in (`roster.rs`).
 
 use crate::runtime::Shared;
 use crate::scope::tree::Node;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 use std::sync::Arc;
+
+/// Where a thread keeps its current scope. Atomic so that another thread
+/// may read the address in it (never follow it: see `roster.rs`); written
+/// and read with `Relaxed`, which costs what a plain `Cell` does.
+pub(crate) type ScopeCell = AtomicPtr<Node>;
 
 thread_local! {
     /// The scope whose task or body this thread is polling, or null.
@@ -16,9 +26,10 @@ thread_local! {
     /// Rule: non-null only while an [`enter_scope`] call is on this
     /// thread's stack, whose caller keeps the node alive for the call's
     /// whole duration (the scope future's `Arc`, or rule B for a task's
-    /// binding), so the pointee is alive whenever the pointer is set. It
-    /// has no destructor, so `with` works even during thread teardown.
-    static CURRENT_SCOPE: Cell<*const Node> = const { Cell::new(ptr::null()) };
+    /// binding), so the pointee is alive whenever the pointer is set. Only
+    /// this thread follows the pointer. It has no destructor, so `with`
+    /// works even during thread teardown.
+    static CURRENT_SCOPE: ScopeCell = const { AtomicPtr::new(ptr::null_mut()) };
     /// The runtime of this thread: a worker's own, or the one `block_on` runs.
     /// Like every runtime-internal thread-local that has a destructor, it
     /// is reached with `try_with`: a runtime may be used, or dropped, by
@@ -31,13 +42,18 @@ thread_local! {
 /// returns: a scope future holds its `Arc`; a task's binding is followed
 /// only while the task is live in the node (rule B).
 pub(crate) fn enter_scope<R>(scope: NonNull<Node>, f: impl FnOnce() -> R) -> R {
-    struct Restore(*const Node);
+    struct Restore(*mut Node);
     impl Drop for Restore {
         fn drop(&mut self) {
-            CURRENT_SCOPE.with(|c| c.set(self.0));
+            CURRENT_SCOPE.with(|c| c.store(self.0, Relaxed));
         }
     }
-    let prev = CURRENT_SCOPE.with(|c| c.replace(scope.as_ptr()));
+    // A load and a store, not a `swap`: only this thread writes the cell.
+    let prev = CURRENT_SCOPE.with(|c| {
+        let prev = c.load(Relaxed);
+        c.store(scope.as_ptr(), Relaxed);
+        prev
+    });
     let _restore = Restore(prev);
     f()
 }
@@ -48,7 +64,13 @@ pub(crate) fn enter_scope<R>(scope: NonNull<Node>, f: impl FnOnce() -> R) -> R {
 /// alive for longer than this call), made by the tree's rule A. `f` must
 /// not keep it.
 pub(crate) fn with_current_scope<R>(f: impl FnOnce(Option<NonNull<Node>>) -> R) -> R {
-    f(NonNull::new(CURRENT_SCOPE.with(|c| c.get()).cast_mut()))
+    f(NonNull::new(CURRENT_SCOPE.with(|c| c.load(Relaxed))))
+}
+
+/// The address of this thread's [`ScopeCell`], valid until the thread
+/// exits (the cell has no destructor).
+pub(crate) fn this_thread_scope_cell() -> *const ScopeCell {
+    CURRENT_SCOPE.with(|c| c as *const ScopeCell)
 }
 
 /// Runs `f` with `shared` as this thread's runtime.

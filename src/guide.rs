@@ -313,6 +313,28 @@
 //! program, and gives each connection a scope of its own with an idle
 //! deadline.
 //!
+//! **Ending the runtime.** Dropping a [`Runtime`](crate::runtime::Runtime)
+//! cancels what is left and waits, with no bound, for blocking closures
+//! still running. At the end of `main`, when a closure may be stuck (a
+//! lookup that never answers), shut down with a bound instead, and print
+//! what was left running:
+//!
+//! ```
+//! use cancel_scope::{runtime::Runtime, scope};
+//! use std::time::Duration;
+//!
+//! let rt = Runtime::new();
+//! let _ = rt.block_on(scope(|s| async move { s.spawn_blocking(|| 1 + 1).await }));
+//! let report = rt.shutdown_timeout(Duration::from_secs(5));
+//! if !report.is_complete() {
+//!     eprintln!("{report}"); // each straggler with its scope's name and location
+//! }
+//! ```
+//!
+//! The process-wide runtime behind
+//! [`runtime::block_on`](crate::runtime::block_on) is never shut down: a
+//! closure still running on it when `main` returns ends with the process.
+//!
 //! # Collecting results
 //!
 //! - **All of them, in order:** keep the [`JoinHandle`](crate::JoinHandle)s

@@ -97,6 +97,7 @@ mod loom;
 mod panic;
 mod pool;
 mod queue;
+mod roster;
 pub mod runtime;
 mod scope;
 pub mod sync;

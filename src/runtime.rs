@@ -1,9 +1,15 @@
 //! The runtime: worker threads, their shared state, and shutdown.
 //!
 //! [`Runtime`] is the owning handle; dropping it stops the workers and
-//! drops every future the runtime still holds. `Shared` is what workers,
-//! tasks and scope handles point to: the run queues, the sleep state, the
-//! timers, the blocking pool and the scope tree.
+//! drops every future the runtime still holds, waiting for whatever is
+//! still running; [`Runtime::shutdown_timeout`] does the same with a bound
+//! on the wait (`shutdown.rs`). `Shared` is what workers, tasks and scope
+//! handles point to: the run queues, the sleep state, the timers, the
+//! blocking pool, the roster of threads and the scope tree.
+
+mod shutdown;
+
+pub use shutdown::{ShutdownReport, Straggler, StragglerKind};
 
 use crate::block_on;
 use crate::blocking_pool::{self, BlockingPool};
@@ -12,6 +18,7 @@ use crate::lifo_slot::LifoSlot;
 use crate::loom::deque::{Injector, Stealer};
 use crate::panic::Panic;
 use crate::queue;
+use crate::roster::{Role, Roster};
 use crate::scope::tree::Roots;
 use crate::task::TaskRef;
 use crate::time::{clock::Clock, timers::Timers};
@@ -32,7 +39,12 @@ use std::time::Duration;
 /// Runs a future to completion on the process-wide default runtime.
 ///
 /// The default runtime is started on first use, with one worker per
-/// available core, and lives until the process exits. See
+/// available core, and lives until the process exits: it is never dropped
+/// or shut down, so a blocking closure still running on it when `main`
+/// returns runs until the process exits (which ends it mid-closure, like
+/// any thread, without running its destructors). For a bounded end, run
+/// the program on a [`Runtime`] of its own and call
+/// [`shutdown_timeout`](Runtime::shutdown_timeout). See
 /// [`Runtime::block_on`] for the rules.
 ///
 /// # Examples
@@ -63,13 +75,27 @@ pub fn scope_tree() -> crate::TreeSnapshot {
 }
 
 /// The process-wide runtime behind [`block_on`](block_on()) and behind scopes opened
-/// outside any runtime.
+/// outside any runtime. A static: never dropped, so never shut down.
 pub(crate) fn default_runtime() -> &'static Runtime {
     static DEFAULT: OnceLock<Runtime> = OnceLock::new();
     DEFAULT.get_or_init(Runtime::new)
 }
 
 /// A work-stealing runtime whose tasks live in a tree of scopes.
+///
+/// # Shutdown
+///
+/// Dropping a runtime waits for each worker to finish the poll it is in,
+/// then cancels every scope (reason
+/// [`Shutdown`](crate::CancelReason::Shutdown), shields included), which
+/// drops every future it holds, and waits for the blocking closures still
+/// running (a closure cannot be stopped from outside; one that checks its
+/// scope's cancellation returns early). Both waits have no bound.
+/// [`shutdown_timeout`](Runtime::shutdown_timeout)
+/// is the bounded form: it waits at most a given time, leaves what still
+/// runs then to finish on its own, and returns a [`ShutdownReport`]
+/// naming it. The process-wide runtime behind [`block_on`](block_on()) is
+/// never shut down.
 ///
 /// # Examples
 ///
@@ -83,6 +109,9 @@ pub(crate) fn default_runtime() -> &'static Runtime {
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<thread::JoinHandle<()>>,
+    /// Set by a bounded shutdown, which consumed the runtime: the drop
+    /// that follows has nothing left to do.
+    stopped: bool,
 }
 
 /// Configures and starts a [`Runtime`].
@@ -120,6 +149,8 @@ pub(crate) struct Shared {
     pub(crate) timers: Timers,
     /// The threads of `Scope::spawn_blocking` (`blocking_pool.rs`).
     pub(crate) blocking: BlockingPool,
+    /// The workers and blocking threads still alive (`roster.rs`).
+    roster: Arc<Roster>,
     /// `Builder::parallel_drop`.
     pub(crate) parallel_drop: bool,
     /// The next scope id to give (`Node::id`).
@@ -306,33 +337,15 @@ impl Runtime {
 }
 
 impl Drop for Runtime {
+    /// Shuts down as [`shutdown_timeout`](Runtime::shutdown_timeout) does,
+    /// without a bound: cancels every scope first, so that a task or a
+    /// blocking closure waiting for its cancel ends, then waits for every
+    /// thread.
     fn drop(&mut self) {
-        self.shared.shutdown.store(true, SeqCst);
-        self.shared.idle.wake_all();
-        let me = thread::current().id();
-        for handle in self.threads.drain(..) {
-            // A task that drops the runtime cannot wait for its own thread.
-            if handle.thread().id() != me {
-                let _ = handle.join();
-            }
+        if self.stopped {
+            return; // `shutdown_timeout` did it all
         }
-        // Every worker is gone: no future is being polled but the blocking
-        // closures, and no thread takes a queued one from now on. Cancel
-        // the whole tree, which drops every future still held (a queued
-        // closure's too) and marks the running closures' scopes cancelled
-        // (a closure that checks returns early); wait for the running
-        // closures; then empty the injector and the timers (each worker
-        // emptied its own queue and slot as it stopped).
-        self.shared.blocking.shutdown();
-        self.shared.roots.cancel_all();
-        self.shared.blocking.join();
-        self.shared.drain_injector();
-        self.shared.timers.clear();
-        // Their messages were printed by the panic hook when they
-        // happened; nobody is left to resume them.
-        for panic in self.shared.take_lost_panics() {
-            crate::panic::drop_payload(panic);
-        }
+        drop(self.stop(None));
     }
 }
 
@@ -544,6 +557,7 @@ impl Builder {
             thread_name: self.thread_name.clone(),
             paused: self.start_paused,
         };
+        let roster = Roster::new();
         let shared = Arc::new_cyclic(|runtime| Shared {
             roots: Roots::new(),
             injector: Injector::new(),
@@ -551,7 +565,8 @@ impl Builder {
             idle: Idle::new(n),
             lifo_slots: (0..n).map(|_| LifoSlot::new()).collect(),
             timers: Timers::new(Clock::new(self.start_paused)),
-            blocking: BlockingPool::new(blocking, runtime.clone()),
+            blocking: BlockingPool::new(blocking, runtime.clone(), roster.clone()),
+            roster,
             parallel_drop: self.parallel_drop,
             scope_ids: AtomicU64::new(0),
             recorder: self
@@ -566,12 +581,18 @@ impl Builder {
         let mut runtime = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(n),
+            stopped: false,
         };
         for (id, local) in queues.into_iter().enumerate() {
             let shared = shared.clone();
+            let mut seat = shared.roster.reserve(Role::Worker(id));
             let handle = thread::Builder::new()
                 .name(format!("{}-{id}", self.thread_name))
-                .spawn(move || worker::run(id, local, shared))?;
+                .spawn(move || {
+                    seat.occupy();
+                    worker::run(id, local, shared);
+                    drop(seat); // last: the roster then counts this worker gone
+                })?;
             runtime.threads.push(handle);
         }
         Ok(runtime)
@@ -669,6 +690,7 @@ impl Shared {
     #[cfg(all(test, cancel_scope_loom))]
     pub(crate) fn for_model() -> Arc<Shared> {
         let queue = worker::new_queue();
+        let roster = Roster::new();
         Arc::new(Shared {
             roots: Roots::new(),
             injector: Injector::new(),
@@ -684,7 +706,9 @@ impl Shared {
                     paused: false,
                 },
                 std::sync::Weak::new(),
+                roster.clone(),
             ),
+            roster,
             parallel_drop: false,
             scope_ids: AtomicU64::new(0),
             recorder: None,
@@ -742,6 +766,18 @@ impl Shared {
 
     fn drain_injector(&self) {
         while !self.injector.steal().is_empty() {}
+    }
+
+    /// Shutdown's last step: drops the injector's task references and the
+    /// timers (each worker emptied its own queue and slot as it stopped).
+    fn clear_queues(&self) {
+        self.drain_injector();
+        self.timers.clear();
+        // Their messages were printed by the panic hook when they
+        // happened; nobody is left to resume them.
+        for panic in self.take_lost_panics() {
+            crate::panic::drop_payload(panic);
+        }
     }
 }
 

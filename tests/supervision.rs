@@ -290,12 +290,20 @@ fn a_cancel_reason_reaches_the_whole_subtree_and_downcasts() {
                 let mut hs = vec![s.spawn(std::future::pending::<()>())];
                 let inner_handle = Slot::new();
                 let ih = inner_handle.clone();
-                nested.put(s.spawn(scope(move |inner| async move {
-                    ih.put(inner.spawn(std::future::pending::<()>()));
-                    ready.arrive();
-                    std::future::pending::<()>().await
-                })));
+                // The host task is known parked (its future returned
+                // `Pending`) before the cancel, so the cancel cuts it
+                // short rather than letting it finish in its poll.
+                let (parked_tx, parked_rx) = std::sync::mpsc::channel();
+                nested.put(s.spawn(support::first_pending(
+                    scope(move |inner| async move {
+                        ih.put(inner.spawn(std::future::pending::<()>()));
+                        ready.arrive();
+                        std::future::pending::<()>().await
+                    }),
+                    parked_tx,
+                )));
                 inner_ready.wait().await;
+                parked_rx.recv().unwrap();
                 hs.push(inner_handle.take());
                 handles.put(hs);
                 let watched = s.cancel_handle();

@@ -1,5 +1,6 @@
 //! The runtime's root scopes, and the views over its whole tree: the
-//! snapshot, the live counts, and shutdown.
+//! snapshot, the live counts, and shutdown (its cancel, and the scopes a
+//! bounded shutdown left threads running in).
 //!
 //! The roots' list is the one lock a runtime has over its scopes, and only
 //! opening and ending a *root* scope take it (a `block_on` of a scope, a
@@ -77,30 +78,31 @@ impl Roots {
     /// opened.
     pub(crate) fn snapshot(&self, now: Instant) -> TreeSnapshot {
         let mut scopes = Vec::new();
-        self.for_each(|node, st, depth| {
-            let state = match (node.cancelled.is_set(), st.body) {
-                (_, Body::Dropped) => ScopeState::Detached,
-                (true, _) => ScopeState::Cancelling,
-                (false, Body::Running) => ScopeState::Running,
-                (false, Body::Done) => ScopeState::Finishing,
-            };
-            let deadline = st.rare.as_ref().and_then(|r| r.deadline);
-            scopes.push(ScopeSnapshot {
-                id: node.id(),
-                depth,
-                state,
-                linked: node.kind == Kind::Linked,
-                shielded: node.kind == Kind::Shielded,
-                // `now` was read before the copy began: a deadline set since
-                // must not show more time left than it was set for.
-                deadline_in: deadline.map(|d| d.at.saturating_duration_since(now).min(d.after)),
-                live_tasks: st.live_tasks,
-                location: node.location,
-                name: node.name().cloned(),
-                supervisor: node.supervises(),
-            });
-        });
+        self.for_each(|node, st, depth| scopes.push(picture(node, st, depth, now)));
         TreeSnapshot { scopes }
+    }
+
+    /// For each address `read` returns, the picture of the node of this
+    /// tree at that address, if one is. `read` runs while this view holds
+    /// every node of the tree, so an address it reads that is a node's
+    /// here is that node's, not a freed one's whose memory another took:
+    /// the addresses (a shutdown's, of the scopes threads are in: rule T in
+    /// `roster.rs`) are compared, never followed.
+    pub(crate) fn scopes_at(
+        &self,
+        now: Instant,
+        read: impl FnOnce() -> Vec<*const Node>,
+    ) -> Vec<Option<ScopeSnapshot>> {
+        let mut held = Vec::new();
+        self.for_each(|node, st, depth| held.push((node.clone(), picture(node, st, depth, now))));
+        read()
+            .into_iter()
+            .map(|at| {
+                held.iter()
+                    .find(|(node, _)| std::ptr::eq(Arc::as_ptr(node), at))
+                    .map(|(_, picture)| picture.clone())
+            })
+            .collect()
     }
 
     /// Tasks spawned and not yet finished, and live scopes.
@@ -123,6 +125,31 @@ impl Roots {
         for node in &nodes {
             node.cancel_alone(CancelReason::Shutdown);
         }
+    }
+}
+
+/// A node's picture for the tree view, taken under its lock.
+fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot {
+    let state = match (node.cancelled.is_set(), st.body) {
+        (_, Body::Dropped) => ScopeState::Detached,
+        (true, _) => ScopeState::Cancelling,
+        (false, Body::Running) => ScopeState::Running,
+        (false, Body::Done) => ScopeState::Finishing,
+    };
+    let deadline = st.rare.as_ref().and_then(|r| r.deadline);
+    ScopeSnapshot {
+        id: node.id(),
+        depth,
+        state,
+        linked: node.kind == Kind::Linked,
+        shielded: node.kind == Kind::Shielded,
+        // `now` was read before the copy began: a deadline set since must
+        // not show more time left than it was set for.
+        deadline_in: deadline.map(|d| d.at.saturating_duration_since(now).min(d.after)),
+        live_tasks: st.live_tasks,
+        location: node.location,
+        name: node.name().cloned(),
+        supervisor: node.supervises(),
     }
 }
 
