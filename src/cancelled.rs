@@ -315,31 +315,52 @@ impl Error for Cancelled {
 
 /// The bit of a [`CancelCell`]'s code that says a cause came with it.
 const CAUSE: u8 = 0x80;
+/// The bit of a [`CancelCell`]'s code that says the node is not published
+/// yet: its ancestors' marks count too (the scope tree's invariant 2).
+const UNPUBLISHED: u8 = 0x40;
+/// The bits of a [`CancelCell`]'s code that hold the reason.
+const REASON: u8 = 0x3F;
 
 /// A scope's cancellation, read without a lock: a reason code, and the
 /// duration that [`CancelReason::Deadline`] carries.
 ///
-/// Written at most once, by the tree under its lock; so a plain store is
-/// enough, and a reader that sees the code (`Acquire`) sees the duration
-/// stored before it.
+/// The code is set once, by a compare-and-swap (a *claim*): whoever makes
+/// it owns the node's cancel walk, and a second claim fails. A claim of
+/// `Deadline` writes the duration first; two deadline claims of one node
+/// that race write durations that both passed, and either may stay.
 pub(crate) struct CancelCell {
-    /// 0 until cancelled, then the reason's code (see [`CancelCell::code`]).
+    /// The reason's code (see [`CancelCell::code`]) once cancelled, 0
+    /// before; with the `CAUSE` and `UNPUBLISHED` bits.
     code: AtomicU8,
     /// `Deadline { after }`, in nanoseconds.
     after_nanos: AtomicU64,
 }
 
 impl CancelCell {
-    pub(crate) const fn new() -> CancelCell {
+    /// The cell of a node not yet published (the tree's invariant 2).
+    pub(crate) const fn unpublished() -> CancelCell {
         CancelCell {
-            code: AtomicU8::new(0),
+            code: AtomicU8::new(UNPUBLISHED),
             after_nanos: AtomicU64::new(0),
         }
     }
 
-    /// Whether the scope is cancelled. One atomic load.
+    /// Whether the scope itself is cancelled. One atomic load.
+    #[inline]
     pub(crate) fn is_set(&self) -> bool {
-        self.code.load(Acquire) != 0
+        self.code.load(Acquire) & REASON != 0
+    }
+
+    /// Whether the node is unpublished and not cancelled itself: then its
+    /// ancestors' marks decide.
+    #[inline]
+    pub(crate) fn is_unpublished_and_clear(&self) -> bool {
+        self.code.load(Acquire) == UNPUBLISHED
+    }
+
+    /// The node is published (under its parent's lock and its own).
+    pub(crate) fn published(&self) {
+        self.code.fetch_and(!UNPUBLISHED, Release);
     }
 
     /// Whether the cancel came with a cause (`cancel_with`), which the
@@ -350,7 +371,7 @@ impl CancelCell {
 
     /// The reason, if cancelled.
     pub(crate) fn get(&self) -> Option<Cancelled> {
-        let reason = match self.code.load(Acquire) & !CAUSE {
+        let reason = match self.code.load(Acquire) & REASON {
             0 => return None,
             1 => CancelReason::Explicit,
             2 => CancelReason::Ancestor,
@@ -368,19 +389,27 @@ impl CancelCell {
         Some(Cancelled::new(reason))
     }
 
-    /// Records `reason` (and that a cause comes with it) unless a reason is
-    /// recorded already (the first one stays). The caller holds the node's
-    /// lock, or the node is not shared yet: no two writers race.
-    pub(crate) fn set(&self, reason: &CancelReason, with_cause: bool) {
-        if self.code.load(Relaxed) != 0 {
-            return;
+    /// Claims the cell for `reason` (and says whether a cause comes with
+    /// it): true if this call set it, false if a reason was there already
+    /// (the first one stays).
+    pub(crate) fn claim(&self, reason: &CancelReason, with_cause: bool) -> bool {
+        let mut cur = self.code.load(Relaxed);
+        if cur & REASON != 0 {
+            return false;
         }
         if let CancelReason::Deadline { after } = reason {
             let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
             self.after_nanos.store(nanos, Relaxed);
         }
         let cause = if with_cause { CAUSE } else { 0 };
-        self.code.store(Self::code(reason) | cause, Release);
+        loop {
+            let new = (cur & UNPUBLISHED) | Self::code(reason) | cause;
+            match self.code.compare_exchange_weak(cur, new, AcqRel, Relaxed) {
+                Ok(_) => return true,
+                Err(now) if now & REASON != 0 => return false,
+                Err(now) => cur = now,
+            }
+        }
     }
 
     fn code(reason: &CancelReason) -> u8 {
@@ -420,14 +449,17 @@ mod tests {
             CancelReason::Shutdown,
         ];
         for reason in reasons {
-            let cell = CancelCell::new();
-            assert!(!cell.is_set());
+            let cell = CancelCell::unpublished();
+            assert!(!cell.is_set() && cell.is_unpublished_and_clear());
             assert_eq!(cell.get(), None);
-            cell.set(&reason, true);
-            cell.set(&CancelReason::Explicit, false);
-            cell.set(&CancelReason::Shutdown, false);
+            assert!(cell.claim(&reason, true));
+            assert!(!cell.claim(&CancelReason::Explicit, false));
+            assert!(!cell.claim(&CancelReason::Shutdown, false));
             assert!(cell.is_set() && cell.has_cause());
-            assert_eq!(cell.get(), Some(Cancelled::new(reason)));
+            assert!(!cell.is_unpublished_and_clear());
+            assert_eq!(cell.get(), Some(Cancelled::new(reason.clone())));
+            cell.published();
+            assert_eq!(cell.get(), Some(Cancelled::new(reason)), "the reason stays");
         }
     }
 }

@@ -248,6 +248,12 @@ impl Runtime {
     /// own lock), safe to take from any thread while the runtime runs;
     /// print it to see what a stuck program is waiting for.
     ///
+    /// It shows the *published* scopes: a scope joins the tree at the first
+    /// thing that needs it (its body's first suspension, its first task or
+    /// child scope, a deadline, a `cancelled()` wait, or a tree view taken
+    /// from inside it). A scope that ends within its first poll without
+    /// any of these never costs the tree anything, and never shows.
+    ///
     /// # Examples
     ///
     /// ```
@@ -268,6 +274,7 @@ impl Runtime {
     /// }));
     /// ```
     pub fn scope_tree(&self) -> crate::TreeSnapshot {
+        crate::scope::publish_current(&self.shared);
         self.shared.roots.snapshot(self.shared.timers.now())
     }
 

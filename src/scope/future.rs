@@ -6,7 +6,7 @@
 //! is polled pinned, and the body is polled and dropped where it lies.
 
 use super::local::ScopeLocal;
-use super::tree::{BodyEnd, Kind, Node, Options, Place};
+use super::tree::{BodyEnd, Kind, Links, Node, NodeRef, Options, Place};
 use super::{CancelHandle, Scope};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::context;
@@ -53,12 +53,14 @@ enum State<F, Fut: Future> {
     Init(Option<F>),
     Running {
         /// The tree reference (tree invariant 2).
-        node: Arc<Node>,
+        node: NodeRef,
         /// Pinned: polled and dropped in place, never moved.
         body: Option<Fut>,
         output: Option<Fut::Output>,
         /// How the body ended, once `body` is `None`.
         end: BodyEnd,
+        /// Whether the node was told the body ended (`body_done`, once).
+        told: bool,
     },
     Done,
 }
@@ -198,11 +200,11 @@ where
         };
         if let Some(after) = self.deadline {
             let now = node.shared().timers.now();
-            super::set_deadline(&node, crate::time::after(now, after), after);
+            node.set_deadline(crate::time::after(now, after), after);
         }
         let handle = Scope { node: node.clone() };
         // The closure itself may spawn: run it inside the scope.
-        let body = context::enter_scope(Node::as_ptr(&node), || {
+        let body = context::enter_scope(node.as_ptr(), || {
             catch_unwind(AssertUnwindSafe(|| body(handle)))
         });
         let body = match body {
@@ -217,13 +219,14 @@ where
             body,
             output: None,
             end: BodyEnd::Interrupted,
+            told: false,
         };
     }
 }
 
 /// Opens a node under the scope being polled on this thread, or as a root
 /// of the current runtime.
-fn open_here(kind: Kind, location: &'static Location<'static>, options: Options) -> Arc<Node> {
+fn open_here(kind: Kind, location: &'static Location<'static>, options: Options) -> NodeRef {
     context::with_current_scope(|parent| match parent {
         Some(parent) => Node::open(Place::Under(parent), kind, location, options),
         None => Node::open(
@@ -237,7 +240,7 @@ fn open_here(kind: Kind, location: &'static Location<'static>, options: Options)
 
 /// [`open_here`] for a scope that a builder method configured.
 #[cold]
-fn open_with(kind: Kind, location: &'static Location<'static>, opening: Opening) -> Arc<Node> {
+fn open_with(kind: Kind, location: &'static Location<'static>, opening: Opening) -> NodeRef {
     let Opening { tree, handle } = opening;
     if let Some(handle) = &handle {
         handle.reserve();
@@ -255,7 +258,7 @@ fn open_with(kind: Kind, location: &'static Location<'static>, opening: Opening)
 /// unwinding path too (an assignment to an initialised place is a
 /// drop-and-replace), so the slot is `None` even when that drop panics and
 /// nothing drops the body twice.
-fn drop_body<Fut>(body: &mut Option<Fut>) -> Result<(), crate::panic::Panic> {
+fn drop_body_future<Fut>(body: &mut Option<Fut>) -> Result<(), crate::panic::Panic> {
     catch_unwind(AssertUnwindSafe(|| *body = None))
 }
 
@@ -278,22 +281,25 @@ where
             body,
             output,
             end,
+            told,
         } = &mut this.state
         else {
             panic!("`ScopeFuture` polled after it completed");
         };
         while let Some(fut) = body {
-            if node.cancelled.is_set() {
-                // Cancelled: the body is dropped at this suspension point,
-                // cut short (`end` stays `Interrupted`).
-                if let Err(panic) = drop_body(body) {
+            if node.is_cancelled() {
+                // Cancelled (an unpublished scope reads its ancestors' marks
+                // and takes theirs as its own): the body is dropped at this
+                // suspension point, cut short (`end` stays `Interrupted`).
+                node.adopt_ancestors_cancel();
+                if let Err(panic) = drop_body_future(body) {
                     node.record_panic(panic);
                 }
                 break;
             }
             // SAFETY: see the top of this function: the body never moves.
             let fut = unsafe { Pin::new_unchecked(fut) };
-            let polled = context::enter_scope(Node::as_ptr(node), || {
+            let polled = context::enter_scope(node.as_ptr(), || {
                 catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
             });
             match polled {
@@ -302,22 +308,29 @@ where
                     *end = BodyEnd::Returned;
                     // A finished async block drops nothing here, but a
                     // hand-written future may panic in its `Drop`.
-                    if let Err(panic) = drop_body(body) {
+                    if let Err(panic) = drop_body_future(body) {
                         node.record_panic(panic);
                     }
                 }
                 Ok(Poll::Pending) => {
+                    // The body waits: the scope is published now (tree
+                    // invariant 2), so that a cancel reaches it.
                     if !node.register_body_waker(cx.waker()) {
                         return Poll::Pending;
                     }
                 }
                 Err(panic) => {
-                    drop(drop_body(body));
+                    drop(drop_body_future(body));
                     node.record_panic(panic);
                 }
             }
         }
-        let outcome = node.finish_body(*end, cx.waker());
+        let outcome = if *told {
+            node.poll_end(cx.waker())
+        } else {
+            *told = true;
+            node.body_done(*end, cx.waker())
+        };
         let Some(outcome) = outcome else {
             return Poll::Pending;
         };
@@ -355,12 +368,12 @@ impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
         // Not through links: dropping a linked scope's future is not a
         // cancel of the scope it was opened in.
         if self.kind != Kind::Shielded {
-            node.cancel(CancelReason::ScopeDropped, false);
+            node.cancel(CancelReason::ScopeDropped, Links::Ignore);
         }
-        let dropped = drop_body(body);
+        let dropped = drop_body_future(body);
         // The body is gone: the rest of the state may move.
         if let State::Running { node, .. } = std::mem::replace(&mut self.state, State::Done) {
-            Node::drop_body(node);
+            node.future_dropped();
         }
         if let Err(panic) = dropped {
             resume_unwind(panic);

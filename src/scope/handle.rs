@@ -9,7 +9,7 @@
 //! binds it, opening cancelled if it was. From then on every handle acts on
 //! the node.
 
-use super::tree::Node;
+use super::tree::{Links, NodeRef};
 use super::Scope;
 use crate::cancelled::{CancelReason, Cancelled, Cause};
 use parking_lot::Mutex;
@@ -43,7 +43,7 @@ pub struct CancelHandle {
 /// What a handle acts on.
 #[derive(Clone)]
 pub(super) enum Target {
-    Node(Arc<Node>),
+    Node(NodeRef),
     Early(Arc<Mutex<Early>>),
 }
 
@@ -51,7 +51,7 @@ pub(super) enum Target {
 #[derive(Default)]
 pub(super) struct Early {
     /// Set when the scope opens.
-    pub(super) node: Option<Arc<Node>>,
+    pub(super) node: Option<NodeRef>,
     /// A scope is opening with this handle (`reserve`).
     taken: bool,
     /// A cancel that came first; the scope opens with it. Kept after the
@@ -156,7 +156,7 @@ impl CancelHandle {
                 }
             }
         };
-        node.cancel_because(CancelReason::Explicit, cause, true);
+        node.cancel_because(CancelReason::Explicit, cause, Links::Follow);
     }
 
     /// A future that resolves once the scope is cancelled; see
@@ -229,7 +229,7 @@ impl CancelHandle {
 
     /// Binds a reserved early handle to the scope opening with it, and
     /// applies a cancel it recorded.
-    pub(super) fn bind(&self, node: &Arc<Node>) {
+    pub(super) fn bind(&self, node: &NodeRef) {
         let Target::Early(early) = &self.target else {
             unreachable!("`reserve` checked the handle");
         };
@@ -239,7 +239,7 @@ impl CancelHandle {
             (early.cancel.clone(), std::mem::take(&mut early.waiters))
         };
         if let Some((reason, cause)) = cancel {
-            node.cancel_because(reason, cause, true);
+            node.cancel_because(reason, cause, Links::Follow);
         }
         waiters.into_iter().for_each(|(_, w)| w.wake());
     }

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 /// Opens a scope node (its body is "running" until [`finish`]).
-fn open(shared: &Arc<Shared>, parent: Option<&Arc<Node>>, kind: Kind) -> Arc<Node> {
+fn open(shared: &Arc<Shared>, parent: Option<&NodeRef>, kind: Kind) -> NodeRef {
     let place = match parent {
-        Some(parent) => Place::Under(Node::as_ptr(parent)),
+        Some(parent) => Place::Under(parent.as_ptr()),
         None => Place::Root(shared),
     };
     Node::open(place, kind, Location::caller(), Default::default())
@@ -56,7 +56,7 @@ fn parked(drops: &Arc<AtomicUsize>) -> impl std::future::Future<Output = ()> + S
     }
 }
 
-fn spawn_into(node: &Arc<Node>, future: impl std::future::Future<Output = ()> + Send + 'static) {
+fn spawn_into(node: &NodeRef, future: impl std::future::Future<Output = ()> + Send + 'static) {
     drop(Scope { node: node.clone() }.spawn(future));
 }
 
@@ -74,7 +74,7 @@ fn cancel_racing_spawn_into_a_child() {
             let (child, drops) = (child.clone(), drops.clone());
             thread::spawn(move || spawn_into(&child, parked(&drops)))
         };
-        parent.cancel(CancelReason::Explicit, true);
+        parent.cancel(CancelReason::Explicit, Links::Follow);
         spawner.join().unwrap();
         run_queued(&shared);
         assert_eq!(drops.load(SeqCst), 1);
@@ -98,8 +98,8 @@ fn parent_and_child_cancelled_at_once() {
         spawn_into(&parent, parked(&drops));
         spawn_into(&child, parked(&drops));
         let (p, c) = (parent.clone(), child.clone());
-        let t1 = thread::spawn(move || p.cancel(CancelReason::Explicit, true));
-        let t2 = thread::spawn(move || c.cancel(CancelReason::Explicit, true));
+        let t1 = thread::spawn(move || p.cancel(CancelReason::Explicit, Links::Follow));
+        let t2 = thread::spawn(move || c.cancel(CancelReason::Explicit, Links::Follow));
         run_queued(&shared);
         t1.join().unwrap();
         t2.join().unwrap();
@@ -129,7 +129,7 @@ fn linked_cancel_racing_the_parents_end() {
         spawn_into(&linked, async {});
         let canceller = {
             let linked = linked.clone();
-            thread::spawn(move || linked.cancel(CancelReason::Explicit, true))
+            thread::spawn(move || linked.cancel(CancelReason::Explicit, Links::Follow))
         };
         // The ender: a worker runs the linked scope's task, then both
         // bodies end, inner first.
@@ -178,7 +178,7 @@ fn a_scope_ending_while_its_parent_is_cancelled() {
             let shared = shared.clone();
             thread::spawn(move || run_queued(&shared))
         };
-        parent.cancel(CancelReason::Explicit, true);
+        parent.cancel(CancelReason::Explicit, Links::Follow);
         worker.join().unwrap();
         run_queued(&shared);
         assert_eq!(drops.load(SeqCst), 1);

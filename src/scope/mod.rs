@@ -60,7 +60,7 @@ use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tree::{Kind, Node};
+use tree::{Kind, Links, NodeRef};
 
 /// Opens a scope: runs `body` with a [`Scope`] handle and completes when
 /// the body and every task spawned into the scope have ended.
@@ -276,24 +276,23 @@ where
 /// ```
 #[derive(Clone)]
 pub struct Scope {
-    node: Arc<Node>,
+    node: NodeRef,
 }
 
-/// Sets or moves `node`'s deadline (tree invariant 7): a timer whose
-/// waker asks the node to check it.
-fn set_deadline(node: &Arc<Node>, at: Instant, after: Duration) {
-    let timers = &node.shared().timers;
-    let weak = Arc::downgrade(node);
-    let waker = waker_fn::waker_fn(move || {
-        if let Some(node) = weak.upgrade() {
-            node.deadline_passed();
+/// Publishes the scope being polled on this thread, and its ancestors, if
+/// it belongs to `shared`'s runtime: a tree view taken from inside a scope
+/// shows it (`Runtime::scope_tree`).
+pub(crate) fn publish_current(shared: &Shared) {
+    crate::context::with_current_scope(|scope| {
+        let Some(scope) = scope else { return };
+        // SAFETY: `with_current_scope` keeps the node alive while its
+        // closure runs, and its pointer follows rule "pointers from the
+        // box"; the reference taken is given up before the closure returns.
+        let node = unsafe { NodeRef::clone_raw(scope) };
+        if std::ptr::eq(node.shared(), shared) {
+            node.publish();
         }
     });
-    let (timer, earliest) = timers.insert(at, waker);
-    if earliest {
-        node.shared().idle.notify_timer();
-    }
-    node.set_deadline((at, after), timer);
 }
 
 impl Scope {
@@ -320,7 +319,7 @@ impl Scope {
         F::Output: Send + 'static,
     {
         let binding = TaskBinding {
-            node: Node::as_ptr(&self.node),
+            node: self.node.as_ptr(),
         };
         // To the back of the queue, not the LIFO slot a wake uses: the
         // spawner goes on running, and a loop of spawns should queue its
@@ -417,7 +416,7 @@ impl Scope {
         T: Send + 'static,
     {
         let binding = BlockingBinding(TaskBinding {
-            node: Node::as_ptr(&self.node),
+            node: self.node.as_ptr(),
         });
         self.start(RunClosure::new(f), binding, |shared, task| {
             shared.blocking.submit(task);
@@ -475,7 +474,7 @@ impl Scope {
     /// assert!(out.is_err());
     /// ```
     pub fn cancel(&self) {
-        self.node.cancel(CancelReason::Explicit, true);
+        self.node.cancel(CancelReason::Explicit, Links::Follow);
     }
 
     /// Cancels this scope as [`cancel`](Scope::cancel) does, with a reason
@@ -507,7 +506,7 @@ impl Scope {
     pub fn cancel_with(&self, reason: impl Into<Box<dyn std::error::Error + Send + Sync>>) {
         let cause = Arc::from(reason.into());
         self.node
-            .cancel_because(CancelReason::Explicit, Some(cause), true);
+            .cancel_because(CancelReason::Explicit, Some(cause), Links::Follow);
     }
 
     /// Whether this scope has been cancelled. One atomic load.
@@ -547,7 +546,7 @@ impl Scope {
     /// ```
     pub fn cancel_at(&self, deadline: Instant) {
         let after = deadline.saturating_duration_since(self.node.shared().timers.now());
-        set_deadline(&self.node, deadline, after);
+        self.node.set_deadline(deadline, after);
     }
 
     /// Cancels this scope once `duration` has passed; see
@@ -567,7 +566,7 @@ impl Scope {
     /// ```
     pub fn cancel_after(&self, duration: Duration) {
         let at = crate::time::after(self.node.shared().timers.now(), duration);
-        set_deadline(&self.node, at, duration);
+        self.node.set_deadline(at, duration);
     }
 
     /// The scope's current deadline, if it has one and is not cancelled.

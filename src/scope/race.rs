@@ -6,6 +6,7 @@
 //! gets all the errors.
 
 use super::scope;
+use super::tree::Links;
 use crate::cancelled::{CancelReason, Cancelled};
 use parking_lot::Mutex;
 use std::future::Future;
@@ -64,7 +65,7 @@ where
                             first
                         };
                         if first {
-                            s2.node.cancel(CancelReason::Lost, false);
+                            s2.node.cancel(CancelReason::Lost, Links::Ignore);
                         }
                     }
                     Err(error) => errs.lock()[i] = Some(error),

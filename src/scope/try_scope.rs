@@ -6,6 +6,7 @@
 //! resolves to that error once every task has ended. In a plain [`scope`]
 //! a task's `Err` is just a value.
 
+use super::tree::Links;
 use super::{scope, Scope};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::task::JoinHandle;
@@ -124,7 +125,7 @@ impl<E: Send + 'static> TryScope<E> {
                 *first = Some(error);
             }
         }
-        self.scope.node.cancel(CancelReason::Failed, true);
+        self.scope.node.cancel(CancelReason::Failed, Links::Follow);
     }
 }
 

@@ -8,7 +8,7 @@
 //! nothing or one waker, allocates nothing.
 
 use crate::panic::{drop_catching, drop_payload, keep_first, Panic};
-use crate::task::TaskRef;
+use crate::task::{TaskList, TaskRef};
 use crate::time::timers::{TimerKey, Timers};
 use crate::wake_list::WakeList;
 use std::ptr::NonNull;
@@ -18,10 +18,11 @@ use std::task::Waker;
 #[derive(Default)]
 pub(crate) struct After {
     wakers: WakeList,
-    /// The first item to drop or remove: inline, so that the common case
-    /// (a release dropping its task reference, a future's drop dropping its
-    /// waker) allocates nothing.
+    /// The first two items to drop or remove: inline, so that the common
+    /// cases (a release dropping its task reference, a retiring node
+    /// dropping its future's waker and its ended tasks) allocate nothing.
     first: Option<Later>,
+    second: Option<Later>,
     later: Vec<Later>,
     /// The timer map of the timers to remove: all of one runtime, that of
     /// the node whose lock was held.
@@ -35,6 +36,7 @@ enum Later {
     Waker(Waker),
     Panic(Panic),
     Task(TaskRef),
+    Tasks(TaskList),
 }
 
 impl After {
@@ -57,6 +59,11 @@ impl After {
         self.push(Later::Task(task));
     }
 
+    /// Drops a list of ended tasks (a retired node's: invariant 4).
+    pub(crate) fn drop_tasks(&mut self, tasks: TaskList) {
+        self.push(Later::Tasks(tasks));
+    }
+
     /// Removes a timer from `timers`, which must be the timer map of the
     /// runtime whose node's lock is held: `run` follows it (see there).
     pub(crate) fn remove_timer(&mut self, timers: &Timers, key: TimerKey) {
@@ -65,9 +72,12 @@ impl After {
     }
 
     fn push(&mut self, item: Later) {
-        match self.first {
-            None => self.first = Some(item),
-            Some(_) => self.later.push(item),
+        if self.first.is_none() {
+            self.first = Some(item);
+        } else if self.second.is_none() {
+            self.second = Some(item);
+        } else {
+            self.later.push(item);
         }
     }
 
@@ -89,21 +99,22 @@ impl After {
         // nothing to free either (`later` only grows once `first` is
         // taken), and skipping the fields' drops is worth it on the paths
         // that open, cancel and end a scope.
-        if self.wakers.is_empty() && self.first.is_none() {
-            std::mem::forget(self);
-            None
-        } else {
-            self.run_slow()
+        let mut this = std::mem::ManuallyDrop::new(self);
+        if this.wakers.is_empty() && this.first.is_none() {
+            return None;
         }
+        // Everything is moved out below: nothing is left to drop.
+        this.run_slow()
     }
 
-    fn run_slow(self) -> Option<Panic> {
-        let After {
-            wakers,
-            first,
-            later,
-            timers,
-        } = self;
+    /// Out of line, and by reference: an `After` is a few cache lines, and
+    /// moving it into a call would copy them all. Leaves it empty.
+    #[inline(never)]
+    fn run_slow(&mut self) -> Option<Panic> {
+        let wakers = std::mem::take(&mut self.wakers);
+        let (first, second) = (self.first.take(), self.second.take());
+        let later = std::mem::take(&mut self.later);
+        let timers = self.timers;
         let remove = |item: &Later| {
             if let (Later::Timer(key), Some(timers)) = (item, timers) {
                 // SAFETY: see `run`: a timer is only collected while a node
@@ -112,6 +123,9 @@ impl After {
             }
         };
         if let Some(item) = &first {
+            remove(item);
+        }
+        if let Some(item) = &second {
             remove(item);
         }
         if !later.is_empty() {
@@ -131,6 +145,10 @@ impl After {
                     drop(task);
                     None
                 }
+                Later::Tasks(tasks) => {
+                    drop(tasks);
+                    None
+                }
             };
             if let Some(panic) = panic {
                 keep_first(&mut caught, panic);
@@ -139,7 +157,12 @@ impl After {
         if let Some(item) = first {
             drop_item(item);
         }
-        later.into_iter().for_each(drop_item);
+        if let Some(item) = second {
+            drop_item(item);
+        }
+        if !later.is_empty() {
+            later.into_iter().for_each(drop_item);
+        }
         caught
     }
 }

@@ -1,150 +1,107 @@
 //! The cancel walk: marking a subtree cancelled, dropping the futures of
 //! its idle tasks, and waking whoever waits for it.
 //!
-//! A walk keeps its own to-do list *in the nodes*: a node it marks is
-//! pushed on a stack threaded through the nodes' `walk_next` fields (each
-//! written under its node's lock), and the stack owns a reference to each
-//! node on it. So a walk allocates nothing and never reaches a freed node,
-//! while a marked node may still finish and leave the tree before the walk
-//! gets to it. Expanding a node, in two critical sections:
+//! A walk keeps its to-do list *in the nodes*: a node it marks is pushed
+//! on a stack threaded through the nodes' `walk_next` fields (rule "one
+//! claim, one walk": the claim that marked the node gives the walk that
+//! field), and the stack owns a count on each node on it. So a walk
+//! allocates nothing and never reaches a freed node, while a marked node
+//! may still finish and leave the tree before the walk gets to it.
+//!
+//! Each node costs the walk one critical section:
 //!
 //! 1. under its lock: take its task list (the walk's since the marking:
-//!    invariant 4), its future's waker, its `cancelled()` waiters and its deadline timer, and mark
-//!    each child that is neither shielded nor cancelled already (locking
-//!    the child while holding the parent: invariant 5), pushing it on the
-//!    stack;
+//!    invariant 4), its future's waker, its `cancelled()` waiters and its
+//!    deadline's timer; mark each published child that is neither
+//!    shielded nor marked already, by claiming its cancel cell (no lock of
+//!    the child's: the claim is what makes the list the walk's), and push
+//!    it on the stack;
 //! 2. with no lock: cancel each of its tasks (an idle one is claimed and
-//!    its future dropped right here; a running one is left to its runner);
-//!    a long list is shared with idle workers (`parallel.rs`);
-//! 3. under its lock again: subtract the dropped tasks from the live count,
-//!    keep the first panic a drop raised, and settle: wake the scope future
-//!    if the node is finished, or let the node leave the tree if its future
-//!    is gone; then wake the waiters.
+//!    its future dropped right here; a running one is left to its runner),
+//!    a long list shared with idle workers (`parallel.rs`); count the
+//!    dropped ones gone from the life word, and settle the node if that
+//!    finished it (invariant 8); wake the waiters.
 //!
 //! Parents are expanded before their children, so a scope future held by
 //! a task of the parent is dropped with that task before the child's
-//! waiters are woken: waking it then finds the task complete.
+//! waiters are woken: waking it then finds the task complete. A cancel of
+//! a scope with no task and no child (an empty scope's) is one critical
+//! section, and it wakes the scope future's waker itself, with nothing
+//! left for after the lock but that.
 
-use super::{children, parallel, After, Kind, Node, Phase, State};
+use super::life::{Body, Change, Phase};
+use super::tasks::Settled;
+use super::{children::children, parallel, After, Kind, Links, Node, NodeRef, State};
 use crate::cancelled::{CancelReason, Cause};
-use crate::panic::Panic;
+use crate::panic::{keep_first, Panic};
 use crate::task::{Cancel, TaskList};
 use crate::trace::EventKind;
 use std::ptr::NonNull;
-use std::sync::Arc;
+use std::task::Waker;
 
-impl Node {
-    /// Cancels this scope and its subtree, up to shields (invariant 1);
-    /// with `follow_links`, a linked scope also cancels its parent, and on
-    /// upward through links (invariant 6). Idempotent. The caller holds a
-    /// reference to the node.
-    pub(crate) fn cancel(self: &Arc<Self>, reason: CancelReason, follow_links: bool) {
-        // Already cancelled: its subtree is, or is being, by the walk that
-        // marked it (invariant 1); and that walk climbed the links.
-        if self.cancelled.is_set() {
-            return;
-        }
-        if walk(self, reason, None, true, self) && follow_links && self.kind == Kind::Linked {
-            self.climb_links(None);
-        }
-    }
-
-    /// [`cancel`](Node::cancel), with the user's `cause`, which every scope
-    /// the cancellation reaches keeps (`Cancelled::cause`).
-    pub(crate) fn cancel_because(
-        self: &Arc<Self>,
-        reason: CancelReason,
-        cause: Option<Cause>,
-        follow_links: bool,
-    ) {
-        if self.cancelled.is_set() {
-            return;
-        }
-        if walk(self, reason, cause.as_ref(), true, self)
-            && follow_links
-            && self.kind == Kind::Linked
-        {
-            self.climb_links(cause.as_ref());
-        }
-    }
-
-    /// The climb of a linked scope's cancel (invariant 6): its parent is
-    /// cancelled, and on upward while the scopes on the way are linked.
-    #[cold]
-    fn climb_links(self: &Arc<Self>, cause: Option<&Cause>) {
-        let mut node = self;
-        while let Some(parent) = &node.parent {
-            node = parent;
-            if !walk(node, CancelReason::LinkedChild, cause, true, self)
-                || node.kind != Kind::Linked
-            {
-                return;
-            }
-        }
-    }
-
-    /// Cancels this node alone, shields and all (shutdown visits every
-    /// node itself). The caller holds a reference to the node.
-    pub(crate) fn cancel_alone(self: &Arc<Self>, reason: CancelReason) {
-        walk(self, reason, None, false, self);
-    }
+/// Whether a walk marks the subtree or the node alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// The node and its published descendants, up to shields.
+    Subtree,
+    /// The node only (shutdown visits every node itself).
+    Alone,
 }
 
-/// Marks `top` with `reason` and, with `descend`, its subtree; then
-/// expands every marked node. Returns whether `top` was marked here (false
-/// if it was cancelled already, or has left the tree). `origin` is the
-/// scope the cancel started at (`top`, or a linked descendant of it), for
-/// a recording.
+impl Node {}
+
+/// Marks `top` with `reason` and, with [`Reach::Subtree`], its published
+/// subtree; then expands every marked node. Returns whether `top` was
+/// marked here (false if it was cancelled already, or has left the tree).
+/// `origin` is the scope the cancel started at (`top`, or a linked
+/// descendant of it), for a recording.
 fn walk(
-    top: &Arc<Node>,
-    reason: CancelReason,
+    top: &NodeRef,
+    reason: &CancelReason,
     cause: Option<&Cause>,
-    descend: bool,
+    reach: Reach,
     origin: &Node,
 ) -> bool {
+    let mut st = top.state.lock();
+    if top.life.load().phase() == Phase::Removed {
+        return false;
+    }
+    if !top.cancelled.claim(reason, cause.is_some()) {
+        return false;
+    }
+    marked(top, &mut st, reason, cause, origin);
+    let nothing_below = top.life.load().children() == 0 || reach == Reach::Alone;
+    if st.tasks.is_empty() && nothing_below && st.rare.is_none() {
+        // The fast path of an empty scope: its future's waker is all there
+        // is to take, and it is woken here.
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(waker) = waker {
+            crate::panic::wake_contained(waker);
+        }
+        return true;
+    }
     let mut stack = None;
-    let mut after = After::default();
-    let leaving = {
-        let mut st = top.state.lock();
-        if st.phase == Phase::Removed || top.cancelled.is_set() {
-            return false;
-        }
-        if st.tasks.is_empty() && (st.first_child.is_none() || !descend) {
-            // Nothing to drop and nothing below: the whole cancel is this
-            // critical section (an empty scope's, say).
-            set_cancelled(top, &mut st, &reason, cause, origin);
-            take_waiters(top, &mut st, &mut after);
-            top.settle(&mut st, &mut after)
-        } else {
-            mark(
-                Node::as_ptr(top),
-                top,
-                &mut st,
-                &reason,
-                cause,
-                origin,
-                &mut stack,
-            );
-            None
-        }
-    };
-    if let Some(panic) = after.run() {
-        top.pass_panic(panic);
-    }
-    if let Some(tree_ref) = leaving {
-        tree_ref.leave_tree();
-    }
+    let mut after = None;
+    let taken = take_for_walk(top, &mut st, reach, origin, cause, &mut stack, &mut after);
+    drop(st);
+    cut_short(top.as_ptr(), top, taken, &mut after);
     while let Some(node) = stack {
-        stack = expand(node, descend, origin);
+        // SAFETY: the stack owned a count on each node on it (`push`); we
+        // take it back.
+        let this = unsafe { NodeRef::from_raw(node) };
+        // SAFETY: rule "one claim, one walk": the walk that marked the node
+        // owns its `walk_next`.
+        stack = this.walk_next.with_mut(|next| unsafe { (*next).take() });
+        expand(node, &this, reach, origin, cause, &mut stack);
     }
     true
 }
 
-/// Records the node's reason, and the cause that came with the cancel
-/// (the node keeps it for its `Cancelled` values). The caller holds the
-/// node's lock (`st`).
-#[inline]
-fn set_cancelled(
+/// What the walk records in a node it marked (the caller holds its lock):
+/// the cause that came with the cancel, and the event on a recording
+/// runtime.
+fn marked(
     node: &Node,
     st: &mut State,
     reason: &CancelReason,
@@ -154,14 +111,13 @@ fn set_cancelled(
     if let Some(cause) = cause {
         keep_cause(st, cause);
     }
-    node.cancelled.set(reason, cause.is_some());
     if node.shared().records() {
         record_cancel(node, reason, origin);
     }
 }
 
-/// The rare half of [`set_cancelled`]: out of line, so that a cancel
-/// without a cause keeps few registers busy.
+/// The rare half of [`marked`]: out of line, so that a cancel without a
+/// cause keeps few registers busy.
 #[cold]
 #[inline(never)]
 fn keep_cause(st: &mut State, cause: &Cause) {
@@ -178,12 +134,167 @@ fn record_cancel(node: &Node, reason: &CancelReason, origin: &Node) {
     });
 }
 
-/// Moves the wakers of the node's future and `cancelled()` waiters, and
-/// its deadline timer, to `after`. The caller holds the node's lock.
-fn take_waiters(node: &Node, st: &mut State, after: &mut After) {
-    if let Some(waker) = st.waker.take() {
-        after.wake(waker);
+/// Expands a marked node (steps 1 and 2 of the module docs): `this` is the
+/// walk's reference to the node at `ptr` (rule "pointers from the box").
+/// The top of the walk is marked by the caller; the others were marked by
+/// the walk when their parent was expanded, and get their cause here.
+fn expand(
+    ptr: NonNull<Node>,
+    this: &NodeRef,
+    reach: Reach,
+    origin: &Node,
+    cause: Option<&Cause>,
+    stack: &mut Option<NonNull<Node>>,
+) {
+    let mut after = None;
+    let taken = {
+        let mut st = this.state.lock();
+        // A node marked below the top gets the cause now (the top got it
+        // with its mark): a reader that saw the mark's cause bit before
+        // this finds no cause yet, and reads the reason alone.
+        if let Some(cause) = cause {
+            if st.rare.as_ref().map_or(true, |r| r.cause.is_none()) {
+                keep_cause(&mut st, cause);
+            }
+        }
+        if this.life.load().phase() == Phase::Removed {
+            // Finished and retired after its mark (its running tasks
+            // ended): retiring dropped its list; nothing is left to do.
+            return;
+        }
+        take_for_walk(this, &mut st, reach, origin, cause, stack, &mut after)
+    };
+    cut_short(ptr, this, taken, &mut after);
+}
+
+/// Step 1 of the module docs, under the node's lock: takes the node's task
+/// list and its future's waker (returned, so that the common node needs
+/// nothing else after its lock) and the rest it holds (into `after`, made
+/// only then), and marks and pushes its children.
+fn take_for_walk(
+    this: &NodeRef,
+    st: &mut State,
+    reach: Reach,
+    origin: &Node,
+    cause: Option<&Cause>,
+    stack: &mut Option<NonNull<Node>>,
+    after: &mut Option<After>,
+) -> (TaskList, Option<Waker>) {
+    let tasks = st.tasks.take_all();
+    let waker = st.waker.take();
+    if st.rare.is_some() {
+        take_rare_waiters(this, st, after.get_or_insert_with(After::default));
     }
+    if reach == Reach::Subtree {
+        // SAFETY: rule "siblings under the parent's lock": we hold this
+        // node's lock, which guards its child list, and its children are
+        // alive (invariant 2).
+        for child_ptr in unsafe { children(st.first_child) } {
+            // SAFETY: as above.
+            let child = unsafe { child_ptr.as_ref() };
+            // The cancel stops at a shield; a child marked already is its
+            // own walk's (rule "one claim, one walk").
+            if child.kind == Kind::Shielded
+                || !child
+                    .cancelled
+                    .claim(&CancelReason::Ancestor, cause.is_some())
+            {
+                continue;
+            }
+            if child.shared().records() {
+                record_cancel(child, &CancelReason::Ancestor, origin);
+            }
+            push(child_ptr, stack);
+        }
+    }
+    (tasks, waker)
+}
+
+/// Step 2 of the module docs, with no lock: wakes the node's future,
+/// cancels its tasks, counts the dropped ones gone, and settles the node
+/// if that finished it. `after` holds what a node with a rare part left.
+fn cut_short(
+    ptr: NonNull<Node>,
+    this: &NodeRef,
+    (tasks, waker): (TaskList, Option<Waker>),
+    after: &mut Option<After>,
+) {
+    // `plain`: the node had no rare part when expanded. Nothing registers
+    // on a cancelled node, so nothing is then left under its lock for a
+    // retire to hand on, and its retire needs no lock.
+    let plain = after.is_none();
+    if let Some(waker) = waker {
+        wake_or_drop(this, waker);
+    }
+    let (dropped, panic) = cancel_tasks(this, tasks);
+    // Futures dropped unfinished: the cancel cut them short. A panic of
+    // their drops is stored before they count as gone, so that the scope
+    // cannot end without it.
+    let mut settled = Settled::Done;
+    if let Some(panic) = panic {
+        let after = after.get_or_insert_with(After::default);
+        let mut st = this.state.lock();
+        this.store_panic_if_open(&mut st, panic, after);
+        if dropped > 0 && this.life.tasks_ended(dropped, true) == Change::Finished {
+            settled = this.settle(&mut st, after);
+        }
+    } else if dropped > 0 && this.life.tasks_ended(dropped, true) == Change::Finished {
+        settled = if plain && this.life.load().body() == Body::Dropped {
+            // Its future is gone and its expansion took everything: the
+            // life word alone retires it.
+            if this.life.retire().is_some() {
+                Settled::Leave
+            } else {
+                Settled::Done
+            }
+        } else {
+            this.settle(
+                &mut this.state.lock(),
+                after.get_or_insert_with(After::default),
+            )
+        };
+    }
+    if let Some(after) = after.take() {
+        if let Some(panic) = after.run() {
+            this.pass_panic(panic);
+        }
+    }
+    if let Settled::Leave = settled {
+        // SAFETY: the future left its count behind; retiring hands it to
+        // us.
+        Node::leave_tree(unsafe { NodeRef::from_raw(ptr) });
+    }
+}
+
+/// The scope future's waker, taken by a walk: woken, so that the future
+/// drops its body at the cancel; or, if that future was dropped already,
+/// only dropped (its panic, to the scope).
+fn wake_or_drop(node: &NodeRef, waker: Waker) {
+    if node.life.load().body() == Body::Dropped {
+        if let Some(panic) = crate::panic::drop_catching(waker) {
+            node.pass_panic(panic);
+        }
+    } else {
+        crate::panic::wake_contained(waker);
+    }
+}
+
+/// Pushes a child the walk marked on its stack, with a count of its own
+/// (the child is alive: its parent's lock is held).
+fn push(child: NonNull<Node>, stack: &mut Option<NonNull<Node>>) {
+    // SAFETY: the child is alive (its parent's list holds it, and we hold
+    // the parent's lock), and list pointers follow rule "pointers from the
+    // box"; the count goes to the stack, which `walk` takes back.
+    let counted = unsafe { NodeRef::clone_raw(child) }.into_raw();
+    // SAFETY: rule "one claim, one walk": our claim marked the child.
+    unsafe { counted.as_ref() }
+        .walk_next
+        .with_mut(|next| unsafe { *next = stack.replace(counted) });
+}
+
+/// Moves the wakers of the node's `cancelled()` waiters, and its deadline
+/// timer, to `after`. The caller holds the node's lock.
+fn take_rare_waiters(node: &Node, st: &mut State, after: &mut After) {
     if let Some(rare) = st.rare.as_deref_mut() {
         for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
             after.wake(waker);
@@ -194,111 +305,16 @@ fn take_waiters(node: &Node, st: &mut State, after: &mut After) {
     }
 }
 
-/// Marks `node` (at `ptr`, by rule A) cancelled, so that its task list is
-/// the walk's (invariant 4), and pushes it on the walk's stack, which takes
-/// a reference to it. The caller holds `node`'s lock (`st`).
-fn mark(
-    ptr: NonNull<Node>,
-    node: &Node,
-    st: &mut State,
-    reason: &CancelReason,
-    cause: Option<&Cause>,
-    origin: &Node,
-    stack: &mut Option<NonNull<Node>>,
-) {
-    // Checked by the loom models too, which build without debug assertions.
-    if cfg!(any(debug_assertions, cancel_scope_loom)) {
-        assert!(!node.cancelled.is_set(), "a node is marked once");
-    }
-    set_cancelled(node, st, reason, cause, origin);
-    // SAFETY: the node is alive (we hold its lock), `ptr` follows rule A;
-    // the count taken goes to the stack, which `expand` takes back.
-    std::mem::forget(unsafe { Node::pin(ptr) });
-    st.walk_next = stack.replace(ptr);
-}
-
-/// Expands a node popped from the walk's stack (steps 1 to 3 of the module
-/// docs); returns the rest of the stack.
-fn expand(node: NonNull<Node>, descend: bool, origin: &Node) -> Option<NonNull<Node>> {
-    // SAFETY: the stack owned a reference to each node on it (`mark`); we
-    // take it back.
-    let this = unsafe { Arc::from_raw(node.as_ptr()) };
-    let mut after = After::default();
-    let (tasks, mut stack) = {
-        let mut st = this.state.lock();
-        let mut stack = st.walk_next.take();
-        let tasks = st.tasks.take_all();
-        take_waiters(&this, &mut st, &mut after);
-        if descend {
-            let cause = st.cause();
-            // SAFETY: rule P; we hold this node's lock, which guards its
-            // child list, and its children are alive (invariant 2).
-            for ptr in unsafe { children(st.first_child) } {
-                // SAFETY: as above.
-                let child = unsafe { ptr.as_ref() };
-                if child.kind == Kind::Shielded || child.cancelled.is_set() {
-                    continue; // the cancel stops at a shield; or see `cancel`
-                }
-                let mut child_st = child.state.lock();
-                if child.cancelled.is_set() {
-                    // Its own cancel marked it while we took its lock: it
-                    // is on that walk's stack, and is marked only once.
-                    continue;
-                }
-                let ancestor = CancelReason::Ancestor;
-                mark(
-                    ptr,
-                    child,
-                    &mut child_st,
-                    &ancestor,
-                    cause.as_ref(),
-                    origin,
-                    &mut stack,
-                );
-            }
-        }
-        (tasks, stack)
-    };
-    let (dropped, mut panics) = cancel_tasks(&this, tasks);
-    let leaving = {
-        let mut st = this.state.lock();
-        // A node may have finished and left the tree after its marking
-        // (its running tasks ended): then there is nothing to settle.
-        if st.phase == Phase::Open {
-            st.live_tasks -= dropped;
-            // Futures dropped unfinished: the cancel cut them short.
-            st.interrupted |= dropped > 0;
-            if let Some(panic) = panics.pop() {
-                this.store_panic(&mut st, panic, &mut after);
-            }
-            this.settle(&mut st, &mut after)
-        } else {
-            debug_assert_eq!(dropped, 0, "a node with live tasks is open");
-            None
-        }
-    };
-    for panic in panics {
-        after.drop_panic(panic);
-    }
-    if let Some(panic) = after.run() {
-        this.pass_panic(panic);
-    }
-    if let Some(tree_ref) = leaving {
-        tree_ref.leave_tree();
-    }
-    stack.take()
-}
-
 /// Cancels each task a walk detached: an idle one is claimed and its future
 /// dropped here, a running one is left to its runner (which releases it).
-/// Returns how many futures were dropped here, and the panics their drops
-/// raised.
-fn cancel_tasks(node: &Node, tasks: TaskList) -> (usize, Vec<Panic>) {
+/// Returns how many futures were dropped here, and the first panic their
+/// drops raised (the others are dropped).
+fn cancel_tasks(node: &Node, tasks: TaskList) -> (usize, Option<Panic>) {
     let shared = node.shared();
     let mut dropped = 0;
-    let mut panics = Vec::new();
+    let mut first = None;
     if tasks.is_empty() {
-        return (dropped, panics);
+        return (dropped, first);
     }
     // A recorded run drops here, to record each task.
     if shared.parallel_drop
@@ -306,18 +322,102 @@ fn cancel_tasks(node: &Node, tasks: TaskList) -> (usize, Vec<Panic>) {
         && tasks.len() >= parallel::PARALLEL_MIN
         && shared.idle.num_sleeping() > 0
     {
-        return parallel::cancel_tasks(shared, tasks);
+        let (dropped, panics) = parallel::cancel_tasks(shared, tasks);
+        for panic in panics {
+            keep_first(&mut first, panic);
+        }
+        return (dropped, first);
     }
     let recording = shared.records().then(|| node.id());
     for task in tasks {
         if let Cancel::Dropped(panic) = task.cancel() {
             dropped += 1;
-            panics.extend(panic);
+            if let Some(panic) = panic {
+                keep_first(&mut first, panic);
+            }
             if let Some(scope) = recording {
                 let task = task.id().number();
                 shared.record(|| EventKind::TaskCancelled { task, scope });
             }
         }
     }
-    (dropped, panics)
+    (dropped, first)
+}
+
+impl Node {
+    /// Keeps a panic of a dropped future in this scope if it is still open
+    /// (under its lock), else hands it to `after` to drop.
+    fn store_panic_if_open(&self, st: &mut State, panic: Panic, after: &mut After) {
+        if self.life.load().phase() != Phase::Removed {
+            self.store_panic(st, panic, after);
+        } else {
+            after.drop_panic(panic);
+        }
+    }
+}
+
+impl NodeRef {
+    /// Cancels this scope and its subtree, up to shields (invariant 1);
+    /// with [`Links::Follow`], a linked scope also cancels its parent, and
+    /// on upward through links (invariant 6). Idempotent. The caller holds
+    /// a reference to the node.
+    #[inline]
+    pub(crate) fn cancel(&self, reason: CancelReason, links: Links) {
+        // Already cancelled: its subtree is, or is being, by the walk that
+        // marked it (invariant 1); and that walk climbed the links.
+        if !self.cancelled.is_set() {
+            self.cancel_unmarked(reason, None, links);
+        }
+    }
+
+    /// [`cancel`](NodeRef::cancel), with the user's `cause`, which every
+    /// scope the cancellation reaches keeps (`Cancelled::cause`).
+    #[inline]
+    pub(crate) fn cancel_because(&self, reason: CancelReason, cause: Option<Cause>, links: Links) {
+        if !self.cancelled.is_set() {
+            self.cancel_unmarked(reason, cause, links);
+        }
+    }
+
+    /// The cancel of a node that was not marked when looked at.
+    fn cancel_unmarked(&self, reason: CancelReason, cause: Option<Cause>, links: Links) {
+        // An unpublished scope whose ancestor was cancelled first takes
+        // that cancel as its first (invariant 1): nothing of it is below.
+        if self.cancelled.is_unpublished_and_clear() && self.is_cancelled() {
+            self.adopt_ancestors_cancel();
+            return;
+        }
+        if walk(self, &reason, cause.as_ref(), Reach::Subtree, self)
+            && links == Links::Follow
+            && self.kind == Kind::Linked
+        {
+            self.climb_links(cause.as_ref());
+        }
+    }
+
+    /// The climb of a linked scope's cancel (invariant 6): its parent is
+    /// cancelled, and on upward while the scopes on the way are linked.
+    #[cold]
+    fn climb_links(&self, cause: Option<&Cause>) {
+        let mut node = self;
+        while let Some(parent) = &node.parent {
+            node = parent;
+            if !walk(
+                node,
+                &CancelReason::LinkedChild,
+                cause,
+                Reach::Subtree,
+                self,
+            ) || node.kind != Kind::Linked
+            {
+                return;
+            }
+        }
+    }
+
+    /// Cancels this node alone, shields and all (shutdown visits every
+    /// node itself). The caller holds a reference to the node.
+    pub(crate) fn cancel_alone(&self, reason: CancelReason) {
+        walk(self, &reason, None, Reach::Alone, self);
+    }
 }

@@ -9,17 +9,19 @@
 //! each node is seen in a consistent state, and the tree as a whole as it
 //! was while the view ran.
 
-use super::{children, link_first, unlink, Body, Kind, Node, State};
+use super::children::{children, link_first, unlink};
+use super::life::Body;
+use super::{Kind, Node, NodeRef, State};
 use crate::cancelled::CancelReason;
 use crate::loom::sync::Mutex;
 use crate::scope::snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The root scopes of one runtime.
 pub(crate) struct Roots {
-    /// The head of the list of roots (rule P: this lock guards their
+    /// The head of the list of roots (rule "siblings under the parent's
+    /// lock": this lock guards their
     /// sibling links).
     first: Mutex<Option<NonNull<Node>>>,
 }
@@ -37,39 +39,48 @@ impl Roots {
         }
     }
 
-    /// Links a new root; born cancelled if the runtime is shut down.
-    pub(super) fn adopt(&self, root: &Arc<Node>) {
+    /// Publishes a root: links it, born cancelled if the runtime is shut
+    /// down (the roots' lock, then the root's: invariant 5).
+    pub(super) fn adopt(&self, root: &NodeRef) {
         let mut first = self.first.lock();
-        if root.shared().is_shutdown() {
-            // Nobody else can reach `root` yet: its own lock is free.
-            root.cancelled.set(&CancelReason::Shutdown, false);
+        let _st = root.state.lock();
+        if !root.life.publish() {
+            return; // published by another thread meanwhile, or finished
         }
-        // SAFETY: rule P; we hold the roots' lock, and `root` is new.
-        unsafe { link_first(&mut first, Node::as_ptr(root)) };
+        if root.shared().is_shutdown() {
+            root.cancelled.claim(&CancelReason::Shutdown, false);
+        }
+        root.cancelled.published();
+        // SAFETY: rule "siblings under the parent's lock": we hold the
+        // roots' lock, and `root` is alive and in no list.
+        unsafe { link_first(&mut first, root.as_ptr()) };
     }
 
     /// A root leaves the tree.
     pub(super) fn release(&self, root: &Node) {
         let mut first = self.first.lock();
-        // SAFETY: rule P; we hold the roots' lock, and `root` is listed.
+        // SAFETY: rule "siblings under the parent's lock": we hold the
+        // roots' lock, and `root` is listed.
         unsafe { unlink(&mut first, root) };
     }
 
     /// Visits every node, parents before children and each node's children
     /// oldest first, calling `f` under the node's lock with its depth.
-    /// Each node is pinned (an `Arc`) while it waits in the to-do list.
-    fn for_each(&self, mut f: impl FnMut(&Arc<Node>, &State, usize)) {
+    /// Each node is counted while it waits in the to-do list.
+    fn for_each(&self, mut f: impl FnMut(&NodeRef, &State, usize)) {
         // A list is newest first (`link_first`): pushed in that order, the
         // oldest is popped first.
-        let mut todo: Vec<(Arc<Node>, usize)> = {
+        let mut todo: Vec<(NodeRef, usize)> = {
             let first = self.first.lock();
-            // SAFETY: rule P; we hold the roots' lock.
+            // SAFETY: rule "siblings under the parent's lock": we hold the
+            // roots' lock.
             unsafe { children(*first) }.map(|n| (pin(n), 0)).collect()
         };
         while let Some((node, depth)) = todo.pop() {
             let st = node.state.lock();
             f(&node, &st, depth);
-            // SAFETY: rule P; we hold this node's lock.
+            // SAFETY: rule "siblings under the parent's lock": we hold this
+            // node's lock.
             todo.extend(unsafe { children(st.first_child) }.map(|n| (pin(n), depth + 1)));
         }
     }
@@ -99,7 +110,7 @@ impl Roots {
             .into_iter()
             .map(|at| {
                 held.iter()
-                    .find(|(node, _)| std::ptr::eq(Arc::as_ptr(node), at))
+                    .find(|(node, _)| std::ptr::eq(node.as_ptr().as_ptr(), at))
                     .map(|(_, picture)| picture.clone())
             })
             .collect()
@@ -108,8 +119,8 @@ impl Roots {
     /// Tasks spawned and not yet finished, and live scopes.
     pub(crate) fn live_counts(&self) -> (usize, usize) {
         let (mut tasks, mut scopes) = (0, 0);
-        self.for_each(|_, st, _| {
-            tasks += st.live_tasks;
+        self.for_each(|node, _, _| {
+            tasks += node.life.load().tasks();
             scopes += 1;
         });
         (tasks, scopes)
@@ -130,7 +141,8 @@ impl Roots {
 
 /// A node's picture for the tree view, taken under its lock.
 fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot {
-    let state = match (node.cancelled.is_set(), st.body) {
+    let life = node.life.load();
+    let state = match (node.cancelled.is_set(), life.body()) {
         (_, Body::Dropped) => ScopeState::Detached,
         (true, _) => ScopeState::Cancelling,
         (false, Body::Running) => ScopeState::Running,
@@ -146,7 +158,7 @@ fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot
         // `now` was read before the copy began: a deadline set since must
         // not show more time left than it was set for.
         deadline_in: deadline.map(|d| d.at.saturating_duration_since(now).min(d.after)),
-        live_tasks: st.live_tasks,
+        live_tasks: life.tasks(),
         location: node.location,
         name: node.name().cloned(),
         supervisor: node.supervises(),
@@ -154,8 +166,9 @@ fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot
 }
 
 /// A reference to a node reached through a list.
-fn pin(node: NonNull<Node>) -> Arc<Node> {
-    // SAFETY: rule P and invariant 2: the caller holds the lock of the list
-    // that holds `node`, so it is alive; list pointers follow rule A.
-    unsafe { Node::pin(node) }
+fn pin(node: NonNull<Node>) -> NodeRef {
+    // SAFETY: the caller holds the lock of the list that holds `node`, so it
+    // is alive (invariant 2); list pointers follow rule "pointers from the
+    // box".
+    unsafe { NodeRef::clone_raw(node) }
 }

@@ -1,0 +1,326 @@
+//! A node's life word: what keeps a scope open, and the one change that
+//! ends it.
+//!
+//! A scope is *finished* when its body has ended (returned, or its future
+//! was dropped), no task of it is live and no child of it is in the tree
+//! (invariant 2). The counts that decide it live in one atomic word, so
+//! that each change is one read-modify-write whose result says whether it
+//! finished the scope: exactly one change does, and whoever made it settles
+//! the node (wakes its future, or retires it). So a task's release and a
+//! cancel walk's drops need the node's lock only for the task list, never
+//! to count.
+//!
+//! | bits   | field         | set by                                      | cleared by |
+//! |--------|---------------|---------------------------------------------|------------|
+//! | 0..32  | tasks         | a spawn (+1, under the node's lock)         | a task's release (−1), a walk's drops (−n) |
+//! | 32..56 | children      | a child's publication (+1, under this node's lock) | the child leaving (−1, same lock) |
+//! | 56..58 | body          | `Running` at open; the scope future, once: `Done` or `Dropped` | never |
+//! | 58..60 | phase         | `Unpublished` at open (but on a recording runtime); `Published`; `Removed` (retired: terminal) | never |
+//! | 60     | `INTERRUPTED` | a walk's drop, a release of a task the scope's cancel stopped, the future dropping its body at a cancel | never |
+//! | 61     | `PANICKED`    | a panic stored in the node (under its lock) | the scope future taking it |
+//!
+//! Combinations that cannot occur: a task or a child while `Unpublished`
+//! (a spawn and a child's publication publish the node first); any change
+//! to the counts once `Removed` (a spawn and a publication are refused
+//! once the word is finished, by the same compare-and-swap that would add
+//! them); `Removed` before finished.
+
+use crate::loom::sync::atomic::{AtomicU64, Ordering::*};
+
+/// Where the task count starts.
+const TASKS_SHIFT: u32 = 0;
+/// One live task.
+const ONE_TASK: u64 = 1 << TASKS_SHIFT;
+const TASKS: u64 = 0xFFFF_FFFF << TASKS_SHIFT;
+/// Where the child count starts.
+const CHILDREN_SHIFT: u32 = 32;
+/// One child in the tree.
+const ONE_CHILD: u64 = 1 << CHILDREN_SHIFT;
+const CHILDREN: u64 = 0xFF_FFFF << CHILDREN_SHIFT;
+const BODY_SHIFT: u32 = 56;
+const BODY: u64 = 0b11 << BODY_SHIFT;
+const PHASE_SHIFT: u32 = 58;
+const PHASE: u64 = 0b11 << PHASE_SHIFT;
+/// A cancel of the scope cut something short (its result is `Err`).
+pub(super) const INTERRUPTED: u64 = 1 << 60;
+/// A panic waits in the node for the scope future.
+pub(super) const PANICKED: u64 = 1 << 61;
+
+/// Where the scope's body is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// The scope future is alive and its body has not ended.
+    Running = 0,
+    /// The body ended; the scope future waits for tasks and children.
+    Done = 1,
+    /// The scope future was dropped before it finished; whoever finishes
+    /// the scope retires it.
+    Dropped = 2,
+}
+
+/// Whether the node is in the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Not linked in its parent's child list yet (invariant 2's
+    /// publication rule).
+    Unpublished = 0,
+    /// In its parent's child list (or the roots).
+    Published = 1,
+    /// Left the tree; the node only answers stale handles now.
+    Removed = 2,
+}
+
+/// A copy of the life word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Life(u64);
+
+/// The life word of one node.
+pub(crate) struct LifeWord(AtomicU64);
+
+impl Life {
+    pub(crate) fn tasks(self) -> usize {
+        ((self.0 & TASKS) >> TASKS_SHIFT) as usize
+    }
+
+    pub(crate) fn children(self) -> usize {
+        ((self.0 & CHILDREN) >> CHILDREN_SHIFT) as usize
+    }
+
+    pub(crate) fn body(self) -> Body {
+        match (self.0 & BODY) >> BODY_SHIFT {
+            0 => Body::Running,
+            1 => Body::Done,
+            _ => Body::Dropped,
+        }
+    }
+
+    pub(crate) fn phase(self) -> Phase {
+        match (self.0 & PHASE) >> PHASE_SHIFT {
+            0 => Phase::Unpublished,
+            1 => Phase::Published,
+            _ => Phase::Removed,
+        }
+    }
+
+    pub(crate) fn has(self, flag: u64) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// The body has ended and nothing of the scope is left, but it has not
+    /// been retired yet.
+    pub(crate) fn is_finished(self) -> bool {
+        self.0 & (TASKS | CHILDREN) == 0
+            && self.body() != Body::Running
+            && self.phase() != Phase::Removed
+    }
+
+    fn with_body(self, body: Body) -> u64 {
+        (self.0 & !BODY) | (body as u64) << BODY_SHIFT
+    }
+
+    fn with_phase(self, phase: Phase) -> u64 {
+        (self.0 & !PHASE) | (phase as u64) << PHASE_SHIFT
+    }
+}
+
+/// What a change did to the scope.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// The scope goes on.
+    Open,
+    /// This change finished the scope: its maker settles the node.
+    Finished,
+}
+
+impl LifeWord {
+    pub(crate) fn new(phase: Phase) -> LifeWord {
+        LifeWord(AtomicU64::new(Life(0).with_phase(phase)))
+    }
+
+    pub(crate) fn load(&self) -> Life {
+        Life(self.0.load(Acquire))
+    }
+
+    /// Applies `f` until the compare-and-swap succeeds; `f` gives the new
+    /// word, or `None` to leave it. Returns the word before and after.
+    fn update(&self, mut f: impl FnMut(Life) -> Option<u64>) -> Option<(Life, Life)> {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let next = f(Life(cur))?;
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return Some((Life(cur), Life(next))),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Counts a new task, unless the scope is finished or retired (then
+    /// `false`). The caller holds the node's lock and has published it.
+    pub(crate) fn add_task(&self) -> bool {
+        self.update(|w| {
+            debug_assert_ne!(w.phase(), Phase::Unpublished);
+            (!w.is_finished() && w.phase() != Phase::Removed).then(|| w.0 + ONE_TASK)
+        })
+        .is_some()
+    }
+
+    /// `n` tasks are gone (released, or dropped by a walk); `interrupted`
+    /// if the scope's cancel cut them short.
+    pub(crate) fn tasks_ended(&self, n: usize, interrupted: bool) -> Change {
+        let sub = n as u64 * ONE_TASK;
+        if !interrupted {
+            let prev = Life(self.0.fetch_sub(sub, AcqRel));
+            debug_assert!(prev.tasks() >= n, "more tasks ended than lived");
+            return finished_by(prev, Life(prev.0 - sub));
+        }
+        // One change, so that whoever finishes the scope sees the flag.
+        let (prev, next) = self
+            .update(|w| {
+                debug_assert!(w.tasks() >= n, "more tasks ended than lived");
+                Some((w.0 - sub) | INTERRUPTED)
+            })
+            .expect("always changes");
+        finished_by(prev, next)
+    }
+
+    /// Counts a child published under this node, unless the scope is
+    /// finished or retired (then `false`). The caller holds this node's
+    /// lock.
+    pub(crate) fn add_child(&self) -> bool {
+        self.update(|w| (!w.is_finished() && w.phase() != Phase::Removed).then(|| w.0 + ONE_CHILD))
+            .is_some()
+    }
+
+    /// A child left the tree (under this node's lock).
+    pub(crate) fn child_left(&self) -> Change {
+        let prev = Life(self.0.fetch_sub(ONE_CHILD, AcqRel));
+        debug_assert!(prev.children() > 0);
+        finished_by(prev, Life(prev.0 - ONE_CHILD))
+    }
+
+    /// The body ended (`Done`, once; `interrupted` if a cancel cut it
+    /// short).
+    pub(crate) fn body_done(&self, interrupted: bool) -> Change {
+        let flag = if interrupted { INTERRUPTED } else { 0 };
+        let (prev, next) = self
+            .update(|w| {
+                debug_assert_eq!(w.body(), Body::Running, "a body ends once");
+                Some(w.with_body(Body::Done) | flag)
+            })
+            .expect("always changes");
+        finished_by(prev, next)
+    }
+
+    /// The scope future was dropped unfinished: while its body ran, or
+    /// after it ended while the future waited for the rest. In the second
+    /// case the scope may be finished already, its finisher having only
+    /// woken the future, which will not retire it now: then this change
+    /// counts as the one that finished it.
+    pub(crate) fn future_dropped(&self) -> Change {
+        let (prev, next) = self
+            .update(|w| Some(w.with_body(Body::Dropped)))
+            .expect("always changes");
+        if next.is_finished() && (!prev.is_finished() || prev.body() == Body::Done) {
+            Change::Finished
+        } else {
+            Change::Open
+        }
+    }
+
+    /// Publishes the node, unless it is published already, finished (it
+    /// has nothing a walk would need to reach, and its future retires it
+    /// unpublished) or retired (`false`). The caller holds its parent's
+    /// lock and its own.
+    pub(crate) fn publish(&self) -> bool {
+        self.update(|w| {
+            (w.phase() == Phase::Unpublished && !w.is_finished())
+                .then(|| w.with_phase(Phase::Published))
+        })
+        .is_some()
+    }
+
+    /// Retires a finished node; `false` if it is not finished (or someone
+    /// else retired it). Returns the word as it was.
+    pub(crate) fn retire(&self) -> Option<Life> {
+        self.update(|w| w.is_finished().then(|| w.with_phase(Phase::Removed)))
+            .map(|(prev, _)| prev)
+    }
+
+    /// Sets a flag bit (`INTERRUPTED`, `PANICKED`).
+    pub(crate) fn set(&self, flag: u64) {
+        self.0.fetch_or(flag, AcqRel);
+    }
+
+    /// Clears a flag bit (`PANICKED`).
+    pub(crate) fn clear(&self, flag: u64) {
+        self.0.fetch_and(!flag, AcqRel);
+    }
+}
+
+fn finished_by(prev: Life, next: Life) -> Change {
+    if next.is_finished() && !prev.is_finished() {
+        Change::Finished
+    } else {
+        Change::Open
+    }
+}
+
+impl std::fmt::Debug for Life {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Life")
+            .field("tasks", &self.tasks())
+            .field("children", &self.children())
+            .field("body", &self.body())
+            .field("phase", &self.phase())
+            .field("interrupted", &self.has(INTERRUPTED))
+            .field("panicked", &self.has(PANICKED))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_disjoint_and_cover_their_bits() {
+        let fields = [TASKS, CHILDREN, BODY, PHASE, INTERRUPTED, PANICKED];
+        for (i, a) in fields.iter().enumerate() {
+            for b in &fields[i + 1..] {
+                assert_eq!(a & b, 0, "{a:#x} overlaps {b:#x}");
+            }
+        }
+        assert_eq!(ONE_TASK & TASKS, ONE_TASK);
+        assert_eq!(ONE_CHILD & CHILDREN, ONE_CHILD);
+    }
+
+    #[test]
+    fn exactly_one_change_finishes_a_scope() {
+        let life = LifeWord::new(Phase::Published);
+        assert!(life.add_task());
+        assert!(life.add_task());
+        assert!(life.add_child());
+        assert_eq!(life.tasks_ended(1, false), Change::Open);
+        assert_eq!(life.body_done(false), Change::Open);
+        assert_eq!(life.child_left(), Change::Open);
+        assert_eq!(life.tasks_ended(1, true), Change::Finished);
+        let w = life.load();
+        assert!(w.is_finished() && w.has(INTERRUPTED));
+        // Finished: nothing may join it any more.
+        assert!(!life.add_task());
+        assert!(!life.add_child());
+        assert_eq!(life.retire().map(|w| w.phase()), Some(Phase::Published));
+        assert_eq!(life.retire(), None, "retired once");
+        assert_eq!(life.load().phase(), Phase::Removed);
+        assert!(!life.load().is_finished());
+    }
+
+    #[test]
+    fn an_empty_unpublished_scope_finishes_with_its_body() {
+        let life = LifeWord::new(Phase::Unpublished);
+        assert_eq!(life.body_done(false), Change::Finished);
+        assert!(life.retire().is_some());
+        assert!(!life.publish(), "a retired node is not published");
+    }
+}

@@ -1,0 +1,207 @@
+//! A scope's tasks (listing one, a runner's release of one) and the panics
+//! of the user code a scope runs.
+
+use super::life::{Body, Change, PANICKED};
+use super::{After, Links, Node, NodeRef, State};
+use crate::cancelled::{CancelReason, Cancelled};
+use crate::panic::{drop_payload, Panic};
+use crate::task::{Ended, TaskId, TaskRef};
+use crate::trace::EventKind;
+use std::ptr::NonNull;
+
+/// What the maker of a finishing change must do once the lock is released
+/// (invariant 8).
+#[must_use]
+pub(super) enum Settled {
+    /// Nothing more (the scope goes on, or its future was woken).
+    Done,
+    /// The node was retired with its future gone: take the tree reference
+    /// the future left, and leave the tree (`Node::retire_dropped`'s
+    /// second half).
+    Leave,
+}
+
+impl Node {
+    /// A runner finished the task of `node` that `id` names (the task
+    /// called `release`); `ended` says how.
+    ///
+    /// # Safety
+    ///
+    /// `node` is alive: the task is counted live in it (invariant 2). The
+    /// node may be retired and freed as soon as the task is counted gone,
+    /// so that happens under the node's lock, and nothing here touches the
+    /// node after the lock is released unless it holds a reference.
+    pub(crate) unsafe fn release_task(
+        node: NonNull<Node>,
+        id: TaskId,
+        ended: Ended,
+        panic: Option<Panic>,
+    ) {
+        // SAFETY: the caller's contract. A local borrow, not an argument:
+        // it may dangle once unused, below.
+        let this = unsafe { node.as_ref() };
+        this.shared()
+            .record(|| EventKind::TaskCompleted { task: id.number() });
+        let mut after = After::default();
+        let (settled, pinned) = {
+            let mut st = this.state.lock();
+            let cancelled = this.cancelled.is_set();
+            // Invariant 4: a cancelled node's list is the walk's.
+            if !cancelled {
+                // SAFETY: the node is not cancelled, so the task it listed
+                // is still on its list.
+                after.drop_task(unsafe { st.tasks.remove(id) });
+            }
+            // A panic cancels the scope, once the lock is released: keep the
+            // node alive until then.
+            let pinned = panic.map(|panic| {
+                this.store_panic(&mut st, panic, &mut after);
+                // SAFETY: the node is alive (we hold its lock), and the
+                // binding's pointer follows rule "pointers from the box".
+                unsafe { NodeRef::clone_raw(node) }
+            });
+            // A task the scope's cancel stopped while it ran (its runner
+            // dropped it after the poll): the cancel cut it short.
+            let cut_short = ended == Ended::Cancelled && cancelled;
+            let settled = match this.life.tasks_ended(1, cut_short) {
+                Change::Open => Settled::Done,
+                Change::Finished => this.settle(&mut st, &mut after),
+            };
+            (settled, pinned)
+        };
+        // From here `this` may be freed (a woken scope future may finish),
+        // unless `pinned` holds it or `settled` says we retired it.
+        if let Some(panic) = after.run() {
+            match (&pinned, &settled) {
+                (Some(node), _) => node.pass_panic(panic),
+                // Only a retiring node drops a waker here (its future's).
+                // SAFETY: we retired it, so the future's count is still
+                // there, ours to give up below.
+                (None, Settled::Leave) => unsafe { node.as_ref() }.pass_panic_up(panic),
+                (None, Settled::Done) => drop_payload(panic),
+            }
+        }
+        // Not through links: the panic reaches the parent by unwinding out
+        // of this scope's future, which resumes it.
+        if let Some(node) = pinned {
+            node.cancel(CancelReason::Panicked, Links::Ignore);
+        }
+        if let Settled::Leave = settled {
+            // SAFETY: the future left its count behind; retiring hands it
+            // to us.
+            Node::leave_tree(unsafe { NodeRef::from_raw(node) });
+        }
+    }
+
+    /// The maker of the change that finished this scope settles it, under
+    /// its lock (invariant 8): the body's future, if alive, is woken to
+    /// retire it; if the future is gone, the node is retired here.
+    pub(super) fn settle(&self, st: &mut State, after: &mut After) -> Settled {
+        match self.life.load().body() {
+            Body::Done => {
+                if let Some(waker) = st.waker.take() {
+                    after.wake(waker);
+                }
+                Settled::Done
+            }
+            Body::Dropped => {
+                if self.retire(st, after) {
+                    Settled::Leave
+                } else {
+                    Settled::Done
+                }
+            }
+            Body::Running => unreachable!("a running body keeps its scope open"),
+        }
+    }
+
+    /// Keeps `panic` if it is this open scope's first (under its lock).
+    pub(super) fn store_panic(&self, st: &mut State, panic: Panic, after: &mut After) {
+        let rare = st.rare();
+        if rare.panic.is_none() {
+            rare.panic = Some(panic);
+            self.life.set(PANICKED);
+        } else {
+            after.drop_panic(panic);
+        }
+    }
+
+    /// [`pass_panic`](Node::pass_panic) from a node being retired: to its
+    /// parent and up.
+    #[cold]
+    pub(super) fn pass_panic_up(&self, panic: Panic) {
+        match &self.parent {
+            Some(parent) => parent.pass_panic(panic),
+            None => self.shared().keep_lost_panic(panic),
+        }
+    }
+}
+
+impl NodeRef {
+    /// Lists a task, or says why it is refused (invariant 4). Publishes the
+    /// scope first (invariant 2).
+    pub(crate) fn add_task(&self, task: TaskRef) -> Result<(), (Cancelled, TaskRef)> {
+        self.publish();
+        let mut st = self.state.lock();
+        if self.cancelled.is_set() {
+            return Err((self.cancel_value_locked(&st), task));
+        }
+        if !self.life.add_task() {
+            return Err((Cancelled::new(CancelReason::ScopeEnded), task));
+        }
+        st.tasks.push(task);
+        Ok(())
+    }
+
+    /// Stores the first panic of this scope and cancels it, so that its
+    /// siblings stop.
+    pub(crate) fn record_panic(&self, panic: Panic) {
+        if let Err(panic) = self.keep_panic(panic) {
+            // The scope has ended: the nearest one still open takes it.
+            self.pass_panic(panic);
+        }
+    }
+
+    /// [`record_panic`](Node::record_panic) if this scope is still open;
+    /// else hands the panic back.
+    fn keep_panic(&self, panic: Panic) -> Result<(), Panic> {
+        let mut after = After::default();
+        let kept = {
+            let mut st = self.state.lock();
+            if self.life.load().phase() != super::life::Phase::Removed {
+                self.store_panic(&mut st, panic, &mut after);
+                Ok(())
+            } else {
+                Err(panic)
+            }
+        };
+        // Only payloads: `store_panic` leaves no waker to drop.
+        let leftover = after.run();
+        debug_assert!(leftover.is_none());
+        if kept.is_ok() {
+            // Not through links: see `release_task`.
+            self.cancel(CancelReason::Panicked, Links::Ignore);
+        }
+        kept
+    }
+
+    /// Hands a panic of user code that the runtime ran for this scope
+    /// outside any poll (a waker's or a scope-local's drop) to the nearest
+    /// scope still open, this one or an ancestor, which is cancelled and
+    /// resumes it (invariant 3's other half: such code runs with no lock
+    /// held, and its panic is never lost in a worker). With no scope open
+    /// above, the runtime keeps it until it shuts down.
+    #[cold]
+    pub(crate) fn pass_panic(&self, panic: Panic) {
+        let mut panic = panic;
+        let mut node = Some(self);
+        while let Some(n) = node {
+            match n.keep_panic(panic) {
+                Ok(()) => return,
+                Err(back) => panic = back,
+            }
+            node = n.parent.as_ref();
+        }
+        self.shared().keep_lost_panic(panic);
+    }
+}
