@@ -24,6 +24,13 @@
 //! lowers another's growth. Every runtime has two worker threads; the task
 //! is the same future everywhere, its `JoinHandle` dropped (detached).
 //!
+//! A second table, **burst**: after a warm-up (10,000 parked tasks spawned
+//! and cancelled, twice), the RSS; then a burst of 1,000,000 parked tasks
+//! (its peak RSS); then, once the burst is cancelled and the threads have
+//! parked (so that each pool has filed what other threads freed to it), the
+//! RSS again. Pools give memory back: the last figure should be within
+//! twice the first.
+//!
 //! Not a criterion benchmark: it prints a table and writes `memory.json`
 //! beside criterion's results. `cargo bench -p cancel-scope-bench --bench
 //! memory` runs it alone; with a filter argument, `cargo bench` runs it only
@@ -41,6 +48,10 @@ use std::time::Duration;
 const TASKS: usize = 100_000;
 const RUNTIMES: [&str; 5] = ["cancel_scope", "tokio", "tokio_token", "smol", "limit"];
 const CHILD_ENV: &str = "MEMORY_PER_TASK_RUNTIME";
+/// Tasks of the burst.
+const BURST: usize = 1_000_000;
+/// Runtimes measured in the burst table.
+const BURST_RUNTIMES: [&str; 2] = ["cancel_scope", "smol"];
 
 /// The system allocator, counting live bytes.
 struct Counting;
@@ -218,12 +229,83 @@ fn measure(runtime: &str) -> (Snapshot, Snapshot) {
     }
 }
 
+/// RSS after a warm-up, at the peak of a burst of parked tasks, and once
+/// the burst is cancelled and the threads have parked.
+fn burst(runtime: &str) -> (usize, usize, usize) {
+    let page = page_size();
+    let settle = || std::thread::sleep(Duration::from_millis(200));
+    match runtime {
+        "cancel_scope" => {
+            let rt = cancel_scope_bench::cancel_scope_rt();
+            let round = |n: usize| {
+                parked::reset(n, n);
+                let mut peak = 0;
+                let peak_ref = &mut peak;
+                let _ = rt.block_on(cancel_scope::scope(|s| async move {
+                    for _ in 0..n {
+                        s.spawn(cancel_scope_bench::parked_task());
+                    }
+                    while parked::parked() < n {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    *peak_ref = rss(page);
+                    s.cancel();
+                }));
+                // Park this thread and give the workers a turn: each thread
+                // files what others freed to its pool as it parks.
+                for _ in 0..3 {
+                    let _ = rt.block_on(cancel_scope::scope(|s| async move {
+                        for _ in 0..8 {
+                            s.spawn(cancel_scope::task::yield_now());
+                        }
+                        cancel_scope::time::sleep(Duration::from_millis(20)).await;
+                    }));
+                }
+                settle();
+                peak
+            };
+            round(10_000);
+            round(10_000);
+            let warm = rss(page);
+            let peak = round(BURST);
+            (warm, peak, rss(page))
+        }
+        "smol" => {
+            let smol = Smol::new();
+            let round = |n: usize| {
+                parked::reset(n, n);
+                let tasks: Vec<_> = (0..n)
+                    .map(|_| smol.spawn(cancel_scope_bench::parked_task()))
+                    .collect();
+                while parked::parked() < n {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let peak = rss(page);
+                drop(tasks); // cancels them
+                settle();
+                peak
+            };
+            round(10_000);
+            round(10_000);
+            let warm = rss(page);
+            let peak = round(BURST);
+            (warm, peak, rss(page))
+        }
+        other => panic!("no burst for {other:?}"),
+    }
+}
+
 fn per_task(before: usize, after: usize) -> f64 {
     (after as f64 - before as f64) / TASKS as f64
 }
 
 fn main() {
     if let Ok(runtime) = std::env::var(CHILD_ENV) {
+        if let Some(runtime) = runtime.strip_prefix("burst:") {
+            let (warm, peak, after) = burst(runtime);
+            println!("{runtime} {warm} {peak} {after}");
+            std::process::exit(0);
+        }
         let (before, after) = measure(&runtime);
         println!(
             "{} {:.1} {:.1}",
@@ -264,10 +346,39 @@ fn main() {
             fields[0], fields[1], fields[2]
         ));
     }
+    println!();
+    println!("burst: {BURST} parked tasks, RSS in MiB");
+    println!(
+        "{:<14} {:>10} {:>10} {:>10} {:>10}",
+        "runtime", "warm", "peak", "after", "after/warm"
+    );
+    let mut bursts = Vec::new();
+    for runtime in BURST_RUNTIMES {
+        let out = Command::new(&exe)
+            .env(CHILD_ENV, format!("burst:{runtime}"))
+            .output()
+            .expect("run the measuring process");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "burst {runtime}: {stderr}");
+        let line = String::from_utf8(out.stdout).expect("utf-8");
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let mib = |v: &str| v.parse::<f64>().expect("a number") / (1024.0 * 1024.0);
+        let (warm, peak, after) = (mib(f[1]), mib(f[2]), mib(f[3]));
+        println!(
+            "{:<14} {warm:>10.1} {peak:>10.1} {after:>10.1} {:>10.2}",
+            f[0],
+            after / warm
+        );
+        bursts.push(format!(
+            "\"{}\": {{\"warm\": {warm:.1}, \"peak\": {peak:.1}, \"after\": {after:.1}}}",
+            f[0]
+        ));
+    }
     // Beside criterion's results, for `benches/report.py`.
     let json = format!(
-        "{{\"tasks\": {TASKS}, \"runtimes\": {{{}}}}}\n",
-        json.join(", ")
+        "{{\"tasks\": {TASKS}, \"runtimes\": {{{}}}, \"burst_tasks\": {BURST}, \"burst\": {{{}}}}}\n",
+        json.join(", "),
+        bursts.join(", ")
     );
     let dir = criterion_dir();
     if std::fs::create_dir_all(&dir).is_ok() {

@@ -318,8 +318,11 @@ const CAUSE: u8 = 0x80;
 /// The bit of a [`CancelCell`]'s code that says the node is not published
 /// yet: its ancestors' marks count too (the scope tree's invariant 2).
 const UNPUBLISHED: u8 = 0x40;
+/// The bit of a [`CancelCell`]'s code that says the scope has ended: no
+/// claim succeeds after it (a stale handle's cancel marks nothing).
+const ENDED: u8 = 0x20;
 /// The bits of a [`CancelCell`]'s code that hold the reason.
-const REASON: u8 = 0x3F;
+const REASON: u8 = 0x1F;
 
 /// A scope's cancellation, read without a lock: a reason code, and the
 /// duration that [`CancelReason::Deadline`] carries.
@@ -351,11 +354,26 @@ impl CancelCell {
         self.code.load(Acquire) & REASON != 0
     }
 
+    /// [`is_set`](CancelCell::is_set) as a read-modify-write, which reads
+    /// the latest value and joins the release-acquire chain of the claims:
+    /// the look a spawn takes after publishing a node itself, against an
+    /// unpublished cancel's mark (the scope tree's `cancel.rs`).
+    pub(crate) fn is_set_latest(&self) -> bool {
+        self.code.fetch_or(0, AcqRel) & REASON != 0
+    }
+
     /// Whether the node is unpublished and not cancelled itself: then its
     /// ancestors' marks decide.
     #[inline]
     pub(crate) fn is_unpublished_and_clear(&self) -> bool {
         self.code.load(Acquire) == UNPUBLISHED
+    }
+
+    /// The scope ends: from now on no claim succeeds. Called before the
+    /// node is retired, so a cancel either marked it before (and the
+    /// scope was cancelled before it ended) or marks nothing.
+    pub(crate) fn seal(&self) {
+        self.code.fetch_or(ENDED, AcqRel);
     }
 
     /// The node is published (under its parent's lock and its own).
@@ -394,7 +412,7 @@ impl CancelCell {
     /// (the first one stays).
     pub(crate) fn claim(&self, reason: &CancelReason, with_cause: bool) -> bool {
         let mut cur = self.code.load(Relaxed);
-        if cur & REASON != 0 {
+        if cur & (REASON | ENDED) != 0 {
             return false;
         }
         if let CancelReason::Deadline { after } = reason {
@@ -406,7 +424,7 @@ impl CancelCell {
             let new = (cur & UNPUBLISHED) | Self::code(reason) | cause;
             match self.code.compare_exchange_weak(cur, new, AcqRel, Relaxed) {
                 Ok(_) => return true,
-                Err(now) if now & REASON != 0 => return false,
+                Err(now) if now & (REASON | ENDED) != 0 => return false,
                 Err(now) => cur = now,
             }
         }

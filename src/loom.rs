@@ -21,7 +21,7 @@
 
 #[cfg(not(cancel_scope_loom))]
 pub(crate) mod sync {
-    pub(crate) use parking_lot::{Condvar, Mutex};
+    pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
 
     pub(crate) mod atomic {
         pub(crate) use std::sync::atomic::{

@@ -13,7 +13,7 @@
 
 use super::page::Page;
 use super::remote::RemoteList;
-use super::{asan, Family, CLASS_SIZES, NUM_CLASSES};
+use super::{asan, CLASS_SIZES, NUM_CLASSES};
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
@@ -24,10 +24,9 @@ use std::sync::Mutex;
 /// the system allocator each time, while a burst's pages all go back.
 const KEEP_EMPTY: usize = 1;
 
-/// One thread's pools: a class per size, in each family.
+/// One thread's pools: a class per size.
 pub(crate) struct Heap {
-    released: [Class; NUM_CLASSES],
-    kept: [Class; NUM_CLASSES],
+    classes: [Class; NUM_CLASSES],
 }
 
 // SAFETY: rule O: the owner-only fields (the `Cell`s of the classes and of
@@ -41,7 +40,6 @@ unsafe impl Send for Heap {}
 /// threads freed back to them.
 pub(crate) struct Class {
     pub(super) size: usize,
-    pub(super) family: Family,
     /// Pages with room, most recently freed into first (rule O).
     avail: Cell<*mut Page>,
     /// Listed pages with no chunk out (rule O).
@@ -124,6 +122,12 @@ pub(super) fn is_current(heap: *const Heap) -> bool {
 
 #[cold]
 fn adopt() -> Option<&'static Heap> {
+    if super::disabled_by_env() {
+        // No pool on this thread: its allocations go to the global
+        // allocator (the sentinel is the exiting thread's).
+        CURRENT.with(|c| c.set(GONE));
+        return None;
+    }
     // Registering the destructor first: if the thread is already exiting
     // (its thread-locals being destroyed), there is nobody to give the
     // heap back, so it is not taken.
@@ -139,34 +143,29 @@ fn adopt() -> Option<&'static Heap> {
 
 impl Heap {
     fn new() -> Heap {
-        let class = |family| move |i: usize| Class::new(CLASS_SIZES[i], family);
         Heap {
-            released: std::array::from_fn(class(Family::Released)),
-            kept: std::array::from_fn(class(Family::Kept)),
+            classes: std::array::from_fn(|i| Class::new(CLASS_SIZES[i])),
         }
     }
 
-    pub(super) fn class(&self, family: Family, index: usize) -> &Class {
-        match family {
-            Family::Released => &self.released[index],
-            Family::Kept => &self.kept[index],
-        }
+    pub(super) fn class(&self, index: usize) -> &Class {
+        &self.classes[index]
     }
 
     /// Files every chunk other threads freed to this heap (the owner).
     pub(super) fn drain(&self) {
-        for class in self.released.iter().chain(&self.kept) {
+        for class in &self.classes {
             if !class.remote.is_empty() {
                 class.drain(self);
             }
         }
     }
 
-    /// Files the remote frees, and gives every empty page of the released
-    /// family back to the system (the owner, exiting).
+    /// Files the remote frees, and gives every empty page back to the
+    /// system (the owner, exiting).
     fn give_back_empty_pages(&self) {
         self.drain();
-        for class in &self.released {
+        for class in &self.classes {
             let mut page = class.avail.get();
             while let Some(p) = NonNull::new(page) {
                 // SAFETY: a listed page is alive (rule O).
@@ -186,10 +185,9 @@ impl Heap {
 }
 
 impl Class {
-    fn new(size: usize, family: Family) -> Class {
+    fn new(size: usize) -> Class {
         Class {
             size,
-            family,
             avail: Cell::new(ptr::null_mut()),
             empty: Cell::new(0),
             pages: Cell::new(0),
@@ -262,7 +260,7 @@ impl Class {
     /// A page of this class has no chunk out any more.
     #[cold]
     fn page_emptied(&self, page: NonNull<Page>) {
-        if self.family == Family::Released && self.empty.get() >= KEEP_EMPTY {
+        if self.empty.get() >= KEEP_EMPTY {
             self.unlist(page);
             self.pages.set(self.pages.get() - 1);
             // SAFETY: empty, unlisted, and every chunk of it is filed (this

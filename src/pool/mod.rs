@@ -18,18 +18,13 @@
 //! frees it (a worker, a canceller) never share a lock, and the common
 //! free costs a few plain stores.
 //!
-//! # Two families
+//! # Memory goes back
 //!
-//! - [`Family::Released`] (task cells): a page whose chunks are all free
-//!   goes back to the system, but for one kept per class for reuse, so
-//!   that a burst of tasks does not leave the process holding the burst's
-//!   memory.
-//! - [`Family::Kept`] (scope nodes): pages are never given back, and a
-//!   free chunk's second word stays readable: a node keeps its
-//!   *generation* there across lives, so that a reference that does not
-//!   own the node (a deadline's timer) can tell that its scope is gone,
-//!   even after the slot was reused (`scope/tree/slot.rs`). Their memory
-//!   is bounded by the most nodes alive at once.
+//! A page whose chunks are all free goes back to the system, but for one
+//! kept per class for reuse, so that a burst of tasks does not leave the
+//! process holding the burst's memory. Pages are 1 MiB: the system
+//! allocator's slack around an aligned block (the headers it writes
+//! beside it) is then a sliver of the resident set, not a seventh.
 //!
 //! # Threads come and go
 //!
@@ -40,6 +35,10 @@
 //! A heap is never freed.
 //!
 //! # Checkers
+//!
+//! With `CANCEL_SCOPE_NO_POOL` set in its environment, a process does not
+//! pool either: every task and node is a block of the global allocator,
+//! which a counting allocator (the leak test's) then sees one by one.
 //!
 //! Under Miri and the loom models the runtime does not pool
 //! ([`ENABLED`]): every task and node is a `Box`, so that Miri checks each
@@ -63,58 +62,56 @@ use std::ptr::NonNull;
 /// the loom models (whose threads are not the pools' threads).
 pub(crate) const ENABLED: bool = !cfg!(miri) && !cfg!(cancel_scope_loom);
 
-/// The two kinds of pages; see the module docs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Family {
-    /// Empty pages go back to the system (tasks).
-    Released,
-    /// Pages stay; a free chunk's second word stays readable (nodes).
-    Kept,
-}
-
-/// The chunk sizes, in bytes: steps of 16 to 256 (where most task cells
-/// fall, so that rounding wastes at most 15 bytes a task), then of 32 to
-/// 512 and of 64 to 1024. Larger cells go to the global allocator.
+/// The chunk sizes, in bytes: steps of 8 to 128 (where most task cells
+/// fall, so that rounding wastes at most 7 bytes a task), then of 16 to
+/// 256, of 32 to 512 and of 64 to 1024. Larger cells go to the global
+/// allocator.
 const CLASS_SIZES: [usize; NUM_CLASSES] = {
     let mut sizes = [0; NUM_CLASSES];
     let mut i = 0;
     while i < NUM_CLASSES {
-        sizes[i] = if i < 16 {
-            16 * (i + 1)
-        } else if i < 24 {
-            256 + 32 * (i - 15)
+        sizes[i] = if i < 15 {
+            16 + 8 * i
+        } else if i < 23 {
+            128 + 16 * (i - 14)
+        } else if i < 31 {
+            256 + 32 * (i - 22)
         } else {
-            512 + 64 * (i - 23)
+            512 + 64 * (i - 30)
         };
         i += 1;
     }
     sizes
 };
-const NUM_CLASSES: usize = 32;
+const NUM_CLASSES: usize = 39;
 
-/// The alignment every chunk has.
+/// The largest alignment a chunk may need: a chunk's address is a
+/// multiple of its size's largest power of two, up to this (pages and
+/// their first chunk are aligned to a cache line).
 const CHUNK_ALIGN: usize = 16;
 
-/// The class of chunks that fit `layout`, if any: a compile-time constant
+/// The class of chunks that fit `layout`, if any: the smallest at least as
+/// large whose chunks are aligned enough (a size that is a multiple of the
+/// alignment keeps every chunk of a page aligned). A compile-time constant
 /// for a type's layout.
 pub(crate) const fn class_of(layout: Layout) -> Option<usize> {
     if layout.align() > CHUNK_ALIGN || layout.size() > CLASS_SIZES[NUM_CLASSES - 1] {
         return None;
     }
     let mut i = 0;
-    while CLASS_SIZES[i] < layout.size() {
+    while CLASS_SIZES[i] < layout.size() || CLASS_SIZES[i] % layout.align() != 0 {
         i += 1;
     }
     Some(i)
 }
 
-/// A chunk of `class` (from [`class_of`]) in `family`, from this thread's
+/// A chunk of `class` (from [`class_of`]), from this thread's
 /// heap; `None` while the thread exits, or if the system is out of memory
 /// (the caller then falls back to the global allocator).
 #[inline]
-pub(crate) fn alloc(family: Family, class: usize) -> Option<NonNull<u8>> {
+pub(crate) fn alloc(class: usize) -> Option<NonNull<u8>> {
     let heap = heap::current()?;
-    heap.class(family, class).alloc(heap)
+    heap.class(class).alloc(heap)
 }
 
 /// Frees a chunk that [`alloc`] returned, from any thread.
@@ -141,6 +138,13 @@ pub(crate) unsafe fn free(chunk: NonNull<u8>) {
             class.remote.push(chunk.cast());
         }
     }
+}
+
+/// Whether `CANCEL_SCOPE_NO_POOL` turns pooling off in this process (read
+/// once).
+fn disabled_by_env() -> bool {
+    static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DISABLED.get_or_init(|| std::env::var_os("CANCEL_SCOPE_NO_POOL").is_some())
 }
 
 /// Files the chunks other threads freed to this thread's heap, so that

@@ -19,7 +19,6 @@
 use super::asan;
 use super::heap::{Class, Heap};
 use super::remote::FreeChunk;
-use super::Family;
 use std::alloc::Layout;
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
@@ -28,13 +27,11 @@ use std::ptr::{self, NonNull};
 /// is a small share of it for the largest class (1 KiB: 63 chunks) and
 /// that a thread's pages are few; small enough that a burst's pages,
 /// once empty, go back to the system one by one.
-pub(crate) const PAGE_SIZE: usize = 64 * 1024;
+pub(crate) const PAGE_SIZE: usize = 1024 * 1024;
 
 /// Where chunk 0 starts: the header, rounded up to a cache line, so that
 /// the owner's writes to the header do not share a line with chunk 0.
 const FIRST_CHUNK: usize = (std::mem::size_of::<Page>() + 63) & !63;
-
-const WORD: usize = std::mem::size_of::<usize>();
 
 /// The header at the start of every page.
 ///
@@ -51,9 +48,6 @@ pub(super) struct Page {
     size: usize,
     /// How many chunks fit.
     capacity: usize,
-    /// Whether a free chunk's second word stays readable (a kept page's:
-    /// see `Family::Kept`).
-    exposes_second_word: bool,
     /// Chunks handed out and not yet freed back here (a remote free counts
     /// once the owner files it).
     used: Cell<usize>,
@@ -82,7 +76,6 @@ impl Page {
                 class,
                 size,
                 capacity: (PAGE_SIZE - FIRST_CHUNK) / size,
-                exposes_second_word: class.family == Family::Kept,
                 used: Cell::new(0),
                 bump: Cell::new(0),
                 free: Cell::new(ptr::null_mut()),
@@ -172,10 +165,6 @@ impl Page {
     /// and freed, and the caller owns it now.
     pub(super) unsafe fn give_back(&self, chunk: NonNull<u8>) -> bool {
         asan::poison(chunk.as_ptr(), self.size);
-        if self.exposes_second_word {
-            // SAFETY: chunks are at least two words long.
-            asan::unpoison(unsafe { chunk.as_ptr().add(WORD) }, WORD);
-        }
         // SAFETY: the caller owns the chunk; its first word is the link.
         unsafe { asan::write_link(chunk.cast(), self.free.get()) };
         self.free.set(chunk.as_ptr().cast());

@@ -126,7 +126,7 @@ mod loom_models {
             let a = freer(vec![0, 1]);
             let b = freer(vec![2]);
             let mut seen = Vec::new();
-            let mut take = |seen: &mut Vec<usize>| {
+            let take = |seen: &mut Vec<usize>| {
                 let mut c = list.take_all();
                 while !c.is_null() {
                     // SAFETY: taken chunks are the owner's (rule H).

@@ -6,7 +6,7 @@
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
-use super::tree::{Kind, Node, Outcome, Place};
+use super::tree::{BodyEnd, Kind, Links, Node, NodeRef, Outcome, Place};
 use super::Scope;
 use crate::cancelled::CancelReason;
 use crate::loom::deque::Steal;
@@ -25,9 +25,15 @@ fn open(shared: &Arc<Shared>, parent: Option<&NodeRef>, kind: Kind) -> NodeRef {
     Node::open(place, kind, Location::caller(), Default::default())
 }
 
-/// Ends a scope's body, as its future does; `Some` once the node is gone.
-fn finish(node: &Node) -> Option<Outcome> {
-    node.finish_body(&waker_fn::waker_fn(|| {}))
+/// Ends a scope's body, as its future does (it tells the node once, then
+/// looks again when woken); `Some` once the node is gone.
+fn finish(node: &NodeRef, told: &mut bool) -> Option<Outcome> {
+    let waker = waker_fn::waker_fn(|| {});
+    if std::mem::replace(told, true) {
+        node.poll_end(&waker)
+    } else {
+        node.body_done(BodyEnd::Returned, &waker)
+    }
 }
 
 /// A worker's turn: runs every queued task once.
@@ -62,7 +68,9 @@ fn spawn_into(node: &NodeRef, future: impl std::future::Future<Output = ()> + Se
 
 /// A spawn into a child racing the parent's cancel: the task is refused
 /// (its future dropped unpolled) or accepted and then cancelled; either
-/// way its future is dropped exactly once and the counts settle.
+/// way its future is dropped exactly once and the counts settle. Both
+/// scopes start unpublished: the spawn publishes them (the parent first)
+/// while the cancel marks the parent, published or not.
 #[test]
 fn cancel_racing_spawn_into_a_child() {
     loom::model(|| {
@@ -79,8 +87,8 @@ fn cancel_racing_spawn_into_a_child() {
         run_queued(&shared);
         assert_eq!(drops.load(SeqCst), 1);
         assert_eq!(child.cancel_value().reason(), &CancelReason::Ancestor);
-        assert!(finish(&child).is_some());
-        assert!(finish(&parent).is_some());
+        assert!(finish(&child, &mut false).is_some());
+        assert!(finish(&parent, &mut false).is_some());
         assert_eq!(shared.roots().live_counts(), (0, 0));
     });
 }
@@ -111,8 +119,8 @@ fn parent_and_child_cancelled_at_once() {
             child_reason,
             CancelReason::Explicit | CancelReason::Ancestor
         ));
-        assert!(finish(&child).is_some());
-        assert!(finish(&parent).is_some());
+        assert!(finish(&child, &mut false).is_some());
+        assert!(finish(&parent, &mut false).is_some());
         assert_eq!(shared.roots().live_counts(), (0, 0));
     });
 }
@@ -134,25 +142,25 @@ fn linked_cancel_racing_the_parents_end() {
         // The ender: a worker runs the linked scope's task, then both
         // bodies end, inner first.
         run_queued(&shared);
-        let linked_out = finish(&linked);
-        let parent_out = linked_out.as_ref().and_then(|_| finish(&parent));
+        let (mut linked_told, mut parent_told) = (false, false);
+        let linked_out = finish(&linked, &mut linked_told);
+        let parent_out = linked_out
+            .as_ref()
+            .and_then(|_| finish(&parent, &mut parent_told));
         canceller.join().unwrap();
         run_queued(&shared);
-        let linked_out = linked_out
-            .or_else(|| finish(&linked))
+        let _ = linked_out
+            .or_else(|| finish(&linked, &mut linked_told))
             .expect("the linked scope ends");
         let parent_out = parent_out
-            .or_else(|| finish(&parent))
+            .or_else(|| finish(&parent, &mut parent_told))
             .expect("the parent ends");
-        match &parent_out.cancelled {
-            Some(c) => {
-                assert_eq!(c.reason(), &CancelReason::LinkedChild);
-                assert!(
-                    linked_out.cancelled.is_some(),
-                    "the link went through the child"
-                );
-            }
-            None => assert!(!parent.cancelled.is_set()),
+        // Nothing was cut short: both ends are `Ok` (the result rule);
+        // the cancel reached the parent only through the link.
+        assert!(parent_out.cancelled.is_none());
+        if parent.cancelled.is_set() {
+            assert_eq!(parent.cancel_value().reason(), &CancelReason::LinkedChild);
+            assert!(linked.cancelled.is_set(), "the link went through the child");
         }
         assert_eq!(shared.roots().live_counts(), (0, 0));
     });
@@ -173,7 +181,7 @@ fn a_scope_ending_while_its_parent_is_cancelled() {
             let guard = Counted(drops.clone());
             async move { drop(guard) }
         });
-        Node::drop_body(child);
+        child.future_dropped();
         let worker = {
             let shared = shared.clone();
             thread::spawn(move || run_queued(&shared))
@@ -182,8 +190,74 @@ fn a_scope_ending_while_its_parent_is_cancelled() {
         worker.join().unwrap();
         run_queued(&shared);
         assert_eq!(drops.load(SeqCst), 1);
-        let out = finish(&parent).expect("the child left, so the parent ends");
-        assert!(out.cancelled.is_some());
+        let out = finish(&parent, &mut false).expect("the child left, so the parent ends");
+        // The parent had no task and its body returned: nothing of it was
+        // cut short, though it was cancelled.
+        assert!(out.cancelled.is_none() && parent.cancelled.is_set());
+        assert_eq!(shared.roots().live_counts(), (0, 0));
+    });
+}
+
+/// An unpublished scope (its body still in its first poll) while its
+/// published parent is cancelled from another thread: it reads the cancel
+/// through its parent as soon as the walk marked the parent, takes it as
+/// its own (`Ancestor`) when it publishes, and a spawn into it then is
+/// refused; never both "not cancelled" after the walk and a task left
+/// running.
+#[test]
+fn an_unpublished_scope_reads_its_ancestors_cancel() {
+    loom::model(|| {
+        let shared = Shared::for_model();
+        let parent = open(&shared, None, Kind::Plain);
+        let drops = Arc::new(AtomicUsize::new(0));
+        spawn_into(&parent, parked(&drops)); // publishes the parent
+        let child = open(&shared, Some(&parent), Kind::Plain);
+        let canceller = {
+            let parent = parent.clone();
+            thread::spawn(move || parent.cancel(CancelReason::Explicit, Links::Follow))
+        };
+        let seen_before = child.is_cancelled();
+        spawn_into(&child, parked(&drops)); // publishes the child
+        canceller.join().unwrap();
+        assert!(child.is_cancelled(), "the walk has returned");
+        if seen_before {
+            assert_eq!(child.cancel_value().reason(), &CancelReason::Ancestor);
+        }
+        run_queued(&shared);
+        assert_eq!(drops.load(SeqCst), 2, "both futures dropped, once each");
+        assert!(finish(&child, &mut false).is_some());
+        assert!(finish(&parent, &mut false).is_some());
+        assert_eq!(shared.roots().live_counts(), (0, 0));
+    });
+}
+
+/// An unpublished scope cancelled by one thread (a mark with no lock,
+/// `cancel_unpublished`) while another spawns into it, publishing it: the
+/// spawn is refused, or the cancel sees the publication and walks the
+/// scope; either way the task's future is dropped exactly once and the
+/// tree empties.
+#[test]
+fn an_unpublished_cancel_racing_a_spawn_that_publishes() {
+    loom::model(|| {
+        let shared = Shared::for_model();
+        let parent = open(&shared, None, Kind::Plain);
+        let drops = Arc::new(AtomicUsize::new(0));
+        spawn_into(&parent, parked(&drops)); // publishes the parent
+        let child = open(&shared, Some(&parent), Kind::Plain);
+        let spawner = {
+            let (child, drops) = (child.clone(), drops.clone());
+            thread::spawn(move || spawn_into(&child, parked(&drops)))
+        };
+        child.cancel(CancelReason::Explicit, Links::Follow);
+        spawner.join().unwrap();
+        run_queued(&shared);
+        assert_eq!(drops.load(SeqCst), 1, "the child's future, once");
+        assert_eq!(child.cancel_value().reason(), &CancelReason::Explicit);
+        assert!(finish(&child, &mut false).is_some());
+        parent.cancel(CancelReason::Explicit, Links::Follow);
+        run_queued(&shared);
+        assert_eq!(drops.load(SeqCst), 2);
+        assert!(finish(&parent, &mut false).is_some());
         assert_eq!(shared.roots().live_counts(), (0, 0));
     });
 }

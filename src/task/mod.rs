@@ -49,7 +49,7 @@ use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
 use crate::panic::Panic;
-use crate::pool::{self, Family};
+use crate::pool;
 use raw::{Header, Vtable};
 use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE, PUSHING};
 use std::alloc::Layout;
@@ -145,16 +145,11 @@ where
     F::Output: Send + 'static,
     S: Schedule,
 {
-    let make = |vtable| Cell {
-        header: Header::new(State::new(), vtable),
-        scheduler,
-        join: ManuallyDrop::new(Mutex::new(join::JoinSlot::new())),
-        future: UnsafeCell::new(Some(future)),
-    };
     // From this thread's pool if the cell fits a class (a constant for
-    // each task type), else from the global allocator.
+    // each task type), else from the global allocator. The cell is built
+    // where it will live (`Cell::write_new`): it is not moved after.
     let pooled = match Cell::<F, S>::CLASS {
-        Some(class) if pool::ENABLED => pool::alloc(Family::Released, class),
+        Some(class) if pool::ENABLED => pool::alloc(class),
         _ => None,
     };
     let cell = match pooled {
@@ -162,10 +157,20 @@ where
             let cell = chunk.cast::<Cell<F, S>>();
             // SAFETY: the chunk is ours, and its class fits the cell's
             // size and alignment (`class_of`).
-            unsafe { cell.as_ptr().write(make(&Cell::<F, S>::VTABLE_POOLED)) };
+            unsafe { Cell::write_new(cell, &Cell::<F, S>::VTABLE_POOLED, scheduler, future) };
             cell
         }
-        None => NonNull::from(Box::leak(Box::new(make(&Cell::<F, S>::VTABLE)))),
+        None => {
+            let layout = Layout::new::<Cell<F, S>>();
+            // SAFETY: a cell is never zero-sized (it starts with a header).
+            let memory = unsafe { std::alloc::alloc(layout) };
+            let Some(cell) = NonNull::new(memory.cast::<Cell<F, S>>()) else {
+                std::alloc::handle_alloc_error(layout);
+            };
+            // SAFETY: the memory is ours, with the cell's layout.
+            unsafe { Cell::write_new(cell, &Cell::<F, S>::VTABLE, scheduler, future) };
+            cell
+        }
     };
     let header = cell.cast::<Header>();
     // SAFETY: `header` starts the new allocation, whose count is two: this
@@ -201,6 +206,24 @@ where
 
     /// The pools' class for this cell, if it fits one.
     const CLASS: Option<usize> = pool::class_of(Layout::new::<Self>());
+
+    /// Writes a new cell at `at`, field by field.
+    ///
+    /// # Safety
+    ///
+    /// `at` is memory the caller owns, sized and aligned for a cell.
+    #[inline(always)]
+    unsafe fn write_new(at: NonNull<Self>, vtable: &'static Vtable, scheduler: S, future: F) {
+        let at = at.as_ptr();
+        // SAFETY: the caller's contract; each field is written once.
+        unsafe {
+            std::ptr::addr_of_mut!((*at).header).write(Header::new(State::new(), vtable));
+            std::ptr::addr_of_mut!((*at).scheduler).write(scheduler);
+            std::ptr::addr_of_mut!((*at).join)
+                .write(ManuallyDrop::new(Mutex::new(join::JoinSlot::new())));
+            std::ptr::addr_of_mut!((*at).future).write(UnsafeCell::new(Some(future)));
+        }
+    }
 
     /// # Safety
     ///
@@ -302,8 +325,9 @@ where
     /// The vtable's `dealloc` for a boxed cell: the count is zero.
     unsafe fn dealloc_boxed(header: NonNull<Header>) {
         let cell = header.cast::<Self>();
-        // SAFETY: rule R: the last reference; the cell came from a `Box`
-        // in `new` (this table is a boxed cell's).
+        // SAFETY: rule R: the last reference; the cell came from the global
+        // allocator with its layout in `new` (this table is a boxed
+        // cell's).
         unsafe {
             Self::drop_fields(cell);
             std::alloc::dealloc(cell.as_ptr().cast(), Layout::new::<Self>());

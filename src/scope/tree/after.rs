@@ -8,7 +8,7 @@
 //! nothing or one waker, allocates nothing.
 
 use crate::panic::{drop_catching, drop_payload, keep_first, Panic};
-use crate::task::{TaskList, TaskRef};
+use crate::task::TaskList;
 use crate::time::timers::{TimerKey, Timers};
 use crate::wake_list::WakeList;
 use std::ptr::NonNull;
@@ -35,7 +35,6 @@ enum Later {
     /// The values below are held only to be dropped.
     Waker(Waker),
     Panic(Panic),
-    Task(TaskRef),
     Tasks(TaskList),
 }
 
@@ -52,11 +51,6 @@ impl After {
 
     pub(crate) fn drop_panic(&mut self, panic: Panic) {
         self.push(Later::Panic(panic));
-    }
-
-    /// Drops a reference to a task (which may be its last).
-    pub(crate) fn drop_task(&mut self, task: TaskRef) {
-        self.push(Later::Task(task));
     }
 
     /// Drops a list of ended tasks (a retired node's: invariant 4).
@@ -139,10 +133,6 @@ impl After {
                 Later::Waker(waker) => drop_catching(waker),
                 Later::Panic(payload) => {
                     drop_payload(payload);
-                    None
-                }
-                Later::Task(task) => {
-                    drop(task);
                     None
                 }
                 Later::Tasks(tasks) => {

@@ -81,6 +81,28 @@ fn walk(
         }
         return true;
     }
+    expand_rest(top, st, reach, origin, cause);
+    true
+}
+
+/// Expands `top`, which this thread marked and published meanwhile, and
+/// its subtree (`cancel_unpublished`).
+fn walk_marked(top: &NodeRef, reach: Reach, origin: &Node, cause: Option<&Cause>) {
+    let st = top.state.lock();
+    if top.life.load().phase() != Phase::Removed {
+        expand_rest(top, st, reach, origin, cause);
+    }
+}
+
+/// Expands `top`, marked, whose lock `st` is held, then every node the walk
+/// marks below it.
+fn expand_rest(
+    top: &NodeRef,
+    mut st: crate::loom::sync::MutexGuard<'_, State>,
+    reach: Reach,
+    origin: &Node,
+    cause: Option<&Cause>,
+) {
     let mut stack = None;
     let mut after = None;
     let taken = take_for_walk(top, &mut st, reach, origin, cause, &mut stack, &mut after);
@@ -95,7 +117,6 @@ fn walk(
         stack = this.walk_next.with_mut(|next| unsafe { (*next).take() });
         expand(node, &this, reach, origin, cause, &mut stack);
     }
-    true
 }
 
 /// What the walk records in a node it marked (the caller holds its lock):
@@ -232,9 +253,8 @@ fn cut_short(
     // cannot end without it.
     let mut settled = Settled::Done;
     if let Some(panic) = panic {
-        let after = after.get_or_insert_with(After::default);
         let mut st = this.state.lock();
-        this.store_panic_if_open(&mut st, panic, after);
+        this.store_panic_if_open(&mut st, panic, after.get_or_insert_with(After::default));
         if dropped > 0 && this.life.tasks_ended(dropped, true) == Change::Finished {
             settled = this.settle(&mut st, after);
         }
@@ -242,17 +262,18 @@ fn cut_short(
         settled = if plain && this.life.load().body() == Body::Dropped {
             // Its future is gone and its expansion took everything: the
             // life word alone retires it.
-            if this.life.retire().is_some() {
+            if this.retire_life() {
                 Settled::Leave
             } else {
                 Settled::Done
             }
         } else {
-            this.settle(
-                &mut this.state.lock(),
-                after.get_or_insert_with(After::default),
-            )
+            this.settle(&mut this.state.lock(), after)
         };
+    }
+    if let Settled::Wake(waker) = settled {
+        crate::panic::wake_contained(waker);
+        settled = Settled::Done;
     }
     if let Some(after) = after.take() {
         if let Some(panic) = after.run() {
@@ -381,18 +402,48 @@ impl NodeRef {
 
     /// The cancel of a node that was not marked when looked at.
     fn cancel_unmarked(&self, reason: CancelReason, cause: Option<Cause>, links: Links) {
-        // An unpublished scope whose ancestor was cancelled first takes
-        // that cancel as its first (invariant 1): nothing of it is below.
-        if self.cancelled.is_unpublished_and_clear() && self.is_cancelled() {
-            self.adopt_ancestors_cancel();
-            return;
-        }
-        if walk(self, &reason, cause.as_ref(), Reach::Subtree, self)
-            && links == Links::Follow
-            && self.kind == Kind::Linked
-        {
+        let marked = if self.cancelled.is_unpublished_and_clear() {
+            // An unpublished scope whose ancestor was cancelled first takes
+            // that cancel as its first (invariant 1): nothing of it is
+            // below.
+            if self.is_cancelled() {
+                self.adopt_ancestors_cancel();
+                return;
+            }
+            self.cancel_unpublished(&reason, cause.as_ref())
+        } else {
+            walk(self, &reason, cause.as_ref(), Reach::Subtree, self)
+        };
+        if marked && links == Links::Follow && self.kind == Kind::Linked {
             self.climb_links(cause.as_ref());
         }
+    }
+
+    /// The cancel of an unpublished scope: it has no task, no child and
+    /// nothing waiting (invariant 2), so its mark is all there is, and no
+    /// lock is needed, unless another thread published it meanwhile (then
+    /// the mark is expanded as any walk's). The claim and the look at the
+    /// phase are read-modify-writes, as are a publication and the look at
+    /// the mark that a spawn takes after it: each reads the latest value
+    /// of its word and synchronizes with the one before it, so either this
+    /// sees the scope published, or the spawn sees the mark and refuses.
+    /// Returns whether this call marked the scope.
+    fn cancel_unpublished(&self, reason: &CancelReason, cause: Option<&Cause>) -> bool {
+        if cause.is_some() {
+            // A cause is kept under the lock: the general walk.
+            return walk(self, reason, cause, Reach::Subtree, self);
+        }
+        if !self.cancelled.claim(reason, false) {
+            return false;
+        }
+        if self.shared().records() {
+            record_cancel(self, reason, self);
+        }
+        match self.life.load_latest().phase() {
+            Phase::Unpublished | Phase::Removed => {}
+            Phase::Published => walk_marked(self, Reach::Subtree, self, None),
+        }
+        true
     }
 
     /// The climb of a linked scope's cancel (invariant 6): its parent is

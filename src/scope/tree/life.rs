@@ -142,6 +142,14 @@ impl LifeWord {
         Life(self.0.load(Acquire))
     }
 
+    /// [`load`](LifeWord::load) as a read-modify-write, which reads the
+    /// latest value and joins the release-acquire chain of the word's
+    /// other read-modify-writes: the look at the phase after an unpublished
+    /// cancel's mark (`cancel.rs`).
+    pub(crate) fn load_latest(&self) -> Life {
+        Life(self.0.fetch_or(0, AcqRel))
+    }
+
     /// Applies `f` until the compare-and-swap succeeds; `f` gives the new
     /// word, or `None` to leave it. Returns the word before and after.
     fn update(&self, mut f: impl FnMut(Life) -> Option<u64>) -> Option<(Life, Life)> {

@@ -105,6 +105,8 @@ mod waiters;
 pub(crate) use after::After;
 pub(crate) use node_ref::NodeRef;
 pub(crate) use roots::Roots;
+#[cfg(all(test, cancel_scope_loom))]
+pub(crate) use waiters::Outcome;
 pub(crate) use waiters::{BodyEnd, CancelWait};
 
 use crate::cancelled::{CancelCell, CancelReason, Cancelled, Cause};

@@ -31,7 +31,7 @@
 
 use super::Node;
 use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering::*};
-use crate::pool::{self, Family};
+use crate::pool;
 use std::alloc::Layout;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -60,28 +60,39 @@ const CLASS: Option<usize> = pool::class_of(Layout::new::<NodeBox>());
 const MAX_REFS: usize = isize::MAX as usize;
 
 impl NodeRef {
-    /// Moves `node` into memory of its own, with a count of one: the
-    /// reference returned.
-    pub(super) fn new(node: Node) -> NodeRef {
+    /// A node built in memory of its own by `fill`, with a count of one:
+    /// the reference returned. Built in place: a node is a few cache lines,
+    /// and moving one in would copy them.
+    ///
+    /// # Safety
+    ///
+    /// `fill` initializes every field of the node it is given.
+    #[inline(always)]
+    pub(super) unsafe fn new_in_place(fill: impl FnOnce(*mut Node)) -> NodeRef {
         let pooled = match CLASS {
-            Some(class) if pool::ENABLED => pool::alloc(Family::Released, class),
+            Some(class) if pool::ENABLED => pool::alloc(class),
             _ => None,
         };
-        let make = |pooled| NodeBox {
-            refs: AtomicUsize::new(1),
-            pooled,
-            node,
-        };
         let boxed = match pooled {
-            Some(chunk) => {
-                let at = chunk.cast::<NodeBox>();
-                // SAFETY: the chunk is ours, and its class fits the box's
-                // size and alignment (`class_of`).
-                unsafe { at.as_ptr().write(make(true)) };
-                at
+            Some(chunk) => chunk.cast::<NodeBox>(),
+            None => {
+                let layout = Layout::new::<NodeBox>();
+                // SAFETY: a node box is not zero-sized.
+                let memory = unsafe { std::alloc::alloc(layout) };
+                match NonNull::new(memory.cast::<NodeBox>()) {
+                    Some(boxed) => boxed,
+                    None => std::alloc::handle_alloc_error(layout),
+                }
             }
-            None => NonNull::from(Box::leak(Box::new(make(false)))),
         };
+        let at = boxed.as_ptr();
+        // SAFETY: the memory is ours, sized and aligned for a box (its
+        // class fits the box: `class_of`); `fill` writes the node.
+        unsafe {
+            std::ptr::addr_of_mut!((*at).refs).write(AtomicUsize::new(1));
+            std::ptr::addr_of_mut!((*at).pooled).write(pooled.is_some());
+            fill(std::ptr::addr_of_mut!((*at).node));
+        }
         NodeRef(boxed)
     }
 
@@ -151,12 +162,13 @@ impl NodeRef {
             pooled
         };
         if pooled {
-            // SAFETY: the box came from `pool::alloc` in `new`, and is not
+            // SAFETY: the box came from `pool::alloc` in `new_in_place`, and is not
             // used again.
             unsafe { pool::free(boxed.cast()) };
         } else {
-            // SAFETY: the box came from a `Box` in `new`; its fields are
-            // dropped, so only the memory goes.
+            // SAFETY: the box came from the global allocator with this
+            // layout in `new_in_place`; its fields are dropped, so only the
+            // memory goes.
             unsafe { std::alloc::dealloc(boxed.as_ptr().cast(), Layout::new::<NodeBox>()) };
         }
         parent

@@ -20,7 +20,7 @@ use crate::loom::sync::Mutex;
 use crate::trace::{EventKind, ScopeKind};
 use std::mem::ManuallyDrop;
 use std::panic::Location;
-use std::ptr::NonNull;
+use std::ptr::{addr_of_mut, NonNull};
 use std::sync::atomic::AtomicU64;
 
 impl Node {
@@ -45,21 +45,24 @@ impl Node {
                 (ptr, Some(shared.clone()), None)
             }
         };
-        let node = NodeRef::new(Node {
-            shared,
-            runtime,
-            parent,
-            kind,
-            supervises: options.supervises,
-            id: AtomicU64::new(NO_ID),
-            location,
-            info: ManuallyDrop::new(options.info),
-            cancelled: CancelCell::unpublished(),
-            life: LifeWord::new(Phase::Unpublished),
-            siblings: UnsafeCell::new(Siblings::default()),
-            walk_next: UnsafeCell::new(None),
-            state: Mutex::new(State::new()),
-        });
+        // SAFETY: every field is written.
+        let node = unsafe {
+            NodeRef::new_in_place(|at| {
+                addr_of_mut!((*at).shared).write(shared);
+                addr_of_mut!((*at).runtime).write(runtime);
+                addr_of_mut!((*at).parent).write(parent);
+                addr_of_mut!((*at).kind).write(kind);
+                addr_of_mut!((*at).supervises).write(options.supervises);
+                addr_of_mut!((*at).id).write(AtomicU64::new(NO_ID));
+                addr_of_mut!((*at).location).write(location);
+                addr_of_mut!((*at).info).write(ManuallyDrop::new(options.info));
+                addr_of_mut!((*at).cancelled).write(CancelCell::unpublished());
+                addr_of_mut!((*at).life).write(LifeWord::new(Phase::Unpublished));
+                addr_of_mut!((*at).siblings).write(UnsafeCell::new(Siblings::default()));
+                addr_of_mut!((*at).walk_next).write(UnsafeCell::new(None));
+                addr_of_mut!((*at).state).write(Mutex::new(State::new()));
+            })
+        };
         if node.shared().records() {
             node.open_recorded();
         }
@@ -112,7 +115,7 @@ impl Node {
     /// finished, or was retired by someone else. The panic stays, for
     /// whoever reads the outcome (or the node's drop).
     pub(super) fn retire(&self, st: &mut State, after: &mut After) -> bool {
-        if self.life.retire().is_none() {
+        if !self.retire_life() {
             return false;
         }
         if let Some(waker) = st.waker.take() {
@@ -131,6 +134,18 @@ impl Node {
             }
         }
         true
+    }
+
+    /// The life word's part of retiring a finished node: seals its cancel
+    /// cell (a later claim, a stale handle's, marks nothing), then moves
+    /// the word to `Removed`. False if the node is not finished, or was
+    /// retired already.
+    pub(super) fn retire_life(&self) -> bool {
+        if !self.life.load().is_finished() {
+            return false;
+        }
+        self.cancelled.seal();
+        self.life.retire().is_some()
     }
 
     /// A finished node whose future was dropped: retires it, takes it out

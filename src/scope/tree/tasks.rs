@@ -1,20 +1,23 @@
 //! A scope's tasks (listing one, a runner's release of one) and the panics
 //! of the user code a scope runs.
 
-use super::life::{Body, Change, PANICKED};
+use super::life::{Body, Change, Phase, PANICKED};
 use super::{After, Links, Node, NodeRef, State};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::panic::{drop_payload, Panic};
 use crate::task::{Ended, TaskId, TaskRef};
 use crate::trace::EventKind;
 use std::ptr::NonNull;
+use std::task::Waker;
 
 /// What the maker of a finishing change must do once the lock is released
 /// (invariant 8).
 #[must_use]
 pub(super) enum Settled {
-    /// Nothing more (the scope goes on, or its future was woken).
+    /// Nothing more (the scope goes on).
     Done,
+    /// Wake the scope future, which retires the node.
+    Wake(Waker),
     /// The node was retired with its future gone: take the tree reference
     /// the future left, and leave the tree (`Node::retire_dropped`'s
     /// second half).
@@ -42,20 +45,21 @@ impl Node {
         let this = unsafe { node.as_ref() };
         this.shared()
             .record(|| EventKind::TaskCompleted { task: id.number() });
-        let mut after = After::default();
-        let (settled, pinned) = {
+        // The common release needs nothing after the lock but to drop the
+        // list's reference and, at the scope's end, to wake its future: an
+        // `After` is made only for more.
+        let mut after: Option<After> = None;
+        let (unlisted, settled, pinned) = {
             let mut st = this.state.lock();
             let cancelled = this.cancelled.is_set();
             // Invariant 4: a cancelled node's list is the walk's.
-            if !cancelled {
-                // SAFETY: the node is not cancelled, so the task it listed
-                // is still on its list.
-                after.drop_task(unsafe { st.tasks.remove(id) });
-            }
+            // SAFETY: if the node is not cancelled, the task it listed is
+            // still on its list.
+            let unlisted = (!cancelled).then(|| unsafe { st.tasks.remove(id) });
             // A panic cancels the scope, once the lock is released: keep the
             // node alive until then.
             let pinned = panic.map(|panic| {
-                this.store_panic(&mut st, panic, &mut after);
+                this.store_panic(&mut st, panic, after.get_or_insert_with(After::default));
                 // SAFETY: the node is alive (we hold its lock), and the
                 // binding's pointer follows rule "pointers from the box".
                 unsafe { NodeRef::clone_raw(node) }
@@ -67,18 +71,26 @@ impl Node {
                 Change::Open => Settled::Done,
                 Change::Finished => this.settle(&mut st, &mut after),
             };
-            (settled, pinned)
+            (unlisted, settled, pinned)
         };
         // From here `this` may be freed (a woken scope future may finish),
         // unless `pinned` holds it or `settled` says we retired it.
-        if let Some(panic) = after.run() {
+        drop(unlisted);
+        let settled = match settled {
+            Settled::Wake(waker) => {
+                crate::panic::wake_contained(waker);
+                Settled::Done
+            }
+            other => other,
+        };
+        if let Some(panic) = after.and_then(After::run) {
             match (&pinned, &settled) {
                 (Some(node), _) => node.pass_panic(panic),
                 // Only a retiring node drops a waker here (its future's).
                 // SAFETY: we retired it, so the future's count is still
                 // there, ours to give up below.
                 (None, Settled::Leave) => unsafe { node.as_ref() }.pass_panic_up(panic),
-                (None, Settled::Done) => drop_payload(panic),
+                (None, _) => drop_payload(panic),
             }
         }
         // Not through links: the panic reaches the parent by unwinding out
@@ -95,17 +107,17 @@ impl Node {
 
     /// The maker of the change that finished this scope settles it, under
     /// its lock (invariant 8): the body's future, if alive, is woken to
-    /// retire it; if the future is gone, the node is retired here.
-    pub(super) fn settle(&self, st: &mut State, after: &mut After) -> Settled {
+    /// retire it (its waker is returned, to wake once the lock is
+    /// released); if the future is gone, the node is retired here, handing
+    /// what it held to `after` (made if need be).
+    pub(super) fn settle(&self, st: &mut State, after: &mut Option<After>) -> Settled {
         match self.life.load().body() {
-            Body::Done => {
-                if let Some(waker) = st.waker.take() {
-                    after.wake(waker);
-                }
-                Settled::Done
-            }
+            Body::Done => match st.waker.take() {
+                Some(waker) => Settled::Wake(waker),
+                None => Settled::Done,
+            },
             Body::Dropped => {
-                if self.retire(st, after) {
+                if self.retire(st, after.get_or_insert_with(After::default)) {
                     Settled::Leave
                 } else {
                     Settled::Done
@@ -141,9 +153,19 @@ impl NodeRef {
     /// Lists a task, or says why it is refused (invariant 4). Publishes the
     /// scope first (invariant 2).
     pub(crate) fn add_task(&self, task: TaskRef) -> Result<(), (Cancelled, TaskRef)> {
+        let publishing = self.life.load().phase() == Phase::Unpublished;
         self.publish();
         let mut st = self.state.lock();
-        if self.cancelled.is_set() {
+        // A spawn that published the node looks at the mark with a
+        // read-modify-write: a cancel of the unpublished node then either
+        // sees the publication or its mark is seen here
+        // (`cancel_unpublished`).
+        let cancelled = if publishing {
+            self.cancelled.is_set_latest()
+        } else {
+            self.cancelled.is_set()
+        };
+        if cancelled {
             return Err((self.cancel_value_locked(&st), task));
         }
         if !self.life.add_task() {

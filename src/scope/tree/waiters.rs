@@ -105,10 +105,9 @@ impl NodeRef {
         let life = self.life.load();
         // The common end: unpublished, nothing cut short, no panic, and so
         // no task, child, waker or waiter: no lock to take either.
-        if life.phase() == Phase::Unpublished
-            && !life.has(INTERRUPTED | PANICKED)
-            && self.life.retire().is_some()
-        {
+        if life.phase() == Phase::Unpublished && !life.has(INTERRUPTED | PANICKED) {
+            let retired = self.retire_life();
+            debug_assert!(retired, "the future retires its finished node");
             return Outcome {
                 cancelled: None,
                 panic: None,
