@@ -128,6 +128,23 @@ pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
 }
 
 /// The error of a [`timeout`] that ran out.
+///
+/// # Examples
+///
+/// It is an error type like any other: `?` turns it into a
+/// `Box<dyn Error>`.
+///
+/// ```
+/// use cancel_scope::{runtime, time::{sleep, timeout, Elapsed}};
+/// use std::time::Duration;
+///
+/// async fn fetch() -> Result<u32, Box<dyn std::error::Error>> {
+///     timeout(Duration::from_millis(5), sleep(Duration::from_secs(60))).await?;
+///     Ok(42)
+/// }
+/// let err = runtime::block_on(fetch()).unwrap_err();
+/// assert!(err.is::<Elapsed>());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Elapsed {
     duration: Duration,
@@ -161,6 +178,33 @@ impl fmt::Display for Elapsed {
 impl std::error::Error for Elapsed {}
 
 /// The future returned by [`timeout`].
+///
+/// # Examples
+///
+/// A `Timeout` is `Unpin` whatever it wraps, so it can be polled by
+/// reference, in a loop that keeps it across iterations:
+///
+/// ```
+/// use cancel_scope::{runtime, time::{sleep, timeout}};
+/// use futures_lite::future;
+/// use std::time::Duration;
+///
+/// runtime::block_on(async {
+///     let mut overall = timeout(Duration::from_millis(20), sleep(Duration::from_secs(60)));
+///     let mut ticks = 0;
+///     loop {
+///         match future::or(async { Some((&mut overall).await) }, async {
+///             sleep(Duration::from_millis(1)).await;
+///             None
+///         })
+///         .await
+///         {
+///             Some(result) => break assert!(result.is_err() && ticks > 0),
+///             None => ticks += 1,
+///         }
+///     }
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Timeout<F> {
     future: Pin<Box<F>>,
@@ -193,6 +237,27 @@ impl<F> fmt::Debug for Timeout<F> {
 }
 
 /// The future returned by [`sleep`] and [`sleep_until`].
+///
+/// # Examples
+///
+/// A `Sleep` registers its timer at its first poll, and a dropped one
+/// takes it back: a sleep that lost a race costs nothing afterwards.
+///
+/// ```
+/// use cancel_scope::{runtime, time::{self, sleep}};
+/// use futures_lite::future;
+/// use std::time::Duration;
+///
+/// runtime::block_on(async {
+///     let start = time::now();
+///     let first = future::or(async { sleep(Duration::from_secs(60)).await; "slow" }, async {
+///         sleep(Duration::from_millis(5)).await;
+///         "fast"
+///     });
+///     assert_eq!(first.await, "fast");
+///     assert!(time::now() - start < Duration::from_secs(60));
+/// });
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
     when: When,

@@ -79,6 +79,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One step of a recorded run.
+///
+/// # Examples
+///
+/// Events come in time order; a scope's opening is its first.
+///
+/// ```
+/// use cancel_scope::{runtime::Builder, scope, trace::EventKind};
+///
+/// let rt = Builder::new().worker_threads(1).record(100).build().unwrap();
+/// rt.block_on(scope(|_| async {})).unwrap();
+/// let trace = rt.take_trace();
+/// let (first, last) = (&trace.events()[0], trace.events().last().unwrap());
+/// assert!(first.at <= last.at);
+/// assert!(matches!(first.kind, EventKind::ScopeOpened { .. }));
+/// assert!(matches!(last.kind, EventKind::ScopeEnded { .. }));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Event {
     /// When, since the recording started (real time).
@@ -90,6 +106,25 @@ pub struct Event {
 }
 
 /// Where an [`Event`] happened.
+///
+/// # Examples
+///
+/// A task's polls run on a worker; the `block_on` thread that opened the
+/// scope is another track.
+///
+/// ```
+/// use cancel_scope::{runtime::Builder, scope, trace::{EventKind, Track}};
+///
+/// let rt = Builder::new().worker_threads(1).record(100).build().unwrap();
+/// rt.block_on(scope(|s| async move { s.spawn(async {}); })).unwrap();
+/// for event in rt.take_trace().events() {
+///     match event.kind {
+///         EventKind::PollStarted { .. } => assert_eq!(event.track, Track::Worker(0)),
+///         EventKind::ScopeOpened { .. } => assert_eq!(event.track, Track::Other),
+///         _ => {}
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Track {
@@ -101,6 +136,21 @@ pub enum Track {
 }
 
 /// How a scope is attached, as a [`EventKind::ScopeOpened`] records it.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{linked_scope, runtime::Builder, scope};
+/// use cancel_scope::trace::{EventKind, ScopeKind};
+///
+/// let rt = Builder::new().worker_threads(1).record(100).build().unwrap();
+/// rt.block_on(scope(|_| linked_scope(|_| async {}))).unwrap().unwrap();
+/// let kinds: Vec<ScopeKind> = rt.take_trace().events().iter().filter_map(|e| match e.kind {
+///     EventKind::ScopeOpened { kind, .. } => Some(kind),
+///     _ => None,
+/// }).collect();
+/// assert_eq!(kinds, [ScopeKind::Plain, ScopeKind::Linked]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ScopeKind {
@@ -117,6 +167,29 @@ pub enum ScopeKind {
 /// What an [`Event`] records. Scopes are named by their ids
 /// ([`Scope::id`](crate::Scope::id)), tasks by a number unique while the
 /// task lives (its address).
+///
+/// # Examples
+///
+/// A cancel is recorded at each scope it reached, with the scope it
+/// started at.
+///
+/// ```
+/// use cancel_scope::{linked_scope, runtime::Builder, scope, trace::EventKind};
+/// use std::future::pending;
+///
+/// let rt = Builder::new().worker_threads(1).record(100).build().unwrap();
+/// let _ = rt.block_on(scope(|_| linked_scope(|inner| async move {
+///     inner.cancel(); // a linked scope's cancel reaches its parent too
+///     pending::<()>().await
+/// })));
+/// let reached: Vec<(u64, u64)> = rt.take_trace().events().iter().filter_map(|e| match e.kind {
+///     EventKind::ScopeCancelled { scope, by, .. } => Some((scope, by)),
+///     _ => None,
+/// }).collect();
+/// assert_eq!(reached.len(), 2); // the linked scope, then its parent
+/// let started_at = reached[0].0;
+/// assert!(reached.iter().all(|&(_, by)| by == started_at));
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -208,6 +281,19 @@ pub(crate) struct Recorder {
 }
 
 /// The events of a recorded run; see the module docs.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::{runtime::Builder, scope};
+///
+/// let rt = Builder::new().worker_threads(2).record(1_000).build().unwrap();
+/// rt.block_on(scope(|s| async move { s.spawn(async {}); })).unwrap();
+/// let trace = rt.take_trace();
+/// assert_eq!(trace.workers(), 2);
+/// assert!(!trace.events().is_empty());
+/// assert!(rt.take_trace().events().is_empty()); // taking empties the buffers
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
     events: Vec<Event>,
@@ -266,16 +352,56 @@ impl Recorder {
 
 impl Trace {
     /// The events, in time order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope, trace::EventKind};
+    ///
+    /// let rt = Builder::new().worker_threads(1).record(100).build().unwrap();
+    /// rt.block_on(scope(|s| async move { s.spawn(async {}); })).unwrap();
+    /// let trace = rt.take_trace();
+    /// let spawned = trace.events().iter().filter(|e| matches!(e.kind, EventKind::TaskSpawned { .. }));
+    /// assert_eq!(spawned.count(), 1);
+    /// ```
     pub fn events(&self) -> &[Event] {
         &self.events
     }
 
     /// How many events full buffers could not keep.
+    ///
+    /// # Examples
+    ///
+    /// A buffer of 2 events keeps a run's first two and counts the rest.
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope};
+    ///
+    /// let rt = Builder::new().worker_threads(1).record(2).build().unwrap();
+    /// rt.block_on(scope(|s| async move {
+    ///     for _ in 0..10 {
+    ///         s.spawn(async {});
+    ///     }
+    /// }))
+    /// .unwrap();
+    /// let trace = rt.take_trace();
+    /// assert!(trace.events().len() <= 2 * (1 + trace.workers()));
+    /// assert!(trace.dropped() > 0);
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// The runtime's number of workers (one track each).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::runtime::Builder;
+    ///
+    /// let rt = Builder::new().worker_threads(3).record(10).build().unwrap();
+    /// assert_eq!(rt.take_trace().workers(), 3);
+    /// ```
     pub fn workers(&self) -> usize {
         self.workers
     }
@@ -285,6 +411,18 @@ impl Trace {
     /// per worker with each task poll as a slice, scopes as nested async
     /// slices named after them, and each scope a cancel reached as a short
     /// slice with a flow arrow from the scope the cancel started at.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope};
+    ///
+    /// let rt = Builder::new().worker_threads(1).record(100).build().unwrap();
+    /// rt.block_on(scope(|_| async {}).named("request")).unwrap();
+    /// let json = rt.take_trace().to_chrome_json();
+    /// assert!(json.contains("\"request #"));
+    /// std::fs::write(std::env::temp_dir().join("request.json"), json).unwrap();
+    /// ```
     pub fn to_chrome_json(&self) -> String {
         chrome::render(self)
     }
@@ -292,6 +430,17 @@ impl Trace {
     /// The trace as an SVG timeline, for a page or a terminal-less look:
     /// scopes as nested bars over time, task polls as ticks on a row per
     /// worker, cancels as a vertical mark spanning the scopes they reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope};
+    ///
+    /// let rt = Builder::new().worker_threads(1).record(100).build().unwrap();
+    /// rt.block_on(scope(|_| async {}).named("request")).unwrap();
+    /// let svg = rt.take_trace().to_svg();
+    /// assert!(svg.starts_with("<svg") && svg.contains("request"));
+    /// ```
     pub fn to_svg(&self) -> String {
         svg::render(self)
     }
