@@ -10,6 +10,49 @@
 //! dropped future runs no more of its code; it drops what it owns, and
 //! that is all.
 //!
+//! # Coming from tokio
+//!
+//! | in tokio | here | the difference to mind |
+//! | --- | --- | --- |
+//! | `#[tokio::main]` | `fn main()` calling [`runtime::block_on`](crate::runtime::block_on) on a [`scope`](crate::scope) | `block_on` on a worker thread panics: inside the runtime, `.await` instead |
+//! | `tokio::spawn` | [`Scope::spawn`](crate::Scope::spawn) | no detached tasks: a task lives in its scope, and the scope waits for it |
+//! | `select!` | `futures_lite::future::or`, [`race_ok`](crate::race_ok), or any `select!` macro | a task's own scope's `cancelled()` never fires in it (below) |
+//! | `time::timeout` | [`time::timeout`](crate::time::timeout) for one future; [`move_on_after`](crate::move_on_after) or [`Scope::cancel_after`](crate::Scope::cancel_after) for a body and its tasks | a deadline on a scope cancels everything in it, tasks included |
+//! | `JoinSet` | [`JoinSet`](crate::JoinSet), filled with `spawn_in(&scope, ..)` | the scope owns the tasks: dropping the set does not stop them, and the set may outlive the scope (its finished outputs stay readable) |
+//! | `CancellationToken` | [`Scope::cancel`](crate::Scope::cancel), or a [`CancelHandle`](crate::CancelHandle) from any thread; an [`Event`](crate::sync::Event) for a signal that is not a cancel | a cancel *drops* the scope's futures at their `.await`; a token only signals. "Finish this item, then stop" is an `Event` (or a channel closing) |
+//! | `spawn_blocking` | [`Scope::spawn_blocking`](crate::Scope::spawn_blocking) | the scope waits for the closure; a cancel cannot interrupt one that runs (it may poll its scope's `CancelHandle::is_cancelled`), and a queued one never starts |
+//! | `signal::ctrl_c` | none built in: a signal crate (`async-signal`, `signal-hook`, `ctrlc`) whose handler calls `CancelHandle::cancel` | the runtime installs no signal handlers |
+//!
+//! ## Async closures
+//!
+//! A scope's body is a closure that returns a future; `|s| async move {
+//! .. }` moves what it uses into the future, so a body that fills
+//! something declared outside it borrows it first (`let set = &mut set;`,
+//! as in [Collecting results](#collecting-results)). On Rust 1.85 or
+//! newer, an async closure borrows what it uses, as any closure does:
+//!
+#![cfg_attr(cancel_scope_msrv, doc = "```ignore")]
+#![cfg_attr(not(cancel_scope_msrv), doc = "```")]
+//! use cancel_scope::{move_on_after, runtime::Builder, time::sleep, JoinSet};
+//! use std::time::Duration;
+//!
+//! let rt = Builder::new().start_paused(true).build().unwrap();
+//! let mut set = JoinSet::new();
+//! let mut kept = Vec::new();
+//! let _ = rt.block_on(move_on_after(Duration::from_millis(25), async |s| {
+//!     for ms in [30u64, 10, 20, 40] {
+//!         set.spawn_in(&s, async move {
+//!             sleep(Duration::from_millis(ms)).await;
+//!             ms
+//!         });
+//!     }
+//!     while let Some(Ok(ms)) = set.join_next().await {
+//!         kept.push(ms);
+//!     }
+//! }));
+//! assert_eq!(kept, [10, 20]);
+//! ```
+//!
 //! # Doing I/O
 //!
 //! The runtime has no reactor of its own. Use an I/O crate that brings
