@@ -662,18 +662,53 @@ mod json {
                 Some(b't') => self.literal("true", Value::Bool(true)),
                 Some(b'f') => self.literal("false", Value::Bool(false)),
                 Some(b'n') => self.literal("null", Value::Null),
-                Some(c) if *c == b'-' || c.is_ascii_digit() => {
-                    let start = self.i;
-                    while self.i < self.s.len() && b"+-.eE0123456789".contains(&self.s[self.i]) {
-                        self.i += 1;
-                    }
-                    let text = std::str::from_utf8(&self.s[start..self.i]).unwrap();
-                    text.parse()
-                        .map(Value::Number)
-                        .map_err(|_| format!("bad number {text:?}"))
-                }
+                Some(c) if *c == b'-' || c.is_ascii_digit() => self.number(),
                 _ => Err(format!("unexpected byte at {}", self.i)),
             }
+        }
+        /// JSON's grammar, stricter than Rust's `parse`: `-?(0|[1-9][0-9]*)
+        /// (.[0-9]+)?([eE][+-]?[0-9]+)?`.
+        fn number(&mut self) -> Result<Value, String> {
+            let start = self.i;
+            let digits = |p: &mut Self| {
+                let from = p.i;
+                while p.s.get(p.i).is_some_and(u8::is_ascii_digit) {
+                    p.i += 1;
+                }
+                p.i - from
+            };
+            if self.s[self.i] == b'-' {
+                self.i += 1;
+            }
+            let leading_zero = self.s.get(self.i) == Some(&b'0');
+            let whole = digits(self);
+            let mut ok = whole == 1 || (whole > 1 && !leading_zero);
+            if self.s.get(self.i) == Some(&b'.') {
+                self.i += 1;
+                ok &= digits(self) > 0;
+            }
+            if matches!(self.s.get(self.i), Some(b'e' | b'E')) {
+                self.i += 1;
+                if matches!(self.s.get(self.i), Some(b'+' | b'-')) {
+                    self.i += 1;
+                }
+                ok &= digits(self) > 0;
+            }
+            let text = std::str::from_utf8(&self.s[start..self.i]).unwrap();
+            match (ok, text.parse()) {
+                (true, Ok(n)) => Ok(Value::Number(n)),
+                _ => Err(format!("bad number {text:?}")),
+            }
+        }
+        fn hex4(&mut self) -> Result<u32, String> {
+            let hex = self
+                .s
+                .get(self.i..self.i + 4)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or(format!("bad \\u escape at byte {}", self.i))?;
+            self.i += 4;
+            Ok(u32::from_str_radix(hex, 16).unwrap())
         }
         fn literal(&mut self, word: &str, v: Value) -> Result<Value, String> {
             if self.s[self.i..].starts_with(word.as_bytes()) {
@@ -702,12 +737,19 @@ mod json {
                             b'b' => out.push(8),
                             b'f' => out.push(12),
                             b'u' => {
-                                let hex = std::str::from_utf8(&self.s[self.i..self.i + 4])
-                                    .map_err(|e| e.to_string())?;
-                                let code =
-                                    u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
-                                self.i += 4;
-                                let c = char::from_u32(code).ok_or("surrogate escape")?;
+                                let mut code = self.hex4()?;
+                                // A character past U+FFFF comes as a pair.
+                                if (0xd800..0xdc00).contains(&code)
+                                    && self.s[self.i..].starts_with(b"\\u")
+                                {
+                                    self.i += 2;
+                                    let low = self.hex4()?;
+                                    if !(0xdc00..0xe000).contains(&low) {
+                                        return Err(format!("a lone surrogate before {}", self.i));
+                                    }
+                                    code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+                                }
+                                let c = char::from_u32(code).ok_or("a lone surrogate")?;
                                 out.extend_from_slice(c.to_string().as_bytes());
                             }
                             _ => return Err(format!("bad escape at byte {}", self.i)),
@@ -718,6 +760,75 @@ mod json {
                 }
             }
         }
+    }
+}
+
+/// The checkers check the renderers, so they are checked too: each accepts
+/// what it must, and rejects what a renderer bug would produce.
+#[test]
+fn the_json_parser_reads_json_and_refuses_what_is_not() {
+    let doc = r#" {"a": [1, -2.5e3, 0.25, true, null], "b": "x\"\\\u00e9\ud83d\ude00\n"} "#;
+    let v = json::parse(doc).unwrap();
+    let a = v.get("a").and_then(json::Value::array).unwrap();
+    assert_eq!(a[0].number(), Some(1.0));
+    assert_eq!(a[1].number(), Some(-2500.0));
+    assert_eq!(a[2].number(), Some(0.25));
+    assert!(matches!(a[3], json::Value::Bool(true)));
+    assert!(matches!(a[4], json::Value::Null));
+    assert_eq!(
+        v.get("b").and_then(json::Value::string),
+        Some("x\"\\\u{e9}\u{1f600}\n")
+    );
+    assert_eq!(json::parse("[]").unwrap().array().map(<[_]>::len), Some(0));
+    for bad in [
+        "",
+        "{",
+        "[1,]",
+        "[1 2]",
+        r#"{"a":1,}"#,
+        r#"{"a":1,"a":2}"#,
+        "01",
+        "1.",
+        ".5",
+        "1e",
+        "NaN",
+        "inf",
+        "-",
+        "tru",
+        r#""\u12""#,
+        r#""\ud800""#,
+        r#""\ud800\u0041""#,
+        r#""\q""#,
+        "\"a\nb\"",
+        "\"open",
+        "1 2",
+    ] {
+        assert!(json::parse(bad).is_err(), "accepted {bad:?}");
+    }
+}
+
+#[test]
+fn the_xml_checker_reads_xml_and_refuses_what_is_not() {
+    let doc = r#"<svg a="1"><g><text x="2">a &lt; b &amp; &quot;c&quot;</text></g><rect/></svg>"#;
+    let texts = xml::check(doc).unwrap();
+    assert_eq!(texts, [("text".to_string(), "a < b & \"c\"".to_string())]);
+    for bad in [
+        "<svg>",
+        "<svg></g>",
+        "</svg>",
+        "<svg></svg><svg></svg>",
+        "text<svg></svg>",
+        "<svg a=1></svg>",
+        r#"<svg a="1></svg>"#,
+        "<svg a></svg>",
+        "<svg>a < b</svg>",
+        "<svg>a & b</svg>",
+        "<svg>&nbsp;</svg>",
+        "<svg>\u{1}</svg>",
+        "<svg a=\"\u{ffff}\"></svg>",
+        "<s-v></s-v>",
+    ] {
+        assert!(xml::check(bad).is_err(), "accepted {bad:?}");
     }
 }
 
