@@ -9,6 +9,7 @@
 //! was cancelled) removes its timer at once.
 
 pub(crate) mod clock;
+pub(crate) mod pace;
 pub(crate) mod timers;
 
 use crate::runtime::Shared;
