@@ -6,6 +6,7 @@
 
 use crate::runtime::Shared;
 use crate::scope::tree::Node;
+use crate::task::budget;
 use std::cell::{Cell, RefCell};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
@@ -27,19 +28,23 @@ thread_local! {
 }
 
 /// Runs `f` with the node at `scope` (a pointer made by the tree's rule A)
-/// as the current scope. The caller keeps the node alive until this
-/// returns: a scope future holds its `Arc`; a task's binding is followed
-/// only while the task is live in the node (rule B).
+/// as the current scope, and its cancel cell as the one the runtime's
+/// futures polled in `f` obey (`task/budget.rs`). The caller keeps the node
+/// alive until this returns: a scope future holds its `Arc`; a task's
+/// binding is followed only while the task is live in the node (rule B).
 pub(crate) fn enter_scope<R>(scope: NonNull<Node>, f: impl FnOnce() -> R) -> R {
     struct Restore(*const Node);
     impl Drop for Restore {
+        #[inline]
         fn drop(&mut self) {
             CURRENT_SCOPE.with(|c| c.set(self.0));
         }
     }
     let prev = CURRENT_SCOPE.with(|c| c.replace(scope.as_ptr()));
     let _restore = Restore(prev);
-    f()
+    // SAFETY: the caller keeps the node alive until we return.
+    let cell = unsafe { &scope.as_ref().cancelled };
+    budget::enter_cell(cell, f)
 }
 
 /// Runs `f` with the scope being polled on this thread, if any: a pointer

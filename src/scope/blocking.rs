@@ -36,7 +36,7 @@ use super::binding::TaskBinding;
 use crate::cancelled::Cancelled;
 use crate::context;
 use crate::panic::Panic;
-use crate::task::{Schedule, TaskId, TaskRef};
+use crate::task::{budget, Schedule, TaskId, TaskRef};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -96,7 +96,10 @@ where
 
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<T> {
         if let Some(closure) = self.closure.take() {
-            let value = closure();
+            // The closure is not an `.await` of this task: an executor it
+            // runs must see the runtime's futures as anywhere else, with
+            // no budget and no cancel of ours (`task/budget.rs`).
+            let value = budget::outside_poll(closure);
             // The task's binding entered its scope for this poll.
             if !context::current_scope_is_cancelled() {
                 return Poll::Ready(value);
