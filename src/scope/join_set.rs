@@ -235,6 +235,11 @@ impl<T> JoinSet<T> {
     /// `None` if the set is empty. Outputs come in the order the tasks
     /// completed.
     ///
+    /// An output that is ready spends a unit of the task's
+    /// [budget](crate::task::consume_budget), and in a task (or scope body)
+    /// that has been cancelled the `.await` never completes: the task is
+    /// dropped there (no output is lost from the set: see below).
+    ///
     /// Cancel safe: if the returned future is dropped before it completes
     /// (it lost a `select`, or its task was cancelled), no output is lost;
     /// the next call returns it.

@@ -134,6 +134,11 @@ impl Event {
 
     /// Waits until the flag is set (at once if it already is).
     ///
+    /// Ready at once, it spends a unit of the task's
+    /// [budget](crate::task::consume_budget); in a task (or scope body)
+    /// that has been cancelled it never completes: the task is dropped at
+    /// this `.await`.
+    ///
     /// # Examples
     ///
     /// ```

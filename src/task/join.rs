@@ -79,6 +79,11 @@ impl<T> JoinSlot<T> {
 ///
 /// Polling a `JoinHandle` again after it returned `Ready` panics.
 ///
+/// Awaiting a handle whose task has finished spends a unit of the awaiting
+/// task's [budget](crate::task::consume_budget), and in a task (or scope
+/// body) that has been cancelled the `.await` never completes: the task is
+/// dropped there.
+///
 /// # Examples
 ///
 /// ```

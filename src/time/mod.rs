@@ -51,6 +51,10 @@ pub(crate) fn after(now: Instant, duration: Duration) -> Instant {
 
 /// Waits until `duration` has passed on the runtime's clock.
 ///
+/// Once the time has passed, the `.await` spends a unit of the task's
+/// [budget](crate::task::consume_budget); in a task (or scope body) that
+/// has been cancelled it never completes: the task is dropped there.
+///
 /// The sleep belongs to the runtime that first polls it: built outside a
 /// runtime and awaited in one (even a runtime with a paused clock), it
 /// counts `duration` from its first poll, on that runtime's clock.
@@ -107,6 +111,10 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 
 /// Runs `future`, giving up once `duration` has passed: `Err(Elapsed)`
 /// then, and the future is dropped.
+///
+/// Like [`sleep`], it spends a unit of the task's
+/// [budget](crate::task::consume_budget) when it is ready, even when
+/// `future` is always ready, and never completes in a cancelled task.
 ///
 /// # Examples
 ///
