@@ -39,7 +39,6 @@
 
 use cancel_scope_bench::{cancel, parked, Smol};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::time::Duration;
@@ -380,25 +379,8 @@ fn main() {
         json.join(", "),
         bursts.join(", ")
     );
-    let dir = criterion_dir();
+    let dir = cancel_scope_bench::criterion_dir();
     if std::fs::create_dir_all(&dir).is_ok() {
         let _ = std::fs::write(dir.join("memory.json"), json);
-    }
-}
-
-/// Where criterion writes its results: `$CRITERION_HOME`, else
-/// `$CARGO_TARGET_DIR/criterion`, else `criterion` in the target directory
-/// this benchmark was built in (it runs as `<target>/release/deps/memory-*`).
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir).join("criterion");
-    }
-    let exe = std::env::current_exe().expect("own executable");
-    match exe.ancestors().nth(3) {
-        Some(target) => target.join("criterion"),
-        None => PathBuf::from("target").join("criterion"),
     }
 }

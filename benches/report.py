@@ -4,7 +4,8 @@
 Reads criterion's results (<dir>/<group>/<runtime>/<size>/new/) from one
 or more criterion directories (copies of it, one per full run), and, from
 the first directory, memory.json (the memory benchmark), counts.json and
-growth.json (benches/count.py). Prints markdown:
+growth.json (benches/count.py); and cancel_latency.json (the cancel_latency
+benchmark) from every directory that has one. Prints markdown:
 
 - per benchmark, our time per unit (task, group, scope, round) and each
   peer's ratio to ours, the median over the runs of the ratio measured
@@ -12,11 +13,12 @@ growth.json (benches/count.py). Prints markdown:
   faster) with the lowest and highest of the runs, and the peer's time;
   then the idiomatic entries the same way; with --spread, every run's
   ratios;
-- memory, instruction counts, the growth curve, and the targets.
+- memory, instruction counts, the growth curve, the cancel latencies
+  (p50 and p99, and their goals), and the targets.
 
 Writes the chart (per-unit cost of every runtime, grouped by workload, on
-a log scale, medians over the runs) as an SVG, by default to
-benches/chart.svg beside this script.
+a log scale, medians over the runs; for cancel_latency, the p50) as an SVG,
+by default to benches/chart.svg beside this script.
 
 Usage: python3 benches/report.py [--spread] [--svg PATH] [CRITERION_DIR ...]
 
@@ -32,6 +34,13 @@ import sys
 from pathlib import Path
 
 OURS = "cancel_scope"
+# The group the cancel_latency table's medians join, for the tables and
+# the chart: one "unit" is one cancel, its time the p50 of its trials (the
+# p99s are in the latency table; on a shared machine they measure its
+# load as much as the runtimes).
+LATENCY = "cancel_latency_p50"
+LOADS = ["ready", "slice"]
+TRIGGERS = ["cancel", "deadline"]
 PEERS = ["tokio", "tokio_token", "smol", "limit"]
 IDIOMATIC = ["tokio_idiomatic", "tokio_token_idiomatic", "smol_idiomatic"]
 GROUPS = [
@@ -43,6 +52,7 @@ GROUPS = [
     "spawn_join_contended",
     "pingpong",
     "yield_many",
+    LATENCY,
 ]
 COLOURS = {
     "cancel_scope": "#1b7837",
@@ -68,6 +78,8 @@ def units(group, size):
         return int(size), "round trip"
     if group == "yield_many":
         return int(size), "yield"
+    if group == LATENCY:
+        return 1, "cancel"
     return int(size), "task"
 
 
@@ -111,6 +123,9 @@ def fmt_ns(ns):
 
 
 def size_order(size):
+    if size.count("/") == 2:  # cancel_latency: load/trigger/tasks
+        load, trigger, n = size.split("/")
+        return (2, LOADS.index(load), TRIGGERS.index(trigger), int(n))
     head = size.split("x")[0]
     try:
         return (0, int(head), size)
@@ -234,6 +249,102 @@ def print_growth(root):
         print(f"| {n:,} | " + " | ".join(cells) + " |")
 
 
+def load_latency(roots):
+    """The cancel_latency tables of every run that has one, merged:
+    {(load, trigger, tasks): {runtime: row}}, each row's p50 and p99 the
+    median over the runs (and the runs' p99s kept, for their spread)."""
+    tables = [json.loads((r / "cancel_latency.json").read_text())
+              for r in roots if (r / "cancel_latency.json").exists()]
+    if not tables:
+        return None
+    rows = {}
+    for data in tables:
+        for row in data["cases"]:
+            key = (row["load"], row["trigger"], row["tasks"])
+            rows.setdefault(key, {}).setdefault(row["runtime"], []).append(row)
+    cases = {}
+    for key, by_rt in rows.items():
+        for rt, rs in by_rt.items():
+            cases.setdefault(key, {})[rt] = {
+                "p50_ns": median(r["p50_ns"] for r in rs),
+                "p99_ns": median(r["p99_ns"] for r in rs),
+                "p99s": [r["p99_ns"] for r in rs],
+                "trials": sum(r["trials"] for r in rs),
+            }
+    data = dict(tables[0], runs=len(tables))
+    return data, cases
+
+
+def print_latency(rep, latency):
+    """p50 and p99 of every cancel_latency case, the peers' as ratios to
+    ours, then the goals."""
+    if latency is None:
+        return
+    data, cases = latency
+    peers = ["tokio", "tokio_token"]
+    runs = data["runs"]
+    over = f"the median of {runs} runs' p50 and p99" if runs > 1 else "one run"
+    trials = sorted({r["trials"] for c in cases.values() for r in c.values()})
+    print(f"\nCancel latency, p50 / p99 ({over}; trials per case, all runs: "
+          f"{', '.join(map(str, trials))}; a peer's ratios are its p50 and p99 over ours):\n")
+    print(f"| case | {OURS} |" + "".join(f" {p} |" for p in peers))
+    print("|---|---:|" + "---:|" * len(peers))
+    for key in sorted(cases, key=lambda k: (LOADS.index(k[0]), TRIGGERS.index(k[1]), k[2])):
+        row = cases[key]
+        ours = row.get(OURS)
+        cells = [f"{fmt_ns(ours['p50_ns'])} / {fmt_ns(ours['p99_ns'])}" if ours else "–"]
+        for p in peers:
+            r = row.get(p)
+            if r is None:
+                cells.append("–")
+            elif ours:
+                cells.append(f"**{r['p50_ns'] / ours['p50_ns']:.1f}× / "
+                             f"{r['p99_ns'] / ours['p99_ns']:.1f}×**, "
+                             f"{fmt_ns(r['p50_ns'])} / {fmt_ns(r['p99_ns'])}")
+            else:
+                cells.append(f"{fmt_ns(r['p50_ns'])} / {fmt_ns(r['p99_ns'])}")
+        print(f"| {key[0]}/{key[1]}/{key[2]:,} | " + " | ".join(cells) + " |")
+
+    # The goals, on the p99. The wake-up: our p99 for one always-ready
+    # task cancelled (nothing to wait for but the waiting thread's wake-up
+    # and the scope's end). The walk: a cancel of 10,000 parked tasks
+    # (cancel_flat/10000, when the criterion results are there).
+    slice_ns = data["slice_us"] * 1e3
+    wake = cases.get(("ready", "cancel", 1), {}).get(OURS)
+    flat = rep.time(("cancel_flat", "10000"), OURS)
+    print("\n| latency goal | bound | our p99 | |")
+    print("|---|---:|---:|---|")
+    for (load, trigger, n), row in sorted(
+            cases.items(), key=lambda kv: (LOADS.index(kv[0][0]), TRIGGERS.index(kv[0][1]),
+                                           kv[0][2])):
+        ours = row.get(OURS)
+        if ours is None:
+            continue
+        if load == "ready":
+            bound, what = 1e6, "1 ms"
+        elif n <= 100 and wake:
+            bound = 2 * slice_ns + wake["p99_ns"]
+            what = f"2 × slice + wake-up = {fmt_ns(bound)}"
+        elif n > 100 and flat is not None:
+            bound = flat * n + 2 * slice_ns
+            what = f"walk + 2 × slice = {fmt_ns(bound)}"
+        else:
+            continue
+        met = "met" if ours["p99_ns"] <= bound else "**not met**"
+        if len(ours["p99s"]) > 1:
+            met += f" ({sum(p <= bound for p in ours['p99s'])}/{len(ours['p99s'])} runs)"
+        print(f"| {load}/{trigger}/{n:,} | {what} | {fmt_ns(ours['p99_ns'])} | {met} |")
+
+
+def add_latency_rows(run, latency):
+    """Adds the cancel_latency p50s to a run's rows, as group LATENCY."""
+    if latency is None:
+        return
+    _, cases = latency
+    for (load, trigger, n), row in cases.items():
+        run[(LATENCY, f"{load}/{trigger}/{n}")] = {rt: r["p50_ns"] for rt, r in row.items()}
+
+
 def print_targets(rep, memory):
     def line(name, values, goal, how):
         values = [v for v in values if v is not None]
@@ -309,7 +420,8 @@ def chart(rep, path):
            f'<text x="{left}" y="40" fill="#444">{runs}; every runtime with 2 workers; '
            f'equal work in every group (BENCHMARKS.md says what each bar times).</text>',
            f'<text x="{left}" y="56" fill="#444">Unit: a task cancelled or spawned, '
-           f'a group of a tree, a linked scope, a scope, a round trip, a yield.</text>']
+           f'a group of a tree, a linked scope, a scope, a round trip, a yield; '
+           f'cancel_latency_p50: a group of busy tasks stopped, to its end (median).</text>']
     lx = left
     for rt in runtimes:
         out.append(f'<rect x="{lx}" y="65" width="11" height="11" fill="{COLOURS[rt]}"/>')
@@ -358,6 +470,8 @@ def main():
     for root, run in zip(roots, runs):
         if not run:
             sys.exit(f"no criterion results under {root}")
+    latency = load_latency(roots)
+    add_latency_rows(runs[0], latency)
     rep = Report(runs)
     n = len(runs)
     what = f"median over {n} runs" if n > 1 else "one run"
@@ -372,6 +486,7 @@ def main():
     memory = print_memory(roots[0])
     print_counts(roots[0])
     print_growth(roots[0])
+    print_latency(rep, latency)
     print_targets(rep, memory)
     chart(rep, svg)
     print(f"\nchart written: {svg}", file=sys.stderr)

@@ -7,6 +7,7 @@
 //! `Shared::auto_advance`).
 
 use crate::runtime::Shared;
+use crate::task::budget;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
@@ -42,7 +43,9 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     crate::context::enter_runtime(shared, || loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+        // A fresh budget each poll; nothing cancelled, whatever the thread
+        // was polling when it called us (`task/budget.rs`).
+        if let Poll::Ready(output) = budget::poll_root(|| future.as_mut().poll(&mut cx)) {
             return output;
         }
         // A wake during the poll makes this fail: poll again at once.

@@ -10,6 +10,7 @@
 
 use crate::runtime::Shared;
 use crate::scope::tree::Node;
+use crate::task::budget;
 use std::cell::RefCell;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
@@ -38,12 +39,14 @@ thread_local! {
 }
 
 /// Runs `f` with the node at `scope` (a pointer made by the tree's rule A)
-/// as the current scope. The caller keeps the node alive until this
-/// returns: a scope future holds its `Arc`; a task's binding is followed
-/// only while the task is live in the node (rule B).
+/// as the current scope, and as the one whose cancel the runtime's futures
+/// polled in `f` obey (`task/budget.rs`). The caller keeps the node
+/// alive until this returns: a scope future holds its `Arc`; a task's
+/// binding is followed only while the task is live in the node (rule B).
 pub(crate) fn enter_scope<R>(scope: NonNull<Node>, f: impl FnOnce() -> R) -> R {
     struct Restore(*mut Node);
     impl Drop for Restore {
+        #[inline]
         fn drop(&mut self) {
             CURRENT_SCOPE.with(|c| c.store(self.0, Relaxed));
         }
@@ -55,7 +58,8 @@ pub(crate) fn enter_scope<R>(scope: NonNull<Node>, f: impl FnOnce() -> R) -> R {
         prev
     });
     let _restore = Restore(prev);
-    f()
+    // SAFETY: the caller keeps the node alive until we return.
+    budget::enter_scope(unsafe { scope.as_ref() }, f)
 }
 
 /// Runs `f` with the scope being polled on this thread, if any: a pointer

@@ -1,5 +1,6 @@
-//! A guide to writing real programs: I/O, blocking work, `select`,
-//! channels, shutdown, collecting results, and cancel safety.
+//! A guide to writing real programs: I/O, blocking work, busy tasks and
+//! the budget, `select`, channels, shutdown, collecting results, and
+//! cancel safety.
 //!
 //! This module holds no code, only this page. Each section has an example
 //! that runs as a test; the `examples/` directory has whole programs
@@ -156,10 +157,79 @@
 //! scope drops the future awaiting the closure, and the closure runs on,
 //! unbounded by the scope that started it. Prefer `spawn_blocking`.
 //!
-//! Computation in short steps can stay in a task if it yields between
-//! steps ([`task::yield_now`](crate::task::yield_now)), which is also where
-//! a cancel can stop it. The example `blocking` shows both a pool at work
-//! and the worker staying free.
+//! Computation in short steps can stay in a task if it awaits between
+//! steps ([`task::consume_budget`](crate::task::consume_budget), next
+//! section), which is also where a cancel can stop it. The example
+//! `blocking` shows both a pool at work and the worker staying free.
+//!
+//! # Busy tasks and the budget
+//!
+//! A task gives its worker back only when a poll returns `Pending`, and a
+//! cancel can drop it only there. A loop whose `.await`s are always ready
+//! (an [`Event`](crate::sync::Event) already set, a
+//! [`JoinHandle`](crate::JoinHandle) whose task has finished, a
+//! [`JoinSet`](crate::JoinSet) with outputs waiting, `sleep(0)`) would
+//! never return `Pending`: it would hold its worker, and run on past any
+//! cancel or deadline. So the runtime gives every poll of a task a
+//! **budget**:
+//!
+//! - The runtime's own futures ([`sleep`](crate::time::sleep),
+//!   [`timeout`](crate::time::timeout), `Event::wait`, `JoinHandle`,
+//!   [`JoinSet::join_next`](crate::JoinSet::join_next),
+//!   [`consume_budget`](crate::task::consume_budget)) spend a unit each
+//!   time they are ready; after 128 they make the task yield: it goes
+//!   behind the other tasks and comes back with a full budget.
+//! - In a task or scope body that has been cancelled (its scope, an
+//!   enclosing one, or the task alone through its handle), they never
+//!   complete: the task is dropped at its next `.await` on them, at once.
+//!   A shield's tasks are not cancelled, so they go on.
+//!   [`Scope::cancelled`](crate::Scope::cancelled) is the exception: it is
+//!   ready once its scope is cancelled, so that `or(work, s.cancelled())`
+//!   still ends.
+//! - A worker kept busy still looks at the timers between tasks, at least
+//!   every 20 µs of polling (or after every poll, when polls are longer),
+//!   so a deadline does not wait for the work to run out.
+//!
+//! [`yield_now`](crate::task::yield_now) spends nothing: it always yields.
+//! Two tools change how a task uses its budget:
+//!
+//! - **`task::consume_budget().await`**, in a loop of your own that
+//!   awaits nothing of the runtime's: it spends a unit, yields when the
+//!   budget is spent, and is where a cancel stops the loop. Cheaper than
+//!   `yield_now`, which yields on every call.
+//! - **[`task::unconstrained(fut)`](crate::task::unconstrained)**, to opt
+//!   out: the futures inside never make it yield for being ready (a cancel
+//!   still stops them). For a short burst that must not be split across
+//!   polls; everything else on its worker waits meanwhile.
+//!
+//! What no budget can fix, because the runtime never sees it:
+//!
+//! - **Another crate's future that is always ready**: a channel from
+//!   another crate with items queued (`async-channel` here), a stream
+//!   that always has the next item. Its `.await`s spend nothing of ours,
+//!   so a loop on it never yields and no cancel reaches it: put a
+//!   `consume_budget().await` in the loop.
+//! - **A long synchronous stretch** between two `.await`s: a
+//!   computation, a blocking call. No `.await`, no yield, no cancel; split
+//!   it with `consume_budget`, or move it to `spawn_blocking` (previous
+//!   section).
+//!
+//! ```
+//! use cancel_scope::{move_on_after, runtime, task};
+//! use std::time::Duration;
+//!
+//! let (tx, rx) = async_channel::unbounded::<u64>();
+//! let out = runtime::block_on(move_on_after(Duration::from_millis(10), |_| async move {
+//!     let mut echoed = 0;
+//!     loop {
+//!         // Both always ready, and not the runtime's: they spend no budget.
+//!         tx.send(echoed).await.unwrap();
+//!         echoed = rx.recv().await.unwrap() + 1;
+//!         task::consume_budget().await; // without it, the loop never ends
+//!     }
+//! }));
+//! assert!(out.is_err()); // the deadline landed
+//! ```
 //!
 //! # `select`, `future::or` and `cancelled()`
 //!

@@ -10,9 +10,10 @@
 use crate::idle;
 use crate::lifo_slot::{LifoSlot, Look};
 use crate::loom::deque::Worker as Deque;
-use crate::queue::{self, GLOBAL_QUEUE_INTERVAL};
+use crate::queue;
 use crate::runtime::Shared;
 use crate::task::TaskRef;
+use crate::time::pace::Pace;
 use crate::trace::EventKind;
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,6 +38,8 @@ pub(crate) struct Core {
     shared: *const Shared,
     tick: Cell<u32>,
     rng: Cell<u64>,
+    /// When to look for due timers between two tasks.
+    pace: Pace,
 }
 
 thread_local! {
@@ -130,6 +133,7 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
         shared: Arc::as_ptr(&shared),
         tick: Cell::new(0),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1)),
+        pace: Pace::new(),
     };
     CURRENT_CORE.with(|c| c.set(&core));
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -169,10 +173,8 @@ impl Core {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
             // A worker that never runs out of tasks never parks, where
-            // timers are fired otherwise: fire them now and then.
-            if tick % GLOBAL_QUEUE_INTERVAL == 0 {
-                shared.timers.fire_if_free();
-            }
+            // timers are fired otherwise: look now and then (`pace.rs`).
+            self.pace.tick(&shared.timers);
             if let Some(task) = self.find_task(shared, tick) {
                 if searching {
                     searching = false;

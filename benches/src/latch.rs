@@ -35,7 +35,8 @@ impl Latch {
         self.left.store(n, SeqCst);
     }
 
-    fn count_down(&self) {
+    /// Counts down once (a [`Done`] does it when dropped).
+    pub fn count_down(&self) {
         if self.left.fetch_sub(1, AcqRel) == 1 {
             let waker = self.waker.lock().unwrap().take();
             if let Some(w) = waker {

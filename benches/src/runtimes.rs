@@ -37,6 +37,16 @@ pub fn tokio_rt() -> tokio::runtime::Runtime {
         .expect("start the tokio runtime")
 }
 
+/// [`tokio_rt`] with tokio's timer driver, for the workloads with a
+/// deadline (`cancel_latency`).
+pub fn tokio_rt_timed() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_time()
+        .build()
+        .expect("start the tokio runtime")
+}
+
 /// smol's executor (`async-executor`) run by [`WORKERS`] threads.
 ///
 /// The executor is leaked, so that tasks can spawn into it through a

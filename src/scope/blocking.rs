@@ -29,7 +29,7 @@
 use super::binding::TaskBinding;
 use crate::cancelled::Cancelled;
 use crate::panic::Panic;
-use crate::task::{Ended, Schedule, TaskId, TaskRef};
+use crate::task::{budget, Ended, Schedule, TaskId, TaskRef};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -88,6 +88,9 @@ where
             .closure
             .take()
             .expect("a blocking closure's task is polled once: its poll completes it");
-        Poll::Ready(closure())
+        // The closure is not an `.await` of this task: an executor it runs
+        // must see the runtime's futures as anywhere else, with no budget
+        // and no cancel of ours (`task/budget.rs`).
+        Poll::Ready(budget::outside_poll(closure))
     }
 }

@@ -16,15 +16,14 @@
 
 use super::Scope;
 use crate::cancelled::Cancelled;
-use crate::task::JoinHandle;
+use crate::task::{budget, JoinHandle};
 use parking_lot::Mutex;
 use slab::Slab;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{ready, Context, Poll, Wake, Waker};
 
 /// A set of tasks whose outputs are read in the order the tasks complete.
 ///
@@ -221,7 +220,7 @@ impl<T> JoinSet<T> {
         }));
         // Polled once now, so that its task's completion wakes our waker
         // and takes its place in the ready queue as it happens.
-        match Pin::new(&mut handle).poll(&mut Context::from_waker(&waker)) {
+        match handle.poll_output(&mut Context::from_waker(&waker)) {
             Poll::Ready(output) => {
                 entry.insert(Entry::Done(output));
                 waker.wake();
@@ -235,6 +234,11 @@ impl<T> JoinSet<T> {
     /// Waits for the next task to complete and returns its output, or
     /// `None` if the set is empty. Outputs come in the order the tasks
     /// completed.
+    ///
+    /// An output that is ready spends a unit of the task's
+    /// [budget](crate::task::consume_budget), and in a task (or scope body)
+    /// that has been cancelled the `.await` never completes: the task is
+    /// dropped there (no output is lost from the set: see below).
     ///
     /// Cancel safe: if the returned future is dropped before it completes
     /// (it lost a `select`, or its task was cancelled), no output is lost;
@@ -264,7 +268,14 @@ impl<T> JoinSet<T> {
     /// assert_eq!(order, Ok(vec![10, 20, 30]));
     /// ```
     pub async fn join_next(&mut self) -> Option<Result<T, Cancelled>> {
-        poll_fn(|cx| self.poll_join_next(Some(cx))).await
+        // A leaf of the budget (`task/budget.rs`): in a cancelled poll it
+        // stays `Pending`, and a spent budget makes it yield, however many
+        // outputs are ready.
+        poll_fn(|cx| {
+            let permit = ready!(budget::poll_proceed(cx));
+            permit.settle(self.poll_join_next(Some(cx)))
+        })
+        .await
     }
 
     /// The output of a task that has completed, if there is one now; never
@@ -362,7 +373,7 @@ impl<T> JoinSet<T> {
         let polled = match self.entries.get_mut(key)? {
             Entry::Done(_) => None,
             Entry::Waiting { handle, waker } => {
-                match Pin::new(handle).poll(&mut Context::from_waker(waker)) {
+                match handle.poll_output(&mut Context::from_waker(waker)) {
                     Poll::Ready(output) => Some(output),
                     Poll::Pending => return None,
                 }

@@ -10,6 +10,12 @@ use std::task::{Context, Poll};
 
 /// The future returned by [`Scope::cancelled`](crate::Scope::cancelled) and
 /// [`CancelHandle::cancelled`](crate::CancelHandle::cancelled).
+///
+/// Unlike the runtime's other futures, it spends none of the task's
+/// budget (see [`consume_budget`](crate::task::consume_budget)) and is
+/// ready once its scope is cancelled even when the task awaiting it is
+/// cancelled too, so that `or(work, s.cancelled())` ends: `work`'s
+/// `.await`s on the runtime's futures stay pending in a cancelled task.
 #[must_use = "futures do nothing unless awaited"]
 pub struct WaitCancelled {
     target: Target,

@@ -1,5 +1,6 @@
 //! [`Event`]: a flag that tasks can wait for, like `asyncio.Event`.
 
+use crate::task::budget;
 use parking_lot::Mutex;
 use slab::Slab;
 use std::fmt;
@@ -7,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 /// A flag that starts unset; [`wait`](Event::wait) resolves once it is set.
 ///
@@ -133,6 +134,11 @@ impl Event {
 
     /// Waits until the flag is set (at once if it already is).
     ///
+    /// Ready at once, it spends a unit of the task's
+    /// [budget](crate::task::consume_budget); in a task (or scope body)
+    /// that has been cancelled it never completes: the task is dropped at
+    /// this `.await`.
+    ///
     /// # Examples
     ///
     /// ```
@@ -154,6 +160,16 @@ impl Future for EventWait {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // A leaf of the budget (`task/budget.rs`): in a cancelled poll it
+        // stays `Pending`, and a spent budget makes it yield.
+        let permit = ready!(budget::poll_proceed(cx));
+        permit.settle(self.poll_set(cx))
+    }
+}
+
+impl EventWait {
+    /// Ready if the flag is set, else registers `cx`'s waker.
+    fn poll_set(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.inner.set.load(SeqCst) {
             self.deregister();
             return Poll::Ready(());
@@ -185,9 +201,7 @@ impl Future for EventWait {
         }
         Poll::Pending
     }
-}
 
-impl EventWait {
     fn deregister(&mut self) {
         if let Some((epoch, key)) = self.key.take() {
             let waker = {

@@ -1,5 +1,6 @@
 //! [`JoinHandle`]: awaiting a spawned task's output.
 
+use super::budget;
 use super::raw::{drop_ref, Header, TaskRef};
 use super::state::COMPLETE;
 use crate::cancelled::Cancelled;
@@ -8,7 +9,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 /// Where a finished task leaves its output for the [`JoinHandle`].
 pub(crate) struct JoinSlot<T> {
@@ -77,6 +78,11 @@ impl<T> JoinSlot<T> {
 /// belongs to its scope, which waits for it.
 ///
 /// Polling a `JoinHandle` again after it returned `Ready` panics.
+///
+/// Awaiting a handle whose task has finished spends a unit of the awaiting
+/// task's [budget](crate::task::consume_budget), and in a task (or scope
+/// body) that has been cancelled the `.await` never completes: the task is
+/// dropped there.
 ///
 /// # Examples
 ///
@@ -276,13 +282,24 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, Cancelled>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        match &mut this.inner {
+        // A leaf of the budget (`budget.rs`): in a cancelled poll it stays
+        // `Pending`, and a spent budget makes it yield.
+        let permit = ready!(budget::poll_proceed(cx));
+        permit.settle(self.poll_output(cx))
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// The task's output if it is there, else registers `cx`'s waker: the
+    /// poll without the budget, for the runtime's own futures that hold
+    /// handles (`JoinSet`), which answer to the budget themselves.
+    pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, Cancelled>> {
+        match &mut self.inner {
             Inner::Task { slot, .. } => {
                 // SAFETY: our reference keeps the task, and so its slot,
                 // allocated (rule R).
                 let poll = poll_join(unsafe { slot.as_ref() }, cx);
-                this.waiting |= poll.is_pending();
+                self.waiting |= poll.is_pending();
                 poll
             }
             Inner::Refused(cancelled) => Poll::Ready(Err(cancelled

@@ -29,9 +29,11 @@
 //!
 //! # Public items
 //!
-//! [`JoinHandle`], [`TaskCancelHandle`], `yield_now()` and [`YieldNow`]
-//! are the only public items here.
+//! [`JoinHandle`], [`TaskCancelHandle`], `yield_now()` and [`YieldNow`],
+//! and the budget's `unconstrained()`, [`Unconstrained`],
+//! `consume_budget()` and [`ConsumeBudget`] are the only public items here.
 
+pub(crate) mod budget;
 mod join;
 mod list;
 #[cfg(all(test, cancel_scope_loom))]
@@ -40,6 +42,7 @@ mod raw;
 pub(crate) mod state;
 mod yield_now;
 
+pub use budget::{consume_budget, unconstrained, ConsumeBudget, Unconstrained};
 pub use join::{JoinHandle, TaskCancelHandle};
 pub(crate) use list::{TaskId, TaskList};
 pub(crate) use raw::TaskRef;
@@ -447,17 +450,23 @@ where
         // future takes is a real reference.
         let waker = unsafe { raw::borrowed_waker(header) };
         let mut cx = Context::from_waker(&waker);
-        let result = self.scheduler.enter(TaskId::new(header), || {
-            catch_unwind(AssertUnwindSafe(|| {
-                self.future.with_mut(|slot| {
-                    // SAFETY: rule F; this runner moved the state to RUNNING.
-                    let slot = unsafe { &mut *slot };
-                    let future = slot.as_mut().expect("a RUNNING task has its future");
-                    // SAFETY: the future lives in the task's allocation and
-                    // never moves: `complete` and `dealloc` drop it in place.
-                    unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
-                })
-            }))
+        // The poll's budget, and the state word its leaves look at for a
+        // cancel of this task alone (`budget.rs`).
+        let result = budget::poll_task(&self.header.state, || {
+            self.scheduler.enter(TaskId::new(header), || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    self.future.with_mut(|slot| {
+                        // SAFETY: rule F; this runner moved the state to
+                        // RUNNING.
+                        let slot = unsafe { &mut *slot };
+                        let future = slot.as_mut().expect("a RUNNING task has its future");
+                        // SAFETY: the future lives in the task's allocation
+                        // and never moves: `complete` and `dealloc` drop it
+                        // in place.
+                        unsafe { Pin::new_unchecked(future) }.poll(&mut cx)
+                    })
+                }))
+            })
         });
         match result {
             Ok(poll) => Some(poll),

@@ -7,6 +7,12 @@ use std::task::{Context, Poll};
 /// Yields once to the scheduler: the current task goes to the back of its
 /// worker's run queue and other ready tasks run first.
 ///
+/// It does not spend the task's budget (see
+/// [`consume_budget`](super::consume_budget)): it always ends the poll, and
+/// the next poll starts with a full budget. Nor does it need to look for
+/// a cancel: the poll it ends is where a cancelled task is dropped. Where
+/// a loop only needs to yield *now and then*, `consume_budget` is cheaper.
+///
 /// # Examples
 ///
 /// ```

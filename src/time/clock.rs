@@ -39,6 +39,23 @@ impl Clock {
         }
     }
 
+    /// `t` as nanoseconds since the clock's start (0 for an earlier
+    /// instant; `u64::MAX - 1` at most, some 580 years on).
+    pub(crate) fn nanos(&self, t: Instant) -> u64 {
+        let nanos = t.saturating_duration_since(self.base).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX).min(u64::MAX - 1)
+    }
+
+    /// The clock's time in [`nanos`](Clock::nanos), given the real time
+    /// `real` (which a paused clock ignores).
+    pub(crate) fn nanos_at(&self, real: Instant) -> u64 {
+        if self.paused {
+            self.offset_nanos.load(Acquire)
+        } else {
+            self.nanos(real)
+        }
+    }
+
     /// Moves a paused clock forward to `t` (never backward).
     pub(crate) fn advance_to(&self, t: Instant) {
         debug_assert!(self.paused);

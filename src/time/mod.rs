@@ -9,14 +9,16 @@
 //! was cancelled) removes its timer at once.
 
 pub(crate) mod clock;
+pub(crate) mod pace;
 pub(crate) mod timers;
 
 use crate::runtime::Shared;
+use crate::task::budget;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use timers::TimerKey;
 
@@ -48,6 +50,10 @@ pub(crate) fn after(now: Instant, duration: Duration) -> Instant {
 }
 
 /// Waits until `duration` has passed on the runtime's clock.
+///
+/// Once the time has passed, the `.await` spends a unit of the task's
+/// [budget](crate::task::consume_budget); in a task (or scope body) that
+/// has been cancelled it never completes: the task is dropped there.
 ///
 /// The sleep belongs to the runtime that first polls it: built outside a
 /// runtime and awaited in one (even a runtime with a paused clock), it
@@ -105,6 +111,10 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 
 /// Runs `future`, giving up once `duration` has passed: `Err(Elapsed)`
 /// then, and the future is dropped.
+///
+/// Like [`sleep`], it spends a unit of the task's
+/// [budget](crate::task::consume_budget) when it is ready, even when
+/// `future` is always ready, and never completes in a cancelled task.
 ///
 /// # Examples
 ///
@@ -216,15 +226,16 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A leaf of the budget (`task/budget.rs`), even when the future it
+        // runs is always ready: in a cancelled poll it stays `Pending`, and
+        // a spent budget makes it yield.
+        let permit = ready!(budget::poll_proceed(cx));
         if let Poll::Ready(v) = self.future.as_mut().poll(cx) {
-            return Poll::Ready(Ok(v));
+            return permit.settle(Poll::Ready(Ok(v)));
         }
-        match Pin::new(&mut self.sleep).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed {
-                duration: self.duration,
-            })),
-            Poll::Pending => Poll::Pending,
-        }
+        let duration = self.duration;
+        let elapsed = self.sleep.poll_elapsed(cx);
+        permit.settle(elapsed.map(|()| Err(Elapsed { duration })))
     }
 }
 
@@ -318,23 +329,34 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        let shared = this.bind().clone();
-        let When::At(deadline) = this.when else {
+        // A leaf of the budget (`task/budget.rs`), even once the deadline
+        // has passed: in a cancelled poll it stays `Pending`, and a spent
+        // budget makes it yield.
+        let permit = ready!(budget::poll_proceed(cx));
+        permit.settle(self.poll_elapsed(cx))
+    }
+}
+
+impl Sleep {
+    /// Ready once the deadline has passed, else registers `cx`'s waker
+    /// with a timer.
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = self.bind().clone();
+        let When::At(deadline) = self.when else {
             unreachable!("`bind` fixed the deadline")
         };
         let timers = &shared.timers;
         if timers.now() >= deadline {
-            if let Some(key) = this.key.take() {
+            if let Some(key) = self.key.take() {
                 timers.remove(key);
             }
             return Poll::Ready(());
         }
-        match this.key {
+        match self.key {
             Some(key) => {
                 if !timers.update(key, cx.waker()) {
                     // It fired, but our clock read came first: look again.
-                    this.key = None;
+                    self.key = None;
                     cx.waker().wake_by_ref();
                 }
             }
@@ -343,7 +365,7 @@ impl Future for Sleep {
                 if earliest {
                     shared.idle.notify_timer();
                 }
-                this.key = Some(key);
+                self.key = Some(key);
             }
         }
         Poll::Pending

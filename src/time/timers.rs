@@ -2,22 +2,34 @@
 //!
 //! A timer is just a [`Waker`] to call at an instant. Sleeps register their
 //! task's waker; scope deadlines register a waker that cancels the scope.
-//! Workers fire expired timers before they park, and every
-//! [`GLOBAL_QUEUE_INTERVAL`](crate::queue::GLOBAL_QUEUE_INTERVAL) tasks
-//! while busy. Wakers are always called after the map's lock is released.
+//! Workers fire expired timers before they park, and while busy, between
+//! two tasks, as often as their [`Pace`](super::pace::Pace) says. Wakers
+//! are always called after the map's lock is released.
+//!
+//! The earliest deadline is also kept outside the lock (`next_due`), so
+//! that a busy worker's look costs one load while no timer is pending.
 
 use super::clock::Clock;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::task::Waker;
 use std::time::Instant;
 
 /// A timer's key: its deadline, then a sequence number for ties.
 pub(crate) type TimerKey = (Instant, u64);
 
+/// [`Timers::next_due`] when no timer is pending.
+pub(crate) const NONE_DUE: u64 = u64::MAX;
+
 pub(crate) struct Timers {
     clock: Clock,
     map: Mutex<TimerMap>,
+    /// The earliest deadline in the map, in the clock's nanoseconds
+    /// ([`Clock::nanos`]), or [`NONE_DUE`]. Written under the map's lock
+    /// whenever the earliest entry changes; read without it, where a stale
+    /// value only makes a busy worker look a tick early or late.
+    next_due: AtomicU64,
 }
 
 struct TimerMap {
@@ -33,6 +45,7 @@ impl Timers {
                 entries: BTreeMap::new(),
                 next_seq: 0,
             }),
+            next_due: AtomicU64::new(NONE_DUE),
         }
     }
 
@@ -55,6 +68,9 @@ impl Timers {
             .first_key_value()
             .map_or(true, |(k, _)| key < *k);
         map.entries.insert(key, waker);
+        if earliest {
+            self.next_due.store(self.clock.nanos(deadline), Release);
+        }
         (key, earliest)
     }
 
@@ -73,8 +89,30 @@ impl Timers {
     }
 
     pub(crate) fn remove(&self, key: TimerKey) {
-        let waker = self.map.lock().entries.remove(&key);
+        let waker = {
+            let mut map = self.map.lock();
+            let waker = map.entries.remove(&key);
+            self.publish_due(&map);
+            waker
+        };
         drop(waker);
+    }
+
+    /// The earliest pending deadline in the clock's nanoseconds
+    /// ([`Clock::nanos`]), or [`NONE_DUE`]; read without the lock, so it
+    /// may be a moment out of date.
+    #[inline]
+    pub(crate) fn next_due(&self) -> u64 {
+        self.next_due.load(Acquire)
+    }
+
+    /// Stores the map's earliest deadline in `next_due`; under the lock.
+    fn publish_due(&self, map: &TimerMap) {
+        let due = map
+            .entries
+            .first_key_value()
+            .map_or(NONE_DUE, |(k, _)| self.clock.nanos(k.0));
+        self.next_due.store(due, Release);
     }
 
     /// Pending timers.
@@ -89,25 +127,30 @@ impl Timers {
 
     /// Wakes every expired timer; returns whether any fired.
     pub(crate) fn fire_expired(&self) -> bool {
-        let expired = Self::take_expired(&mut self.map.lock(), self.clock.now());
+        let expired = self.take_expired(&mut self.map.lock(), self.clock.now());
         Self::wake_all(expired)
     }
 
     /// Like `fire_expired`, but skips if another thread holds the lock (a
-    /// busy worker's periodic check must not queue behind another).
-    pub(crate) fn fire_if_free(&self) {
-        if let Some(mut map) = self.map.try_lock() {
-            let expired = Self::take_expired(&mut map, self.clock.now());
-            drop(map);
-            Self::wake_all(expired);
-        }
+    /// busy worker's look must not queue behind another); returns false
+    /// then.
+    pub(crate) fn fire_if_free(&self) -> bool {
+        let Some(mut map) = self.map.try_lock() else {
+            return false;
+        };
+        let expired = self.take_expired(&mut map, self.clock.now());
+        drop(map);
+        Self::wake_all(expired);
+        true
     }
 
-    fn take_expired(map: &mut TimerMap, now: Instant) -> BTreeMap<TimerKey, Waker> {
+    fn take_expired(&self, map: &mut TimerMap, now: Instant) -> BTreeMap<TimerKey, Waker> {
         match map.entries.first_key_value() {
             Some((k, _)) if k.0 <= now => {
                 let later = map.entries.split_off(&(now, u64::MAX));
-                std::mem::replace(&mut map.entries, later)
+                let expired = std::mem::replace(&mut map.entries, later);
+                self.publish_due(map);
+                expired
             }
             _ => BTreeMap::new(),
         }
@@ -124,7 +167,11 @@ impl Timers {
 
     /// Drops every timer (shutdown).
     pub(crate) fn clear(&self) {
-        let entries = std::mem::take(&mut self.map.lock().entries);
+        let entries = {
+            let mut map = self.map.lock();
+            self.next_due.store(NONE_DUE, Release);
+            std::mem::take(&mut map.entries)
+        };
         for (_, waker) in entries {
             // A waker is user code; a timer belongs to no scope.
             if let Some(panic) = crate::panic::drop_catching(waker) {
