@@ -30,7 +30,9 @@
 //! "Counted handles, not generations").
 
 use super::Node;
-use crate::loom::sync::atomic::{fence, AtomicUsize, Ordering::*};
+#[cfg(not(cancel_scope_tsan))]
+use crate::loom::sync::atomic::fence;
+use crate::loom::sync::atomic::{AtomicUsize, Ordering::*};
 use crate::pool;
 use std::alloc::Layout;
 use std::ops::Deref;
@@ -192,7 +194,13 @@ impl Drop for NodeRef {
                 return;
             }
             // The last reference: see every other holder's last access.
+            // ThreadSanitizer does not model fences; under it, an acquiring
+            // load of the count (zero, the value we wrote) does the same.
+            #[cfg(not(cancel_scope_tsan))]
             fence(Acquire);
+            #[cfg(cancel_scope_tsan)]
+            // SAFETY: we held the last count; the box is alive until freed.
+            unsafe { boxed.as_ref() }.refs.load(Acquire);
             // SAFETY: the count is zero.
             next = unsafe { NodeRef::free(boxed) }.map(NodeRef::into_box);
         }
