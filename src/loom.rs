@@ -25,7 +25,7 @@ pub(crate) mod sync {
 
     pub(crate) mod atomic {
         pub(crate) use std::sync::atomic::{
-            fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering,
+            fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
         };
     }
 }
@@ -123,7 +123,7 @@ pub(crate) mod sync {
 
     pub(crate) mod atomic {
         pub(crate) use ::loom::sync::atomic::{
-            fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering,
+            fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
         };
     }
 }
@@ -235,6 +235,10 @@ pub(crate) mod deque {
 
         pub(crate) fn pop(&self) -> Option<T> {
             self.0.lock().pop_front()
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.0.lock().len()
         }
 
         pub(crate) fn stealer(&self) -> Stealer<T> {

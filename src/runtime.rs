@@ -127,6 +127,7 @@ pub struct Runtime {
 #[derive(Debug, Clone)]
 pub struct Builder {
     worker_threads: Option<usize>,
+    io_driver: IoDriver,
     thread_name: String,
     start_paused: bool,
     parallel_drop: bool,
@@ -134,6 +135,38 @@ pub struct Builder {
     record: Option<usize>,
     max_blocking_threads: usize,
     blocking_keep_alive: Duration,
+}
+
+/// Who waits for async-io's events (its reactor: readiness of sockets and
+/// other file descriptors, and its `Timer`s) while the runtime's workers
+/// have nothing to do; see [`Runtime::io_driver`].
+///
+/// async-io's reactor is one per process, and one thread at a time waits
+/// in it. With the `async-io` feature (on by default), idle workers take
+/// turns at it: a task whose socket becomes ready is woken on the worker
+/// that saw the event and runs there, with no hop to another thread.
+/// Without it (or with [`Builder::drive_io`] off), async-io runs the
+/// reactor on a thread of its own, which hands each woken task to the
+/// runtime's shared queue and wakes a worker for it: the same programs
+/// work, at a cost of a thread switch per wake-up.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::runtime::{IoDriver, Runtime};
+///
+/// let rt = Runtime::new();
+/// let driver = rt.io_driver();
+/// assert_eq!(driver == IoDriver::Workers, cfg!(feature = "async-io"));
+/// println!("{rt:?}"); // Runtime { workers: .., io_driver: Workers, .. }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoDriver {
+    /// Idle workers wait in the reactor and run the tasks it wakes.
+    Workers,
+    /// async-io's own thread waits in the reactor; idle workers wait on
+    /// their own condition variables.
+    AsyncIoThread,
 }
 
 /// The state every worker, task and scope handle of a runtime shares.
@@ -159,6 +192,8 @@ pub(crate) struct Shared {
     recorder: Option<Box<Recorder>>,
     shutdown: AtomicBool,
     workers: usize,
+    /// Who waits in async-io's reactor (`Builder::drive_io`).
+    io_driver: IoDriver,
     /// The state words of the `block_on` calls running on this runtime
     /// (the paused clock must not jump while one is polling or woken).
     block_ons: Mutex<Slab<Arc<AtomicU8>>>,
@@ -331,6 +366,25 @@ impl Runtime {
         self.shared.blocking.threads()
     }
 
+    /// Who waits for async-io's events while the workers are idle: the
+    /// workers themselves (the `async-io` feature, on by default, unless
+    /// [`Builder::drive_io`] turned it off), or async-io's own thread. The
+    /// runtime's `Debug` shows it too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::runtime::{IoDriver, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// if rt.io_driver() == IoDriver::AsyncIoThread {
+    ///     println!("built without the `async-io` feature: I/O wakes cross threads");
+    /// }
+    /// ```
+    pub fn io_driver(&self) -> IoDriver {
+        self.shared.io_driver
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -363,6 +417,10 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             worker_threads: None,
+            io_driver: match cfg!(feature = "async-io") {
+                true => IoDriver::Workers,
+                false => IoDriver::AsyncIoThread,
+            },
             thread_name: "cancel-scope-worker".to_string(),
             start_paused: false,
             parallel_drop: true,
@@ -387,6 +445,36 @@ impl Builder {
     pub fn worker_threads(&mut self, n: usize) -> &mut Builder {
         assert!(n > 0, "worker_threads must be at least 1");
         self.worker_threads = Some(n);
+        self
+    }
+
+    /// Whether idle workers wait in async-io's reactor (on by default;
+    /// only with the `async-io` feature). On, a task whose socket becomes
+    /// ready runs on the worker that saw the event; off, async-io's own
+    /// thread waits in the reactor and hands woken tasks over to the
+    /// workers, as without the feature. See [`IoDriver`].
+    ///
+    /// Turn it off for a runtime that does no I/O in a process whose other
+    /// runtime does: the reactor is one per process, and only one thread
+    /// at a time waits in it, so the workers of both runtimes would take
+    /// turns at it, and a task of one runtime woken by a worker of the
+    /// other still crosses threads. Its workers then sleep on their own
+    /// condition variables.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::runtime::{Builder, IoDriver};
+    ///
+    /// let rt = Builder::new().drive_io(false).build().unwrap();
+    /// assert_eq!(rt.io_driver(), IoDriver::AsyncIoThread);
+    /// ```
+    #[cfg(feature = "async-io")]
+    pub fn drive_io(&mut self, enabled: bool) -> &mut Builder {
+        self.io_driver = match enabled {
+            true => IoDriver::Workers,
+            false => IoDriver::AsyncIoThread,
+        };
         self
     }
 
@@ -574,6 +662,7 @@ impl Builder {
                 .map(|capacity| Box::new(Recorder::new(n, capacity))),
             shutdown: AtomicBool::new(false),
             workers: n,
+            io_driver: self.io_driver,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),
             lost_panics: Mutex::new(Vec::new()),
@@ -624,6 +713,23 @@ impl Shared {
             }
         }
         self.idle.notify_work();
+    }
+
+    /// A new earliest timer, due at `at`, was set: tell the sleepers
+    /// (`Idle::notify_timer_at`). On a paused clock only a timer set from
+    /// outside the runtime needs that: a worker or `block_on` of the
+    /// runtime that sets one goes idle later and then looks at the clock
+    /// itself (the last thread to go idle jumps it).
+    pub(crate) fn timer_set(&self, at: std::time::Instant) {
+        if self.timers.clock().is_paused() && crate::context::is_in_runtime(self) {
+            return;
+        }
+        self.idle.notify_timer_at(at);
+    }
+
+    /// Whether idle workers wait in async-io's reactor.
+    pub(crate) fn workers_drive_io(&self) -> bool {
+        self.io_driver == IoDriver::Workers
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -714,6 +820,7 @@ impl Shared {
             recorder: None,
             shutdown: AtomicBool::new(false),
             workers: 1,
+            io_driver: IoDriver::AsyncIoThread,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),
             lost_panics: Mutex::new(Vec::new()),
@@ -737,6 +844,10 @@ impl Shared {
     /// idle. A thread that fires a timer and wakes a `block_on` marks it
     /// `WOKEN` before it can get here itself, so the clock waits for that
     /// `block_on` to poll.
+    ///
+    /// Workers that drive async-io's reactor call it only after the
+    /// reactor delivered what was ready (`worker/reactor.rs`); `block_on`
+    /// goes through [`auto_advance_or_defer`](Shared::auto_advance_or_defer).
     pub(crate) fn auto_advance(&self) -> bool {
         if !self.timers.clock().is_paused() {
             return false;
@@ -762,6 +873,22 @@ impl Shared {
         self.record(|| EventKind::ClockJumped { by });
         self.timers.fire_expired();
         true
+    }
+
+    /// [`auto_advance`](Shared::auto_advance) for a `block_on` that went
+    /// idle. When workers drive async-io's reactor, the clock jumps only
+    /// once the reactor has delivered the events that were ready, which a
+    /// worker makes sure of before it jumps it: wake a sleeping worker
+    /// instead, which falls asleep again and tries (if none sleeps, the
+    /// last worker to fall asleep will).
+    pub(crate) fn auto_advance_or_defer(&self) -> bool {
+        if !self.workers_drive_io() {
+            return self.auto_advance();
+        }
+        if self.timers.clock().is_paused() {
+            self.idle.notify_timer();
+        }
+        false
     }
 
     fn drain_injector(&self) {
@@ -798,6 +925,7 @@ impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("workers", &self.threads.len())
+            .field("io_driver", &self.shared.io_driver)
             .finish_non_exhaustive()
     }
 }

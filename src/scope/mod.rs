@@ -291,7 +291,7 @@ fn set_deadline(node: &Arc<Node>, at: Instant, after: Duration) {
     });
     let (timer, earliest) = timers.insert(at, waker);
     if earliest {
-        node.shared().idle.notify_timer();
+        node.shared().timer_set(at);
     }
     node.set_deadline((at, after), timer);
 }

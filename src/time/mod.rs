@@ -276,7 +276,7 @@ impl Future for Sleep {
             None => {
                 let (key, earliest) = timers.insert(deadline, cx.waker().clone());
                 if earliest {
-                    shared.idle.notify_timer();
+                    shared.timer_set(deadline);
                 }
                 this.key = Some(key);
             }
