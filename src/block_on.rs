@@ -63,6 +63,7 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
                 thread::park();
             }
         }
+        shared.left_idleness();
         state.store(RUNNING, SeqCst);
     })
 }

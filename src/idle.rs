@@ -512,6 +512,9 @@ impl Parker {
     }
 }
 
+#[cfg(all(test, cancel_scope_loom))]
+mod reactor_loom_models;
+
 /// loom models of the sleep protocol, on the real [`Idle`]: model threads
 /// play the workers (with the run loop's search-run-sleep shape) and a
 /// poster; a queue is a counter. A lost wake-up leaves a worker parked

@@ -200,6 +200,11 @@ pub(crate) struct Shared {
     /// Held across the whole check-advance-fire of `auto_advance`, so two
     /// idle threads cannot both advance past the same timers.
     advancing: Mutex<()>,
+    /// With a paused clock: how many times a thread of the runtime left
+    /// idleness (a napping worker woke, a `block_on` started or resumed).
+    /// A jump that first waited for reactor rounds checks that none did
+    /// meanwhile (`worker/reactor.rs`).
+    wakings: AtomicU64,
     /// Panics of user code the runtime ran outside any poll (a dropped
     /// waker, a scope-local's `Drop`) with no scope left open to take them
     /// (`Node::pass_panic`), kept until shutdown.
@@ -665,6 +670,7 @@ impl Builder {
             io_driver: self.io_driver,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),
+            wakings: AtomicU64::new(0),
             lost_panics: Mutex::new(Vec::new()),
         });
         let mut runtime = Runtime {
@@ -823,14 +829,45 @@ impl Shared {
             io_driver: IoDriver::AsyncIoThread,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),
+            wakings: AtomicU64::new(0),
             lost_panics: Mutex::new(Vec::new()),
         })
     }
 
     /// Registers a `block_on` state word until the guard drops.
     pub(crate) fn register_block_on(&self, state: Arc<AtomicU8>) -> BlockOnRegistration<'_> {
+        self.left_idleness();
         let key = self.block_ons.lock().insert(state);
         BlockOnRegistration { shared: self, key }
+    }
+
+    /// A thread of the runtime leaves idleness (see `wakings`): a napping
+    /// worker woke, or a `block_on` starts or resumes. Counted only with a
+    /// paused clock, before the thread does anything.
+    pub(crate) fn left_idleness(&self) {
+        if self.timers.clock().is_paused() {
+            self.wakings.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// How many times a thread of the runtime left idleness so far.
+    pub(crate) fn wakings(&self) -> u64 {
+        self.wakings.load(SeqCst)
+    }
+
+    /// Whether nothing of the runtime can run: every worker asleep, every
+    /// `block_on` parked without a pending wake, no queued task, no
+    /// blocking closure running or queued.
+    pub(crate) fn everyone_idle(&self) -> bool {
+        fence(SeqCst);
+        self.idle.num_sleeping() == self.workers
+            && !queue::any_work(&self.injector, &self.stealers)
+            && self
+                .block_ons
+                .lock()
+                .iter()
+                .all(|(_, s)| s.load(SeqCst) == block_on::PARKED)
+            && !self.blocking.is_busy()
     }
 
     /// With a paused clock: if nothing can run (every worker asleep, every
@@ -849,20 +886,20 @@ impl Shared {
     /// reactor delivered what was ready (`worker/reactor.rs`); `block_on`
     /// goes through [`auto_advance_or_defer`](Shared::auto_advance_or_defer).
     pub(crate) fn auto_advance(&self) -> bool {
+        self.auto_advance_unless_woken(None)
+    }
+
+    /// [`auto_advance`](Shared::auto_advance) that also gives up if a
+    /// thread of the runtime left idleness since [`wakings`] read
+    /// `since`.
+    ///
+    /// [`wakings`]: Shared::wakings
+    pub(crate) fn auto_advance_unless_woken(&self, since: Option<u64>) -> bool {
         if !self.timers.clock().is_paused() {
             return false;
         }
         let _advancing = self.advancing.lock();
-        fence(SeqCst);
-        if self.idle.num_sleeping() != self.workers
-            || queue::any_work(&self.injector, &self.stealers)
-            || self
-                .block_ons
-                .lock()
-                .iter()
-                .any(|(_, s)| s.load(SeqCst) != block_on::PARKED)
-            || self.blocking.is_busy()
-        {
+        if !self.everyone_idle() || since.is_some_and(|g| self.wakings() != g) {
             return false;
         }
         let Some(next) = self.timers.next_deadline() else {

@@ -375,6 +375,7 @@ impl Core {
     /// than one (so that it can steal), as tokio's do.
     #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
     fn wake_from_nap(&self, shared: &Shared, nap: Nap, woken: Woken) {
+        shared.left_idleness();
         self.phase.set(Phase::Asleep);
         self.reactor_work.set(ReactorWork::None);
         let bed = Bed { core: self, shared };

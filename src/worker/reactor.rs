@@ -46,7 +46,7 @@
 use super::{Core, Pause, Phase, CURRENT_CORE};
 use crate::idle::{Nap, ReactorWork, Woken};
 use crate::runtime::Shared;
-use async_io::Async;
+use async_io::{Async, ReadableOwned};
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::net::{Ipv4Addr, UdpSocket};
@@ -129,20 +129,17 @@ impl Drive {
 /// On a paused clock, how a napping worker makes sure the reactor has
 /// delivered what was ready before it jumps the clock (module docs): a
 /// UDP socket holding a datagram it sent itself, never read, so always
-/// readable. Asking for its readiness makes the reactor's next round
-/// report it; two reports since the nap began are the two rounds, and so
-/// is one made on this worker's own thread (that round woke all it found
-/// before `block_on` polls the worker again).
+/// readable. A fresh wait for its readiness (async-io's `readable`, which
+/// accepts only a round that began after the wait did) makes the
+/// reactor's next round report it.
 enum Probe {
     /// Not needed yet (the clock never was paused at a nap).
     Unmade,
     /// No socket could be made: jump as a worker that sleeps does.
     Unavailable,
-    /// The socket, and the rounds it reported in this nap (`None`: this
-    /// nap's check is over).
     Made {
-        socket: Async<UdpSocket>,
-        rounds: Option<u8>,
+        socket: Arc<Async<UdpSocket>>,
+        check: Check,
         /// Wakes `block_on`'s, first noting whether the round that
         /// reported the socket ran on this worker's thread.
         waker: Waker,
@@ -150,11 +147,29 @@ enum Probe {
     },
 }
 
+/// Where a napping worker's look before the jump is.
+enum Check {
+    /// Nothing to do in this nap (done, or given up).
+    Off,
+    /// The nap began: take the census first.
+    Due,
+    /// Everyone was idle when `Shared::wakings` read `since`; `done`
+    /// rounds reported the socket since, and `round` waits for the next.
+    Rounds {
+        since: u64,
+        done: u8,
+        round: Pin<Box<ReadableOwned<UdpSocket>>>,
+    },
+}
+
 impl Probe {
-    /// Rounds to wait for before the clock may jump (module docs).
+    /// Rounds to wait for before the clock may jump (module docs): the
+    /// first began after everyone was idle, and the second only once the
+    /// first had woken all its tasks. One round that ran on this worker's
+    /// thread did both before `block_on` polls the worker again.
     const ROUNDS: u8 = 2;
 
-    /// A nap on a paused clock begins: count rounds from now.
+    /// A nap on a paused clock begins: look before jumping.
     fn start(&mut self, core: &Core, cx: &Context<'_>) {
         if let Probe::Unmade = self {
             *self = match Probe::socket() {
@@ -172,8 +187,8 @@ impl Probe {
                         })
                     };
                     Probe::Made {
-                        socket,
-                        rounds: None,
+                        socket: Arc::new(socket),
+                        check: Check::Off,
                         waker,
                         on_this_thread,
                     }
@@ -181,8 +196,8 @@ impl Probe {
                 Err(_) => Probe::Unavailable,
             };
         }
-        if let Probe::Made { rounds, .. } = self {
-            *rounds = Some(0);
+        if let Probe::Made { check, .. } = self {
+            *check = Check::Due;
         }
     }
 
@@ -192,41 +207,63 @@ impl Probe {
         Async::new(socket)
     }
 
-    /// Counts the rounds the reactor reported; after the last, tries to
-    /// jump the clock (`Shared::auto_advance`). `Some` if it jumped: the
+    /// Takes the census, waits for the rounds, then tries to jump the
+    /// clock (`Shared::auto_advance_unless_woken`). `Some` if it jumped: the
     /// nap ends, with the tasks the timers woke in this worker's queue.
     fn jump_clock(&mut self, core: &Core, shared: &Shared) -> Option<Woken> {
-        match self {
+        let since = match self {
+            Probe::Unmade => return None,
+            Probe::Unavailable => None,
             Probe::Made {
                 socket,
-                rounds: Some(n),
+                check,
                 waker,
                 on_this_thread,
             } => {
                 let mut cx = Context::from_waker(waker);
-                while *n < Probe::ROUNDS {
-                    match socket.poll_readable(&mut cx) {
-                        Poll::Pending => return None,
-                        Poll::Ready(Ok(())) if on_this_thread.swap(false, Relaxed) => {
-                            *n = Probe::ROUNDS;
+                loop {
+                    match check {
+                        Check::Off => return None,
+                        Check::Due => {
+                            let since = shared.wakings();
+                            if !shared.everyone_idle() {
+                                // The last to go idle looks itself.
+                                *check = Check::Off;
+                                return None;
+                            }
+                            on_this_thread.store(false, Relaxed);
+                            *check = Check::Rounds {
+                                since,
+                                done: 0,
+                                round: Box::pin(socket.clone().readable_owned()),
+                            };
                         }
-                        Poll::Ready(Ok(())) => *n += 1,
-                        // Cannot look: jump as without the reactor.
-                        Poll::Ready(Err(_)) => break,
+                        Check::Rounds { since, done, round } => {
+                            match round.as_mut().poll(&mut cx) {
+                                Poll::Pending => return None,
+                                Poll::Ready(Ok(())) if on_this_thread.swap(false, Relaxed) => {
+                                    *done = Probe::ROUNDS;
+                                }
+                                Poll::Ready(Ok(())) => *done += 1,
+                                // Cannot look: jump as without the reactor.
+                                Poll::Ready(Err(_)) => *done = Probe::ROUNDS,
+                            }
+                            if *done >= Probe::ROUNDS {
+                                let since = *since;
+                                *check = Check::Off;
+                                break Some(since);
+                            }
+                            *round = Box::pin(socket.clone().readable_owned());
+                        }
                     }
                 }
             }
-            Probe::Made { rounds: None, .. } | Probe::Unmade => return None,
-            Probe::Unavailable => {}
-        }
-        if let Probe::Made { rounds, .. } = self {
-            *rounds = None;
-        }
+        };
         // The tasks its timers wake go to our queue, as the reactor's do,
         // and the nap ends with them (a timer is not I/O: the worker's
         // role stays as it was).
         let io = core.io.get();
-        let jumped = shared.auto_advance();
+        let jumped = shared.auto_advance_unless_woken(since);
         core.io.set(io);
         match core.reactor_work.get() {
             ReactorWork::Queued => Some(Woken::WithWork),
