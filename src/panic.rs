@@ -81,6 +81,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "it leaks the second payload, as designed; Miri reports the leak")]
     fn a_payload_whose_drop_panics_is_dropped_once_and_its_panic_leaked() {
         let payload: Panic = Box::new(PanicsOnDrop);
         drop_payload(payload); // must not unwind
