@@ -87,6 +87,21 @@
 //!   ([`Idle::call_watcher`]), so that the watch still covers that slot.
 //! - **its deadline** (the next timer, or the watch's end): an async-io
 //!   timer. Then it searches, as from a timed park.
+//!
+//! `reactor_loom_models.rs` checks these against stand-ins for the reactor,
+//! async-io's `block_on` loop and async-io's own thread.
+//!
+//! # Waking for a timer
+//!
+//! A new earliest timer must be seen by some sleeper that wakes by then
+//! ([`Idle::notify_timer_at`]). Each sleeper publishes in its `Parker`
+//! when it will wake at the latest (its *plan*: unset from step 1 until it
+//! has read the timers, then its deadline, or none), and a new timer wakes
+//! a sleeper only if no sleeper plans to wake by its deadline. The timer
+//! is in the map before the poster's fence, and a plan is published after
+//! the sleeper read the map: a plan read as covering the deadline was made
+//! with the timer in view, or is earlier still; an unset plan covers
+//! nothing.
 
 use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use crate::loom::sync::{Condvar, Mutex};

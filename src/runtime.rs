@@ -74,6 +74,22 @@ pub fn scope_tree() -> crate::TreeSnapshot {
     default_runtime().scope_tree()
 }
 
+/// Who waits in async-io's reactor for the default runtime's workers; see
+/// [`Runtime::io_driver`].
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::runtime::{self, IoDriver};
+///
+/// if runtime::io_driver() == IoDriver::AsyncIoThread {
+///     println!("built without the `async-io` feature");
+/// }
+/// ```
+pub fn io_driver() -> IoDriver {
+    default_runtime().io_driver()
+}
+
 /// The process-wide runtime behind [`block_on`](block_on()) and behind scopes opened
 /// outside any runtime. A static: never dropped, so never shut down.
 pub(crate) fn default_runtime() -> &'static Runtime {
@@ -145,7 +161,7 @@ pub struct Builder {
 /// in it. With the `async-io` feature (on by default), idle workers take
 /// turns at it: a task whose socket becomes ready is woken on the worker
 /// that saw the event and runs there, with no hop to another thread.
-/// Without it (or with [`Builder::drive_io`] off), async-io runs the
+/// Without it (or with `Builder::drive_io(false)`), async-io runs the
 /// reactor on a thread of its own, which hands each woken task to the
 /// runtime's shared queue and wakes a worker for it: the same programs
 /// work, at a cost of a thread switch per wake-up.
@@ -373,7 +389,7 @@ impl Runtime {
 
     /// Who waits for async-io's events while the workers are idle: the
     /// workers themselves (the `async-io` feature, on by default, unless
-    /// [`Builder::drive_io`] turned it off), or async-io's own thread. The
+    /// `Builder::drive_io` turned it off), or async-io's own thread. The
     /// runtime's `Debug` shows it too.
     ///
     /// # Examples

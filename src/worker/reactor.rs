@@ -31,12 +31,21 @@
 //! a task idle on a socket that is already readable (its peer, a task of
 //! the same runtime, wrote to it over the loopback, then slept) is not
 //! idle for long: the reactor will wake it at its next round. So a worker
-//! jumps the clock only from a nap, after two reactor rounds that began
-//! after the nap did ([`Probe`]): the first delivered every event ready
-//! when the runtime went idle, and the second began only once the first
-//! had woken all its tasks (a round wakes its tasks before it lets the
-//! reactor go). If one of them woke a task of this runtime, the clock
-//! does not jump: the task is queued, or a worker was unparked for it.
+//! jumps the clock only from a nap ([`Probe`]):
+//!
+//! 1. it takes a census: every thread of the runtime idle, and how many
+//!    times one left idleness so far (`Shared::wakings`); if someone is
+//!    busy, it gives up, and the last one to go idle does this itself;
+//! 2. it waits for reactor rounds that began after the census: the first
+//!    saw every event ready by then, and the second began only once the
+//!    first had woken all its tasks (a round wakes them before it lets the
+//!    reactor go); one round that ran on this worker's own thread did both
+//!    before `block_on` polls the worker again;
+//! 3. it jumps only if everyone is still idle and nobody left idleness
+//!    meanwhile: a task those rounds woke is queued, or a worker was
+//!    unparked for it, or it already ran (and its thread counted a
+//!    waking).
+//!
 //! I/O that becomes ready later (a peer outside the runtime, still
 //! sending) does not hold the clock back. `block_on` and the blocking pool
 //! leave the jump to a worker (`Shared::auto_advance_or_defer`).
