@@ -1,10 +1,13 @@
 //! A TCP echo server with async-io: a scope per connection, and a graceful
 //! shutdown.
 //!
-//! - **I/O.** `async_io::Async<TcpListener>` and `Async<TcpStream>` work on
-//!   any executor: async-io runs its own reactor thread, and a task
-//!   waiting on a socket is woken through its waker like any other. No
-//!   runtime feature is needed.
+//! - **I/O.** `async_io::Async<TcpListener>` and `Async<TcpStream>`. With
+//!   the runtime's `async-io` feature (on by default), idle workers wait
+//!   in async-io's reactor, so a connection's task is woken on the worker
+//!   that saw its socket become ready, and runs there. Without it, the
+//!   same code works, and async-io's own thread waits in the reactor and
+//!   hands each woken task over to the workers. The first line printed
+//!   says which.
 //! - **A scope per connection.** Each connection is served inside a scope
 //!   of its own, with a deadline that every line moves back: a client
 //!   silent for `IDLE` has its scope cancelled, and the dropped future
@@ -147,7 +150,11 @@ fn main() -> io::Result<()> {
     let t0 = Instant::now();
     let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0))?;
     let addr = listener.get_ref().local_addr()?;
-    println!("{} echo server on {addr}", at(t0));
+    println!(
+        "{} echo server on {addr} (async-io's reactor driven by: {:?})",
+        at(t0),
+        runtime::io_driver()
+    );
     let out = runtime::block_on(scope(|s| async move {
         let stopped = Event::new();
         let server = s.spawn(server(listener, stopped.clone(), t0));

@@ -62,10 +62,11 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
         // `thread::park` may return spuriously: only a wake counts.
         while state.load(SeqCst) != WOKEN {
             // With a paused clock, we may be the last to go idle.
-            if !shared.auto_advance() {
+            if !shared.auto_advance_or_defer() {
                 thread::park();
             }
         }
+        shared.left_idleness();
         state.store(RUNNING, SeqCst);
     })
 }

@@ -114,3 +114,12 @@ pub(crate) fn runtime_of_this_thread() -> Option<Arc<Shared>> {
 pub(crate) fn current_runtime() -> Arc<Shared> {
     runtime_of_this_thread().unwrap_or_else(|| crate::runtime::default_runtime().shared().clone())
 }
+
+/// Whether this thread is a worker of `shared`'s runtime or runs one of
+/// its `block_on`s (and so will go idle through the runtime, where a
+/// paused clock is looked at).
+pub(crate) fn is_in_runtime(shared: &Shared) -> bool {
+    CURRENT_RUNTIME
+        .try_with(|c| c.borrow().as_ref().is_some_and(|s| ptr::eq(&**s, shared)))
+        .unwrap_or(false)
+}

@@ -56,15 +56,24 @@
 //!
 //! # Doing I/O
 //!
-//! The runtime has no reactor of its own. Use an I/O crate that brings
-//! its own and wakes tasks through their wakers, as every
-//! runtime-agnostic crate does: [async-io](https://docs.rs/async-io)
+//! The runtime has no reactor of its own: it drives
+//! [async-io](https://docs.rs/async-io)'s. Use async-io's types
 //! (`Async<TcpListener>`, `Async<TcpStream>`, `Async<UdpSocket>`, Unix
-//! sockets, and `Async::new` for any other file descriptor; it runs its
-//! reactor on a thread of its own), and the crates built on it such as
-//! `async-net`. Reading and writing go through `futures-lite`'s
-//! `AsyncReadExt`/`AsyncWriteExt` (the `futures-io` traits). Crates that
-//! need tokio's reactor do not work here.
+//! sockets, and `Async::new` for any other file descriptor) and the crates
+//! built on them such as `async-net`. Reading and writing go through
+//! `futures-lite`'s `AsyncReadExt`/`AsyncWriteExt` (the `futures-io`
+//! traits). Crates that need tokio's reactor do not work here.
+//!
+//! With the runtime's `async-io` feature (on by default), a worker with
+//! nothing to run waits in async-io's reactor, and a task whose socket
+//! becomes ready is woken on that worker and runs there: no other thread
+//! is involved, as in tokio or smol. Without the feature (or with
+//! [`Builder::drive_io`](crate::runtime::Builder)`(false)`), the same code
+//! works, but async-io's own thread waits in the reactor and hands each
+//! woken task to the workers, a thread switch per wake-up, which on an
+//! echo server cost about a third of the round trips.
+//! [`Runtime::io_driver`](crate::runtime::Runtime::io_driver), and the
+//! runtime's `Debug`, say which is in use.
 //!
 //! ```
 //! use async_io::Async;
@@ -99,7 +108,21 @@
 //! Cancelling the scope drops the futures waiting on the sockets, and with
 //! them the sockets: the peer sees the connection close. For timeouts, use
 //! [`time::timeout`](crate::time::timeout) and scope deadlines rather than
-//! async-io's `Timer`: they follow the runtime's clock, paused in tests.
+//! async-io's `Timer`: they follow the runtime's clock, paused in tests,
+//! and cost a lock and a map insert where an async-io timer also wakes
+//! the thread waiting in the reactor. (The two coexist: async-io's timers
+//! still fire, on real time, in whichever thread waits in the reactor.)
+//! On a paused clock, I/O that a task of the runtime made ready before
+//! the runtime went idle is delivered before the clock jumps, so a test
+//! over a loopback socket with timeouts is exact; a peer outside the
+//! runtime does not hold the clock back.
+//!
+//! async-io's reactor is one per process. Two runtimes in one process
+//! (or a runtime and a thread in `async_io::block_on`) take turns at it,
+//! and a task of one woken by a worker of the other is handed over
+//! through its own runtime's queue. Give the reactor to the runtime that
+//! does the I/O: build the others with `drive_io(false)`.
+//!
 //! Files: async-io does not do files; read them in a blocking closure
 //! (next section).
 //!

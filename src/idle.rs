@@ -57,10 +57,55 @@
 //! nothing and goes back to sleep as the watcher, since someone runs) or
 //! was never asleep (then the others fell asleep while it ran, and the
 //! first of them became the watcher). A worker waking from any timed
-//! park counts itself as searching for the same reason.
+//! park counts itself as searching for the same reason. (A worker woken
+//! by the reactor's tasks is the exception: see below.)
+//!
+//! # Napping in the reactor
+//!
+//! A worker that drives async-io's reactor (feature `async-io`,
+//! `worker/reactor.rs`) falls asleep by steps 1 and 2 as above
+//! ([`Idle::fall_asleep`]), but step 3 is a *nap*: instead of waiting on
+//! its condition variable it returns to async-io's `block_on`, which waits
+//! in the reactor (when it can take it) or on async-io's own parker. Three
+//! things end a nap ([`Idle::nap_ended`], polled each time `block_on`
+//! polls the worker):
+//!
+//! - **an unpark** (step 4 of a poster, or shutdown): it sets our flag
+//!   under the `Parker`'s lock, then wakes the waker the worker registered
+//!   ([`Idle::set_waker`]); that waker interrupts the reactor's wait if
+//!   the worker is in it, or unparks async-io's parker, which remembers an
+//!   unpark that comes before the park. The worker reads the flag on every
+//!   poll, and every wake makes `block_on` poll again, so the unpark is
+//!   never missed; the argument of "Why no wake-up is lost" is unchanged.
+//! - **work from the reactor**: a task woken on the worker's own thread by
+//!   the reactor it drives goes to its own queue, and `block_on` polls it
+//!   when the reactor returns. The worker takes its id back and runs the
+//!   task *not* counted as searching, as tokio's workers do: no baton is
+//!   passed, so an event for one task wakes no second worker. It wakes one
+//!   if it has more than one task (so that another can steal), and the
+//!   first time it leaves a task in its LIFO slot while nobody watches
+//!   ([`Idle::call_watcher`]), so that the watch still covers that slot.
+//! - **its deadline** (the next timer, or the watch's end): an async-io
+//!   timer. Then it searches, as from a timed park.
+//!
+//! `reactor_loom_models.rs` checks these against stand-ins for the reactor,
+//! async-io's `block_on` loop and async-io's own thread.
+//!
+//! # Waking for a timer
+//!
+//! A new earliest timer must be seen by some sleeper that wakes by then
+//! ([`Idle::notify_timer_at`]). Each sleeper publishes in its `Parker`
+//! when it will wake at the latest (its *plan*: unset from step 1 until it
+//! has read the timers, then its deadline, or none), and a new timer wakes
+//! a sleeper only if no sleeper plans to wake by its deadline. The timer
+//! is in the map before the poster's fence, and a plan is published after
+//! the sleeper read the map: a plan read as covering the deadline was made
+//! with the timer in view, or is earlier still; an unset plan covers
+//! nothing.
 
-use crate::loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering::*};
+use crate::loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use crate::loom::sync::{Condvar, Mutex};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// What a worker falling asleep tells [`Idle::sleep`].
@@ -86,12 +131,87 @@ pub(crate) struct Idle {
     parkers: Box<[Parker]>,
     /// Some sleeping worker is the watcher (see the module docs).
     watching: AtomicBool,
+    /// The origin of the sleepers' plans (`Parker::plan`).
+    epoch: Instant,
 }
 
-/// One worker's bed: a flag and a condition variable.
+/// One worker's bed: a flag and a condition variable, or, for a worker
+/// that naps in the reactor, a flag and that worker's waker.
 struct Parker {
-    notified: Mutex<bool>,
+    bell: Mutex<Bell>,
     condvar: Condvar,
+    /// When the worker, asleep, will wake up at the latest, for
+    /// [`Idle::notify_timer_at`]: [`PLAN_UNSET`] while it falls asleep,
+    /// [`PLAN_NONE`] if it waits for an unpark, else the nanoseconds from
+    /// `Idle::epoch` to its deadline, plus one. Meaningful only while the
+    /// worker is in `sleepers`.
+    plan: AtomicU64,
+}
+
+/// [`Parker::plan`]: the worker is falling asleep and has not chosen its
+/// deadline yet.
+const PLAN_UNSET: u64 = 0;
+/// [`Parker::plan`]: the worker sleeps until unparked.
+const PLAN_NONE: u64 = u64::MAX;
+
+/// A [`Parker`]'s state, under its lock.
+#[derive(Default)]
+struct Bell {
+    /// Set by an unpark; cleared by the worker that consumes it.
+    notified: bool,
+    /// Set once by a worker that naps in the reactor ([`Idle::set_waker`]):
+    /// an unpark wakes it instead of the condition variable.
+    waker: Option<Waker>,
+}
+
+/// A worker between falling asleep (steps 1 and 2) and waking up: what
+/// it waits for.
+#[derive(Debug)]
+pub(crate) struct Nap {
+    /// The latest instant to wake up at: the next timer, or the watch's
+    /// end.
+    wake_at: Option<Instant>,
+    /// When this worker's watch began and how long it lasts, if it
+    /// watches.
+    watch: Option<(Instant, Duration)>,
+}
+
+impl Nap {
+    /// The latest instant to wake up at, if any.
+    #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
+    pub(crate) fn wake_at(&self) -> Option<Instant> {
+        self.wake_at
+    }
+}
+
+/// What ended a sleep or a nap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// A poster (or shutdown) unparked us, and counted us as searching.
+    Unparked,
+    /// The deadline passed.
+    TimedOut,
+    /// The reactor this worker drives gave it tasks, in its own queue.
+    #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
+    WithWork,
+}
+
+/// What a worker is once awake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Awake {
+    /// Counted as searching: finding a task passes the baton.
+    Searching,
+    /// Not counted as searching: it has tasks of its own to run.
+    Running,
+}
+
+/// Whether the reactor gave a napping worker tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReactorWork {
+    /// Tasks woken on the worker's thread wait in its queue.
+    Queued,
+    /// Nothing yet.
+    None,
 }
 
 impl Idle {
@@ -102,11 +222,13 @@ impl Idle {
             sleepers: Mutex::new(Vec::with_capacity(workers)),
             parkers: (0..workers)
                 .map(|_| Parker {
-                    notified: Mutex::new(false),
+                    bell: Mutex::new(Bell::default()),
                     condvar: Condvar::new(),
+                    plan: AtomicU64::new(PLAN_UNSET),
                 })
                 .collect(),
             watching: AtomicBool::new(false),
+            epoch: Instant::now(),
         }
     }
 
@@ -120,8 +242,9 @@ impl Idle {
         self.wake_one();
     }
 
-    /// A new earliest timer was set: make sure some sleeper recomputes its
-    /// timeout, whether or not anyone is searching.
+    /// Something that decides when sleepers should wake changed (with a
+    /// paused clock: the clock may be able to jump now): make sure some
+    /// sleeper recomputes its timeout, whether or not anyone is searching.
     pub(crate) fn notify_timer(&self) {
         fence(SeqCst);
         if self.num_sleeping.load(SeqCst) != 0 {
@@ -129,11 +252,52 @@ impl Idle {
         }
     }
 
+    /// A new earliest timer, due at `at`, was set: as
+    /// [`notify_timer`](Idle::notify_timer), unless a sleeper already
+    /// plans to wake by then (it will see the timer when it does: it
+    /// searches, and falls asleep again no later than the next timer).
+    /// A timer set for each request then wakes no sleeper each time.
+    ///
+    /// A sleeper publishes [`PLAN_UNSET`] when it joins `sleepers` and its
+    /// deadline once it has read the timers; the timer was inserted
+    /// before this fence, so a plan read here as covering `at` was
+    /// computed with the timer in view or is earlier still.
+    pub(crate) fn notify_timer_at(&self, at: Instant) {
+        fence(SeqCst);
+        if self.num_sleeping.load(SeqCst) == 0 {
+            return;
+        }
+        let at = self.plan_of(Some(at));
+        let mut sleepers = self.sleepers.lock();
+        let covered = sleepers.iter().any(|&id| {
+            let plan = self.parkers[id].plan.load(SeqCst);
+            plan != PLAN_UNSET && plan <= at
+        });
+        if !covered {
+            self.wake_one_locked(&mut sleepers);
+        }
+    }
+
+    /// A deadline as a [`Parker::plan`].
+    fn plan_of(&self, wake_at: Option<Instant>) -> u64 {
+        match wake_at {
+            None => PLAN_NONE,
+            Some(t) => {
+                let nanos = t.saturating_duration_since(self.epoch).as_nanos();
+                u64::try_from(nanos).map_or(PLAN_NONE - 1, |n| n.saturating_add(1))
+            }
+        }
+    }
+
     /// Pops one sleeper and unparks it. The unpark happens under the
     /// `sleepers` lock, so a worker in `cancel_sleep` that finds its id gone
     /// also finds its flag already set, and consumes it.
     fn wake_one(&self) {
-        let mut sleepers = self.sleepers.lock();
+        self.wake_one_locked(&mut self.sleepers.lock());
+    }
+
+    /// [`wake_one`](Idle::wake_one), the `sleepers` lock held.
+    fn wake_one_locked(&self, sleepers: &mut Vec<usize>) {
         let Some(id) = sleepers.pop() else { return };
         self.num_sleeping.fetch_sub(1, SeqCst);
         self.num_searching.fetch_add(1, SeqCst);
@@ -171,9 +335,23 @@ impl Idle {
                 .is_ok()
     }
 
-    /// The watcher woke up: somebody else may watch next.
+    /// The watcher woke up: somebody else may watch next. `SeqCst`, for
+    /// [`call_watcher`](Idle::call_watcher): either it sees the watch
+    /// still on, or this worker, falling asleep again, sees it running.
     fn stop_watching(&self) {
-        self.watching.store(false, Release);
+        self.watching.store(false, SeqCst);
+    }
+
+    /// A worker that woke for the reactor's tasks (not counted as
+    /// searching, so it passed no baton) is about to leave a task in its
+    /// LIFO slot: if workers sleep and none watches, wake one, which,
+    /// finding nothing, falls asleep again as the watcher (this worker
+    /// runs). The store-fence-load pairs with `prepare_sleep`'s.
+    pub(crate) fn call_watcher(&self) {
+        fence(SeqCst);
+        if !self.watching.load(SeqCst) && self.num_sleeping.load(SeqCst) != 0 {
+            self.wake_one();
+        }
     }
 
     /// Workers counted as sleeping.
@@ -184,12 +362,26 @@ impl Idle {
     /// Falls asleep following the protocol (steps 1 to 3, and the watch);
     /// the worker is searching when this returns.
     pub(crate) fn sleep(&self, id: usize, searching: bool, bed: &impl Bed) {
+        let Some(nap) = self.fall_asleep(id, searching, bed) else {
+            return;
+        };
+        let woken = match self.park(id, nap.wake_at) {
+            true => Woken::Unparked,
+            false => Woken::TimedOut,
+        };
+        self.wake_up(id, nap, woken, bed);
+    }
+
+    /// Steps 1 and 2, and the start of a watch: the nap to take, or `None`
+    /// if there is work after all (the worker is then searching again).
+    pub(crate) fn fall_asleep(&self, id: usize, searching: bool, bed: &impl Bed) -> Option<Nap> {
         self.prepare_sleep(id, searching);
         if bed.has_work() {
             // We stopped searching in `prepare_sleep`, and a poster may
             // have relied on that search: search again, so that finding a
             // task passes the baton.
-            return self.search_again(id);
+            self.search_again(id);
+            return None;
         }
         let mut wake_at = bed.wake_at();
         let watch = bed.watch_interval().filter(|_| self.start_watching());
@@ -201,21 +393,63 @@ impl Idle {
             let end = start + interval;
             wake_at = Some(wake_at.map_or(end, |t| t.min(end)));
         }
-        let unparked = self.park(id, wake_at);
-        if let Some((start, interval)) = watch {
+        self.parkers[id].plan.store(self.plan_of(wake_at), SeqCst);
+        Some(Nap { wake_at, watch })
+    }
+
+    /// Registers the waker of worker `id`, which naps in the reactor: an
+    /// unpark wakes it from then on. The same waker for the worker's life.
+    #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
+    pub(crate) fn set_waker(&self, id: usize, waker: &Waker) {
+        let mut bell = self.parkers[id].bell.lock();
+        if bell.waker.is_none() {
+            bell.waker = Some(waker.clone());
+        }
+    }
+
+    /// A napping worker was polled: what ended its nap, if anything did.
+    /// An unpark is consumed here.
+    #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
+    pub(crate) fn nap_ended(&self, id: usize, nap: &Nap, work: ReactorWork) -> Option<Woken> {
+        if std::mem::take(&mut self.parkers[id].bell.lock().notified) {
+            Some(Woken::Unparked)
+        } else if work == ReactorWork::Queued {
+            Some(Woken::WithWork)
+        } else if nap.wake_at.is_some_and(|t| Instant::now() >= t) {
+            Some(Woken::TimedOut)
+        } else {
+            None
+        }
+    }
+
+    /// Ends a sleep or a nap: the watch's end, and our id taken back
+    /// unless a poster took it.
+    pub(crate) fn wake_up(&self, id: usize, nap: Nap, woken: Woken, bed: &impl Bed) -> Awake {
+        if let Some((start, interval)) = nap.watch {
             self.stop_watching();
             // A task still there after half an interval or more is stuck (a
-            // timer may have ended the park early: then look again later).
-            if !unparked && start.elapsed() >= interval / 2 {
+            // timer or the reactor may have ended the nap early: then look
+            // again later).
+            if woken != Woken::Unparked && start.elapsed() >= interval / 2 {
                 bed.watch_ends();
             }
         }
-        if !unparked {
-            // Timed out. Search, as if woken: finding a task then passes
-            // the baton, so that while we run, another idle worker watches.
-            self.search_again(id);
+        match woken {
+            // A poster counted us as searching.
+            Woken::Unparked => Awake::Searching,
+            // Search, as if woken: finding a task then passes the baton,
+            // so that while we run, another idle worker watches.
+            Woken::TimedOut => {
+                self.search_again(id);
+                Awake::Searching
+            }
+            // Our own tasks: run them, searching only if a poster counted
+            // us so meanwhile.
+            Woken::WithWork => match self.cancel_sleep(id) {
+                true => Awake::Searching,
+                false => Awake::Running,
+            },
         }
-        // Else a poster unparked us and counted us as searching.
     }
 
     /// Back from step 2 or a timeout: take our id back and search.
@@ -230,6 +464,7 @@ impl Idle {
         {
             let mut sleepers = self.sleepers.lock();
             sleepers.push(id);
+            self.parkers[id].plan.store(PLAN_UNSET, SeqCst);
             self.num_sleeping.fetch_add(1, SeqCst);
         }
         if searching {
@@ -250,7 +485,7 @@ impl Idle {
         } else {
             // A poster popped us and set our flag (under this lock);
             // consume it so the next park waits.
-            *self.parkers[id].notified.lock() = false;
+            self.parkers[id].bell.lock().notified = false;
             true
         }
     }
@@ -258,27 +493,42 @@ impl Idle {
     /// Falling asleep, step 3. Returns true if unparked, false on timeout.
     fn park(&self, id: usize, deadline: Option<Instant>) -> bool {
         let parker = &self.parkers[id];
-        let mut notified = parker.notified.lock();
-        while !*notified {
+        let mut bell = parker.bell.lock();
+        while !bell.notified {
             match deadline {
                 Some(d) => {
-                    if parker.condvar.wait_until(&mut notified, d).timed_out() {
+                    if parker.condvar.wait_until(&mut bell, d).timed_out() {
                         break;
                     }
                 }
-                None => parker.condvar.wait(&mut notified),
+                None => parker.condvar.wait(&mut bell),
             }
         }
-        std::mem::replace(&mut *notified, false)
+        std::mem::take(&mut bell.notified)
     }
 }
 
 impl Parker {
+    /// Step 4's unpark: the flag, then the napping worker's waker or the
+    /// condition variable. The lock orders it against `set_waker`: either
+    /// the waker is there to be woken, or the worker, which registers it
+    /// before it first reads the flag, reads it set. The waker is woken
+    /// under the lock (it is async-io's, which takes none of ours).
     fn unpark(&self) {
-        *self.notified.lock() = true;
-        self.condvar.notify_one();
+        let mut bell = self.bell.lock();
+        bell.notified = true;
+        match &bell.waker {
+            Some(waker) => waker.wake_by_ref(),
+            None => {
+                drop(bell);
+                self.condvar.notify_one();
+            }
+        }
     }
 }
+
+#[cfg(all(test, cancel_scope_loom))]
+mod reactor_loom_models;
 
 /// loom models of the sleep protocol, on the real [`Idle`]: model threads
 /// play the workers (with the run loop's search-run-sleep shape) and a

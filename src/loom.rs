@@ -237,6 +237,10 @@ pub(crate) mod deque {
             self.0.lock().pop_front()
         }
 
+        pub(crate) fn len(&self) -> usize {
+            self.0.lock().len()
+        }
+
         pub(crate) fn stealer(&self) -> Stealer<T> {
             Stealer(self.0.clone())
         }

@@ -74,6 +74,22 @@ pub fn scope_tree() -> crate::TreeSnapshot {
     default_runtime().scope_tree()
 }
 
+/// Who waits in async-io's reactor for the default runtime's workers; see
+/// [`Runtime::io_driver`].
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::runtime::{self, IoDriver};
+///
+/// if runtime::io_driver() == IoDriver::AsyncIoThread {
+///     println!("built without the `async-io` feature");
+/// }
+/// ```
+pub fn io_driver() -> IoDriver {
+    default_runtime().io_driver()
+}
+
 /// The process-wide runtime behind [`block_on`](block_on()) and behind scopes opened
 /// outside any runtime. A static: never dropped, so never shut down.
 pub(crate) fn default_runtime() -> &'static Runtime {
@@ -127,6 +143,7 @@ pub struct Runtime {
 #[derive(Debug, Clone)]
 pub struct Builder {
     worker_threads: Option<usize>,
+    io_driver: IoDriver,
     thread_name: String,
     start_paused: bool,
     parallel_drop: bool,
@@ -134,6 +151,38 @@ pub struct Builder {
     record: Option<usize>,
     max_blocking_threads: usize,
     blocking_keep_alive: Duration,
+}
+
+/// Who waits for async-io's events (its reactor: readiness of sockets and
+/// other file descriptors, and its `Timer`s) while the runtime's workers
+/// have nothing to do; see [`Runtime::io_driver`].
+///
+/// async-io's reactor is one per process, and one thread at a time waits
+/// in it. With the `async-io` feature (on by default), idle workers take
+/// turns at it: a task whose socket becomes ready is woken on the worker
+/// that saw the event and runs there, with no hop to another thread.
+/// Without it (or with `Builder::drive_io(false)`), async-io runs the
+/// reactor on a thread of its own, which hands each woken task to the
+/// runtime's shared queue and wakes a worker for it: the same programs
+/// work, at a cost of a thread switch per wake-up.
+///
+/// # Examples
+///
+/// ```
+/// use cancel_scope::runtime::{IoDriver, Runtime};
+///
+/// let rt = Runtime::new();
+/// let driver = rt.io_driver();
+/// assert_eq!(driver == IoDriver::Workers, cfg!(feature = "async-io"));
+/// println!("{rt:?}"); // Runtime { workers: .., io_driver: Workers, .. }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoDriver {
+    /// Idle workers wait in the reactor and run the tasks it wakes.
+    Workers,
+    /// async-io's own thread waits in the reactor; idle workers wait on
+    /// their own condition variables.
+    AsyncIoThread,
 }
 
 /// The state every worker, task and scope handle of a runtime shares.
@@ -159,12 +208,19 @@ pub(crate) struct Shared {
     recorder: Option<Box<Recorder>>,
     shutdown: AtomicBool,
     workers: usize,
+    /// Who waits in async-io's reactor (`Builder::drive_io`).
+    io_driver: IoDriver,
     /// The state words of the `block_on` calls running on this runtime
     /// (the paused clock must not jump while one is polling or woken).
     block_ons: Mutex<Slab<Arc<AtomicU8>>>,
     /// Held across the whole check-advance-fire of `auto_advance`, so two
     /// idle threads cannot both advance past the same timers.
     advancing: Mutex<()>,
+    /// With a paused clock: how many times a thread of the runtime left
+    /// idleness (a napping worker woke, a `block_on` started or resumed).
+    /// A jump that first waited for reactor rounds checks that none did
+    /// meanwhile (`worker/reactor.rs`).
+    wakings: AtomicU64,
     /// Panics of user code the runtime ran outside any poll (a dropped
     /// waker, a scope-local's `Drop`) with no scope left open to take them
     /// (`Node::pass_panic`), kept until shutdown.
@@ -338,6 +394,25 @@ impl Runtime {
         self.shared.blocking.threads()
     }
 
+    /// Who waits for async-io's events while the workers are idle: the
+    /// workers themselves (the `async-io` feature, on by default, unless
+    /// `Builder::drive_io` turned it off), or async-io's own thread. The
+    /// runtime's `Debug` shows it too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::runtime::{IoDriver, Runtime};
+    ///
+    /// let rt = Runtime::new();
+    /// if rt.io_driver() == IoDriver::AsyncIoThread {
+    ///     println!("built without the `async-io` feature: I/O wakes cross threads");
+    /// }
+    /// ```
+    pub fn io_driver(&self) -> IoDriver {
+        self.shared.io_driver
+    }
+
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
@@ -370,6 +445,10 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             worker_threads: None,
+            io_driver: match cfg!(feature = "async-io") {
+                true => IoDriver::Workers,
+                false => IoDriver::AsyncIoThread,
+            },
             thread_name: "cancel-scope-worker".to_string(),
             start_paused: false,
             parallel_drop: true,
@@ -394,6 +473,36 @@ impl Builder {
     pub fn worker_threads(&mut self, n: usize) -> &mut Builder {
         assert!(n > 0, "worker_threads must be at least 1");
         self.worker_threads = Some(n);
+        self
+    }
+
+    /// Whether idle workers wait in async-io's reactor (on by default;
+    /// only with the `async-io` feature). On, a task whose socket becomes
+    /// ready runs on the worker that saw the event; off, async-io's own
+    /// thread waits in the reactor and hands woken tasks over to the
+    /// workers, as without the feature. See [`IoDriver`].
+    ///
+    /// Turn it off for a runtime that does no I/O in a process whose other
+    /// runtime does: the reactor is one per process, and only one thread
+    /// at a time waits in it, so the workers of both runtimes would take
+    /// turns at it, and a task of one runtime woken by a worker of the
+    /// other still crosses threads. Its workers then sleep on their own
+    /// condition variables.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::runtime::{Builder, IoDriver};
+    ///
+    /// let rt = Builder::new().drive_io(false).build().unwrap();
+    /// assert_eq!(rt.io_driver(), IoDriver::AsyncIoThread);
+    /// ```
+    #[cfg(feature = "async-io")]
+    pub fn drive_io(&mut self, enabled: bool) -> &mut Builder {
+        self.io_driver = match enabled {
+            true => IoDriver::Workers,
+            false => IoDriver::AsyncIoThread,
+        };
         self
     }
 
@@ -581,8 +690,10 @@ impl Builder {
                 .map(|capacity| Box::new(Recorder::new(n, capacity))),
             shutdown: AtomicBool::new(false),
             workers: n,
+            io_driver: self.io_driver,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),
+            wakings: AtomicU64::new(0),
             lost_panics: Mutex::new(Vec::new()),
         });
         let mut runtime = Runtime {
@@ -631,6 +742,23 @@ impl Shared {
             }
         }
         self.idle.notify_work();
+    }
+
+    /// A new earliest timer, due at `at`, was set: tell the sleepers
+    /// (`Idle::notify_timer_at`). On a paused clock only a timer set from
+    /// outside the runtime needs that: a worker or `block_on` of the
+    /// runtime that sets one goes idle later and then looks at the clock
+    /// itself (the last thread to go idle jumps it).
+    pub(crate) fn timer_set(&self, at: std::time::Instant) {
+        if self.timers.clock().is_paused() && crate::context::is_in_runtime(self) {
+            return;
+        }
+        self.idle.notify_timer_at(at);
+    }
+
+    /// Whether idle workers wait in async-io's reactor.
+    pub(crate) fn workers_drive_io(&self) -> bool {
+        self.io_driver == IoDriver::Workers
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -721,16 +849,48 @@ impl Shared {
             recorder: None,
             shutdown: AtomicBool::new(false),
             workers: 1,
+            io_driver: IoDriver::AsyncIoThread,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),
+            wakings: AtomicU64::new(0),
             lost_panics: Mutex::new(Vec::new()),
         })
     }
 
     /// Registers a `block_on` state word until the guard drops.
     pub(crate) fn register_block_on(&self, state: Arc<AtomicU8>) -> BlockOnRegistration<'_> {
+        self.left_idleness();
         let key = self.block_ons.lock().insert(state);
         BlockOnRegistration { shared: self, key }
+    }
+
+    /// A thread of the runtime leaves idleness (see `wakings`): a napping
+    /// worker woke, or a `block_on` starts or resumes. Counted only with a
+    /// paused clock, before the thread does anything.
+    pub(crate) fn left_idleness(&self) {
+        if self.timers.clock().is_paused() {
+            self.wakings.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// How many times a thread of the runtime left idleness so far.
+    pub(crate) fn wakings(&self) -> u64 {
+        self.wakings.load(SeqCst)
+    }
+
+    /// Whether nothing of the runtime can run: every worker asleep, every
+    /// `block_on` parked without a pending wake, no queued task, no
+    /// blocking closure running or queued.
+    pub(crate) fn everyone_idle(&self) -> bool {
+        fence(SeqCst);
+        self.idle.num_sleeping() == self.workers
+            && !queue::any_work(&self.injector, &self.stealers)
+            && self
+                .block_ons
+                .lock()
+                .iter()
+                .all(|(_, s)| s.load(SeqCst) == block_on::PARKED)
+            && !self.blocking.is_busy()
     }
 
     /// With a paused clock: if nothing can run (every worker asleep, every
@@ -744,21 +904,25 @@ impl Shared {
     /// idle. A thread that fires a timer and wakes a `block_on` marks it
     /// `WOKEN` before it can get here itself, so the clock waits for that
     /// `block_on` to poll.
+    ///
+    /// Workers that drive async-io's reactor call it only after the
+    /// reactor delivered what was ready (`worker/reactor.rs`); `block_on`
+    /// goes through [`auto_advance_or_defer`](Shared::auto_advance_or_defer).
     pub(crate) fn auto_advance(&self) -> bool {
+        self.auto_advance_unless_woken(None)
+    }
+
+    /// [`auto_advance`](Shared::auto_advance) that also gives up if a
+    /// thread of the runtime left idleness since [`wakings`] read
+    /// `since`.
+    ///
+    /// [`wakings`]: Shared::wakings
+    pub(crate) fn auto_advance_unless_woken(&self, since: Option<u64>) -> bool {
         if !self.timers.clock().is_paused() {
             return false;
         }
         let _advancing = self.advancing.lock();
-        fence(SeqCst);
-        if self.idle.num_sleeping() != self.workers
-            || queue::any_work(&self.injector, &self.stealers)
-            || self
-                .block_ons
-                .lock()
-                .iter()
-                .any(|(_, s)| s.load(SeqCst) != block_on::PARKED)
-            || self.blocking.is_busy()
-        {
+        if !self.everyone_idle() || since.is_some_and(|g| self.wakings() != g) {
             return false;
         }
         let Some(next) = self.timers.next_deadline() else {
@@ -769,6 +933,22 @@ impl Shared {
         self.record(|| EventKind::ClockJumped { by });
         self.timers.fire_expired();
         true
+    }
+
+    /// [`auto_advance`](Shared::auto_advance) for a `block_on` that went
+    /// idle. When workers drive async-io's reactor, the clock jumps only
+    /// once the reactor has delivered the events that were ready, which a
+    /// worker makes sure of before it jumps it: wake a sleeping worker
+    /// instead, which falls asleep again and tries (if none sleeps, the
+    /// last worker to fall asleep will).
+    pub(crate) fn auto_advance_or_defer(&self) -> bool {
+        if !self.workers_drive_io() {
+            return self.auto_advance();
+        }
+        if self.timers.clock().is_paused() {
+            self.idle.notify_timer();
+        }
+        false
     }
 
     fn drain_injector(&self) {
@@ -805,6 +985,7 @@ impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("workers", &self.threads.len())
+            .field("io_driver", &self.shared.io_driver)
             .finish_non_exhaustive()
     }
 }

@@ -6,19 +6,30 @@
 //! The shared half is the runtime's `Shared`, which also holds every
 //! worker's [`LifoSlot`], so that an idle worker can take a task stuck
 //! behind a busy one (the watch, in `idle.rs`).
+//!
+//! A worker waits for work in one of two ways. On its own condition
+//! variable (`Idle::sleep`), or, with the `async-io` feature, in
+//! async-io's reactor: then the whole loop runs inside async-io's
+//! `block_on` (`reactor.rs`), [`Core::run_loop`] returns when the worker
+//! would sleep, and a task the reactor wakes on this thread goes to this
+//! worker's own queue.
 
-use crate::idle;
+use crate::idle::{self, Awake, Nap, ReactorWork, Woken};
 use crate::lifo_slot::{LifoSlot, Look};
 use crate::loom::deque::Worker as Deque;
-use crate::queue;
+use crate::queue::{self, GLOBAL_QUEUE_INTERVAL};
 use crate::runtime::Shared;
 use crate::task::TaskRef;
 use crate::time::pace::Pace;
 use crate::trace::EventKind;
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::{Duration, Instant};
+
+#[cfg(feature = "async-io")]
+mod reactor;
 
 /// The owned half of a worker thread.
 pub(crate) struct Core {
@@ -30,10 +41,18 @@ pub(crate) struct Core {
     /// What this worker saw in each worker's LIFO slot as its last watch
     /// began.
     looks: Box<[Cell<Look>]>,
-    /// Set while the worker is counted as asleep (inside `park`): a task
-    /// woken then (by a timer it fires) must be visible to the others, so
-    /// it skips the LIFO slot.
-    parking: Cell<bool>,
+    /// What the worker is doing, as far as a task woken on its thread
+    /// needs to know (see [`Phase`]).
+    phase: Cell<Phase>,
+    /// Whether the worker is counted as searching (`idle.rs`).
+    searching: Cell<bool>,
+    /// How this worker meets async-io's reactor.
+    io: Cell<IoRole>,
+    /// Whether the reactor gave this worker tasks during its current nap.
+    reactor_work: Cell<ReactorWork>,
+    /// The waker of the `block_on` this worker runs in, when it drives the
+    /// reactor: a task woken on this thread during a nap wakes it.
+    nap_waker: OnceCell<Waker>,
     /// Identity of the runtime this core belongs to.
     shared: *const Shared,
     tick: Cell<u32>,
@@ -79,6 +98,54 @@ const MAX_LIFO_RUNS: u32 = 3;
 /// milliseconds, while the watcher wakes only 500 times a second, and only
 /// while some worker runs and another is idle.
 const WATCH_INTERVAL: Duration = Duration::from_millis(2);
+
+/// What a worker is doing, for a task woken on its thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Running tasks: a wake goes to the LIFO slot.
+    Running,
+    /// Running since the reactor woke it with tasks of its own, while no
+    /// sleeping worker may be watching: the first wake into the LIFO slot
+    /// makes sure one is (`Idle::call_watcher`), then the phase is
+    /// `Running`.
+    #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
+    Unwatched,
+    /// Counted as asleep (falling asleep, or firing timers while parked):
+    /// a task woken then must be visible to the others, so it skips the
+    /// LIFO slot, and they are told.
+    Asleep,
+    /// In async-io's reactor (napping, or looking at it between tasks): a
+    /// woken task goes to the local queue and this worker runs it when
+    /// the reactor returns; nobody else is told.
+    InReactor,
+}
+
+/// How a worker meets async-io's reactor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IoRole {
+    /// It sleeps on its condition variable; async-io, if used, runs its
+    /// reactor on its own thread.
+    Sleeps,
+    /// It naps in the reactor.
+    Naps,
+    /// It naps in the reactor, which has given it tasks: while busy, it
+    /// also looks at the reactor every [`GLOBAL_QUEUE_INTERVAL`] tasks, so
+    /// that I/O is not left to async-io's thread while every worker runs.
+    NapsAndLooks,
+}
+
+/// Why [`Core::run_loop`] returned.
+#[derive(Debug)]
+enum Pause {
+    /// The runtime shuts down.
+    Shutdown,
+    /// The worker fell asleep in the reactor: `block_on` waits for the
+    /// nap's end.
+    #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
+    Nap(Nap),
+    /// Time to let the reactor deliver what is ready, without waiting.
+    LookAtIo,
+}
 
 /// Where [`push_local`] should put a task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +196,14 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
         looks: (0..shared.lifo_slots().len())
             .map(|_| Cell::default())
             .collect(),
-        parking: Cell::new(false),
+        phase: Cell::new(Phase::Running),
+        searching: Cell::new(false),
+        io: Cell::new(match shared.workers_drive_io() {
+            true => IoRole::Naps,
+            false => IoRole::Sleeps,
+        }),
+        reactor_work: Cell::new(ReactorWork::None),
+        nap_waker: OnceCell::new(),
         shared: Arc::as_ptr(&shared),
         tick: Cell::new(0),
         rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1)),
@@ -137,7 +211,7 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
     };
     CURRENT_CORE.with(|c| c.set(&core));
     let result = catch_unwind(AssertUnwindSafe(|| {
-        crate::context::enter_runtime(&shared, || core.run_loop(&shared))
+        crate::context::enter_runtime(&shared, || core.run(&shared))
     }));
     CURRENT_CORE.with(|c| c.set(std::ptr::null()));
     if result.is_err() {
@@ -151,33 +225,83 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
 }
 
 impl Core {
+    #[inline]
     fn push(&self, shared: &Shared, task: TaskRef, to: Push) -> Pushed {
         let task = match to {
-            Push::Next if !self.parking.get() => match self.lifo(shared).push(task) {
-                Some(bumped) => bumped,
-                None => return Pushed::Private,
+            Push::Next => match self.phase.get() {
+                Phase::Running => match self.lifo(shared).push(task) {
+                    Some(bumped) => bumped,
+                    None => return Pushed::Private,
+                },
+                Phase::Asleep => task,
+                Phase::Unwatched | Phase::InReactor => return self.wake_aside(shared, task),
             },
-            Push::Next | Push::Back => task,
+            // A spawn, or a task woken during its own poll: never in the
+            // reactor, but for a user's waker that spawns, which is told
+            // to the others like any push.
+            Push::Back => task,
         };
         self.local.push(task);
         Pushed::Stealable
+    }
+
+    /// [`push`](Core::push) of a woken task in the phases of a worker that
+    /// drives the reactor, out of line so that the common path stays
+    /// short.
+    #[cold]
+    #[inline(never)]
+    fn wake_aside(&self, shared: &Shared, task: TaskRef) -> Pushed {
+        if self.phase.get() == Phase::InReactor {
+            self.local.push(task);
+            self.got_reactor_work();
+            return Pushed::Private;
+        }
+        // Unwatched: the first task this worker may leave in its LIFO slot
+        // since it woke for the reactor's tasks; make sure a sleeper
+        // watches it.
+        self.phase.set(Phase::Running);
+        shared.idle.call_watcher();
+        match self.lifo(shared).push(task) {
+            Some(bumped) => {
+                self.local.push(bumped);
+                Pushed::Stealable
+            }
+            None => Pushed::Private,
+        }
+    }
+
+    /// Runs the worker until shutdown: in async-io's `block_on` if it
+    /// drives the reactor, else parking on its condition variable.
+    fn run(&self, shared: &Shared) {
+        #[cfg(feature = "async-io")]
+        if self.io.get() != IoRole::Sleeps {
+            return reactor::run(self, shared);
+        }
+        let pause = self.run_loop(shared);
+        debug_assert!(matches!(pause, Pause::Shutdown), "{pause:?}");
     }
 
     fn lifo<'a>(&self, shared: &'a Shared) -> &'a LifoSlot {
         &shared.lifo_slots()[self.id]
     }
 
-    fn run_loop(&self, shared: &Shared) {
-        let mut searching = false;
+    /// Finds and runs tasks until the runtime shuts down, or, when this
+    /// worker drives the reactor, until it naps or should look at the
+    /// reactor (then `reactor.rs` calls it again).
+    fn run_loop(&self, shared: &Shared) -> Pause {
         while !shared.is_shutdown() {
             let tick = self.tick.get().wrapping_add(1);
             self.tick.set(tick);
             // A worker that never runs out of tasks never parks, where
-            // timers are fired otherwise: look now and then (`pace.rs`).
+            // timers are fired (and the reactor waited in) otherwise: fire
+            // them now and then (`pace.rs`), and look at the reactor.
             self.pace.tick(&shared.timers);
+            if tick % GLOBAL_QUEUE_INTERVAL == 0 && self.io.get() == IoRole::NapsAndLooks {
+                return Pause::LookAtIo;
+            }
             if let Some(task) = self.find_task(shared, tick) {
-                if searching {
-                    searching = false;
+                if self.searching.get() {
+                    self.searching.set(false);
                     if shared.idle.stop_searching() {
                         // We were the last searcher: pass the baton.
                         shared.idle.notify_work();
@@ -192,9 +316,11 @@ impl Core {
             if shared.timers.fire_expired() {
                 continue; // a woken task may be in our queue now
             }
-            self.park(shared, searching);
-            searching = true;
+            if let Some(nap) = self.park(shared) {
+                return Pause::Nap(nap);
+            }
         }
+        Pause::Shutdown
     }
 
     fn find_task(&self, shared: &Shared, tick: u32) -> Option<TaskRef> {
@@ -218,15 +344,82 @@ impl Core {
     }
 
     /// Falls asleep following the protocol in `idle.rs`; the worker is
-    /// searching when it wakes.
-    fn park(&self, shared: &Shared, searching: bool) {
+    /// searching when it wakes. A worker that drives the reactor returns
+    /// the nap it fell into instead, unless it found work after all.
+    fn park(&self, shared: &Shared) -> Option<Nap> {
         // Tasks this worker spawned and others freed: their memory goes
         // back while the worker has nothing better to do.
         crate::pool::drain();
-        self.parking.set(true);
+        self.phase.set(Phase::Asleep);
         let bed = Bed { core: self, shared };
-        shared.idle.sleep(self.id, searching, &bed);
-        self.parking.set(false);
+        let searching = self.searching.get();
+        let nap = match self.io.get() {
+            IoRole::Sleeps => {
+                shared.idle.sleep(self.id, searching, &bed);
+                None
+            }
+            IoRole::Naps | IoRole::NapsAndLooks => {
+                shared.idle.fall_asleep(self.id, searching, &bed)
+            }
+        };
+        match nap {
+            Some(_) => self.phase.set(Phase::InReactor),
+            None => {
+                self.searching.set(true);
+                self.phase.set(Phase::Running);
+            }
+        }
+        nap
+    }
+
+    /// A nap ended (`woken`): back to running. A worker that runs its own
+    /// tasks, not counted as searching, wakes another only if it has more
+    /// than one (so that it can steal), as tokio's do.
+    #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
+    fn wake_from_nap(&self, shared: &Shared, nap: Nap, woken: Woken) {
+        shared.left_idleness();
+        self.phase.set(Phase::Asleep);
+        self.reactor_work.set(ReactorWork::None);
+        let bed = Bed { core: self, shared };
+        match shared.idle.wake_up(self.id, nap, woken, &bed) {
+            Awake::Searching => {
+                self.searching.set(true);
+                self.phase.set(Phase::Running);
+            }
+            Awake::Running => {
+                self.searching.set(false);
+                self.phase.set(Phase::Unwatched);
+                self.tell_others_if_queued(shared);
+            }
+        }
+    }
+
+    /// Back from a look at the reactor between tasks.
+    #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
+    fn back_from_look(&self, shared: &Shared) {
+        self.phase.set(Phase::Running);
+        self.reactor_work.set(ReactorWork::None);
+        self.tell_others_if_queued(shared);
+    }
+
+    /// The reactor left tasks in our queue: if more than one, another
+    /// worker may take some.
+    fn tell_others_if_queued(&self, shared: &Shared) {
+        if self.local.len() > 1 {
+            shared.idle.notify_work();
+        }
+    }
+
+    /// A task woken on this thread while in the reactor went to our queue:
+    /// the reactor gives this worker I/O, so it looks at it while busy
+    /// from now on, and a nap ends (its `block_on` polls it again).
+    fn got_reactor_work(&self) {
+        self.io.set(IoRole::NapsAndLooks);
+        if self.reactor_work.replace(ReactorWork::Queued) == ReactorWork::None {
+            if let Some(waker) = self.nap_waker.get() {
+                waker.wake_by_ref();
+            }
+        }
     }
 
     /// The watch (`idle.rs`), as it starts: what each other worker's LIFO
@@ -276,9 +469,11 @@ impl idle::Bed for Bed<'_> {
             .timers
             .next_deadline()
             .is_some_and(|d| d <= shared.timers.now());
+        // A worker that drives the reactor jumps a paused clock only after
+        // the reactor delivered what was ready (`reactor.rs`).
         due || shared.is_shutdown()
             || queue::any_work(shared.injector(), shared.stealers())
-            || shared.auto_advance()
+            || (self.core.io.get() == IoRole::Sleeps && shared.auto_advance())
     }
 
     fn wake_at(&self) -> Option<Instant> {

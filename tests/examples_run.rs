@@ -3,8 +3,9 @@
 //! The examples are found by listing the directory (`examples/<name>.rs`
 //! and `examples/<name>/main.rs`), so a new example is covered without
 //! touching this file. They are built once, in release mode, with the
-//! same cargo that runs this test, then each binary runs on its own with
-//! a time limit; a failure shows the example's output.
+//! same cargo that runs this test and its `async-io` feature, then each
+//! binary runs on its own with a time limit; a failure shows the
+//! example's output.
 
 mod support;
 
@@ -92,6 +93,12 @@ fn every_example_runs_and_exits_cleanly() {
     }
 
     let target = target_dir(manifest_dir);
+    // Built as this test was: without the `async-io` feature when it is
+    // off, so that the examples run on async-io's own thread then.
+    let features: &[&str] = match cfg!(feature = "async-io") {
+        true => &[],
+        false => &["--no-default-features"],
+    };
     let build = Command::new(env!("CARGO"))
         .args([
             "build",
@@ -101,6 +108,7 @@ fn every_example_runs_and_exits_cleanly() {
             "--manifest-path",
         ])
         .arg(manifest_dir.join("Cargo.toml"))
+        .args(features)
         .arg("--target-dir")
         .arg(&target)
         .current_dir(manifest_dir)

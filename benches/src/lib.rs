@@ -2,7 +2,9 @@
 //! `CancellationToken`) and smol (`async-executor`): the workloads that the
 //! criterion benchmarks time (`cancel.rs`, `schedule.rs` at the package's
 //! root), that the memory table measures (`memory.rs`) and that the
-//! `count` driver repeats under callgrind (`src/bin/count.rs`).
+//! `count` driver repeats under callgrind (`src/bin/count.rs`); and the
+//! `io` group's echo servers (`echo.rs`, run by `src/bin/echo.rs` against
+//! the load generator `src/bin/load.rs`).
 //!
 //! One workload is one function per runtime, returning the measured time
 //! of one iteration; the same function serves all three uses, so what is
@@ -10,6 +12,7 @@
 //! says what each one times for each runtime.
 
 pub mod cancel;
+pub mod echo;
 pub mod latch;
 pub mod latency;
 pub mod parked;

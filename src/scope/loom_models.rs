@@ -126,8 +126,9 @@ fn parent_and_child_cancelled_at_once() {
 }
 
 /// A linked scope's cancel racing its parent's end: the cancel either
-/// reaches the parent (which then ends cancelled, `LinkedChild`) or finds
-/// the linked scope already gone and does nothing; the tree empties.
+/// reaches the parent (whose node is then cancelled, `LinkedChild`) or
+/// finds the linked scope already gone and does nothing; the tree
+/// empties.
 #[test]
 fn linked_cancel_racing_the_parents_end() {
     loom::model(|| {

@@ -363,7 +363,7 @@ impl Sleep {
             None => {
                 let (key, earliest) = timers.insert(deadline, cx.waker().clone());
                 if earliest {
-                    shared.idle.notify_timer();
+                    shared.timer_set(deadline);
                 }
                 self.key = Some(key);
             }

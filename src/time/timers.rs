@@ -58,7 +58,7 @@ impl Timers {
     }
 
     /// Adds a timer; returns its key and whether it is now the earliest
-    /// (the caller then tells the sleepers: `Idle::notify_timer`).
+    /// (the caller then tells the sleepers: `Shared::timer_set`).
     pub(crate) fn insert(&self, deadline: Instant, waker: Waker) -> (TimerKey, bool) {
         let mut map = self.map.lock();
         let key = (deadline, map.next_seq);

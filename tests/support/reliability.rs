@@ -1,7 +1,9 @@
 //! Helpers of the reliability suites `stress`, `faults` and `bad_input`
-//! only: a child process for scenarios that may abort the whole process, a
-//! seeded random number generator, a check that every worker thread still
-//! serves tasks, and wakers and futures that misbehave.
+//! only (and of `io_driver`, for a test that must have the process, and
+//! so async-io's reactor, to itself): a child process for scenarios that
+//! may abort the whole process, a seeded random number generator, a check
+//! that every worker thread still serves tasks, and wakers and futures
+//! that misbehave.
 //!
 //! Only the suites that need it include this file, beside the support
 //! module it builds on:

@@ -26,7 +26,7 @@ impl NodeRef {
         let waker = waker_fn::waker_fn(move || node.deadline_passed());
         let (timer, earliest) = timers.insert(at, waker);
         if earliest {
-            self.shared().idle.notify_timer();
+            self.shared().timer_set(at);
         }
         let due = self.with(|st, later| {
             let over = self.life.load().phase() == super::life::Phase::Removed;
