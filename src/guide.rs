@@ -451,8 +451,8 @@
 //! # Owning resources
 //!
 //! A scope owns more than its tasks. Four things bind resources and
-//! helpers to a scope's life, so that nothing outlives it and nothing is
-//! released under work that still uses it.
+//! background work to a scope's life, so that nothing outlives it and
+//! nothing is released under work that still uses it.
 //!
 //! **Cleanups: [`Scope::defer`](crate::Scope::defer).** A cleanup
 //! registered on a scope runs once the scope's body, every task, every

@@ -102,8 +102,8 @@
 //!
 //! The [`guide`] shows how to write real programs: I/O, blocking work,
 //! `select` with `cancelled()`, pipelines over channels, graceful
-//! shutdown, owning resources, collecting results, and cancel safety. The guide to the
-//! design is `ARCHITECTURE.md` in the repository.
+//! shutdown, owning resources, collecting results, and cancel safety. The
+//! guide to the design is `ARCHITECTURE.md` in the repository.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
