@@ -105,6 +105,10 @@ pub enum CancelReason {
     /// The runtime was shut down while the task was still alive, or the
     /// scope was opened after the shutdown began.
     Shutdown,
+    /// A daemon ([`Scope::spawn_daemon`](crate::Scope::spawn_daemon)):
+    /// the rest of its scope's work had ended, so the scope stopped it.
+    /// This cancel interrupts nothing of the scope's own.
+    DaemonStopped,
 }
 
 impl Cancelled {
@@ -303,6 +307,9 @@ impl fmt::Display for CancelReason {
             CancelReason::ScopeDropped => f.write_str("the scope's future was dropped"),
             CancelReason::ScopeEnded => f.write_str("the scope had already ended"),
             CancelReason::Shutdown => f.write_str("the runtime shut down"),
+            CancelReason::DaemonStopped => {
+                f.write_str("the rest of the scope's work ended: its daemons are stopped")
+            }
         }
     }
 }
@@ -402,7 +409,8 @@ impl CancelCell {
             7 => CancelReason::Lost,
             8 => CancelReason::ScopeDropped,
             9 => CancelReason::ScopeEnded,
-            _ => CancelReason::Shutdown,
+            10 => CancelReason::Shutdown,
+            _ => CancelReason::DaemonStopped,
         };
         Some(Cancelled::new(reason))
     }
@@ -442,6 +450,7 @@ impl CancelCell {
             CancelReason::ScopeDropped => 8,
             CancelReason::ScopeEnded => 9,
             CancelReason::Shutdown => 10,
+            CancelReason::DaemonStopped => 11,
         }
     }
 }
@@ -465,6 +474,7 @@ mod tests {
             CancelReason::ScopeDropped,
             CancelReason::ScopeEnded,
             CancelReason::Shutdown,
+            CancelReason::DaemonStopped,
         ];
         for reason in reasons {
             let cell = CancelCell::unpublished();

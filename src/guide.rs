@@ -1,10 +1,10 @@
 //! A guide to writing real programs: I/O, blocking work, busy tasks and
-//! the budget, `select`, channels, shutdown, collecting results, and
-//! cancel safety.
+//! the budget, `select`, channels, shutdown, owning resources, collecting
+//! results, and cancel safety.
 //!
 //! This module holds no code, only this page. Each section has an example
 //! that runs as a test; the `examples/` directory has whole programs
-//! (`echo_server`, `fan_out`, `pipeline`, `blocking`).
+//! (`echo_server`, `fan_out`, `pipeline`, `blocking`, `resources`).
 //!
 //! The one rule behind every section: **every task belongs to a scope,
 //! and cancelling a scope drops its futures at their next `.await`**. A
@@ -470,6 +470,131 @@
 //! The process-wide runtime behind
 //! [`runtime::block_on`](crate::runtime::block_on) is never shut down: a
 //! closure still running on it when `main` returns ends with the process.
+//!
+//! # Owning resources
+//!
+//! A scope owns more than its tasks. Four things bind resources and
+//! background work to a scope's life, so that nothing outlives it and
+//! nothing is released under work that still uses it.
+//!
+//! **Cleanups: [`Scope::defer`](crate::Scope::defer).** A cleanup
+//! registered on a scope runs once the scope's body, every task, every
+//! nested scope and every daemon have ended, and before the scope future
+//! completes. The rules:
+//!
+//! - **Order:** newest first, one at a time (a cleanup and everything it
+//!   started end before the next begins): register a resource's cleanup
+//!   right after acquiring it, and what depends on it is released first.
+//! - **When:** after the last piece of work, however the scope ends: it
+//!   completed, was cancelled, failed (`try_scope`) or panicked. A task
+//!   may still register cleanups while the body is done and tasks run;
+//!   once the cleanups have begun the scope refuses tasks and cleanups
+//!   ([`DeferRefused`](crate::DeferRefused)).
+//! - **What a cleanup sees:** a [`ScopeEnd`](crate::ScopeEnd) saying how
+//!   the scope ended, which agrees with the scope's result
+//!   (`Completed { cancel }` is `Ok`, with the cancel that interrupted
+//!   nothing, if one came). An async cleanup
+//!   ([`defer_async`](crate::Scope::defer_async)) also gets a scope of its
+//!   own to spawn into, and an optional grace period
+//!   ([`defer_async_within`](crate::Scope::defer_async_within)) after
+//!   which it is cut.
+//! - **Shielded:** a cancel of the scope or its ancestors does not reach
+//!   its cleanups (a shutdown does: the cleanups not started are still
+//!   called, a `defer` closure to its end, a `defer_async` one's future
+//!   dropped unpolled).
+//! - **Panics:** a cleanup's panic is kept, the others still run, and the
+//!   scope resumes it at its end; a panic of the body or a task came
+//!   first, and wins.
+//! - **A dropped scope future:** the scope is cancelled; its cleanups run
+//!   on the workers once its last task ended, and its parent waits for
+//!   them.
+//!
+//! This is what async `Drop` would be: Rust cannot await in `Drop`, and a
+//! cancelled future is dropped where it stands. `defer_async` is the
+//! asynchronous release of what the scope acquired (close a connection
+//! politely, flush a log, delete a directory through `spawn_blocking`),
+//! run when the scope is done with it, whichever way it ends; a plain
+//! `Drop` still runs for what a dropped future held, but cannot await.
+//!
+//! ```
+//! use cancel_scope::{move_on_after, runtime, time::sleep, ScopeEnd};
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//!
+//! let log = Arc::new(Mutex::new(Vec::new()));
+//! let l = log.clone();
+//! let out = runtime::block_on(move_on_after(Duration::from_millis(10), |s| async move {
+//!     let (pool, file) = (l.clone(), l.clone());
+//!     // Acquired first: released last.
+//!     s.defer_async(move |_, end| async move {
+//!         sleep(Duration::from_millis(1)).await; // a polite goodbye to the database
+//!         pool.lock().unwrap().push(format!("pool closed, the scope {}", describe(&end)));
+//!     })
+//!     .unwrap();
+//!     s.defer(move |_| file.lock().unwrap().push("temporary file removed".to_string()))
+//!         .unwrap();
+//!     sleep(Duration::from_secs(60)).await; // the work, cut by the deadline
+//! }));
+//! fn describe(end: &ScopeEnd) -> &'static str {
+//!     match end {
+//!         ScopeEnd::Completed { .. } => "completed",
+//!         ScopeEnd::Cancelled(_) => "was cancelled",
+//!         ScopeEnd::Failed => "failed",
+//!         _ => "panicked",
+//!     }
+//! }
+//! assert!(out.is_err());
+//! assert_eq!(
+//!     *log.lock().unwrap(),
+//!     ["temporary file removed", "pool closed, the scope was cancelled"]
+//! );
+//! ```
+//!
+//! **Cancel handlers: [`Scope::on_cancel`](crate::Scope::on_cancel).**
+//! Code that cannot await a cancellation (a blocking read, a callback
+//! API) is stopped by a handler: a closure that runs once, on the
+//! cancelling thread, with the scope's `Cancelled`, before the scope's
+//! idle tasks are dropped, outside every lock of the runtime. It should
+//! be short and not block. Dropping its guard unregisters it (waiting
+//! for it if another thread is running it). The example `resources` shuts
+//! a blocking closure's work down this way.
+//!
+//! **Daemons: [`Scope::spawn_daemon`](crate::Scope::spawn_daemon).** A
+//! heartbeat, a watcher, a background flusher: a task the scope does not
+//! wait for. Once everything else in the scope has ended, the scope stops
+//! its daemons (`CancelReason::DaemonStopped`), which interrupts nothing
+//! of the scope's (it ends `Ok`), then runs its cleanups. What a daemon
+//! spawns into the scope, or opens, is daemon work too.
+//!
+//! **A readiness handshake: [`Scope::spawn_ready`](crate::Scope::spawn_ready).**
+//! A server must listen before its clients start: the task sends a value
+//! when it is ready, and the caller awaits it, then goes on while the task
+//! serves. If the task fails first, the caller gets its output (the bind
+//! error); dropping the wait before the task is ready (a startup timeout)
+//! cancels the task.
+//!
+//! ```
+//! use cancel_scope::{runtime, scope, time::sleep};
+//! use std::time::Duration;
+//!
+//! let out = runtime::block_on(scope(|s| async move {
+//!     s.spawn_daemon(async {
+//!         loop {
+//!             sleep(Duration::from_millis(5)).await; // a heartbeat
+//!         }
+//!     });
+//!     let (port, server) = s
+//!         .spawn_ready(|ready| async move {
+//!             ready.send(8080); // bound and listening
+//!             sleep(Duration::from_millis(20)).await; // serving
+//!         })
+//!         .await
+//!         .unwrap();
+//!     server.await.unwrap();
+//!     port
+//! }));
+//! assert_eq!(out, Ok(8080)); // the heartbeat did not keep the scope open
+//! ```
 //!
 //! # Collecting results
 //!

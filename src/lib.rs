@@ -79,10 +79,31 @@
 //! gives task outputs in the order they complete, even after a deadline
 //! cancelled their scope.
 //!
+//! A scope owns more than its tasks: cleanups that run once its work is
+//! over, however it ends ([`Scope::defer`], the async `Drop` Rust lacks),
+//! handlers called when it is cancelled ([`Scope::on_cancel`]), daemons it
+//! stops instead of waiting for ([`Scope::spawn_daemon`]), and tasks it
+//! starts and waits for until they are ready ([`Scope::spawn_ready`]):
+//!
+//! ```
+//! use cancel_scope::{runtime, scope};
+//!
+//! let out = runtime::block_on(scope(|s| async move {
+//!     s.defer(|end| println!("closing the pool: {end:?}")).unwrap();
+//!     let (port, server) = s
+//!         .spawn_ready(|ready| async move { ready.send(8080) })
+//!         .await
+//!         .unwrap();
+//!     server.await.unwrap();
+//!     port
+//! }));
+//! assert_eq!(out, Ok(8080));
+//! ```
+//!
 //! The [`guide`] shows how to write real programs: I/O, blocking work,
 //! `select` with `cancelled()`, pipelines over channels, graceful
-//! shutdown, collecting results, and cancel safety. The guide to the
-//! design is `ARCHITECTURE.md` in the repository.
+//! shutdown, owning resources, collecting results, and cancel safety. The
+//! guide to the design is `ARCHITECTURE.md` in the repository.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -110,7 +131,8 @@ mod worker;
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
     linked_scope, move_on_after, race_ok, scope, shielded_scope, supervisor_scope, try_scope,
-    CancelHandle, JoinSet, Scope, ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState,
-    ShieldedScope, TreeSnapshot, TryScope, WaitCancelled,
+    CancelHandle, DeferRefused, JoinSet, NotReady, OnCancelGuard, Ready, Scope, ScopeEnd,
+    ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState, ShieldedScope, Starting, TreeSnapshot,
+    TryScope, WaitCancelled,
 };
 pub use task::{JoinHandle, TaskCancelHandle};

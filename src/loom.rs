@@ -115,7 +115,6 @@ pub(crate) mod sync {
             self.0.notify_one();
         }
 
-        #[cfg(test)]
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
         }
@@ -129,12 +128,21 @@ pub(crate) mod sync {
 }
 
 /// Giving up the core in a wait loop: loom's yield, which lets the model
-/// run another thread, or the OS's.
+/// run another thread, or the OS's; and which thread this is (loom's
+/// threads share the OS's).
 pub(crate) mod thread {
     #[cfg(cancel_scope_loom)]
-    pub(crate) use ::loom::thread::yield_now;
+    pub(crate) use ::loom::thread::{yield_now, ThreadId};
     #[cfg(not(cancel_scope_loom))]
-    pub(crate) use std::thread::yield_now;
+    pub(crate) use std::thread::{yield_now, ThreadId};
+
+    /// The id of the calling thread.
+    pub(crate) fn current_id() -> ThreadId {
+        #[cfg(cancel_scope_loom)]
+        return ::loom::thread::current().id();
+        #[cfg(not(cancel_scope_loom))]
+        return std::thread::current().id();
+    }
 }
 
 /// A cell whose accesses loom can check: loom's own under the model, a

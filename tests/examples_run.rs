@@ -82,6 +82,7 @@ fn every_example_runs_and_exits_cleanly() {
         "blocking",
         "echo_server",
         "supervisor",
+        "resources",
         "timeline",
         "tree_view",
         "work_stealing",

@@ -503,8 +503,10 @@ fn names_show_in_the_tree_view_and_in_debug() {
                 let ready = Countdown::new(1);
                 let r = ready.clone();
                 s.spawn(
-                    scope(|_| async move {
-                        r.arrive();
+                    scope(|inner| async move {
+                        // A spawn publishes the scope before its task
+                        // can arrive: the view then surely shows it.
+                        drop(inner.spawn(async move { r.arrive() }));
                         std::future::pending::<()>().await
                     })
                     .named(format!("connection {}", 7)),

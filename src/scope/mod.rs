@@ -22,28 +22,42 @@
 //! - `join_set.rs`: [`JoinSet`], task outputs in the order they complete;
 //! - `shield.rs`, `wait.rs`: [`shielded_scope`], [`Scope::cancelled`];
 //! - `try_scope.rs`, `race.rs`: the error and race policies;
-//! - `snapshot.rs`: the tree view's data ([`TreeSnapshot`]).
+//! - `snapshot.rs`: the tree view's data ([`TreeSnapshot`]);
+//! - what a scope owns beyond its tasks: `defer.rs` (cleanups,
+//!   [`Scope::defer`], [`ScopeEnd`]), `on_cancel.rs` (cancel handlers,
+//!   [`Scope::on_cancel`]), `daemon.rs` ([`Scope::spawn_daemon`]),
+//!   `ready.rs` (the readiness handshake, [`Scope::spawn_ready`]).
 
 mod binding;
 mod blocking;
+mod daemon;
+mod defer;
 mod future;
 mod handle;
 mod join_set;
 mod local;
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models;
+#[cfg(all(test, cancel_scope_loom))]
+mod loom_models_owned;
+mod on_cancel;
 mod race;
+mod ready;
 mod shield;
 pub(crate) mod snapshot;
 pub(crate) mod tree;
 mod try_scope;
 mod wait;
 
+pub(crate) use defer::run_cleanups;
+pub use defer::{DeferRefused, ScopeEnd};
 pub use future::ScopeFuture;
 pub use handle::CancelHandle;
 pub use join_set::JoinSet;
 pub use local::ScopeLocal;
+pub use on_cancel::OnCancelGuard;
 pub use race::race_ok;
+pub use ready::{NotReady, Ready, Starting};
 pub use shield::{shielded_scope, ShieldedScope};
 pub use snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
 pub use try_scope::{try_scope, TryScope};
@@ -318,6 +332,9 @@ impl Scope {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        if let Some(daemons) = self.daemon_redirect() {
+            return Scope { node: daemons }.spawn(future);
+        }
         let binding = TaskBinding {
             node: self.node.as_ptr(),
         };
@@ -415,6 +432,9 @@ impl Scope {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        if let Some(daemons) = self.daemon_redirect() {
+            return Scope { node: daemons }.spawn_blocking(f);
+        }
         let binding = BlockingBinding(TaskBinding {
             node: self.node.as_ptr(),
         });

@@ -6,10 +6,15 @@
 //! renders as an indented text tree:
 //!
 //! ```text
-//! scope #0 "server" running, 1 task, opened at src/main.rs:9:22
-//! ├── scope #1 running [linked], 2 tasks, opened at src/main.rs:12:13
+//! scope #0 "server" running [2 cleanups], 1 task, opened at src/main.rs:9:22
+//! ├── scope #3 "daemons" running [daemons], 1 task, opened at src/main.rs:9:22
+//! ├── scope #1 running [linked, 1 not ready], 2 tasks, opened at src/main.rs:12:13
 //! └── scope #2 cancelling [shielded, deadline in 250ms], 1 task, opened at src/main.rs:20:13
 //! ```
+//!
+//! A scope's daemons are a child scope of their own, named `"daemons"`;
+//! a scope running its cleanups is `cleaning up`, with a shielded child
+//! `"cleanups"` and, below it, the `"cleanup"` scope of the one running.
 
 use std::fmt;
 use std::panic::Location;
@@ -76,6 +81,10 @@ pub struct ScopeSnapshot {
     pub(crate) location: &'static Location<'static>,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) supervisor: bool,
+    pub(crate) daemons: bool,
+    pub(crate) pending_cleanups: usize,
+    pub(crate) cancel_handlers: usize,
+    pub(crate) tasks_not_ready: usize,
 }
 
 /// Where a scope is in its life.
@@ -92,6 +101,10 @@ pub enum ScopeState {
     /// Its future was dropped (for a shield: detached) and it waits for its
     /// remaining tasks before it leaves the tree.
     Detached,
+    /// Its body, tasks, nested scopes and daemons have ended, and it runs
+    /// its cleanups ([`Scope::defer`](crate::Scope::defer)), in a child
+    /// scope named `"cleanups"`.
+    CleaningUp,
 }
 
 impl TreeSnapshot {
@@ -182,6 +195,30 @@ impl ScopeSnapshot {
     pub fn is_supervisor(&self) -> bool {
         self.supervisor
     }
+
+    /// Whether it is the scope of its parent's daemons
+    /// ([`Scope::spawn_daemon`](crate::Scope::spawn_daemon)).
+    pub fn is_daemons(&self) -> bool {
+        self.daemons
+    }
+
+    /// Cleanups registered and not started yet
+    /// ([`Scope::defer`](crate::Scope::defer)).
+    pub fn pending_cleanups(&self) -> usize {
+        self.pending_cleanups
+    }
+
+    /// Cancel handlers waiting for a cancel
+    /// ([`Scope::on_cancel`](crate::Scope::on_cancel)).
+    pub fn cancel_handlers(&self) -> usize {
+        self.cancel_handlers
+    }
+
+    /// Tasks spawned with [`Scope::spawn_ready`](crate::Scope::spawn_ready)
+    /// that have not said they are ready.
+    pub fn tasks_not_ready(&self) -> usize {
+        self.tasks_not_ready
+    }
 }
 
 impl fmt::Display for ScopeState {
@@ -191,6 +228,7 @@ impl fmt::Display for ScopeState {
             ScopeState::Finishing => "finishing",
             ScopeState::Cancelling => "cancelling",
             ScopeState::Detached => "detached",
+            ScopeState::CleaningUp => "cleaning up",
         })
     }
 }
@@ -213,8 +251,23 @@ impl fmt::Display for ScopeSnapshot {
         if self.shielded {
             flags.push("shielded".to_string());
         }
+        if self.daemons {
+            flags.push("daemons".to_string());
+        }
         if let Some(left) = self.deadline_in {
             flags.push(format!("deadline in {left:?}"));
+        }
+        let counted = [
+            (self.pending_cleanups, "cleanup", "cleanups"),
+            (self.cancel_handlers, "cancel handler", "cancel handlers"),
+            (self.tasks_not_ready, "not ready", "not ready"),
+        ];
+        for (n, one, many) in counted {
+            match n {
+                0 => {}
+                1 => flags.push(format!("1 {one}")),
+                n => flags.push(format!("{n} {many}")),
+            }
         }
         if !flags.is_empty() {
             write!(f, " [{}]", flags.join(", "))?;

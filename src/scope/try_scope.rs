@@ -125,6 +125,8 @@ impl<E: Send + 'static> TryScope<E> {
                 *first = Some(error);
             }
         }
+        // Its cleanups are told `Failed` (`Scope::defer`).
+        self.scope.node.note_failure();
         self.scope.node.cancel(CancelReason::Failed, Links::Follow);
     }
 }

@@ -58,6 +58,8 @@ pub(super) fn render(trace: &Trace) -> String {
                     ScopeKind::Linked => "linked",
                     ScopeKind::Shielded => "shielded",
                     ScopeKind::Supervisor => "supervisor",
+                    ScopeKind::Daemons => "daemons",
+                    ScopeKind::Cleanups => "cleanups",
                     #[allow(unreachable_patterns)]
                     _ => "other",
                 };

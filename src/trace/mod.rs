@@ -162,6 +162,11 @@ pub enum ScopeKind {
     Shielded,
     /// A `supervisor_scope`.
     Supervisor,
+    /// The scope of a scope's daemons (`Scope::spawn_daemon`).
+    Daemons,
+    /// The scope in which a scope's cleanups run (`Scope::defer`), each
+    /// in a scope named `"cleanup"` below it.
+    Cleanups,
 }
 
 /// What an [`Event`] records. Scopes are named by their ids

@@ -164,6 +164,8 @@ pub(super) fn render(trace: &Trace) -> String {
             ScopeKind::Shielded => "#7fb3d5",
             ScopeKind::Linked => "#c39bd3",
             ScopeKind::Supervisor => "#82c79a",
+            ScopeKind::Daemons => "#d7bde2",
+            ScopeKind::Cleanups => "#f0b27a",
             _ => "#aab7b8",
         };
         let _ = write!(
@@ -303,6 +305,8 @@ fn kind_name(kind: ScopeKind) -> &'static str {
         ScopeKind::Linked => "linked",
         ScopeKind::Shielded => "shielded",
         ScopeKind::Supervisor => "supervisor",
+        ScopeKind::Daemons => "daemons",
+        ScopeKind::Cleanups => "cleanups",
         _ => "scope",
     }
 }

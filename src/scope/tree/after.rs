@@ -1,12 +1,14 @@
 //! [`After`]: what a lock holder found to do, done once the lock is gone.
 //!
-//! Waking a waker, dropping a waker, a task or a panic payload, and removing
-//! a timer can all run user code or take another lock; none may happen
+//! Waking a waker, dropping a waker, a task or a panic payload, removing
+//! a timer, and running a cancel walk's claimed handlers can all run user
+//! code or take another lock; none may happen
 //! under a node's lock (tree invariant 3). Code under a lock hands them to
 //! an `After`, run once the lock is released ([`Node::with`](super::Node::with)
 //! does both; the cancel walk and `release_task` pair them by hand). It is free to build and, in the common case of
 //! nothing or one waker, allocates nothing.
 
+use super::handlers::Claimed;
 use crate::panic::{drop_catching, drop_payload, keep_first, Panic};
 use crate::task::TaskList;
 use crate::time::timers::{TimerKey, Timers};
@@ -36,6 +38,9 @@ enum Later {
     Waker(Waker),
     Panic(Panic),
     Tasks(TaskList),
+    /// Cancel handlers a walk claimed (`handlers.rs`): its step 2 takes
+    /// them out first ([`After::take_handlers`]); run here otherwise.
+    Handlers(Box<Claimed>),
 }
 
 impl After {
@@ -51,6 +56,38 @@ impl After {
 
     pub(crate) fn drop_panic(&mut self, panic: Panic) {
         self.push(Later::Panic(panic));
+    }
+
+    /// Leaves the cancel handlers a walk claimed for its step 2.
+    pub(crate) fn run_handlers(&mut self, claimed: Box<Claimed>) {
+        self.push(Later::Handlers(claimed));
+    }
+
+    /// Takes back the cancel handlers left by [`run_handlers`](After::run_handlers), to run
+    /// them before anything else.
+    pub(crate) fn take_handlers(&mut self) -> Option<Box<Claimed>> {
+        let claimed = if matches!(self.first, Some(Later::Handlers(_))) {
+            self.first.take()
+        } else if matches!(self.second, Some(Later::Handlers(_))) {
+            self.second.take()
+        } else {
+            let at = self
+                .later
+                .iter()
+                .position(|l| matches!(l, Later::Handlers(_)))?;
+            Some(self.later.remove(at))
+        };
+        // `run` looks at `first` alone to see whether anything is left.
+        if self.first.is_none() {
+            self.first = self.second.take();
+        }
+        if self.second.is_none() && !self.later.is_empty() {
+            self.second = Some(self.later.remove(0));
+        }
+        match claimed {
+            Some(Later::Handlers(claimed)) => Some(claimed),
+            _ => None,
+        }
     }
 
     /// Drops a list of ended tasks (a retired node's: invariant 4).
@@ -137,6 +174,10 @@ impl After {
                 }
                 Later::Tasks(tasks) => {
                     drop(tasks);
+                    None
+                }
+                Later::Handlers(claimed) => {
+                    claimed.run();
                     None
                 }
             };

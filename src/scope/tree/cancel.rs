@@ -16,8 +16,10 @@
 //!    shielded nor marked already, by claiming its cancel cell (no lock of
 //!    the child's: the claim is what makes the list the walk's), and push
 //!    it on the stack;
-//! 2. with no lock: cancel each of its tasks (an idle one is claimed and
-//!    its future dropped right here; a running one is left to its runner),
+//! 2. with no lock: run the cancel handlers step 1 claimed, if any (rule
+//!    H in `handlers.rs`); then cancel each of its tasks (an idle one is
+//!    claimed and its future dropped right here; a running one is left to
+//!    its runner),
 //!    a long list shared with idle workers (`parallel.rs`); count the
 //!    dropped ones gone from the life word, and settle the node if that
 //!    finished it (invariant 8); wake the waiters.
@@ -31,7 +33,7 @@
 
 use super::life::{Body, Change, Phase};
 use super::tasks::Settled;
-use super::{children::children, parallel, After, Kind, Links, Node, NodeRef, State};
+use super::{children::children, handlers, parallel, After, Kind, Links, Node, NodeRef, State};
 use crate::cancelled::{CancelReason, Cause};
 use crate::panic::{keep_first, Panic};
 use crate::task::{Cancel, TaskList};
@@ -180,7 +182,11 @@ fn expand(
         }
         if this.life.load().phase() == Phase::Removed {
             // Finished and retired after its mark (its running tasks
-            // ended): retiring dropped its list; nothing is left to do.
+            // ended): retiring dropped its list; nothing is left to do
+            // but its cancel handlers, which the mark owes a run.
+            if st.rare.is_some() {
+                return handlers_of_retired(this, st);
+            }
             return;
         }
         take_for_walk(this, &mut st, reach, origin, cause, stack, &mut after)
@@ -244,6 +250,9 @@ fn cut_short(
     // on a cancelled node, so nothing is then left under its lock for a
     // retire to hand on, and its retire needs no lock.
     let plain = after.is_none();
+    if !plain {
+        run_handlers(after);
+    }
     if let Some(waker) = waker {
         wake_or_drop(this, waker);
     }
@@ -255,20 +264,27 @@ fn cut_short(
     if let Some(panic) = panic {
         let mut st = this.state.lock();
         this.store_panic_if_open(&mut st, panic, after.get_or_insert_with(After::default));
-        if dropped > 0 && this.life.tasks_ended(dropped, true) == Change::Finished {
-            settled = this.settle(&mut st, after);
+        if dropped > 0 {
+            settled = match this.life.tasks_ended(dropped, true) {
+                Change::Open => Settled::Done,
+                Change::Finished => this.settle(&mut st, after),
+                Change::Drained => Settled::Drained(this.clone()),
+            };
         }
-    } else if dropped > 0 && this.life.tasks_ended(dropped, true) == Change::Finished {
-        settled = if plain && this.life.load().body() == Body::Dropped {
+    } else if dropped > 0 {
+        settled = match this.life.tasks_ended(dropped, true) {
+            Change::Open => Settled::Done,
             // Its future is gone and its expansion took everything: the
             // life word alone retires it.
-            if this.retire_life() {
-                Settled::Leave
-            } else {
-                Settled::Done
+            Change::Finished if plain && this.life.load().body() == Body::Dropped => {
+                if this.retire_life() {
+                    Settled::Leave
+                } else {
+                    Settled::Done
+                }
             }
-        } else {
-            this.settle(&mut this.state.lock(), after)
+            Change::Finished => this.settle(&mut this.state.lock(), after),
+            Change::Drained => Settled::Drained(this.clone()),
         };
     }
     if let Settled::Wake(waker) = settled {
@@ -280,10 +296,37 @@ fn cut_short(
             this.pass_panic(panic);
         }
     }
-    if let Settled::Leave = settled {
+    match settled {
         // SAFETY: the future left its count behind; retiring hands it to
         // us.
-        Node::leave_tree(unsafe { NodeRef::from_raw(ptr) });
+        Settled::Leave => Node::leave_tree(unsafe { NodeRef::from_raw(ptr) }),
+        Settled::Drained(node) => node.drained(),
+        Settled::Done | Settled::Wake(_) => {}
+    }
+}
+
+/// The cancel handlers of a node retired between its mark and its
+/// expansion (a cancel that landed as the scope ended): run now, after
+/// the scope's end, since nothing holds a retired scope.
+#[cold]
+fn handlers_of_retired(this: &NodeRef, mut st: crate::loom::sync::MutexGuard<'_, State>) {
+    let mut after = After::default();
+    handlers::claim(this, &mut st, &mut after);
+    drop(st);
+    if let Some(claimed) = after.take_handlers() {
+        claimed.run();
+    }
+    if let Some(panic) = after.run() {
+        this.pass_panic(panic);
+    }
+}
+
+/// Step 2's first act on a node that had a rare part: the cancel handlers
+/// step 1 claimed (`handlers.rs`), run before the tasks are dropped.
+#[cold]
+fn run_handlers(after: &mut Option<After>) {
+    if let Some(claimed) = after.as_mut().and_then(After::take_handlers) {
+        claimed.run();
     }
 }
 
@@ -315,7 +358,8 @@ fn push(child: NonNull<Node>, stack: &mut Option<NonNull<Node>>) {
 
 /// Moves the wakers of the node's `cancelled()` waiters, and its deadline
 /// timer, to `after`. The caller holds the node's lock.
-fn take_rare_waiters(node: &Node, st: &mut State, after: &mut After) {
+fn take_rare_waiters(node: &NodeRef, st: &mut State, after: &mut After) {
+    handlers::claim(node, st, after);
     if let Some(rare) = st.rare.as_deref_mut() {
         for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
             after.wake(waker);
@@ -441,7 +485,7 @@ impl NodeRef {
         }
         match self.life.load_latest().phase() {
             Phase::Unpublished | Phase::Removed => {}
-            Phase::Published => walk_marked(self, Reach::Subtree, self, None),
+            Phase::Published | Phase::Cleaning => walk_marked(self, Reach::Subtree, self, None),
         }
         true
     }

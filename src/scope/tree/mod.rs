@@ -20,7 +20,12 @@
 //! - `cancel.rs`: the cancel walk, and `parallel.rs` its shared drops;
 //! - `after.rs`: the work a lock holder leaves for after the lock;
 //! - `children.rs`: the intrusive child lists;
-//! - `roots.rs`: the runtime's root scopes and the views over the tree.
+//! - `roots.rs`: the runtime's root scopes and the views over the tree;
+//! - `owned.rs`: what a scope owns beyond its tasks and children, and what
+//!   its drain does with it: `cleanup.rs` (cleanups, run in a phase of
+//!   their own once the scope drained), `handlers.rs` (cancel handlers,
+//!   run by the walk), `daemons.rs` (tasks the scope stops instead of
+//!   waiting for).
 //!
 //! # Invariants
 //!
@@ -93,9 +98,13 @@
 mod after;
 mod cancel;
 mod children;
+mod cleanup;
+mod daemons;
 mod deadline;
+mod handlers;
 mod life;
 mod node_ref;
+mod owned;
 mod parallel;
 mod publish;
 mod roots;
@@ -103,6 +112,7 @@ mod tasks;
 mod waiters;
 
 pub(crate) use after::After;
+pub(crate) use cleanup::{Cleanup, CleanupFuture};
 pub(crate) use node_ref::NodeRef;
 pub(crate) use roots::Roots;
 #[cfg(all(test, cancel_scope_loom))]
@@ -140,6 +150,10 @@ pub(crate) enum Kind {
     Linked,
     /// Cancellation of ancestors does not reach this scope or below it.
     Shielded,
+    /// A scope's daemons (`daemons.rs`): cancelled as a plain child, but
+    /// counted in its parent's `DAEMONS` flag instead of its children, so
+    /// that the parent drains without it.
+    Daemons,
 }
 
 /// Whether a cancel climbs from a linked scope to its parent
@@ -259,6 +273,8 @@ struct Rare {
     /// What the user gave `cancel_with`, here or in the ancestor whose
     /// cancellation reached this scope.
     cause: Option<Cause>,
+    /// Cleanups, cancel handlers, daemons (`owned.rs`).
+    owned: Option<Box<owned::Owned>>,
 }
 
 /// A node's deadline (invariant 7).
@@ -387,6 +403,12 @@ impl State {
         self.rare.get_or_insert_with(Box::default)
     }
 
+    /// What the scope owns beyond tasks and children, created on first
+    /// use.
+    fn owned(&mut self) -> &mut owned::Owned {
+        self.rare().owned.get_or_insert_with(Box::default)
+    }
+
     /// The cause of this node's cancellation, if one came with it.
     fn cause(&self) -> Option<Cause> {
         self.rare.as_ref().and_then(|r| r.cause.clone())
@@ -447,6 +469,7 @@ impl Rare {
             deadline: _,
             panic,
             cause,
+            owned,
         } = self;
         if let Some(payload) = panic {
             crate::panic::drop_payload(payload);
@@ -459,6 +482,11 @@ impl Rare {
         }
         if let Some(panic) = drop_catching(cause) {
             keep_first(&mut caught, panic);
+        }
+        if let Some(owned) = owned {
+            if let Some(panic) = (*owned).drop_user_values() {
+                keep_first(&mut caught, panic);
+            }
         }
         caught
     }

@@ -26,7 +26,25 @@ use std::sync::atomic::AtomicU64;
 impl Node {
     /// Opens a node under a parent, or as a root. It is unpublished (but
     /// on a recording runtime, whose timeline shows every scope).
+    #[inline(always)]
     pub(crate) fn open(
+        at: Place<'_>,
+        kind: Kind,
+        location: &'static Location<'static>,
+        options: Options,
+    ) -> NodeRef {
+        let node = Node::open_unrecorded(at, kind, location, options);
+        if node.shared().records() {
+            node.open_recorded();
+        }
+        node
+    }
+
+    /// [`open`](Node::open), unpublished even on a recording runtime: for
+    /// a node its opener publishes and records itself (a scope's daemons
+    /// or cleanup phase, joined under the parent's lock).
+    #[inline(always)]
+    pub(super) fn open_unrecorded(
         at: Place<'_>,
         kind: Kind,
         location: &'static Location<'static>,
@@ -46,7 +64,7 @@ impl Node {
             }
         };
         // SAFETY: every field is written.
-        let node = unsafe {
+        unsafe {
             NodeRef::new_in_place(|at| {
                 addr_of_mut!((*at).shared).write(shared);
                 addr_of_mut!((*at).runtime).write(runtime);
@@ -62,11 +80,7 @@ impl Node {
                 addr_of_mut!((*at).walk_next).write(UnsafeCell::new(None));
                 addr_of_mut!((*at).state).write(Mutex::new(State::new()));
             })
-        };
-        if node.shared().records() {
-            node.open_recorded();
         }
-        node
     }
 
     /// Whether this scope is cancelled: its own mark, or, while it is
@@ -188,12 +202,26 @@ impl Node {
                 node.shared().roots().release(&node);
                 return;
             };
+            if node.kind == Kind::Daemons {
+                node.hand_panic_to_parent();
+            }
             let mut pst = parent.state.lock();
             // SAFETY: rule "siblings under the parent's lock"; the node is
             // in the parent's list until this call.
             unsafe { unlink(&mut pst.first_child, &node) };
-            if parent.life.child_left() == Change::Open {
-                return;
+            let change = if node.kind == Kind::Daemons {
+                parent.life.daemons_left()
+            } else {
+                parent.life.child_left()
+            };
+            match change {
+                Change::Open => return,
+                Change::Drained => {
+                    let parent = parent.clone();
+                    drop(pst);
+                    return parent.drained();
+                }
+                Change::Finished => {}
             }
             if parent.life.load().body() == Body::Done {
                 // The parent's future retires it: wake it, once the lock
@@ -225,23 +253,32 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Records the node's opening, as `kind` (a recording runtime).
+    #[cold]
+    pub(super) fn record_open(&self, kind: ScopeKind) {
+        self.shared().record(|| EventKind::ScopeOpened {
+            scope: self.id(),
+            parent: self.parent.as_ref().map(|p| p.id()),
+            name: self.name().cloned(),
+            location: self.location,
+            kind,
+        });
+    }
+}
+
 impl NodeRef {
     /// On a recording runtime: records the opening before the node can be
     /// reached (so no cancel of it is recorded first), publishes it, and
     /// records it born cancelled if it was.
     #[cold]
     fn open_recorded(&self) {
-        self.shared().record(|| EventKind::ScopeOpened {
-            scope: self.id(),
-            parent: self.parent.as_ref().map(|p| p.id()),
-            name: self.name().cloned(),
-            location: self.location,
-            kind: match (self.kind, self.supervises) {
-                (Kind::Linked, _) => ScopeKind::Linked,
-                (Kind::Shielded, _) => ScopeKind::Shielded,
-                (Kind::Plain, true) => ScopeKind::Supervisor,
-                (Kind::Plain, false) => ScopeKind::Plain,
-            },
+        self.record_open(match (self.kind, self.supervises) {
+            (Kind::Linked, _) => ScopeKind::Linked,
+            (Kind::Shielded, _) => ScopeKind::Shielded,
+            (Kind::Daemons, _) => ScopeKind::Daemons,
+            (Kind::Plain, true) => ScopeKind::Supervisor,
+            (Kind::Plain, false) => ScopeKind::Plain,
         });
         self.publish();
         if self.cancelled.is_set() {

@@ -10,7 +10,7 @@
 //! was while the view ran.
 
 use super::children::{children, link_first, unlink};
-use super::life::Body;
+use super::life::{Body, Phase};
 use super::{Kind, Node, NodeRef, State};
 use crate::cancelled::CancelReason;
 use crate::loom::sync::Mutex;
@@ -143,12 +143,15 @@ impl Roots {
 fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot {
     let life = node.life.load();
     let state = match (node.cancelled.is_set(), life.body()) {
+        _ if life.phase() == Phase::Cleaning => ScopeState::CleaningUp,
         (_, Body::Dropped) => ScopeState::Detached,
         (true, _) => ScopeState::Cancelling,
         (false, Body::Running) => ScopeState::Running,
         (false, Body::Done) => ScopeState::Finishing,
     };
     let deadline = st.rare.as_ref().and_then(|r| r.deadline);
+    let owned = st.rare.as_ref().and_then(|r| r.owned.as_deref());
+    let (cleanups, handlers, not_ready) = owned.map_or((0, 0, 0), |o| o.counts());
     ScopeSnapshot {
         id: node.id(),
         depth,
@@ -162,6 +165,10 @@ fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot
         location: node.location,
         name: node.name().cloned(),
         supervisor: node.supervises(),
+        daemons: node.kind == Kind::Daemons,
+        pending_cleanups: cleanups,
+        cancel_handlers: handlers,
+        tasks_not_ready: not_ready,
     }
 }
 

@@ -2,7 +2,7 @@
 //! of the user code a scope runs.
 
 use super::life::{Body, Change, Phase, PANICKED};
-use super::{After, Links, Node, NodeRef, State};
+use super::{After, Kind, Links, Node, NodeRef, State};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::panic::{drop_payload, Panic};
 use crate::task::{Ended, TaskId, TaskRef};
@@ -22,6 +22,9 @@ pub(super) enum Settled {
     /// the future left, and leave the tree (`Node::retire_dropped`'s
     /// second half).
     Leave,
+    /// The change drained a scope that owns daemons or cleanups: act on
+    /// them (`NodeRef::drained`) once the lock is released.
+    Drained(NodeRef),
 }
 
 impl Node {
@@ -49,6 +52,12 @@ impl Node {
         // list's reference and, at the scope's end, to wake its future: an
         // `After` is made only for more.
         let mut after: Option<After> = None;
+        // A daemon's panic goes to the scope that owns the daemons
+        // (`daemons.rs`), which it cancels as any task's panic would.
+        let (panic, forwarded) = match panic {
+            Some(panic) if this.kind == Kind::Daemons => (None, Some((panic, this.parent.clone()))),
+            panic => (panic, None),
+        };
         let (unlisted, settled, pinned) = {
             let mut st = this.state.lock();
             let cancelled = this.cancelled.is_set();
@@ -70,6 +79,9 @@ impl Node {
             let settled = match this.life.tasks_ended(1, cut_short) {
                 Change::Open => Settled::Done,
                 Change::Finished => this.settle(&mut st, &mut after),
+                // SAFETY: the node is alive (we hold its lock), and the
+                // binding's pointer follows rule "pointers from the box".
+                Change::Drained => Settled::Drained(unsafe { NodeRef::clone_raw(node) }),
             };
             (unlisted, settled, pinned)
         };
@@ -79,6 +91,10 @@ impl Node {
         let settled = match settled {
             Settled::Wake(waker) => {
                 crate::panic::wake_contained(waker);
+                Settled::Done
+            }
+            Settled::Drained(node) => {
+                node.drained();
                 Settled::Done
             }
             other => other,
@@ -97,6 +113,9 @@ impl Node {
         // of this scope's future, which resumes it.
         if let Some(node) = pinned {
             node.cancel(CancelReason::Panicked, Links::Ignore);
+        }
+        if let Some((panic, Some(owner))) = forwarded {
+            owner.record_panic(panic);
         }
         if let Settled::Leave = settled {
             // SAFETY: the future left its count behind; retiring hands it

@@ -55,6 +55,12 @@ impl NodeRef {
                 let ptr = NodeRef::into_raw(this);
                 Node::retire_dropped(ptr);
             }
+            Change::Drained => {
+                // The count stays, before anything may retire the node.
+                let drained = this.clone();
+                let _ = NodeRef::into_raw(this);
+                drained.drained();
+            }
         }
     }
 
@@ -81,6 +87,10 @@ impl NodeRef {
         match change {
             Change::Finished => Some(self.end()),
             Change::Open => self.poll_end(waker),
+            Change::Drained => {
+                self.drained();
+                self.poll_end(waker)
+            }
         }
     }
 
@@ -114,7 +124,8 @@ impl NodeRef {
             };
         }
         let (outcome, published) = self.with(|st, after| {
-            let published = life.phase() == Phase::Published;
+            // `Published`, or `Cleaning` (its cleanups ran).
+            let published = life.phase() != Phase::Unpublished;
             let retired = self.retire(st, after);
             debug_assert!(retired, "the scope future retires its finished node");
             let life = self.life.load();
