@@ -110,6 +110,7 @@ mod worker;
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
     linked_scope, move_on_after, race_ok, scope, shielded_scope, supervisor_scope, try_scope,
+    BorrowJoinHandle, BorrowJoinSet, BorrowScope, BorrowShieldedScope, BorrowTryScope,
     CancelHandle, JoinSet, Scope, ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState,
     ShieldedScope, TreeSnapshot, TryScope, WaitCancelled,
 };

@@ -22,10 +22,14 @@
 //! - `join_set.rs`: [`JoinSet`], task outputs in the order they complete;
 //! - `shield.rs`, `wait.rs`: [`shielded_scope`], [`Scope::cancelled`];
 //! - `try_scope.rs`, `race.rs`: the error and race policies;
+//! - `borrowed/`: borrowing scopes ([`BorrowScope`]), whose tasks borrow
+//!   the data of a blocking call
+//!   ([`runtime::scoped`](crate::runtime::scoped));
 //! - `snapshot.rs`: the tree view's data ([`TreeSnapshot`]).
 
 mod binding;
 mod blocking;
+mod borrowed;
 mod future;
 mod handle;
 mod join_set;
@@ -39,6 +43,9 @@ pub(crate) mod tree;
 mod try_scope;
 mod wait;
 
+pub use borrowed::{
+    scoped, BorrowJoinHandle, BorrowJoinSet, BorrowScope, BorrowShieldedScope, BorrowTryScope,
+};
 pub use future::ScopeFuture;
 pub use handle::CancelHandle;
 pub use join_set::JoinSet;

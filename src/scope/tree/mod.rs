@@ -20,7 +20,8 @@
 //! - `cancel.rs`: the cancel walk, and `parallel.rs` its shared drops;
 //! - `after.rs`: the work a lock holder leaves for after the lock;
 //! - `children.rs`: the intrusive child lists;
-//! - `roots.rs`: the runtime's root scopes and the views over the tree.
+//! - `roots.rs`: the runtime's root scopes and the views over the tree;
+//! - `lineage.rs`: whether a node descends from another.
 //!
 //! # Invariants
 //!
@@ -95,6 +96,7 @@ mod cancel;
 mod children;
 mod deadline;
 mod life;
+mod lineage;
 mod node_ref;
 mod parallel;
 mod publish;
