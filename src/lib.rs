@@ -79,6 +79,25 @@
 //! gives task outputs in the order they complete, even after a deadline
 //! cancelled their scope.
 //!
+//! Tasks are `'static`: a scope future can be forgotten while its tasks
+//! run on. A call that blocks until its tasks have ended is the
+//! exception: [`runtime::scoped`] runs a scope whose tasks borrow the
+//! caller's data ([`BorrowScope`]):
+//!
+//! ```
+//! use cancel_scope::runtime;
+//!
+//! let mut halves = [0u64; 2];
+//! let (numbers, out) = (&[1u64, 2, 3, 4, 5, 6], &mut halves);
+//! let sums = runtime::scoped(|s| async move {
+//!     for (half, slot) in numbers.chunks(3).zip(out.iter_mut()) {
+//!         s.spawn(async move { *slot = half.iter().sum() });
+//!     }
+//! });
+//! assert!(sums.is_ok());
+//! assert_eq!(halves, [6, 15]);
+//! ```
+//!
 //! The [`guide`] shows how to write real programs: I/O, blocking work,
 //! `select` with `cancelled()`, pipelines over channels, graceful
 //! shutdown, collecting results, and cancel safety. The guide to the
