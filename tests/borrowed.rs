@@ -27,7 +27,10 @@
 //! - A clone of the scope handle kept past the call spawns nothing: the
 //!   future (and a blocking closure) is dropped unpolled, the handle says
 //!   `ScopeEnded`; a nested scope opened through it panics; one opened in
-//!   a sibling scope, outside its lender, panics too.
+//!   a sibling scope, outside its lender, panics too. A kept handle of a
+//!   nested scope that ended in its first poll refuses too; a join handle
+//!   spawned through a scope handle kept where the data lives may leave
+//!   the call, and drops its output when it is dropped, not before.
 //! - Nested scopes borrow: plain, linked, supervised, with a deadline,
 //!   shielded (the call waits for the shield after a cancel), and
 //!   `try_scope`; a nested scope's body may borrow the enclosing body's
@@ -56,7 +59,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Barrier, Mutex};
+use std::sync::{mpsc, Arc, Barrier, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::thread;
 use support::{
@@ -479,6 +482,50 @@ fn a_kept_scope_handle_spawns_nothing_after_the_call() {
         assert!(message.contains("opened outside it"), "{message}");
         assert!(!polled.load(SeqCst));
         drop(s);
+        assert_clean(&rt);
+    });
+}
+
+#[test]
+fn a_handle_kept_where_the_data_lives_drops_its_output_within_its_borrows() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let output_drops = AtomicUsize::new(0);
+        let polled = AtomicBool::new(false);
+        // Scope handles kept where the call's data lives, so borrowed for
+        // as long as the data: the root's, and a nested scope's that ended
+        // in its first poll, before it was ever in the tree.
+        let kept: OnceLock<BorrowScope<'_>> = OnceLock::new();
+        let nested: Mutex<Option<BorrowScope<'_>>> = Mutex::new(None);
+        let (outputs, polled_ref) = (&output_drops, &polled);
+        let (kept_ref, nested_ref) = (&kept, &nested);
+        let out = rt.scoped(|s| async move {
+            s.scope(|inner| async move {
+                *nested_ref.lock().unwrap() = Some(inner);
+            })
+            .await
+            .unwrap();
+            // The nested scope has ended: it refuses the task, dropping it
+            // unpolled.
+            let stray = nested_ref.lock().unwrap().take().unwrap();
+            let refused = stray.spawn(async move { polled_ref.store(true, SeqCst) });
+            assert_eq!(
+                refused.await.unwrap_err().reason(),
+                &CancelReason::ScopeEnded
+            );
+            // A join handle spawned through the kept root handle may leave
+            // the call; it holds the finished task's output until dropped.
+            let _ = kept_ref.set(s.clone());
+            let root = kept_ref.get().unwrap();
+            root.spawn(async move { Output(outputs) })
+        });
+        assert!(!polled.load(SeqCst), "a refused task was polled");
+        let handle = out.unwrap();
+        assert!(handle.is_finished());
+        assert_eq!(output_drops.load(SeqCst), 0);
+        // The output is dropped by its handle, while what it borrows lives.
+        drop(handle);
+        assert_eq!(output_drops.load(SeqCst), 1);
         assert_clean(&rt);
     });
 }

@@ -79,9 +79,10 @@ use std::thread;
 /// Only once the body's task and every task of the scope and of every
 /// scope below it have ended and been dropped, and their outputs dropped
 /// by their handles, on every path: a normal end, a cancel, a deadline, a
-/// panicking task, body or `Drop`. A [`BorrowJoinHandle`] cannot outlive
-/// the call (it borrows the scope handle it came from); one forgotten with
-/// `mem::forget` leaks its output, never drops it late. A clone of the
+/// panicking task, body or `Drop`. A [`BorrowJoinHandle`] borrows the
+/// scope handle it came from, so it stays in the body or task that holds
+/// that, and never outlives the data; only it drops its output, and one
+/// forgotten with `mem::forget` leaks the output, never drops it late. A clone of the
 /// scope handle kept after the call spawns nothing: the task is refused,
 /// its future dropped unpolled. Scopes nested with
 /// [`BorrowScope::scope`] and its siblings borrow `'env` too, never a
@@ -364,7 +365,8 @@ where
         // The node has finished and left the tree: every task of the
         // call's subtree has ended and been dropped (rule E).
         let Started { body, .. } = this.started.take().expect("started above");
-        let body = body.map(|mut handle| match Pin::new(&mut handle).poll(cx) {
+        // Without the budget: the output is there, and this is no leaf.
+        let body = body.map(|mut handle| match handle.poll_output(cx) {
             Poll::Ready(output) => output,
             Poll::Pending => unreachable!("the body's task ended with its node"),
         });

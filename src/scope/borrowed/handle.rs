@@ -1,10 +1,12 @@
 //! [`BorrowJoinHandle`]: awaiting a borrowing task's output.
 //!
-//! It is the task's [`JoinHandle`], with the lifetime of the
-//! [`BorrowScope`](super::BorrowScope) it was spawned through: that scope
-//! handle lives in the body or a task of the call, so the join handle
-//! cannot outlive the call, and neither can the output it drops (task rule
-//! J: only the handle drops an output).
+//! It is the task's [`JoinHandle`], with the lifetime of the borrow of the
+//! [`BorrowScope`](super::BorrowScope) it was spawned through. That scope
+//! handle is most often a local of the body or of a task, which keeps the
+//! join handle inside the call; even one kept where the call's data lives
+//! (a `BorrowScope<'env>` borrowed for `'env`) gives a join handle that
+//! cannot outlive `'env`. So the output it drops (task rule J: only the
+//! handle drops an output) is dropped while what it borrows lives.
 
 use crate::cancelled::Cancelled;
 use crate::task::{JoinHandle, TaskCancelHandle};
@@ -22,9 +24,9 @@ use std::task::{Context, Poll};
 /// A future of `Result<T, Cancelled>`, resolving as a [`JoinHandle`]
 /// does. It borrows the [`BorrowScope`](super::BorrowScope) it was
 /// spawned through (`'a`), so it stays inside the body or task that holds
-/// that scope handle, and cannot be used after the call returned; it may
-/// not be moved into another task either (give the task a clone of the
-/// scope handle, or send it the output). Dropping it detaches the task,
+/// that scope handle, and never outlives the data the call lends
+/// (`'env`); it may not be moved into another task either (give the task
+/// a clone of the scope handle, or send it the output). Dropping it detaches the task,
 /// which its scope still waits for; forgetting it (`mem::forget`) leaks
 /// the output, which is then never dropped.
 ///

@@ -16,7 +16,8 @@ use std::marker::PhantomData;
 /// Its tasks belong to the scopes they were spawned into, which wait for
 /// them; dropping the set detaches them. Like a [`BorrowJoinHandle`], it
 /// borrows the [`BorrowScope`] its tasks were spawned through (`'a`), so
-/// it cannot outlive the call.
+/// it stays with that scope handle, and never outlives the data the call
+/// lends (`'env`).
 ///
 /// # Examples
 ///

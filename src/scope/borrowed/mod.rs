@@ -35,9 +35,11 @@
 //! - Spawned futures, blocking closures and their outputs are
 //!   `Send + 'env`.
 //! - `BorrowJoinHandle<'a, T>` and `BorrowJoinSet<'a, T>` borrow the
-//!   `BorrowScope` they were spawned through, which lives in the body or
-//!   a task of the call: a handle cannot leave the call, nor be used after
-//!   it returned.
+//!   `BorrowScope` they were spawned through (`'env: 'a`). That scope
+//!   handle is most often a local of the body or a task, which keeps the
+//!   join handle inside the call; one borrowed from where the call's data
+//!   lives gives a join handle that may leave the call but never outlives
+//!   `'env`: the output it drops, it drops while its borrows live.
 //! - Nested borrowing scopes ([`BorrowScope::scope`] and siblings) hand
 //!   their bodies a `BorrowScope<'env>` of the same `'env`: a nested
 //!   scope borrows what the call borrows, never a task's own locals.
@@ -62,8 +64,10 @@
 //!    before `spawn` returned.
 //! 3. An output is dropped only by its `JoinHandle` (task rule J: a task
 //!    is never freed with an output in it), and the handle is inside a
-//!    `BorrowJoinHandle` that borrows a `BorrowScope` of the call; a
-//!    forgotten handle leaks its output, which is then never dropped.
+//!    `BorrowJoinHandle` that borrows a `BorrowScope<'env>`, so it drops
+//!    the output within `'env` (in practice inside the call, where the
+//!    scope handle lives); a forgotten handle leaks its output, which is
+//!    then never dropped.
 //! 4. After the call, a kept clone of a `BorrowScope` spawns nothing (its
 //!    node is finished, and refuses the task, dropping it in `spawn`),
 //!    and a nested scope opened through it panics (no open node descends
