@@ -210,7 +210,12 @@ fn the_call_waits_for_every_task_of_a_cancelled_scope() {
                     .unwrap()
                     .push("closure, after the cancel");
             });
-            s.spawn_blocking(move || ran_queued.store(true, SeqCst));
+            // It holds a value that borrows: dropped with the closure.
+            let held = DropMark(drops_ref);
+            s.spawn_blocking(move || {
+                let _held = held;
+                ran_queued.store(true, SeqCst);
+            });
             in_poll.wait();
             in_closure.wait();
             s.cancel();
@@ -218,8 +223,9 @@ fn the_call_waits_for_every_task_of_a_cancelled_scope() {
             go_closure.store(true, SeqCst);
         });
         assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
-        // All five are gone, the two that ran on after the cancel included.
-        assert_eq!(drops.load(SeqCst), 5);
+        // All six are gone: the two that ran on after the cancel, and the
+        // value the queued closure held, included.
+        assert_eq!(drops.load(SeqCst), 6);
         let mut written = written.into_inner().unwrap();
         written.sort();
         assert_eq!(
