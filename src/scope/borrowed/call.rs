@@ -79,10 +79,11 @@ use std::thread;
 /// Only once the body's task and every task of the scope and of every
 /// scope below it have ended and been dropped, and their outputs dropped
 /// by their handles, on every path: a normal end, a cancel, a deadline, a
-/// panicking task, body or `Drop`. A [`BorrowJoinHandle`] borrows the
-/// scope handle it came from, so it stays in the body or task that holds
-/// that, and never outlives the data; only it drops its output, and one
-/// forgotten with `mem::forget` leaks the output, never drops it late. A clone of the
+/// panicking task, body or `Drop`. A
+/// [`BorrowJoinHandle`](crate::BorrowJoinHandle) borrows the scope handle
+/// it came from, so it stays in the body or task that holds that, and
+/// never outlives the data; only it drops its output, and one forgotten
+/// with `mem::forget` leaks the output, never drops it late. A clone of the
 /// scope handle kept after the call spawns nothing: the task is refused,
 /// its future dropped unpolled. Scopes nested with
 /// [`BorrowScope::scope`] and its siblings borrow `'env` too, never a
@@ -92,7 +93,7 @@ use std::thread;
 /// # Blocking
 ///
 /// The call blocks the calling thread until the end. It panics on one
-/// of this crate's worker threads, as [`block_on`](block_on()) does: a
+/// of this crate's worker threads, as [`block_on`](crate::runtime::block_on()) does: a
 /// blocked worker can deadlock the runtime; inside a task, open a
 /// [`scope`](crate::scope()) and `.await` it, with `'static` tasks. On a
 /// thread of *another* async runtime (a tokio worker, say) it blocks that
