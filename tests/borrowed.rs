@@ -505,6 +505,8 @@ fn a_handle_kept_where_the_data_lives_drops_its_output_within_its_borrows() {
         let nested: Mutex<Option<BorrowScope<'_>>> = Mutex::new(None);
         let (outputs, polled_ref) = (&output_drops, &polled);
         let (kept_ref, nested_ref) = (&kept, &nested);
+        // The body returns a join handle, on purpose.
+        #[allow(clippy::async_yields_async)]
         let out = rt.scoped(|s| async move {
             s.scope(|inner| async move {
                 *nested_ref.lock().unwrap() = Some(inner);
