@@ -1,10 +1,11 @@
 //! A guide to writing real programs: I/O, blocking work, busy tasks and
-//! the budget, `select`, channels, shutdown, owning resources, collecting
-//! results, and cancel safety.
+//! the budget, borrowing from the caller, `select`, channels, shutdown,
+//! owning resources, collecting results, and cancel safety.
 //!
 //! This module holds no code, only this page. Each section has an example
 //! that runs as a test; the `examples/` directory has whole programs
-//! (`echo_server`, `fan_out`, `pipeline`, `blocking`, `resources`).
+//! (`echo_server`, `fan_out`, `pipeline`, `blocking`, `resources`,
+//! `borrowed`).
 //!
 //! The one rule behind every section: **every task belongs to a scope,
 //! and cancelling a scope drops its futures at their next `.await`**. A
@@ -253,6 +254,88 @@
 //! }));
 //! assert!(out.is_err()); // the deadline landed
 //! ```
+//!
+//! # Borrowing from the caller
+//!
+//! A task spawned with [`Scope::spawn`](crate::Scope::spawn) is
+//! `'static`: a scope future can be forgotten (`mem::forget`) while its
+//! tasks run on, so they may not borrow the stack; data goes in an `Arc`,
+//! or is moved in. When the data belongs to a caller that can wait (a
+//! `main`, a test, a request handler on a thread of its own, a blocking
+//! closure), [`runtime::scoped`](crate::runtime::scoped) lends it
+//! instead: a *blocking* call, as `std::thread::scope` is for threads,
+//! whose tasks may borrow anything that outlives the call, because the
+//! call returns only once every one of them has ended and been dropped.
+//!
+//! ```
+//! use cancel_scope::runtime;
+//!
+//! let lines = vec!["one two".to_string(), "three".into(), "four five six".into()];
+//! let mut counts = vec![0; lines.len()];
+//! // References go in; `async move` moves what it names.
+//! let (lines_ref, counts_ref) = (&lines, &mut counts);
+//! let total = runtime::scoped(|s| async move {
+//!     for (line, count) in lines_ref.iter().zip(counts_ref.iter_mut()) {
+//!         s.spawn(async move { *count = line.split(' ').count() });
+//!     }
+//!     s.spawn(async move { lines_ref.iter().map(String::len).sum::<usize>() }).await
+//! });
+//! assert_eq!(total, Ok(Ok(25)));
+//! assert_eq!(counts, [2, 1, 3]); // written by the tasks, in place
+//! ```
+//!
+//! What to know:
+//!
+//! - **It blocks.** The calling thread parks until the scope ends, while
+//!   the body (a task, so `Send`) and its tasks run on the workers. Call
+//!   it from a plain thread or a [`spawn_blocking`](crate::Scope::spawn_blocking)
+//!   closure, never from async code: on this runtime's workers it panics,
+//!   on another runtime's worker it blocks that worker. Async code opens
+//!   a [`scope`](crate::scope()) and shares with `Arc`.
+//! - **Only what outlives the call.** A task may not borrow the body's
+//!   own locals, nor a task's (the compiler says so): the body and tasks
+//!   can be cancelled, which drops them while others run on.
+//! - **Everything else is a scope.** The handle derefs to a
+//!   [`Scope`](crate::Scope): `cancel`, `cancel_after`, `cancelled`,
+//!   scope-locals, the tree view, the timeline. Nested scopes that lend
+//!   too are methods of the handle ([`scope`](crate::BorrowScope::scope),
+//!   [`move_on_after`](crate::BorrowScope::move_on_after),
+//!   [`try_scope`](crate::BorrowScope::try_scope), ...): their bodies may
+//!   borrow the enclosing body's locals, their tasks only the caller's
+//!   data.
+//! - **Handles stay inside.** A [`BorrowJoinHandle`](crate::BorrowJoinHandle)
+//!   borrows the scope handle it came from, so it is awaited in the body
+//!   or task that spawned it; collect many with a
+//!   [`BorrowJoinSet`](crate::BorrowJoinSet), or let tasks write their
+//!   results into the caller's data, where they survive a deadline:
+//!
+//! ```
+//! use cancel_scope::{runtime::Builder, time::sleep};
+//! use std::sync::Mutex;
+//! use std::time::Duration;
+//!
+//! let rt = Builder::new().start_paused(true).build().unwrap();
+//! let latencies = [30u64, 5, 50, 10];
+//! let answers = Mutex::new(Vec::new());
+//! let (latencies_ref, answers_ref) = (&latencies, &answers);
+//! let out = rt.scoped(|s| async move {
+//!     s.move_on_after(Duration::from_millis(20), |inner| async move {
+//!         for ms in latencies_ref {
+//!             inner.spawn(async move {
+//!                 sleep(Duration::from_millis(*ms)).await; // a slow backend
+//!                 answers_ref.lock().unwrap().push(*ms);
+//!             });
+//!         }
+//!     })
+//!     .await
+//!     .is_err()
+//! });
+//! assert_eq!(out, Ok(true)); // the deadline passed
+//! assert_eq!(*answers.lock().unwrap(), [5, 10]); // what came in time
+//! ```
+//!
+//! The example `borrowed` verifies blocks borrowed from `main` under a
+//! deadline and a first-error policy.
 //!
 //! # `select`, `future::or` and `cancelled()`
 //!

@@ -100,6 +100,25 @@
 //! assert_eq!(out, Ok(8080));
 //! ```
 //!
+//! Tasks are `'static`: a scope future can be forgotten while its tasks
+//! run on. A call that blocks until its tasks have ended is the
+//! exception: [`runtime::scoped`] runs a scope whose tasks borrow the
+//! caller's data ([`BorrowScope`]):
+//!
+//! ```
+//! use cancel_scope::runtime;
+//!
+//! let mut halves = [0u64; 2];
+//! let (numbers, out) = (&[1u64, 2, 3, 4, 5, 6], &mut halves);
+//! let sums = runtime::scoped(|s| async move {
+//!     for (half, slot) in numbers.chunks(3).zip(out.iter_mut()) {
+//!         s.spawn(async move { *slot = half.iter().sum() });
+//!     }
+//! });
+//! assert!(sums.is_ok());
+//! assert_eq!(halves, [6, 15]);
+//! ```
+//!
 //! The [`guide`] shows how to write real programs: I/O, blocking work,
 //! `select` with `cancelled()`, pipelines over channels, graceful
 //! shutdown, owning resources, collecting results, and cancel safety. The
@@ -131,6 +150,7 @@ mod worker;
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
     linked_scope, move_on_after, race_ok, scope, shielded_scope, supervisor_scope, try_scope,
+    BorrowJoinHandle, BorrowJoinSet, BorrowScope, BorrowShieldedScope, BorrowTryScope,
     CancelHandle, DeferRefused, JoinSet, NotReady, OnCancelGuard, Ready, Scope, ScopeEnd,
     ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState, ShieldedScope, Starting, TreeSnapshot,
     TryScope, WaitCancelled,

@@ -9,6 +9,7 @@
 
 mod shutdown;
 
+pub use crate::scope::scoped;
 pub use shutdown::{ShutdownReport, Straggler, StragglerKind};
 
 use crate::block_on;

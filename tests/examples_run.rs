@@ -86,6 +86,7 @@ fn every_example_runs_and_exits_cleanly() {
         "timeline",
         "tree_view",
         "work_stealing",
+        "borrowed",
     ] {
         assert!(
             names.iter().any(|n| n == known),

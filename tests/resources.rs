@@ -1323,13 +1323,18 @@ fn the_tree_view_shows_what_a_scope_owns() {
             .iter()
             .map(|s| (s.name(), s.state()))
             .collect();
-        assert_eq!(
-            names,
-            [
-                (Some("service"), ScopeState::CleaningUp),
-                (Some("cleanups"), ScopeState::Detached),
-                (Some("cleanup"), ScopeState::Running),
-            ]
+        // The cleanups' scope has no future: it is detached just after it
+        // spawns its one task, which a worker may already be running.
+        assert!(
+            matches!(
+                names.as_slice(),
+                [
+                    (Some("service"), ScopeState::CleaningUp),
+                    (Some("cleanups"), ScopeState::Detached | ScopeState::Running),
+                    (Some("cleanup"), ScopeState::Running),
+                ]
+            ),
+            "{names:?}"
         );
         assert!(
             tree.to_string().contains("\"service\" cleaning up"),

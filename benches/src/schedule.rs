@@ -33,6 +33,23 @@ pub fn spawn_join_cancel_scope(rt: &Runtime, n: usize) -> Duration {
     })
 }
 
+/// [`spawn_join_cancel_scope`] through a borrowing call
+/// (`Runtime::scoped`): the same `n` tasks, spawned from the calling
+/// thread as there, by the borrowing `spawn`; the call waits. Not in the
+/// criterion groups: `count cancel_scope_scoped spawn_join N` compares the
+/// two spawn paths.
+pub fn spawn_join_cancel_scope_scoped(rt: &Runtime, n: usize) -> Duration {
+    let window = Window::open();
+    rt.scoped(|s| {
+        for _ in 0..n {
+            s.spawn(async {});
+        }
+        async {}
+    })
+    .expect("not cancelled");
+    window.close(Instant::now())
+}
+
 async fn spawn_into_scope(n: usize) {
     scope(|s| async move {
         for _ in 0..n {

@@ -22,6 +22,9 @@
 //! - `join_set.rs`: [`JoinSet`], task outputs in the order they complete;
 //! - `shield.rs`, `wait.rs`: [`shielded_scope`], [`Scope::cancelled`];
 //! - `try_scope.rs`, `race.rs`: the error and race policies;
+//! - `borrowed/`: borrowing scopes ([`BorrowScope`]), whose tasks borrow
+//!   the data of a blocking call
+//!   ([`runtime::scoped`](crate::runtime::scoped));
 //! - `snapshot.rs`: the tree view's data ([`TreeSnapshot`]);
 //! - what a scope owns beyond its tasks: `defer.rs` (cleanups,
 //!   [`Scope::defer`], [`ScopeEnd`]), `on_cancel.rs` (cancel handlers,
@@ -30,6 +33,7 @@
 
 mod binding;
 mod blocking;
+mod borrowed;
 mod daemon;
 mod defer;
 mod future;
@@ -49,6 +53,9 @@ pub(crate) mod tree;
 mod try_scope;
 mod wait;
 
+pub use borrowed::{
+    scoped, BorrowJoinHandle, BorrowJoinSet, BorrowScope, BorrowShieldedScope, BorrowTryScope,
+};
 pub(crate) use defer::run_cleanups;
 pub use defer::{DeferRefused, ScopeEnd};
 pub use future::ScopeFuture;

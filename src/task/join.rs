@@ -41,10 +41,22 @@ impl<T> JoinSlot<T> {
         !matches!(self.output, Output::Ready(_)) && self.waker.is_none()
     }
 
+    /// Whether an output waits in the slot (never when the task is freed:
+    /// rule J).
+    pub(super) fn holds_output(&self) -> bool {
+        matches!(self.output, Output::Ready(_))
+    }
+
     /// Stores the output; returns the waker to call once the lock is gone.
     pub(super) fn put(&mut self, output: Result<T, Cancelled>) -> Option<Waker> {
         self.output = Output::Ready(output);
         self.waker.take()
+    }
+
+    /// The stored output, if any, taken back by its completer because the
+    /// handle is gone (rule J).
+    pub(super) fn take_back(&mut self) -> Option<Result<T, Cancelled>> {
+        self.take(Output::Pending)
     }
 
     /// The stored output, if any, leaving the slot in `after`; else

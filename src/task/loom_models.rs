@@ -239,6 +239,39 @@ fn join_handle_drop_racing_completion() {
     });
 }
 
+/// An output that counts its drops.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// The `JoinHandle` dropped while its task stores the output (rule J):
+/// once both are done the output has been dropped, by the handle or taken
+/// back by the runner, and not left in the task for whoever frees it (the
+/// model still holds a reference, so nobody has freed it).
+#[test]
+fn join_handle_drop_racing_delivery() {
+    loom::model(|| {
+        let model = Model::default();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let output = Counted(drops.clone());
+        let (task, handle) = super::new(async move { output }, model.clone());
+        model.schedule(task.clone());
+        let runner = {
+            let model = model.clone();
+            thread::spawn(move || model.run_queued())
+        };
+        drop(handle);
+        runner.join().unwrap();
+        assert_eq!(model.released.load(SeqCst), 1);
+        assert_eq!(drops.load(SeqCst), 1, "an output outlived its handle");
+        drop(task);
+    });
+}
+
 /// Two cancels racing each other and a runner: one drop, one release, in
 /// every order.
 #[test]

@@ -17,7 +17,13 @@
 //!   transitions order one owner's accesses before the next owner's.
 //! - **Rule J (join slot).** `join` is behind its own mutex; whoever sets
 //!   `COMPLETE` writes the output there (only if `JOIN_HANDLE` was set), and
-//!   the `JoinHandle` takes it.
+//!   the `JoinHandle` takes it. An output sits in the slot only while the
+//!   handle holds its reference: the handle's drop clears `JOIN_HANDLE`
+//!   and takes an output already there, and a completer that comes later
+//!   stores none. So a task is never freed with an output in it: an output
+//!   is dropped by its handle, or never, if the handle is forgotten (its
+//!   reference then keeps the task's memory for good). The borrowing
+//!   scopes rely on this (`scope/borrowed/`).
 //! - **Rule S (scheduler).** `scheduler` is immutable after spawn.
 //! - **Rule W (wake).** A waker that makes an idle task runnable pushes it
 //!   through `scheduler` while it holds `PUSHING`; `release` waits for it
@@ -131,9 +137,9 @@ struct Cell<F: Future, S> {
     header: Header,
     /// Rule S.
     scheduler: S,
-    /// Rule J. Dropped by `dealloc` only when it holds something (an
-    /// output nobody took, a waker): most tasks end with it empty, and
-    /// skipping its drop glue is worth it on the cancel path.
+    /// Rule J. Dropped by `dealloc` only when it holds something (a
+    /// waker; never an output, by rule J): most tasks end with it empty,
+    /// and skipping its drop glue is worth it on the cancel path.
     join: ManuallyDrop<Mutex<join::JoinSlot<F::Output>>>,
     /// Rule F.
     future: UnsafeCell<Option<F>>,
@@ -142,10 +148,38 @@ struct Cell<F: Future, S> {
 /// Allocates a task in the `SCHEDULED | JOIN_HANDLE` state with two
 /// references: the returned `TaskRef`, which the caller pushes to a run
 /// queue (or drops, if its owner refuses the task), and the `JoinHandle`.
+#[inline(always)]
 pub(crate) fn new<F, S>(future: F, scheduler: S) -> (TaskRef, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: a `'static` future and output borrow nothing that could end.
+    unsafe { new_borrowing(future, scheduler) }
+}
+
+/// [`new`] for a future, and an output, that may borrow.
+///
+/// # Safety
+///
+/// What `future` and its output borrow stays valid for every use the task
+/// makes of them. The task drops its future before it calls
+/// [`Schedule::release`], or a canceller drops it before
+/// [`TaskRef::cancel`] returns [`Cancel::Dropped`] (rule F); a task its
+/// owner never listed drops it with its last reference. It drops an
+/// output only through the `JoinHandle` (rule J). So the caller keeps the
+/// borrows alive until the owner has counted the task gone, or, if the
+/// task was never listed, until the references of `new_borrowing` are
+/// dropped; and the handle must not outlive them either. The borrowing
+/// scopes (`scope/borrowed/`) are this function's only callers.
+pub(crate) unsafe fn new_borrowing<F, S>(
+    future: F,
+    scheduler: S,
+) -> (TaskRef, JoinHandle<F::Output>)
+where
+    F: Future + Send,
+    F::Output: Send,
     S: Schedule,
 {
     // From this thread's pool if the cell fits a class (a constant for
@@ -187,8 +221,8 @@ where
 
 impl<F, S> Cell<F, S>
 where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Future + Send,
+    F::Output: Send,
     S: Schedule,
 {
     /// The table of a cell from the global allocator.
@@ -365,6 +399,7 @@ where
             !held || !this.header.state.load().has(state::COMPLETE),
             "a COMPLETE task still holds its future"
         );
+        debug_assert!(!this.join.get_mut().holds_output(), "rule J");
         if !this.join.get_mut().is_empty() {
             // SAFETY: dropped once, here; `drop_in_place` below skips it.
             unsafe { ManuallyDrop::drop(&mut this.join) };
@@ -432,10 +467,27 @@ where
             End::Panicked(Some(payload)) => Err(Cancelled::panicked(payload)),
             End::Panicked(None) => Err(Cancelled::new(CancelReason::Panicked)),
         };
-        let waker = self.join.lock().put(output);
+        let (waker, orphan) = {
+            let mut slot = self.join.lock();
+            let waker = slot.put(output);
+            // Rule J: a handle dropped since our transition to `COMPLETE`
+            // looked for the output before it was here. Its `JOIN_HANDLE`
+            // clear came before its look under this lock, so it is seen
+            // now: the output is taken back, not left for whoever frees
+            // the task.
+            let orphan = if self.header.state.load().has(JOIN_HANDLE) {
+                None
+            } else {
+                slot.take_back()
+            };
+            (waker, orphan)
+        };
+        let mut first = panic;
+        if let Some(orphan) = orphan {
+            orphan_dropped(&mut first, orphan);
+        }
         // A panicking `JoinHandle` waker counts as this task's panic: it
         // goes to the task's scope, not into the worker.
-        let mut first = panic;
         if let Some(wake_panic) = waker.and_then(crate::panic::wake_catching) {
             crate::panic::keep_first(&mut first, wake_panic);
         }
@@ -486,6 +538,16 @@ where
                 None
             }
         }
+    }
+}
+
+/// Drops an output whose handle went away while it was delivered; a panic
+/// of its `Drop` counts as the task's (kept in `first` if it is the first).
+#[cold]
+#[inline(never)]
+fn orphan_dropped<T>(first: &mut Option<Panic>, orphan: T) {
+    if let Some(panic) = crate::panic::drop_catching(orphan) {
+        crate::panic::keep_first(first, panic);
     }
 }
 

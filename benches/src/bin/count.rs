@@ -7,7 +7,8 @@
 //!
 //! - `runtime`: `cancel_scope`, `tokio`, `tokio_token`, `smol`, `limit`,
 //!   `tokio_idiomatic`, `tokio_token_idiomatic`, `smol_idiomatic` (each
-//!   workload has a subset: those of its criterion group).
+//!   workload has a subset: those of its criterion group);
+//!   `cancel_scope_scoped` for `spawn_join` through a borrowing call.
 //! - `workload`: `cancel_flat`, `cancel_tree`, `cancel_linked`,
 //!   `scope_empty_cancel`, `scope_empty_create_end`,
 //!   `scope_empty_create_cancel_end`, `spawn_join`, `pingpong`,
@@ -122,6 +123,7 @@ fn workload(runtime: &str, name: &str, size: &str, counting: bool) -> Result<Wor
             let n = count()?;
             let run = match runtime {
                 "cancel_scope" => ours!(|rt| spawn_join_cancel_scope(rt, n)),
+                "cancel_scope_scoped" => ours!(|rt| spawn_join_cancel_scope_scoped(rt, n)),
                 "tokio" => tokio!(|rt| spawn_join_tokio(rt, n)),
                 "smol" => smol!(|s| spawn_join_smol(s, n)),
                 "tokio_idiomatic" => tokio!(|rt| spawn_join_tokio_idiomatic(rt, n)),

@@ -21,6 +21,7 @@
 //! - `after.rs`: the work a lock holder leaves for after the lock;
 //! - `children.rs`: the intrusive child lists;
 //! - `roots.rs`: the runtime's root scopes and the views over the tree;
+//! - `lineage.rs`: whether a node descends from another.
 //! - `owned.rs`: what a scope owns beyond its tasks and children, and what
 //!   its drain does with it: `cleanup.rs` (cleanups, run in a phase of
 //!   their own once the scope drained), `handlers.rs` (cancel handlers,
@@ -103,6 +104,7 @@ mod daemons;
 mod deadline;
 mod handlers;
 mod life;
+mod lineage;
 mod node_ref;
 mod owned;
 mod parallel;
