@@ -105,6 +105,16 @@ pub enum CancelReason {
     /// The runtime was shut down while the task was still alive, or the
     /// scope was opened after the shutdown began.
     Shutdown,
+    /// A graceful shutdown of this scope
+    /// ([`Scope::shutdown`](crate::Scope::shutdown)) asked its tasks to
+    /// stop, and `grace` passed before everything had ended: what was left
+    /// was cancelled. The cancel's cause, a
+    /// [`GraceExpired`](crate::GraceExpired), names the scopes still running
+    /// then ([`Cancelled::still_running`]).
+    GraceExpired {
+        /// The grace period the shutdown gave.
+        grace: Duration,
+    },
 }
 
 impl Cancelled {
@@ -223,6 +233,37 @@ impl Cancelled {
         self.cause_ref().map(|cause| &**cause)
     }
 
+    /// The scopes a graceful shutdown's hard cancel found still running,
+    /// if this cancellation is that cancel's
+    /// ([`CancelReason::GraceExpired`] where
+    /// [`Scope::shutdown`](crate::Scope::shutdown) was called, and
+    /// [`CancelReason::Ancestor`] below it): the shut-down scope and its
+    /// nested scopes as they were when the grace ran out, each with its
+    /// name, location and tasks. A shortcut for downcasting
+    /// [`cause`](Cancelled::cause) to [`GraceExpired`](crate::GraceExpired).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope, time::sleep};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Builder::new().start_paused(true).build().unwrap();
+    /// let out = rt.block_on(scope(|s| async move {
+    ///     s.spawn(scope(|_| sleep(Duration::from_secs(60))).named("deaf to the request"));
+    ///     s.shutdown(Duration::from_secs(1));
+    /// }));
+    /// let err = out.unwrap_err();
+    /// let names: Vec<_> = err.still_running().unwrap().scopes().iter().map(|s| s.name()).collect();
+    /// assert_eq!(names, [None, Some("deaf to the request")]);
+    /// ```
+    pub fn still_running(&self) -> Option<&crate::TreeSnapshot> {
+        let cause = self.cause()?;
+        cause
+            .downcast_ref::<crate::GraceExpired>()
+            .map(|g| g.still_running())
+    }
+
     /// Takes out the panic payload of a task of a
     /// [`supervisor_scope`](crate::supervisor_scope) that panicked (reason
     /// [`CancelReason::Panicked`]), to resume it
@@ -303,6 +344,9 @@ impl fmt::Display for CancelReason {
             CancelReason::ScopeDropped => f.write_str("the scope's future was dropped"),
             CancelReason::ScopeEnded => f.write_str("the scope had already ended"),
             CancelReason::Shutdown => f.write_str("the runtime shut down"),
+            CancelReason::GraceExpired { grace } => {
+                write!(f, "the shutdown's grace period of {grace:?} ran out")
+            }
         }
     }
 }
@@ -325,7 +369,8 @@ const ENDED: u8 = 0x20;
 const REASON: u8 = 0x1F;
 
 /// A scope's cancellation, read without a lock: a reason code, and the
-/// duration that [`CancelReason::Deadline`] carries.
+/// duration that [`CancelReason::Deadline`] or
+/// [`CancelReason::GraceExpired`] carries.
 ///
 /// The code is set once, by a compare-and-swap (a *claim*): whoever makes
 /// it owns the node's cancel walk, and a second claim fails. A claim of
@@ -335,7 +380,7 @@ pub(crate) struct CancelCell {
     /// The reason's code (see [`CancelCell::code`]) once cancelled, 0
     /// before; with the `CAUSE` and `UNPUBLISHED` bits.
     code: AtomicU8,
-    /// `Deadline { after }`, in nanoseconds.
+    /// `Deadline { after }` or `GraceExpired { grace }`, in nanoseconds.
     after_nanos: AtomicU64,
 }
 
@@ -402,7 +447,10 @@ impl CancelCell {
             7 => CancelReason::Lost,
             8 => CancelReason::ScopeDropped,
             9 => CancelReason::ScopeEnded,
-            _ => CancelReason::Shutdown,
+            10 => CancelReason::Shutdown,
+            _ => CancelReason::GraceExpired {
+                grace: Duration::from_nanos(self.after_nanos.load(Relaxed)),
+            },
         };
         Some(Cancelled::new(reason))
     }
@@ -415,7 +463,9 @@ impl CancelCell {
         if cur & (REASON | ENDED) != 0 {
             return false;
         }
-        if let CancelReason::Deadline { after } = reason {
+        if let CancelReason::Deadline { after } | CancelReason::GraceExpired { grace: after } =
+            reason
+        {
             let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
             self.after_nanos.store(nanos, Relaxed);
         }
@@ -442,6 +492,7 @@ impl CancelCell {
             CancelReason::ScopeDropped => 8,
             CancelReason::ScopeEnded => 9,
             CancelReason::Shutdown => 10,
+            CancelReason::GraceExpired { .. } => 11,
         }
     }
 }
@@ -465,6 +516,9 @@ mod tests {
             CancelReason::ScopeDropped,
             CancelReason::ScopeEnded,
             CancelReason::Shutdown,
+            CancelReason::GraceExpired {
+                grace: Duration::from_millis(250),
+            },
         ];
         for reason in reasons {
             let cell = CancelCell::unpublished();

@@ -109,8 +109,9 @@ mod worker;
 
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
-    linked_scope, move_on_after, race_ok, scope, shielded_scope, supervisor_scope, try_scope,
-    CancelHandle, JoinSet, Scope, ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState,
-    ShieldedScope, TreeSnapshot, TryScope, WaitCancelled,
+    is_stop_requested, linked_scope, move_on_after, race_ok, scope, shielded_scope, stop_requested,
+    supervisor_scope, try_scope, CancelHandle, GraceExpired, JoinSet, Scope, ScopeFuture,
+    ScopeLocal, ScopeSnapshot, ScopeState, ShieldedScope, Slot, SpawnWhenFree, StopRequested,
+    TreeSnapshot, TryScope, TrySpawnError, WaitCancelled, WaitSlot,
 };
 pub use task::{JoinHandle, TaskCancelHandle};

@@ -115,7 +115,6 @@ pub(crate) mod sync {
             self.0.notify_one();
         }
 
-        #[cfg(test)]
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
         }

@@ -7,6 +7,7 @@
 //! handles point to: the run queues, the sleep state, the timers, the
 //! blocking pool, the roster of threads and the scope tree.
 
+mod graceful;
 mod shutdown;
 
 pub use shutdown::{ShutdownReport, Straggler, StragglerKind};
@@ -158,6 +159,9 @@ pub(crate) struct Shared {
     /// Where a recorded run's events go (`Builder::record`).
     recorder: Option<Box<Recorder>>,
     shutdown: AtomicBool,
+    /// A stop was requested of every root (`Runtime::request_stop`):
+    /// roots published since are born with it (`scope/tree/stop.rs`).
+    stop_requested: AtomicBool,
     workers: usize,
     /// The state words of the `block_on` calls running on this runtime
     /// (the paused clock must not jump while one is polling or woken).
@@ -580,6 +584,7 @@ impl Builder {
                 .record
                 .map(|capacity| Box::new(Recorder::new(n, capacity))),
             shutdown: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
             workers: n,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),
@@ -635,6 +640,11 @@ impl Shared {
 
     pub(crate) fn is_shutdown(&self) -> bool {
         self.shutdown.load(SeqCst)
+    }
+
+    /// Whether a stop was requested of every root (`Runtime::request_stop`).
+    pub(crate) fn is_stop_requested(&self) -> bool {
+        self.stop_requested.load(SeqCst)
     }
 
     pub(crate) fn injector(&self) -> &Injector<TaskRef> {
@@ -720,6 +730,7 @@ impl Shared {
             scope_ids: AtomicU64::new(0),
             recorder: None,
             shutdown: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
             workers: 1,
             block_ons: Mutex::new(Slab::new()),
             advancing: Mutex::new(()),

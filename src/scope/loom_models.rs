@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 /// Opens a scope node (its body is "running" until [`finish`]).
-fn open(shared: &Arc<Shared>, parent: Option<&NodeRef>, kind: Kind) -> NodeRef {
+pub(super) fn open(shared: &Arc<Shared>, parent: Option<&NodeRef>, kind: Kind) -> NodeRef {
     let place = match parent {
         Some(parent) => Place::Under(parent.as_ptr()),
         None => Place::Root(shared),
@@ -27,7 +27,7 @@ fn open(shared: &Arc<Shared>, parent: Option<&NodeRef>, kind: Kind) -> NodeRef {
 
 /// Ends a scope's body, as its future does (it tells the node once, then
 /// looks again when woken); `Some` once the node is gone.
-fn finish(node: &NodeRef, told: &mut bool) -> Option<Outcome> {
+pub(super) fn finish(node: &NodeRef, told: &mut bool) -> Option<Outcome> {
     let waker = waker_fn::waker_fn(|| {});
     if std::mem::replace(told, true) {
         node.poll_end(&waker)
@@ -37,7 +37,7 @@ fn finish(node: &NodeRef, told: &mut bool) -> Option<Outcome> {
 }
 
 /// A worker's turn: runs every queued task once.
-fn run_queued(shared: &Shared) {
+pub(super) fn run_queued(shared: &Shared) {
     while let Steal::Success(task) = shared.injector().steal() {
         if let Some(task) = task.run() {
             shared.schedule(task, crate::worker::Push::Back);
@@ -46,7 +46,7 @@ fn run_queued(shared: &Shared) {
 }
 
 /// Counts its drop: one per future.
-struct Counted(Arc<AtomicUsize>);
+pub(super) struct Counted(pub(super) Arc<AtomicUsize>);
 
 impl Drop for Counted {
     fn drop(&mut self) {
@@ -54,7 +54,9 @@ impl Drop for Counted {
     }
 }
 
-fn parked(drops: &Arc<AtomicUsize>) -> impl std::future::Future<Output = ()> + Send + 'static {
+pub(super) fn parked(
+    drops: &Arc<AtomicUsize>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let guard = Counted(drops.clone());
     async move {
         let _guard = guard;
@@ -62,7 +64,10 @@ fn parked(drops: &Arc<AtomicUsize>) -> impl std::future::Future<Output = ()> + S
     }
 }
 
-fn spawn_into(node: &NodeRef, future: impl std::future::Future<Output = ()> + Send + 'static) {
+pub(super) fn spawn_into(
+    node: &NodeRef,
+    future: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     drop(Scope { node: node.clone() }.spawn(future));
 }
 

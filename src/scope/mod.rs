@@ -29,12 +29,16 @@ mod blocking;
 mod future;
 mod handle;
 mod join_set;
+mod limit;
 mod local;
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models;
+#[cfg(all(test, cancel_scope_loom))]
+mod loom_servers;
 mod race;
 mod shield;
 pub(crate) mod snapshot;
+mod stop;
 pub(crate) mod tree;
 mod try_scope;
 mod wait;
@@ -42,10 +46,12 @@ mod wait;
 pub use future::ScopeFuture;
 pub use handle::CancelHandle;
 pub use join_set::JoinSet;
+pub use limit::{Slot, SpawnWhenFree, TrySpawnError, WaitSlot};
 pub use local::ScopeLocal;
 pub use race::race_ok;
 pub use shield::{shielded_scope, ShieldedScope};
 pub use snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
+pub use stop::{is_stop_requested, stop_requested, GraceExpired, StopRequested};
 pub use try_scope::{try_scope, TryScope};
 pub use wait::WaitCancelled;
 
@@ -318,6 +324,20 @@ impl Scope {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        if self.node.is_limited() {
+            return self.spawn_limited(future);
+        }
+        self.spawn_plain(future)
+    }
+
+    /// [`spawn`](Scope::spawn) past the scope's limit, if it has one: the
+    /// task starts at once (a shield's body, an unlimited scope's task).
+    #[inline]
+    pub(crate) fn spawn_plain<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let binding = TaskBinding {
             node: self.node.as_ptr(),
         };
@@ -415,6 +435,9 @@ impl Scope {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        if self.node.is_limited() {
+            return self.spawn_blocking_limited(f);
+        }
         let binding = BlockingBinding(TaskBinding {
             node: self.node.as_ptr(),
         });

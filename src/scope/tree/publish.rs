@@ -13,7 +13,7 @@
 
 use super::children::{link_first, unlink, Siblings};
 use super::life::{Body, Change, LifeWord, Phase};
-use super::{After, Kind, Node, NodeRef, Options, Place, State, NO_ID};
+use super::{After, Kind, Node, NodeRef, Options, Place, State, StopMark, NO_ID};
 use crate::cancelled::{CancelCell, CancelReason};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
@@ -53,6 +53,8 @@ impl Node {
                 addr_of_mut!((*at).parent).write(parent);
                 addr_of_mut!((*at).kind).write(kind);
                 addr_of_mut!((*at).supervises).write(options.supervises);
+                addr_of_mut!((*at).limited).write(options.limit.is_some());
+                addr_of_mut!((*at).stop).write(StopMark::new());
                 addr_of_mut!((*at).id).write(AtomicU64::new(NO_ID));
                 addr_of_mut!((*at).location).write(location);
                 addr_of_mut!((*at).info).write(ManuallyDrop::new(options.info));
@@ -60,7 +62,10 @@ impl Node {
                 addr_of_mut!((*at).life).write(LifeWord::new(Phase::Unpublished));
                 addr_of_mut!((*at).siblings).write(UnsafeCell::new(Siblings::default()));
                 addr_of_mut!((*at).walk_next).write(UnsafeCell::new(None));
-                addr_of_mut!((*at).state).write(Mutex::new(State::new()));
+                addr_of_mut!((*at).state).write(Mutex::new(match options.limit {
+                    None => State::new(),
+                    Some(max) => State::limited(max.get()),
+                }));
             })
         };
         if node.shared().records() {
@@ -132,6 +137,8 @@ impl Node {
             for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
                 after.wake(waker);
             }
+            rare.retire_limit(after);
+            rare.retire_stop(&self.shared().timers, after);
         }
         true
     }
@@ -322,6 +329,7 @@ impl NodeRef {
         let mut pst = parent.state.lock();
         // Invariant 5: the parent's lock, then the child's.
         let mut st = self.state.lock();
+        self.inherit_stop();
         if !self.life.publish() {
             return; // published by another thread meanwhile, or retired
         }
