@@ -6,6 +6,8 @@
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
+mod servers;
+
 use super::tree::{BodyEnd, Kind, Links, Node, NodeRef, Outcome, Place};
 use super::Scope;
 use crate::cancelled::CancelReason;
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 /// Opens a scope node (its body is "running" until [`finish`]).
-pub(super) fn open(shared: &Arc<Shared>, parent: Option<&NodeRef>, kind: Kind) -> NodeRef {
+fn open(shared: &Arc<Shared>, parent: Option<&NodeRef>, kind: Kind) -> NodeRef {
     let place = match parent {
         Some(parent) => Place::Under(parent.as_ptr()),
         None => Place::Root(shared),
@@ -27,7 +29,7 @@ pub(super) fn open(shared: &Arc<Shared>, parent: Option<&NodeRef>, kind: Kind) -
 
 /// Ends a scope's body, as its future does (it tells the node once, then
 /// looks again when woken); `Some` once the node is gone.
-pub(super) fn finish(node: &NodeRef, told: &mut bool) -> Option<Outcome> {
+fn finish(node: &NodeRef, told: &mut bool) -> Option<Outcome> {
     let waker = waker_fn::waker_fn(|| {});
     if std::mem::replace(told, true) {
         node.poll_end(&waker)
@@ -37,7 +39,7 @@ pub(super) fn finish(node: &NodeRef, told: &mut bool) -> Option<Outcome> {
 }
 
 /// A worker's turn: runs every queued task once.
-pub(super) fn run_queued(shared: &Shared) {
+fn run_queued(shared: &Shared) {
     while let Steal::Success(task) = shared.injector().steal() {
         if let Some(task) = task.run() {
             shared.schedule(task, crate::worker::Push::Back);
@@ -46,7 +48,7 @@ pub(super) fn run_queued(shared: &Shared) {
 }
 
 /// Counts its drop: one per future.
-pub(super) struct Counted(pub(super) Arc<AtomicUsize>);
+struct Counted(Arc<AtomicUsize>);
 
 impl Drop for Counted {
     fn drop(&mut self) {
@@ -54,9 +56,7 @@ impl Drop for Counted {
     }
 }
 
-pub(super) fn parked(
-    drops: &Arc<AtomicUsize>,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
+fn parked(drops: &Arc<AtomicUsize>) -> impl std::future::Future<Output = ()> + Send + 'static {
     let guard = Counted(drops.clone());
     async move {
         let _guard = guard;
@@ -64,10 +64,7 @@ pub(super) fn parked(
     }
 }
 
-pub(super) fn spawn_into(
-    node: &NodeRef,
-    future: impl std::future::Future<Output = ()> + Send + 'static,
-) {
+fn spawn_into(node: &NodeRef, future: impl std::future::Future<Output = ()> + Send + 'static) {
     drop(Scope { node: node.clone() }.spawn(future));
 }
 

@@ -33,8 +33,6 @@ mod limit;
 mod local;
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models;
-#[cfg(all(test, cancel_scope_loom))]
-mod loom_servers;
 mod race;
 mod shield;
 pub(crate) mod snapshot;

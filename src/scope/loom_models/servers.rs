@@ -4,13 +4,13 @@
 //! cancelled through its handle; and a stop request's walk racing a
 //! child's publication. Helpers are `loom_models.rs`'s.
 //!
-//! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_servers`.
+//! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
-use super::loom_models::{finish, open, parked, run_queued, spawn_into, Counted};
-use super::tree::{Kind, Links, Node, NodeRef, Options, Place};
-use super::Scope;
+use super::{finish, open, parked, run_queued, spawn_into, Counted};
 use crate::cancelled::CancelReason;
 use crate::runtime::Shared;
+use crate::scope::tree::{Kind, Links, Node, NodeRef, Options, Place};
+use crate::scope::Scope;
 use loom::thread;
 use std::num::NonZeroUsize;
 use std::panic::Location;
