@@ -12,6 +12,7 @@
 pub mod cancel;
 pub mod latch;
 pub mod latency;
+pub mod limit;
 pub mod parked;
 pub mod runtimes;
 pub mod schedule;
