@@ -20,9 +20,10 @@
 //! | `select!` | `futures_lite::future::or`, [`race_ok`](crate::race_ok), or any `select!` macro | a task's own scope's `cancelled()` never fires in it (below) |
 //! | `time::timeout` | [`time::timeout`](crate::time::timeout) for one future; [`move_on_after`](crate::move_on_after) or [`Scope::cancel_after`](crate::Scope::cancel_after) for a body and its tasks | a deadline on a scope cancels everything in it, tasks included |
 //! | `JoinSet` | [`JoinSet`](crate::JoinSet), filled with `spawn_in(&scope, ..)` | the scope owns the tasks: dropping the set does not stop them, and the set may outlive the scope (its finished outputs stay readable) |
-//! | `CancellationToken` | [`Scope::cancel`](crate::Scope::cancel), or a [`CancelHandle`](crate::CancelHandle) from any thread; an [`Event`](crate::sync::Event) for a signal that is not a cancel | a cancel *drops* the scope's futures at their `.await`; a token only signals. "Finish this item, then stop" is an `Event` (or a channel closing) |
+//! | `CancellationToken` | as a request ("finish, flush, return"): [`Scope::request_stop`](crate::Scope::request_stop) or [`shutdown(grace)`](crate::Scope::shutdown), seen through [`stop_requested`](crate::stop_requested); as an abort: [`Scope::cancel`](crate::Scope::cancel), or a [`CancelHandle`](crate::CancelHandle) from any thread | a cancel *drops* the scope's futures at their `.await`; a token and a stop request only signal (see graceful shutdown, below) |
+//! | `JoinSet` and a `Semaphore` | a scope with a [`limit`](crate::ScopeFuture::limit), and [`spawn_when_free`](crate::Scope::spawn_when_free) for back-pressure | tasks past the limit wait in the scope, unpolled (see limiting concurrency) |
 //! | `spawn_blocking` | [`Scope::spawn_blocking`](crate::Scope::spawn_blocking) | the scope waits for the closure; a cancel cannot interrupt one that runs (it may poll its scope's `CancelHandle::is_cancelled`), and a queued one never starts |
-//! | `signal::ctrl_c` | none built in: a signal crate (`async-signal`, `signal-hook`, `ctrlc`) whose handler calls `CancelHandle::cancel` | the runtime installs no signal handlers |
+//! | `signal::ctrl_c` | none built in: a signal crate (`async-signal`, `signal-hook`, `ctrlc`) whose handler calls [`CancelHandle::shutdown`](crate::CancelHandle::shutdown) (or `cancel`) | the runtime installs no signal handlers |
 //!
 //! ## Async closures
 //!

@@ -13,14 +13,14 @@ use super::Scope;
 use crate::cancelled::Cancelled;
 use crate::panic::Panic;
 use crate::runtime::Shared;
-use crate::task::{Ended, JoinHandle, Schedule, TaskId, TaskRef};
+use crate::task::{budget, Ended, JoinHandle, Schedule, TaskId, TaskRef};
 use crate::worker::Push;
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 /// The error of [`Scope::try_spawn`]: the future, handed back unpolled,
 /// and why it was not spawned.
@@ -166,12 +166,12 @@ impl Slot {
     /// ```
     /// use cancel_scope::{runtime, scope};
     ///
-    /// let out = runtime::block_on(scope(|s| async move {
+    /// let refused = runtime::block_on(scope(|s| async move {
     ///     let slot = s.slot().await.unwrap();
-    ///     s.cancel();
-    ///     slot.spawn(async { 1 }).await // refused: the scope is cancelled
+    ///     s.cancel(); // the body is not interrupted: it awaits no more
+    ///     slot.spawn(async { 1 }) // refused: the scope is cancelled
     /// }).limit(1));
-    /// assert_eq!(out.map(|joined| joined.is_err()), Ok(true));
+    /// assert!(runtime::block_on(refused.unwrap()).is_err());
     /// ```
     pub fn spawn<F>(mut self, future: F) -> JoinHandle<F::Output>
     where
@@ -236,7 +236,19 @@ impl Future for WaitSlot {
     type Output = Result<Slot, Cancelled>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
+        // A leaf of the budget (`task/budget.rs`), like a semaphore's
+        // acquire: in a cancelled poll it stays `Pending`, and a spent
+        // budget makes it yield (a loop of `spawn_when_free` whose slots
+        // keep freeing on other workers would otherwise hold this one).
+        let permit = ready!(budget::poll_proceed(cx));
+        permit.settle(self.poll_slot(cx))
+    }
+}
+
+impl WaitSlot {
+    /// A slot, the scope's refusal, or a registered waiter.
+    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<Result<Slot, Cancelled>> {
+        let this = self;
         match this.node.poll_slot(this.key, cx.waker()) {
             SlotWait::Granted => {
                 this.key = None;
@@ -397,7 +409,9 @@ impl Scope {
     /// [`spawn`](Scope::spawn), and only when none is queued to the first
     /// waiter (tasks already accepted finish before new work is taken on).
     /// Cancel safe: dropping the future before it resolves leaves the line
-    /// and passes on a slot granted meanwhile.
+    /// and passes on a slot granted meanwhile. Ready at once, it spends a
+    /// unit of the task's [budget](crate::task::consume_budget); in a task
+    /// (or scope body) that has been cancelled it never completes.
     ///
     /// # Examples
     ///
