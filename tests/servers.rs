@@ -437,6 +437,40 @@ fn limit_zero_is_refused_where_it_is_set() {
     });
 }
 
+/// A limit past `u32::MAX` is kept as `u32::MAX`: never 0 by truncation
+/// (which would refuse it, or a limit of 1 run its tasks one at a time).
+#[test]
+fn a_huge_limit_is_as_good_as_none() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Paused, 1);
+        let rt_ref = &rt;
+        let huge = (u32::MAX as usize + 1) * 2; // 0 in its low 32 bits
+        let out = rt.block_on(
+            scope(|s| async move {
+                let gate = Event::new();
+                let parked: Vec<_> = (0..3)
+                    .map(|_| {
+                        let gate = gate.clone();
+                        s.spawn(async move { gate.wait().await })
+                    })
+                    .collect();
+                let seen = counts(rt_ref, s.id());
+                let tree = rt_ref.scope_tree();
+                let me = tree.scopes().iter().find(|n| n.id() == s.id());
+                let limit = me.expect("listed").limit();
+                gate.set();
+                for task in parked {
+                    task.await.expect("ran");
+                }
+                (seen, limit)
+            })
+            .limit(huge),
+        );
+        assert_eq!(out, Ok(((3, 0), Some(u32::MAX as usize))));
+        assert_clean(&rt);
+    });
+}
+
 /// `spawn_blocking` closures count toward the limit: a second closure
 /// waits in the scope's queue, never handed to the pool, until the first
 /// returns.

@@ -205,7 +205,8 @@ where
     ///   tasks of the same limited scope from its body, or from another
     ///   scope.
     ///
-    /// Spawning into a limited scope and a task's end stay O(1).
+    /// Spawning into a limited scope and a task's end stay O(1). A limit
+    /// above `u32::MAX` is taken as `u32::MAX` (no scope runs that many).
     ///
     /// # Panics
     ///
@@ -242,7 +243,8 @@ where
     /// ```
     #[track_caller]
     pub fn limit(mut self, n: usize) -> Self {
-        let n = std::num::NonZeroUsize::new(n).expect(super::limit::ZERO_LIMIT);
+        let n = u32::try_from(n).unwrap_or(u32::MAX); // as good as unlimited
+        let n = std::num::NonZeroU32::new(n).expect(super::limit::ZERO_LIMIT);
         self.opening().tree.limit = Some(n);
         self
     }

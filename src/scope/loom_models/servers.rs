@@ -12,15 +12,15 @@ use crate::runtime::Shared;
 use crate::scope::tree::{Kind, Links, Node, NodeRef, Options, Place};
 use crate::scope::Scope;
 use loom::thread;
-use std::num::NonZeroUsize;
+use std::num::NonZeroU32;
 use std::panic::Location;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 /// Opens a root with a limit of `max` tasks.
-fn open_limited(shared: &Arc<Shared>, max: usize) -> NodeRef {
+fn open_limited(shared: &Arc<Shared>, max: u32) -> NodeRef {
     let options = Options {
-        limit: NonZeroUsize::new(max),
+        limit: NonZeroU32::new(max),
         ..Options::default()
     };
     Node::open(

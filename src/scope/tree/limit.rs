@@ -253,13 +253,16 @@ impl State {
     pub(super) fn limit(&mut self) -> Option<&mut Limit> {
         self.rare.as_mut().and_then(|r| r.limit.as_deref_mut())
     }
+}
 
-    /// A new limited scope's state: its rare part holds the limit from the
-    /// start.
-    pub(super) fn limited(max: usize) -> State {
-        let mut st = State::new();
-        st.rare().limit = Some(Box::new(Limit::new(max)));
-        st
+impl NodeRef {
+    /// Gives a node just opened with a limit its state: its rare part
+    /// holds the limit from the start. Nobody else has the node yet (the
+    /// lock is uncontended).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn set_limit(&self, max: usize) {
+        self.state.lock().rare().limit = Some(Box::new(Limit::new(max)));
     }
 }
 

@@ -130,7 +130,7 @@ use limit::Limit;
 use slab::Slab;
 use std::any::Any;
 use std::mem::ManuallyDrop;
-use std::num::NonZeroUsize;
+use std::num::NonZeroU32;
 use std::panic::Location;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -248,8 +248,10 @@ pub(crate) struct Options {
     /// Its name and locals, if it has any: built by the builder methods,
     /// so that opening a plain scope moves one null pointer.
     pub(crate) info: Option<Box<Info>>,
-    /// At most this many of its tasks started and not ended (`limit.rs`).
-    pub(crate) limit: Option<NonZeroUsize>,
+    /// At most this many of its tasks started and not ended (`limit.rs`):
+    /// 32 bits, beside `supervises`, so that a plain scope's options stay
+    /// two words (no scope runs 2^32 tasks at once).
+    pub(crate) limit: Option<NonZeroU32>,
 }
 
 impl Options {

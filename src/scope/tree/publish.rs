@@ -62,12 +62,13 @@ impl Node {
                 addr_of_mut!((*at).life).write(LifeWord::new(Phase::Unpublished));
                 addr_of_mut!((*at).siblings).write(UnsafeCell::new(Siblings::default()));
                 addr_of_mut!((*at).walk_next).write(UnsafeCell::new(None));
-                addr_of_mut!((*at).state).write(Mutex::new(match options.limit {
-                    None => State::new(),
-                    Some(max) => State::limited(max.get()),
-                }));
+                addr_of_mut!((*at).state).write(Mutex::new(State::new()));
             })
         };
+        if let Some(max) = options.limit {
+            // Out of line, so that a plain scope's open is what it was.
+            node.set_limit(max.get() as usize);
+        }
         if node.shared().records() {
             node.open_recorded();
         }
