@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use support::{
-    assert_clean, expect_panic, hang_guard, on_workers, runtime, secs, timed, wait_clean, Clock,
-    Counter, Log, Probes,
+    assert_clean, expect_panic, hang_guard, on_workers, runtime, secs, timed, wait_clean,
+    wait_until, Clock, Counter, Log, Probes,
 };
 
 /// How many tasks run at once, and the most ever seen.
@@ -32,21 +32,50 @@ struct Concurrency {
 }
 
 impl Concurrency {
-    /// A task that counts itself running for a few yields.
+    /// A task that counts itself running for a few yields: from its first
+    /// poll until it ends or is dropped (a cancel of a running task).
     fn task(&self, yields: usize) -> impl std::future::Future<Output = ()> + Send + 'static {
         let this = self.clone();
         async move {
-            let running = this.now.fetch_add(1, SeqCst) + 1;
-            this.most.fetch_max(running, SeqCst);
+            let _running = this.running();
             for _ in 0..yields {
                 yield_now().await;
             }
-            this.now.fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Counts one more running, until the guard is dropped.
+    fn running(&self) -> Running {
+        let running = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(running, SeqCst);
+        Running(self.now.clone())
+    }
+
+    /// A task that counts itself running until `n` run at once (the
+    /// last to start says so through `full`): only a limit of `n` or more
+    /// lets it end.
+    fn until_full(&self, n: usize, full: &Event) -> impl std::future::Future<Output = ()> + Send {
+        let (this, full) = (self.clone(), full.clone());
+        async move {
+            let running = this.running();
+            if running.0.load(SeqCst) == n {
+                full.set();
+            }
+            full.wait().await;
         }
     }
 
     fn most(&self) -> usize {
         self.most.load(SeqCst)
+    }
+}
+
+/// One task counted as running by [`Concurrency`].
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
     }
 }
 
@@ -81,6 +110,13 @@ fn never_more_than_n_run_under_spawns_from_threads_and_cancels() {
             scope(|s| {
                 let (load, probes) = (load.clone(), probes.clone());
                 async move {
+                    // The limit is reached: N tasks that wait until N run
+                    // at once all run (one more waits in the queue).
+                    let full = Event::new();
+                    for _ in 0..=N {
+                        s.spawn(load.until_full(N, &full));
+                    }
+                    full.wait().await;
                     let barrier = Arc::new(Barrier::new(3));
                     let spawners: Vec<_> = (0..3)
                         .map(|t| {
@@ -242,6 +278,7 @@ fn cancelling_a_queued_task_by_its_handle_unqueues_it_unpolled() {
 fn try_spawn_returns_the_future_intact() {
     hang_guard(|| {
         let rt = runtime(Clock::Real, 1);
+        let rt_ref = &rt;
         let drops = Counter::new();
         let kept = support::Slot::new();
         let out = rt.block_on(
@@ -268,6 +305,9 @@ fn try_spawn_returns_the_future_intact() {
                     assert_eq!(drops.get(), 1);
                     gate.set();
                     holder.await.unwrap();
+                    // Its slot frees when the task is released, just
+                    // after its handle has the output (documented).
+                    wait_until("the holder's release", || counts(rt_ref, s.id()).0 == 0);
                     // A slot is free again: it spawns.
                     assert_eq!(s.try_spawn(async { 7 }).unwrap().await, Ok(7));
                     kept.put(s.clone());
@@ -645,13 +685,18 @@ fn shutdown_cancels_at_the_grace_and_names_the_stragglers() {
         let err = out.unwrap_err();
         assert_eq!(err.reason(), &CancelReason::GraceExpired { grace });
         let running = err.still_running().expect("the hard cancel's record");
-        let names: Vec<_> = running.scopes().iter().map(|s| s.name()).collect();
-        assert_eq!(names, [Some("server"), Some("deaf"), Some("flush")]);
-        let depths: Vec<_> = running.scopes().iter().map(|s| s.depth()).collect();
-        assert_eq!(depths, [0, 1, 1]);
-        assert!(running.scopes()[0].is_stop_requested());
-        assert!(!running.scopes()[2].is_stop_requested(), "the shield");
-        assert_eq!(running.scopes()[1].location().file(), file!());
+        // Parents first; the two children in the order they joined the
+        // tree (their first polls, on either worker).
+        let scopes = running.scopes();
+        let named = |name| scopes.iter().find(|s| s.name() == Some(name));
+        assert_eq!(scopes.len(), 3, "{running}");
+        assert_eq!((scopes[0].name(), scopes[0].depth()), (Some("server"), 0));
+        let (deaf, flush) = (named("deaf").expect("deaf"), named("flush").expect("flush"));
+        assert_eq!((deaf.depth(), flush.depth()), (1, 1));
+        assert!(scopes[0].is_stop_requested());
+        assert!(deaf.is_stop_requested());
+        assert!(!flush.is_stop_requested(), "the shield");
+        assert_eq!(deaf.location().file(), file!());
         let shown = err.to_string();
         assert!(
             shown.starts_with(

@@ -342,6 +342,12 @@ impl Scope {
     /// [`TrySpawnError::Closed`] when the scope is cancelled or has ended.
     /// A scope without a limit is never full.
     ///
+    /// A task gives its slot back when it is released, just *after* its
+    /// [`JoinHandle`] has its output: right after awaiting a handle, the
+    /// slot may still be held for a moment, and `try_spawn` may answer
+    /// `Full`. To wait for the slot, use
+    /// [`spawn_when_free`](Scope::spawn_when_free).
+    ///
     /// # Examples
     ///
     /// Shed load instead of queueing it:
