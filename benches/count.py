@@ -55,6 +55,7 @@ COUNTS = [
     ("spawn_join", "spawn_join", SPAWN, "10000", "20000", "task"),
     ("pingpong", "pingpong", SCHED, "10000", "20000", "round trip"),
     ("yield_many", "yield_many", SCHED, "10000", "20000", "yield"),
+    ("limit", "limit", SCHED, "10000", "20000", "task"),
 ]
 
 GROWTH_SIZES = [100, 10_000, 100_000, 1_000_000]

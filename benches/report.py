@@ -53,6 +53,7 @@ GROUPS = [
     "pingpong",
     "yield_many",
     LATENCY,
+    "limit",
 ]
 COLOURS = {
     "cancel_scope": "#1b7837",
@@ -360,6 +361,11 @@ def print_targets(rep, memory):
     def each(key, peer):
         return [ratio(run, key, peer) for run in rep.runs]
 
+    def best_of(run, key, peers):
+        rs = [ratio(run, key, p) for p in peers]
+        rs = [r for r in rs if r is not None]
+        return min(rs) if rs else None
+
     def best_flat(run):
         rs = [ratio(run, ("cancel_flat", "10000"), p) for p in ("tokio", "tokio_token", "smol")]
         rs = [r for r in rs if r is not None]
@@ -380,6 +386,8 @@ def print_targets(rep, memory):
          1.5, "≥ 1.5×")
     line("pingpong vs tokio", each(("pingpong", "10000"), "tokio"), 1.2, "≥ 1.2×")
     line("yield_many vs tokio", each(("yield_many", "10000"), "tokio"), 1.0, "≥ 1×")
+    line("limit/10000 vs the faster peer", [best_of(run, ("limit", "10000"), ("tokio", "smol"))
+                                            for run in rep.runs], 1.5, "≥ 1.5×")
     if memory:
         ours, smol = memory["runtimes"].get(OURS), memory["runtimes"].get("smol")
         if ours and smol:

@@ -13,11 +13,16 @@
 //!   10,000 times over two `async_channel::bounded(1)` channels.
 //! - `yield_many/<runtime>/10000`: one task yields 10,000 times (each
 //!   runtime's own `yield_now`).
+//! - `limit/<runtime>/10000`: a fan-out of 10,000 short tasks (one yield
+//!   each), at most 16 running at once: ours a scope with `limit(16)`,
+//!   the peers a semaphore whose permit the spawner acquires before each
+//!   spawn (`src/limit.rs`).
 //!
 //! Every runtime has two worker threads; the clock starts before the
 //! group is made and stops when the spawning thread has seen it end.
 #![allow(missing_docs)]
 
+use cancel_scope_bench::limit::{limit_cancel_scope, limit_smol, limit_tokio};
 use cancel_scope_bench::schedule::*;
 use cancel_scope_bench::{cancel_scope_rt, tokio_rt, Smol};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
@@ -78,6 +83,15 @@ fn schedule(c: &mut Criterion) {
             ("cancel_scope", &|| pingpong_cancel_scope(&ours, ROUNDS)),
             ("tokio", &|| pingpong_tokio(&tokio, ROUNDS)),
             ("smol", &|| pingpong_smol(&smol, ROUNDS)),
+        ],
+    );
+    bench(
+        "limit",
+        n,
+        &[
+            ("cancel_scope", &|| limit_cancel_scope(&ours, n)),
+            ("tokio", &|| limit_tokio(&tokio, n)),
+            ("smol", &|| limit_smol(&smol, n)),
         ],
     );
     bench(

@@ -1,5 +1,6 @@
-//! A TCP echo server with async-io: a scope per connection, and a graceful
-//! shutdown.
+//! A TCP echo server with async-io: a scope per connection, at most
+//! `MAX_CONCURRENT` connections served at once, and a graceful shutdown
+//! on Ctrl-C.
 //!
 //! - **I/O.** `async_io::Async<TcpListener>` and `Async<TcpStream>`. With
 //!   the runtime's `async-io` feature (on by default), idle workers wait
@@ -12,59 +13,95 @@
 //!   of its own, with a deadline that every line moves back: a client
 //!   silent for `IDLE` has its scope cancelled, and the dropped future
 //!   closes the socket.
-//! - **Graceful shutdown.** The connections' tasks belong to one scope,
-//!   `connections`, whose body is the accept loop. After `MAX_CONNECTIONS`
-//!   connections the loop ends and drops the listener (stop accepting: a
-//!   late client is refused), then gives the open connections `GRACE` to
-//!   finish (`cancel_after`): the scope ends as soon as they are done, or
-//!   cancels whatever is left when the grace period is over (hard cancel).
+//! - **A limit.** The connections are tasks of one scope, `connections`,
+//!   opened with `limit(MAX_CONCURRENT)`. Its body is the accept loop,
+//!   which waits for a free slot (`slot()`) before it accepts: a client
+//!   beyond the limit waits in the operating system's backlog, not in the
+//!   program.
+//! - **Graceful shutdown.** Ctrl-C calls `shutdown(GRACE)` on the scope's
+//!   handle: a stop request, which the accept loop and every connection
+//!   see (`stop_requested()`). The accept loop ends and drops the listener
+//!   (a late client is refused); a connection finishes the line it is on,
+//!   says goodbye and closes. After `GRACE`, whatever is still running is
+//!   cancelled, and the scope's `Err` names it (`still_running()`).
 //!
 //! The clients run in the same program: three quick ones, one that falls
-//! silent, one too slow to finish within the grace period, and one that
-//! comes after the server stopped accepting.
+//! silent, and one whose request takes the server longer than the grace
+//! period (its handler does not listen for the request meanwhile). After
+//! five connections the program presses Ctrl-C itself (the handler's own
+//! code runs), and one more client comes too late.
 //!
-//! Run with `cargo run --example echo_server`.
+//! Run with `cargo run --example echo_server`; with `-- --serve` it serves
+//! on 127.0.0.1:7007 until you press Ctrl-C (try `nc 127.0.0.1 7007`).
 
 use async_io::Async;
 use cancel_scope::sync::Event;
 use cancel_scope::time::sleep;
-use cancel_scope::{runtime, scope, CancelReason};
+use cancel_scope::{runtime, scope, stop_requested, CancelHandle};
+use futures_lite::future;
 use futures_lite::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use futures_lite::StreamExt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Connections the server takes before it stops accepting.
-const MAX_CONNECTIONS: usize = 5;
+/// Connections served at once; more wait in the backlog.
+const MAX_CONCURRENT: usize = 4;
+/// Connections the demo serves before it presses Ctrl-C.
+const DEMO_CONNECTIONS: usize = 5;
 /// How long a connection may stay silent.
 const IDLE: Duration = Duration::from_millis(200);
-/// How long open connections may go on once the server stops accepting.
+/// How long open connections may go on once a shutdown is requested.
 const GRACE: Duration = Duration::from_millis(400);
+/// How long the server works on a `long job` line.
+const LONG_JOB: Duration = Duration::from_secs(2);
 
 /// Milliseconds since `t0`, as a log prefix.
 fn at(t0: Instant) -> String {
     format!("[{:>4}ms]", t0.elapsed().as_millis())
 }
 
-/// Serves `MAX_CONNECTIONS` connections, then shuts down gracefully.
-/// `Err` if the grace period ran out with connections still open.
-async fn server(listener: Async<TcpListener>, stopped: Event, t0: Instant) -> io::Result<()> {
+/// Serves until a shutdown is requested through `handle` (Ctrl-C), then
+/// shuts down gracefully. `accepted` is told each connection's number.
+async fn server(
+    listener: Async<TcpListener>,
+    handle: CancelHandle,
+    accepted: async_channel::Sender<usize>,
+    t0: Instant,
+) -> io::Result<()> {
     let out = scope(|connections| async move {
-        for n in 1..=MAX_CONNECTIONS {
-            let (stream, peer) = listener.accept().await?;
+        for n in 1.. {
+            // A free slot first, so that a client beyond the limit waits
+            // in the backlog; then a client. Either wait ends at a request
+            // to stop (dropping a slot held meanwhile gives it back).
+            let next = async {
+                let slot = connections.slot().await.ok()?;
+                Some((slot, listener.accept().await))
+            };
+            let stop = async {
+                stop_requested().await;
+                None
+            };
+            let Some((slot, accepted_one)) = future::or(stop, next).await else {
+                break;
+            };
+            let (stream, peer) = accepted_one?;
             println!("{} server: connection {n} from {peer}", at(t0));
-            connections.spawn(serve(n, stream, t0));
+            slot.spawn(
+                scope(move |conn| serve(conn, n, stream, t0)).named(format!("connection {n}")),
+            );
+            let _ = accepted.try_send(n);
         }
         drop(listener); // stop accepting: new connections are refused
-        stopped.set();
         println!(
             "{} server: stopped accepting; open connections have {GRACE:?}",
             at(t0)
         );
-        connections.cancel_after(GRACE);
         Ok::<(), io::Error>(())
     })
+    .named("connections")
+    .limit(MAX_CONCURRENT)
+    .with_cancel_handle(&handle)
     .await;
     match out {
         Ok(result) => {
@@ -72,65 +109,82 @@ async fn server(listener: Async<TcpListener>, stopped: Event, t0: Instant) -> io
             result
         }
         Err(cancelled) => {
-            println!(
-                "{} server: grace period over, cut the rest ({cancelled})",
-                at(t0)
-            );
+            println!("{} server: grace period over ({cancelled})", at(t0));
+            if let Some(tree) = cancelled.still_running() {
+                for scope in tree.scopes().iter().skip(1) {
+                    let name = scope.name().unwrap_or("a scope");
+                    println!(
+                        "{}   cut short: {name}, opened at {}",
+                        at(t0),
+                        scope.location()
+                    );
+                }
+            }
             Ok(())
         }
     }
 }
 
-/// One connection, in a scope of its own: echoes lines until the client
-/// closes, or stays silent for `IDLE`.
-async fn serve(n: usize, stream: Async<TcpStream>, t0: Instant) {
-    let out = scope(|conn| async move {
-        conn.cancel_after(IDLE);
-        let mut lines = BufReader::new(&stream).lines();
-        let mut echoed = 0;
-        while let Some(Ok(line)) = lines.next().await {
-            conn.cancel_after(IDLE); // not idle: move the deadline back
-            (&stream).write_all(format!("{line}\n").as_bytes()).await?;
-            echoed += 1;
+/// One connection, in its scope `conn`: echoes lines until the client
+/// closes, stays silent for `IDLE`, or a stop is requested (then it says
+/// goodbye). A `long job` line takes `LONG_JOB`, deaf to the request.
+async fn serve(
+    conn: cancel_scope::Scope,
+    n: usize,
+    stream: Async<TcpStream>,
+    t0: Instant,
+) -> io::Result<usize> {
+    conn.cancel_after(IDLE);
+    let mut lines = BufReader::new(&stream).lines();
+    let mut echoed = 0;
+    loop {
+        let next = async { lines.next().await };
+        let stop = async {
+            stop_requested().await;
+            None
+        };
+        let Some(Ok(line)) = future::or(stop, next).await else {
+            break;
+        };
+        conn.cancel_after(IDLE); // not idle: move the deadline back
+        if line.ends_with("long job") {
+            conn.cancel_after(LONG_JOB * 2); // working, not idle
+            sleep(LONG_JOB).await;
         }
-        Ok::<usize, io::Error>(echoed)
-    })
-    .await;
-    match out {
-        Ok(Ok(echoed)) => println!(
-            "{} server: connection {n} closed by the client after {echoed} lines",
-            at(t0)
-        ),
-        Ok(Err(e)) => println!("{} server: connection {n} failed: {e}", at(t0)),
-        Err(c) if matches!(c.reason(), CancelReason::Deadline { .. }) => {
-            println!(
-                "{} server: connection {n} idle for {IDLE:?}, closed",
-                at(t0)
-            )
-        }
-        Err(c) => println!("{} server: connection {n} stopped: {c}", at(t0)),
+        (&stream).write_all(format!("{line}\n").as_bytes()).await?;
+        echoed += 1;
     }
+    if conn.is_stop_requested() {
+        (&stream)
+            .write_all(b"bye: the server is shutting down\n")
+            .await?;
+        println!("{} server: connection {n} said goodbye", at(t0));
+    }
+    Ok(echoed)
 }
 
 /// Sends `lines`, one every `pause`, reading each echo; reports how far it
 /// got before it or the server closed the connection.
-async fn client(name: &str, addr: SocketAddr, lines: usize, pause: Duration, t0: Instant) {
+async fn client(name: &str, addr: SocketAddr, lines: &[&str], pause: Duration, t0: Instant) {
     let stream = match Async::<TcpStream>::connect(addr).await {
         Ok(stream) => stream,
         Err(e) => return println!("{} {name}: cannot connect: {e}", at(t0)),
     };
     let mut echoes = BufReader::new(&stream).lines();
-    for i in 1..=lines {
+    for (i, line) in lines.iter().enumerate() {
         let sent = (&stream)
-            .write_all(format!("{name} line {i}\n").as_bytes())
+            .write_all(format!("{name}: {line}\n").as_bytes())
             .await;
         match (sent, echoes.next().await) {
+            (Ok(()), Some(Ok(echo))) if echo.starts_with("bye") => {
+                return println!("{} {name}: the server said {echo:?}", at(t0))
+            }
             (Ok(()), Some(Ok(_echo))) => {}
-            _ => return println!("{} {name}: server closed after {} echoes", at(t0), i - 1),
+            _ => return println!("{} {name}: server closed after {i} echoes", at(t0)),
         }
         sleep(pause).await;
     }
-    println!("{} {name}: got all {lines} echoes, closing", at(t0));
+    println!("{} {name}: got all {} echoes, closing", at(t0), lines.len());
 }
 
 /// Sends one line, then stays silent until the server closes.
@@ -147,33 +201,63 @@ async fn silent_client(addr: SocketAddr, t0: Instant) {
 }
 
 fn main() -> io::Result<()> {
+    let serve_only = std::env::args().any(|a| a == "--serve");
     let t0 = Instant::now();
-    let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0))?;
+    let port = if serve_only { 7007 } else { 0 };
+    let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], port))?;
     let addr = listener.get_ref().local_addr()?;
     println!(
         "{} echo server on {addr} (async-io's reactor driven by: {:?})",
         at(t0),
         runtime::io_driver()
     );
+
+    // Ctrl-C: a graceful shutdown of the connections' scope.
+    let handle = CancelHandle::new();
+    let ctrl_c = {
+        let handle = handle.clone();
+        move || {
+            println!("{} Ctrl-C: shutting down, grace {GRACE:?}", at(t0));
+            handle.shutdown(GRACE);
+        }
+    };
+    ctrlc::set_handler(ctrl_c.clone()).expect("install the Ctrl-C handler");
+
+    let (accepted, accepts) = async_channel::unbounded();
+    if serve_only {
+        drop(accepts);
+        return runtime::block_on(server(listener, handle, accepted, t0));
+    }
     let out = runtime::block_on(scope(|s| async move {
         let stopped = Event::new();
-        let server = s.spawn(server(listener, stopped.clone(), t0));
+        let server = s.spawn(server(listener, handle, accepted, t0));
+        let quick = ["one", "two", "three"];
         for i in 1..=3 {
             let name = format!("client {i}");
-            s.spawn(async move { client(&name, addr, 3, Duration::from_millis(10), t0).await });
+            s.spawn(
+                async move { client(&name, addr, &quick, Duration::from_millis(10), t0).await },
+            );
         }
         s.spawn(silent_client(addr, t0));
-        s.spawn(client(
-            "slow client",
-            addr,
-            20,
-            Duration::from_millis(100),
-            t0,
-        ));
         s.spawn(async move {
-            stopped.wait().await;
-            client("late client", addr, 1, Duration::ZERO, t0).await
+            let lines = ["hi", "long job", "more"];
+            client("busy client", addr, &lines, Duration::from_millis(10), t0).await
         });
+        s.spawn({
+            let stopped = stopped.clone();
+            async move {
+                stopped.wait().await;
+                client("late client", addr, &["hello?"], Duration::ZERO, t0).await
+            }
+        });
+        // The demo presses Ctrl-C once enough clients were served.
+        for _ in 0..DEMO_CONNECTIONS {
+            let _ = accepts.recv().await;
+        }
+        sleep(Duration::from_millis(50)).await;
+        println!("{} (pressing Ctrl-C for you)", at(t0));
+        ctrl_c();
+        stopped.set();
         server.await
     }));
     let result = out.expect("the program's scope is not cancelled");

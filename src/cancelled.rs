@@ -109,6 +109,16 @@ pub enum CancelReason {
     /// the rest of its scope's work had ended, so the scope stopped it.
     /// This cancel interrupts nothing of the scope's own.
     DaemonStopped,
+    /// A graceful shutdown of this scope
+    /// ([`Scope::shutdown`](crate::Scope::shutdown)) asked its tasks to
+    /// stop, and `grace` passed before everything had ended: what was left
+    /// was cancelled. The cancel's cause, a
+    /// [`GraceExpired`](crate::GraceExpired), names the scopes still running
+    /// then ([`Cancelled::still_running`]).
+    GraceExpired {
+        /// The grace period the shutdown gave.
+        grace: Duration,
+    },
 }
 
 impl Cancelled {
@@ -227,6 +237,37 @@ impl Cancelled {
         self.cause_ref().map(|cause| &**cause)
     }
 
+    /// The scopes a graceful shutdown's hard cancel found still running,
+    /// if this cancellation is that cancel's
+    /// ([`CancelReason::GraceExpired`] where
+    /// [`Scope::shutdown`](crate::Scope::shutdown) was called, and
+    /// [`CancelReason::Ancestor`] below it): the shut-down scope and its
+    /// nested scopes as they were when the grace ran out, each with its
+    /// name, location and tasks. A shortcut for downcasting
+    /// [`cause`](Cancelled::cause) to [`GraceExpired`](crate::GraceExpired).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope, time::sleep};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Builder::new().start_paused(true).build().unwrap();
+    /// let out = rt.block_on(scope(|s| async move {
+    ///     s.spawn(scope(|_| sleep(Duration::from_secs(60))).named("deaf to the request"));
+    ///     s.shutdown(Duration::from_secs(1));
+    /// }));
+    /// let err = out.unwrap_err();
+    /// let names: Vec<_> = err.still_running().unwrap().scopes().iter().map(|s| s.name()).collect();
+    /// assert_eq!(names, [None, Some("deaf to the request")]);
+    /// ```
+    pub fn still_running(&self) -> Option<&crate::TreeSnapshot> {
+        let cause = self.cause()?;
+        cause
+            .downcast_ref::<crate::GraceExpired>()
+            .map(|g| g.still_running())
+    }
+
     /// Takes out the panic payload of a task of a
     /// [`supervisor_scope`](crate::supervisor_scope) that panicked (reason
     /// [`CancelReason::Panicked`]), to resume it
@@ -310,6 +351,9 @@ impl fmt::Display for CancelReason {
             CancelReason::DaemonStopped => {
                 f.write_str("the rest of the scope's work ended: its daemons are stopped")
             }
+            CancelReason::GraceExpired { grace } => {
+                write!(f, "the shutdown's grace period of {grace:?} ran out")
+            }
         }
     }
 }
@@ -332,7 +376,8 @@ const ENDED: u8 = 0x20;
 const REASON: u8 = 0x1F;
 
 /// A scope's cancellation, read without a lock: a reason code, and the
-/// duration that [`CancelReason::Deadline`] carries.
+/// duration that [`CancelReason::Deadline`] or
+/// [`CancelReason::GraceExpired`] carries.
 ///
 /// The code is set once, by a compare-and-swap (a *claim*): whoever makes
 /// it owns the node's cancel walk, and a second claim fails. A claim of
@@ -342,7 +387,7 @@ pub(crate) struct CancelCell {
     /// The reason's code (see [`CancelCell::code`]) once cancelled, 0
     /// before; with the `CAUSE` and `UNPUBLISHED` bits.
     code: AtomicU8,
-    /// `Deadline { after }`, in nanoseconds.
+    /// `Deadline { after }` or `GraceExpired { grace }`, in nanoseconds.
     after_nanos: AtomicU64,
 }
 
@@ -410,7 +455,10 @@ impl CancelCell {
             8 => CancelReason::ScopeDropped,
             9 => CancelReason::ScopeEnded,
             10 => CancelReason::Shutdown,
-            _ => CancelReason::DaemonStopped,
+            11 => CancelReason::DaemonStopped,
+            _ => CancelReason::GraceExpired {
+                grace: Duration::from_nanos(self.after_nanos.load(Relaxed)),
+            },
         };
         Some(Cancelled::new(reason))
     }
@@ -423,7 +471,9 @@ impl CancelCell {
         if cur & (REASON | ENDED) != 0 {
             return false;
         }
-        if let CancelReason::Deadline { after } = reason {
+        if let CancelReason::Deadline { after } | CancelReason::GraceExpired { grace: after } =
+            reason
+        {
             let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
             self.after_nanos.store(nanos, Relaxed);
         }
@@ -451,6 +501,7 @@ impl CancelCell {
             CancelReason::ScopeEnded => 9,
             CancelReason::Shutdown => 10,
             CancelReason::DaemonStopped => 11,
+            CancelReason::GraceExpired { .. } => 12,
         }
     }
 }
@@ -475,6 +526,9 @@ mod tests {
             CancelReason::ScopeEnded,
             CancelReason::Shutdown,
             CancelReason::DaemonStopped,
+            CancelReason::GraceExpired {
+                grace: Duration::from_millis(250),
+            },
         ];
         for reason in reasons {
             let cell = CancelCell::unpublished();

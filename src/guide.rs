@@ -1,6 +1,7 @@
 //! A guide to writing real programs: I/O, blocking work, busy tasks and
-//! the budget, borrowing from the caller, `select`, channels, shutdown,
-//! owning resources, collecting results, and cancel safety.
+//! the budget, borrowing from the caller, `select`, channels, limiting
+//! concurrency, shutdown, owning resources, collecting results, and cancel
+//! safety.
 //!
 //! This module holds no code, only this page. Each section has an example
 //! that runs as a test; the `examples/` directory has whole programs
@@ -21,9 +22,10 @@
 //! | `select!` | `futures_lite::future::or`, [`race_ok`](crate::race_ok), or any `select!` macro | a task's own scope's `cancelled()` never fires in it (below) |
 //! | `time::timeout` | [`time::timeout`](crate::time::timeout) for one future; [`move_on_after`](crate::move_on_after) or [`Scope::cancel_after`](crate::Scope::cancel_after) for a body and its tasks | a deadline on a scope cancels everything in it, tasks included |
 //! | `JoinSet` | [`JoinSet`](crate::JoinSet), filled with `spawn_in(&scope, ..)` | the scope owns the tasks: dropping the set does not stop them, and the set may outlive the scope (its finished outputs stay readable) |
-//! | `CancellationToken` | [`Scope::cancel`](crate::Scope::cancel), or a [`CancelHandle`](crate::CancelHandle) from any thread; an [`Event`](crate::sync::Event) for a signal that is not a cancel | a cancel *drops* the scope's futures at their `.await`; a token only signals. "Finish this item, then stop" is an `Event` (or a channel closing) |
+//! | `CancellationToken` | as a request ("finish, flush, return"): [`Scope::request_stop`](crate::Scope::request_stop) or [`shutdown(grace)`](crate::Scope::shutdown), seen through [`stop_requested`](crate::stop_requested); as an abort: [`Scope::cancel`](crate::Scope::cancel), or a [`CancelHandle`](crate::CancelHandle) from any thread | a cancel *drops* the scope's futures at their `.await`; a token and a stop request only signal (see graceful shutdown, below) |
+//! | `JoinSet` and a `Semaphore` | a scope with a [`limit`](crate::ScopeFuture::limit), and [`spawn_when_free`](crate::Scope::spawn_when_free) for back-pressure | tasks past the limit wait in the scope, unpolled (see limiting concurrency) |
 //! | `spawn_blocking` | [`Scope::spawn_blocking`](crate::Scope::spawn_blocking) | the scope waits for the closure; a cancel cannot interrupt one that runs (it may poll its scope's `CancelHandle::is_cancelled`), and a queued one never starts |
-//! | `signal::ctrl_c` | none built in: a signal crate (`async-signal`, `signal-hook`, `ctrlc`) whose handler calls `CancelHandle::cancel` | the runtime installs no signal handlers |
+//! | `signal::ctrl_c` | none built in: a signal crate (`async-signal`, `signal-hook`, `ctrlc`) whose handler calls [`CancelHandle::shutdown`](crate::CancelHandle::shutdown) (or `cancel`) | the runtime installs no signal handlers |
 //!
 //! ## Async closures
 //!
@@ -480,24 +482,98 @@
 //! as sent once `send` has returned. The example `pipeline` has a
 //! three-stage pipeline, with the timeline printed.
 //!
-//! # Graceful shutdown
+//! # Limiting concurrency
 //!
-//! Three steps, each a scope operation:
-//!
-//! 1. **Stop accepting.** The accept loop races `accept()` against a stop
-//!    signal (an `Event`, or a channel that a signal handler closes), and
-//!    leaves the loop when it fires; dropping the listener makes the
-//!    operating system refuse new connections.
-//! 2. **Grace period.** The connections are tasks of one scope; give it a
-//!    deadline ([`cancel_after`](crate::Scope::cancel_after)). The scope
-//!    ends as soon as the connections are done.
-//! 3. **Hard cancel.** When the deadline passes, the connections still
-//!    open are cancelled: their futures are dropped, closing their
-//!    sockets. The scope then resolves to `Err(Cancelled)`, which says
-//!    that some were cut.
+//! A crawler with at most 16 fetches in flight, a server with at most 1,000
+//! connections: give the scope a limit,
+//! [`limit(n)`](crate::ScopeFuture::limit). At most `n` of its tasks have
+//! started and not ended; a task spawned past the limit waits in the
+//! scope, in spawn order, never polled, until a running one ends. No
+//! semaphore, no window written by hand, and the scope still waits for
+//! every task and cancels them as one.
 //!
 //! ```
-//! use cancel_scope::{runtime::Builder, scope, sync::Event, time::sleep};
+//! use cancel_scope::{runtime::Builder, scope, time::sleep};
+//! use std::time::Duration;
+//!
+//! let rt = Builder::new().start_paused(true).build().unwrap();
+//! let pages = rt.block_on(scope(|s| async move {
+//!     let fetches: Vec<_> = (0..100u64)
+//!         .map(|page| {
+//!             s.spawn(async move {
+//!                 sleep(Duration::from_millis(10)).await; // the fetch
+//!                 page
+//!             })
+//!         })
+//!         .collect();
+//!     let mut got = 0;
+//!     for fetch in fetches {
+//!         got += fetch.await.is_ok() as u64;
+//!     }
+//!     got
+//! }).limit(16));
+//! assert_eq!(pages, Ok(100));
+//! ```
+//!
+//! What to know:
+//!
+//! - **Queued tasks hold their futures.** `spawn` never waits: it queues.
+//!   A loop that produces work faster than the scope runs it (an accept
+//!   loop, a reader of a large file) must wait instead, so that it holds
+//!   at most one piece of work: [`spawn_when_free`](crate::Scope::spawn_when_free)
+//!   waits for a slot and spawns into it, and [`slot`](crate::Scope::slot)
+//!   waits for a slot before the work is even taken (accept only what you
+//!   can serve; the rest waits in the operating system's backlog). Both
+//!   are cancel safe.
+//! - **Shedding load:** [`try_spawn`](crate::Scope::try_spawn) spawns only
+//!   if a slot is free, else hands the future back
+//!   ([`TrySpawnError::Full`](crate::TrySpawnError::Full)): answer "busy"
+//!   instead of queueing.
+//! - **Order:** a freed slot goes to the queued tasks first, in spawn
+//!   order, then to the `slot()` and `spawn_when_free` waiters, in the
+//!   order they came: what the scope accepted finishes before new work.
+//! - **What counts:** every task of the scope, `spawn_blocking` closures
+//!   included; not nested scopes (they run inside a task or the body,
+//!   and have a limit of their own).
+//! - **Cancelling** the scope drops its queued tasks unpolled, with the
+//!   others; cancelling one queued task (its `JoinHandle`) takes it out
+//!   of the queue. The tree view shows each limited scope's running and
+//!   queued tasks.
+//! - **Do not await a queued task from a running one of the same scope:**
+//!   with every slot held by such waiters, nothing ever frees one (a
+//!   deadlock, which the scope's cancel or deadline still ends). Await
+//!   the tasks from the body, as above.
+//!
+//! # Graceful shutdown
+//!
+//! Ask, wait a grace period, then cancel:
+//! [`shutdown(grace)`](crate::Scope::shutdown) (on a `Scope` or a
+//! [`CancelHandle`](crate::CancelHandle), from anywhere, the scope's own
+//! body included) requests a stop of the scope and every scope in it, and
+//! cancels what is left once `grace` has passed.
+//!
+//! - **The request.** A stop request cancels nothing. Every task below
+//!   sees it, without holding the `Scope`: [`stop_requested`](crate::stop_requested)
+//!   resolves, [`is_stop_requested`](crate::is_stop_requested) says so.
+//!   The accept loop stops accepting and drops its listener; a connection
+//!   finishes the reply it is writing, flushes, says goodbye and returns,
+//!   with its result. Scopes opened later are born with the request; a
+//!   request is never withdrawn, and it does not climb to the parent
+//!   (not even through a link). [`request_stop`](crate::Scope::request_stop)
+//!   is the request alone.
+//! - **The grace.** The scope ends as soon as everything in it has ended,
+//!   with `Ok` if nothing had to be cancelled.
+//! - **The hard cancel.** When the grace runs out, what is left is
+//!   cancelled, with [`CancelReason::GraceExpired`](crate::CancelReason::GraceExpired),
+//!   and the scope's `Err` names the scopes still running then, by name
+//!   and location ([`Cancelled::still_running`](crate::Cancelled::still_running)):
+//!   the requests that ignored the stop.
+//! - **Shields.** A [`shielded_scope`](crate::shielded_scope) stops the
+//!   request as it stops a cancel: cleanup in a shield runs on through the
+//!   whole grace, unasked, and the hard cancel does not reach it either.
+//!
+//! ```
+//! use cancel_scope::{runtime::Builder, scope, stop_requested, time::sleep};
 //! use futures_lite::future;
 //! use std::time::Duration;
 //!
@@ -508,29 +584,40 @@
 //!     for ms in [10, 50, 60_000] {
 //!         incoming_tx.send(ms).await.unwrap();
 //!     }
-//!     let stop = Event::new();
-//!     let stop_accepting = stop.clone();
-//!     let server = s.spawn(scope(|connections| async move {
+//!     s.spawn(scope(|connections| async move {
 //!         loop {
 //!             let accept = async { incoming.recv().await.ok() };
-//!             let stopped = async { stop_accepting.wait().await; None };
-//!             let Some(ms) = future::or(stopped, accept).await else { break };
+//!             let stop = async { stop_requested().await; None };
+//!             let Some(ms) = future::or(stop, accept).await else { break };
 //!             connections.spawn(sleep(Duration::from_millis(ms)));
 //!         }
-//!         drop(incoming); // 1. stop accepting
-//!         connections.cancel_after(Duration::from_secs(1)); // 2. grace period
-//!     }));
+//!         drop(incoming); // 1. stopped accepting
+//!     }).named("connections"));
 //!     sleep(Duration::from_millis(100)).await;
-//!     stop.set(); // a shutdown was requested
-//!     server.await.unwrap()
-//! }));
+//!     s.shutdown(Duration::from_secs(1)); // Ctrl-C; 2. the grace period
+//! }).named("server"));
 //! // 3. the connection that would have lasted a minute was cut after 1s.
-//! assert!(out.unwrap().is_err());
+//! let err = out.unwrap_err();
+//! let names: Vec<_> = err.still_running().unwrap().scopes().iter().map(|s| s.name()).collect();
+//! assert_eq!(names, [Some("server"), Some("connections")]);
 //! ```
 //!
-//! The example `echo_server` does this over TCP, with clients in the same
-//! program, and gives each connection a scope of its own with an idle
-//! deadline.
+//! The example `echo_server` does this over TCP, on Ctrl-C, with its
+//! connections limited, and a scope per connection with an idle deadline.
+//!
+//! **Coming from `CancellationToken`.** A tokio program often uses a
+//! `CancellationToken` as a *request*: its tasks see `cancelled()`
+//! resolve, finish what they are doing, flush and return their results.
+//! The faithful port of `token.cancel()` is
+//! [`request_stop`](crate::Scope::request_stop) (or `shutdown(grace)`),
+//! and of `token.cancelled().await` is
+//! [`stop_requested().await`](crate::stop_requested): nothing is dropped.
+//! This runtime's [`cancel()`](crate::Scope::cancel) is `JoinHandle::abort`
+//! for a whole subtree: the tasks' futures are dropped at their next
+//! `.await`, and their cleanup and results with them. A literal port of
+//! `token.cancel()` to `cancel()` silently loses both. Port
+//! `abort()` (and the hard half of "graceful, then abort after a timeout")
+//! to `cancel()`.
 //!
 //! **Ending the runtime.** Dropping a [`Runtime`](crate::runtime::Runtime)
 //! cancels what is left and waits, with no bound, for blocking closures
@@ -549,6 +636,10 @@
 //!     eprintln!("{report}"); // each straggler with its scope's name and location
 //! }
 //! ```
+//!
+//! [`Runtime::shutdown_graceful`](crate::runtime::Runtime::shutdown_graceful)
+//! asks first: a stop request to every root, the grace, then this bounded
+//! shutdown; its report also names the scopes the grace left running.
 //!
 //! The process-wide runtime behind
 //! [`runtime::block_on`](crate::runtime::block_on) is never shut down: a

@@ -149,10 +149,11 @@ mod worker;
 
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{
-    linked_scope, move_on_after, race_ok, scope, shielded_scope, supervisor_scope, try_scope,
-    BorrowJoinHandle, BorrowJoinSet, BorrowScope, BorrowShieldedScope, BorrowTryScope,
-    CancelHandle, DeferRefused, JoinSet, NotReady, OnCancelGuard, Ready, Scope, ScopeEnd,
-    ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState, ShieldedScope, Starting, TreeSnapshot,
-    TryScope, WaitCancelled,
+    is_stop_requested, linked_scope, move_on_after, race_ok, scope, shielded_scope, stop_requested,
+    supervisor_scope, try_scope, BorrowJoinHandle, BorrowJoinSet, BorrowScope, BorrowShieldedScope,
+    BorrowTryScope, CancelHandle, DeferRefused, GraceExpired, JoinSet, NotReady, OnCancelGuard,
+    Ready, Scope, ScopeEnd, ScopeFuture, ScopeLocal, ScopeSnapshot, ScopeState, ShieldedScope,
+    Slot, SpawnWhenFree, Starting, StopRequested, TreeSnapshot, TryScope, TrySpawnError,
+    WaitCancelled, WaitSlot,
 };
 pub use task::{JoinHandle, TaskCancelHandle};

@@ -7,6 +7,7 @@
 //! handles point to: the run queues, the sleep state, the timers, the
 //! blocking pool, the roster of threads and the scope tree.
 
+mod graceful;
 mod shutdown;
 
 pub use crate::scope::scoped;
@@ -208,6 +209,9 @@ pub(crate) struct Shared {
     /// Where a recorded run's events go (`Builder::record`).
     recorder: Option<Box<Recorder>>,
     shutdown: AtomicBool,
+    /// A stop was requested of every root (`Runtime::request_stop`):
+    /// roots published since are born with it (`scope/tree/stop.rs`).
+    stop_requested: AtomicBool,
     workers: usize,
     /// Who waits in async-io's reactor (`Builder::drive_io`).
     io_driver: IoDriver,
@@ -690,6 +694,7 @@ impl Builder {
                 .record
                 .map(|capacity| Box::new(Recorder::new(n, capacity))),
             shutdown: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
             workers: n,
             io_driver: self.io_driver,
             block_ons: Mutex::new(Slab::new()),
@@ -764,6 +769,11 @@ impl Shared {
 
     pub(crate) fn is_shutdown(&self) -> bool {
         self.shutdown.load(SeqCst)
+    }
+
+    /// Whether a stop was requested of every root (`Runtime::request_stop`).
+    pub(crate) fn is_stop_requested(&self) -> bool {
+        self.stop_requested.load(SeqCst)
     }
 
     pub(crate) fn injector(&self) -> &Injector<TaskRef> {
@@ -849,6 +859,7 @@ impl Shared {
             scope_ids: AtomicU64::new(0),
             recorder: None,
             shutdown: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
             workers: 1,
             io_driver: IoDriver::AsyncIoThread,
             block_ons: Mutex::new(Slab::new()),

@@ -56,11 +56,13 @@ enum Kind {
     JoinSetReady,
     /// The handle of a blocking closure that has returned.
     FinishedBlocking,
+    /// `Scope::slot` of a scope with a free slot (here: no limit).
+    FreeSlot,
 }
 
 use Kind::*;
 
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 8] = [
     EventSet,
     SleepZero,
     TimeoutReady,
@@ -68,6 +70,7 @@ const KINDS: [Kind; 7] = [
     FinishedTask,
     JoinSetReady,
     FinishedBlocking,
+    FreeSlot,
 ];
 
 /// The kinds that never run out.
@@ -81,6 +84,7 @@ enum Source {
     Budget,
     Handles(VecDeque<JoinHandle<()>>),
     Set(JoinSet<()>),
+    Slots(Scope),
 }
 
 impl Source {
@@ -106,6 +110,7 @@ impl Source {
             FinishedBlocking => Source::Handles(finished(
                 (0..STOCK).map(|_| s.spawn_blocking(|| ())).collect(),
             )),
+            FreeSlot => Source::Slots(s.clone()),
             endless => Source::endless(endless),
         }
     }
@@ -140,6 +145,7 @@ impl Source {
                 let output = set.join_next().await.expect("stock left");
                 output.expect("the task finished");
             }
+            Source::Slots(s) => drop(s.slot().await.expect("a free slot")),
         }
     }
 }

@@ -111,8 +111,11 @@ fn a_known_tree_as_data_and_as_text() {
                 let linked_body = {
                     let reg = reg.clone();
                     move |linked: Scope| async move {
-                        record_id(&reg, "linked", &linked);
+                        // Its task first: the spawn puts it in the tree,
+                        // before the shield (siblings oldest first), and
+                        // the root waits for its id below.
                         park(&linked);
+                        record_id(&reg, "linked", &linked);
                     }
                 };
                 let (line, linked) = (line!(), linked_scope(linked_body));

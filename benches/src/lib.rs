@@ -15,6 +15,7 @@ pub mod cancel;
 pub mod echo;
 pub mod latch;
 pub mod latency;
+pub mod limit;
 pub mod parked;
 pub mod runtimes;
 pub mod schedule;

@@ -81,6 +81,9 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, Default)]
 pub struct ShutdownReport {
     stragglers: Vec<Straggler>,
+    /// What a graceful shutdown's grace period left running (empty if
+    /// everything ended in time, or for a shutdown without a grace).
+    pub(super) still_running: crate::TreeSnapshot,
 }
 
 /// A thread a bounded shutdown left running; see [`ShutdownReport`].
@@ -252,7 +255,10 @@ impl Runtime {
         }
         shared.blocking.let_go();
         shared.clear_queues();
-        ShutdownReport { stragglers }
+        ShutdownReport {
+            stragglers,
+            still_running: crate::TreeSnapshot::default(),
+        }
     }
 }
 
@@ -304,6 +310,25 @@ impl ShutdownReport {
     pub fn stragglers(&self) -> &[Straggler] {
         &self.stragglers
     }
+
+    /// The scopes still running when a graceful shutdown's grace period
+    /// ran out ([`Runtime::shutdown_graceful`]), each with its name,
+    /// location and tasks, as the tree was just before the hard cancel;
+    /// empty if every root ended within the grace, or for a shutdown
+    /// without one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = cancel_scope::runtime::Runtime::new();
+    /// let report = rt.shutdown_graceful(Duration::from_secs(1), Duration::from_secs(1));
+    /// assert!(report.still_running().is_empty()); // nothing was running
+    /// ```
+    pub fn still_running(&self) -> &crate::TreeSnapshot {
+        &self.still_running
+    }
 }
 
 impl Straggler {
@@ -331,6 +356,15 @@ impl Straggler {
 impl fmt::Display for ShutdownReport {
     /// One line, or a line per straggler below a heading.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.still_running.is_empty() {
+            let n = self.still_running.scopes().len();
+            let plural = if n == 1 { "" } else { "s" };
+            writeln!(
+                f,
+                "the grace period ran out with {n} scope{plural} running:"
+            )?;
+            write!(f, "{}", self.still_running)?;
+        }
         if self.stragglers.is_empty() {
             return writeln!(f, "shutdown complete: nothing left running");
         }

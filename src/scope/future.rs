@@ -172,6 +172,83 @@ where
         self
     }
 
+    /// Limits the scope's concurrency: at most `n` of its tasks have
+    /// started and not ended. A task spawned past the limit waits in the
+    /// scope, in spawn order, **never polled**, until a running one ends
+    /// and frees its slot (Go's `errgroup.SetLimit`).
+    ///
+    /// - A queued task is live: the scope waits for it, the tree view
+    ///   counts it as queued
+    ///   ([`ScopeSnapshot::queued_tasks`](crate::ScopeSnapshot::queued_tasks)),
+    ///   and a cancel of the scope drops it unpolled, in the same walk
+    ///   that drops the idle running ones. Cancelling it alone
+    ///   ([`JoinHandle::cancel`](crate::JoinHandle::cancel)) takes it out
+    ///   of the queue, unpolled.
+    /// - [`Scope::spawn_blocking`] closures count: a closure is a task of
+    ///   its scope (it holds a slot while it waits for a pool thread and
+    ///   while it runs). Nested scopes do not: a scope opened by a task
+    ///   runs within that task's slot, and one opened by the body is the
+    ///   body's, which no limit counts; a nested scope has its own limit.
+    /// - Queued tasks are served first, in spawn order; then the waiters
+    ///   of [`Scope::slot`] and [`Scope::spawn_when_free`], in the order
+    ///   they began waiting.
+    /// - [`Scope::try_spawn`] spawns only if a slot is free.
+    /// - A queued task holds its future, and everything it owns. A loop
+    ///   that accepts work faster than the scope runs it (an accept loop)
+    ///   waits for a slot with [`Scope::spawn_when_free`] or
+    ///   [`Scope::slot`] instead of queueing without bound.
+    /// - **Deadlock.** A running task that awaits the handle of a task
+    ///   queued behind it in the same scope waits for a slot it may be
+    ///   holding itself: with every slot held by such tasks, none ever
+    ///   frees. Nothing else happens: the queued tasks are never polled,
+    ///   and a cancel or a deadline of the scope ends it as usual. Await
+    ///   tasks of the same limited scope from its body, or from another
+    ///   scope.
+    ///
+    /// Spawning into a limited scope and a task's end stay O(1). A limit
+    /// above `u32::MAX` is taken as `u32::MAX` (no scope runs that many).
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0, here: such a scope could never run a task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, time::sleep};
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    /// let out = runtime::block_on(scope(|s| {
+    ///     let (now, most) = (now.clone(), most.clone());
+    ///     async move {
+    ///         for _ in 0..64 {
+    ///             let (now, most) = (now.clone(), most.clone());
+    ///             s.spawn(async move {
+    ///                 most.fetch_max(now.fetch_add(1, SeqCst) + 1, SeqCst);
+    ///                 sleep(Duration::from_millis(1)).await; // a fetch, say
+    ///                 now.fetch_sub(1, SeqCst);
+    ///             });
+    ///         }
+    ///     }
+    /// }).limit(16));
+    /// assert!(out.is_ok());
+    /// assert!(most.load(SeqCst) <= 16);
+    /// ```
+    ///
+    /// ```should_panic
+    /// let _ = cancel_scope::scope(|_| async {}).limit(0); // panics here
+    /// ```
+    #[track_caller]
+    pub fn limit(mut self, n: usize) -> Self {
+        let n = u32::try_from(n).unwrap_or(u32::MAX); // as good as unlimited
+        let n = std::num::NonZeroU32::new(n).expect(super::limit::ZERO_LIMIT);
+        self.opening().tree.limit = Some(n);
+        self
+    }
+
     /// A plain scope that is cancelled `after` its start (`move_on_after`).
     pub(crate) fn with_deadline(
         body: F,

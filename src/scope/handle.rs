@@ -18,6 +18,7 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 use std::task::Waker;
+use std::time::Duration;
 
 /// A handle that can cancel a scope from any thread or task, and outlive
 /// it: once the scope has ended, [`cancel`](CancelHandle::cancel) does
@@ -59,6 +60,11 @@ pub(super) struct Early {
     /// cancel to it, and in between `is_cancelled` must still say true
     /// (once true, true).
     cancel: Option<(CancelReason, Option<Cause>)>,
+    /// A stop request that came first, and the shortest grace of a
+    /// shutdown that came first: the scope opens with them (the grace
+    /// counted from the opening).
+    stop: bool,
+    grace: Option<Duration>,
     /// `cancelled()` futures polled before the scope opened; woken when it
     /// opens or is cancelled, to look again.
     pub(super) waiters: Slab<Waker>,
@@ -159,6 +165,98 @@ impl CancelHandle {
         node.cancel_because(CancelReason::Explicit, cause, Links::Follow);
     }
 
+    /// Requests a stop of the scope, if it is still running, or makes it
+    /// open with the request if it has not opened yet. See
+    /// [`Scope::request_stop`]: a request, not a cancel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, scope, stop_requested};
+    ///
+    /// let out = runtime::block_on(scope(|s| async move {
+    ///     let handle = s.cancel_handle();
+    ///     std::thread::spawn(move || handle.request_stop()).join().unwrap();
+    ///     stop_requested().await; // the body winds down, unhurt
+    ///     "bye"
+    /// }));
+    /// assert_eq!(out, Ok("bye"));
+    /// ```
+    pub fn request_stop(&self) {
+        if let Some(node) = self.node_or_record(|early| early.stop = true) {
+            node.request_stop();
+        }
+    }
+
+    /// Shuts the scope down gracefully: see [`Scope::shutdown`]. For a
+    /// scope not opened yet, it opens with the request, and the grace is
+    /// counted from its opening.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Builder, scope, CancelReason};
+    /// use std::time::Duration;
+    ///
+    /// let rt = Builder::new().start_paused(true).build().unwrap();
+    /// let out = rt.block_on(scope(|s| async move {
+    ///     s.cancel_handle().shutdown(Duration::from_secs(1));
+    ///     std::future::pending::<()>().await // deaf to the request
+    /// }));
+    /// let grace = Duration::from_secs(1);
+    /// assert_eq!(out.unwrap_err().reason(), &CancelReason::GraceExpired { grace });
+    /// ```
+    pub fn shutdown(&self, grace: Duration) {
+        let record = |early: &mut Early| {
+            early.stop = true;
+            early.grace = Some(early.grace.map_or(grace, |g| g.min(grace)));
+        };
+        if let Some(node) = self.node_or_record(record) {
+            node.shutdown(grace);
+        }
+    }
+
+    /// Whether a stop was requested of the scope or reached it (before it
+    /// ended), or, for a scope not opened yet, whether it will open with
+    /// one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::CancelHandle;
+    ///
+    /// let early = CancelHandle::new();
+    /// early.request_stop();
+    /// assert!(early.is_stop_requested() && !early.is_cancelled());
+    /// ```
+    pub fn is_stop_requested(&self) -> bool {
+        match &self.target {
+            Target::Node(node) => node.is_stop_requested(),
+            Target::Early(early) => {
+                let early = early.lock();
+                early.stop || early.node.as_ref().is_some_and(|n| n.is_stop_requested())
+            }
+        }
+    }
+
+    /// The node, if the handle is bound to one; else `record` notes the
+    /// request in the early handle, for the scope to open with.
+    fn node_or_record(&self, record: impl FnOnce(&mut Early)) -> Option<NodeRef> {
+        match &self.target {
+            Target::Node(node) => Some(node.clone()),
+            Target::Early(early) => {
+                let mut early = early.lock();
+                match &early.node {
+                    Some(node) => Some(node.clone()),
+                    None => {
+                        record(&mut early);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
     /// A future that resolves once the scope is cancelled; see
     /// [`Scope::cancelled`].
     ///
@@ -233,13 +331,19 @@ impl CancelHandle {
         let Target::Early(early) = &self.target else {
             unreachable!("`reserve` checked the handle");
         };
-        let (cancel, waiters) = {
+        let (cancel, stop, grace, waiters) = {
             let mut early = early.lock();
             early.node = Some(node.clone());
-            (early.cancel.clone(), std::mem::take(&mut early.waiters))
+            let waiters = std::mem::take(&mut early.waiters);
+            (early.cancel.clone(), early.stop, early.grace, waiters)
         };
         if let Some((reason, cause)) = cancel {
             node.cancel_because(reason, cause, Links::Follow);
+        }
+        match grace {
+            Some(grace) => node.shutdown(grace),
+            None if stop => node.request_stop(),
+            None => {}
         }
         waiters.into_iter().for_each(|(_, w)| w.wake());
     }

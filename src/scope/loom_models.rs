@@ -6,6 +6,8 @@
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
 
+mod servers;
+
 use super::tree::{BodyEnd, Kind, Links, Node, NodeRef, Outcome, Place};
 use super::Scope;
 use crate::cancelled::CancelReason;

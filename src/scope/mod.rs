@@ -39,6 +39,7 @@ mod defer;
 mod future;
 mod handle;
 mod join_set;
+mod limit;
 mod local;
 #[cfg(all(test, cancel_scope_loom))]
 mod loom_models;
@@ -49,6 +50,7 @@ mod race;
 mod ready;
 mod shield;
 pub(crate) mod snapshot;
+mod stop;
 pub(crate) mod tree;
 mod try_scope;
 mod wait;
@@ -61,12 +63,14 @@ pub use defer::{DeferRefused, ScopeEnd};
 pub use future::ScopeFuture;
 pub use handle::CancelHandle;
 pub use join_set::JoinSet;
+pub use limit::{Slot, SpawnWhenFree, TrySpawnError, WaitSlot};
 pub use local::ScopeLocal;
 pub use on_cancel::OnCancelGuard;
 pub use race::race_ok;
 pub use ready::{NotReady, Ready, Starting};
 pub use shield::{shielded_scope, ShieldedScope};
 pub use snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
+pub use stop::{is_stop_requested, stop_requested, GraceExpired, StopRequested};
 pub use try_scope::{try_scope, TryScope};
 pub use wait::WaitCancelled;
 
@@ -342,6 +346,20 @@ impl Scope {
         if let Some(daemons) = self.daemon_redirect() {
             return Scope { node: daemons }.spawn(future);
         }
+        if self.node.is_limited() {
+            return self.spawn_limited(future);
+        }
+        self.spawn_plain(future)
+    }
+
+    /// [`spawn`](Scope::spawn) past the scope's limit, if it has one: the
+    /// task starts at once (a shield's body, an unlimited scope's task).
+    #[inline]
+    pub(crate) fn spawn_plain<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let binding = TaskBinding {
             node: self.node.as_ptr(),
         };
@@ -441,6 +459,9 @@ impl Scope {
     {
         if let Some(daemons) = self.daemon_redirect() {
             return Scope { node: daemons }.spawn_blocking(f);
+        }
+        if self.node.is_limited() {
+            return self.spawn_blocking_limited(f);
         }
         let binding = BlockingBinding(TaskBinding {
             node: self.node.as_ptr(),

@@ -60,7 +60,9 @@ where
 {
     let start: ShieldStart<Fut::Output> = Box::new(move |s: Scope| {
         let body = body(s.clone());
-        s.spawn(body)
+        // The body is not one of the shield's tasks for its limit: it is
+        // the scope's body, run as a task (see above).
+        s.spawn_plain(body)
     });
     ShieldedScope {
         scope: ScopeFuture::new(start, Kind::Shielded, Location::caller()),
@@ -94,6 +96,39 @@ impl<T: Send + 'static> ShieldedScope<T> {
     pub fn named(self, name: impl Into<std::sync::Arc<str>>) -> Self {
         ShieldedScope {
             scope: self.scope.named(name),
+        }
+    }
+
+    /// Limits how many of the shield's tasks run at once; see
+    /// [`ScopeFuture::limit`]. The body, which runs as a task of the
+    /// shield, does not count.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime, shielded_scope};
+    ///
+    /// let out = runtime::block_on(
+    ///     shielded_scope(|s| async move {
+    ///         let flushes: Vec<_> = (0..8).map(|i| s.spawn(async move { i })).collect();
+    ///         let mut sum = 0;
+    ///         for f in flushes {
+    ///             sum += f.await.unwrap();
+    ///         }
+    ///         sum
+    ///     })
+    ///     .limit(2),
+    /// );
+    /// assert_eq!(out, Ok(28));
+    /// ```
+    #[track_caller]
+    pub fn limit(self, n: usize) -> Self {
+        ShieldedScope {
+            scope: self.scope.limit(n),
         }
     }
 

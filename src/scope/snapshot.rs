@@ -78,6 +78,9 @@ pub struct ScopeSnapshot {
     pub(crate) shielded: bool,
     pub(crate) deadline_in: Option<Duration>,
     pub(crate) live_tasks: usize,
+    pub(crate) queued_tasks: usize,
+    pub(crate) limit: Option<usize>,
+    pub(crate) stop_requested: bool,
     pub(crate) location: &'static Location<'static>,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) supervisor: bool,
@@ -175,9 +178,52 @@ impl ScopeSnapshot {
         self.deadline_in
     }
 
-    /// Tasks spawned into it that have not ended.
+    /// Tasks spawned into it that have not ended: those started and those
+    /// still queued behind its limit.
     pub fn live_tasks(&self) -> usize {
         self.live_tasks
+    }
+
+    /// Tasks of a limited scope waiting for a slot, never polled yet
+    /// ([`ScopeFuture::limit`](crate::ScopeFuture::limit)); 0 for a scope
+    /// without a limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cancel_scope::{runtime::Runtime, scope};
+    ///
+    /// let rt = &Runtime::new();
+    /// let _ = rt.block_on(scope(|s| async move {
+    ///     for _ in 0..3 {
+    ///         s.spawn(std::future::pending::<()>());
+    ///     }
+    ///     let tree = rt.scope_tree();
+    ///     let me = &tree.scopes()[0];
+    ///     assert_eq!((me.running_tasks(), me.queued_tasks(), me.limit()), (2, 1, Some(2)));
+    ///     assert!(tree.to_string().contains("3 tasks (2 running, 1 queued, limit 2)"));
+    ///     s.cancel();
+    /// }).limit(2));
+    /// ```
+    pub fn queued_tasks(&self) -> usize {
+        self.queued_tasks
+    }
+
+    /// Tasks started and not ended: [`live_tasks`](ScopeSnapshot::live_tasks)
+    /// less [`queued_tasks`](ScopeSnapshot::queued_tasks).
+    pub fn running_tasks(&self) -> usize {
+        self.live_tasks - self.queued_tasks.min(self.live_tasks)
+    }
+
+    /// The scope's concurrency limit, if it has one.
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
+    /// Whether a stop was requested of it, or of an enclosing scope whose
+    /// request reached it ([`Scope::request_stop`](crate::Scope::request_stop)).
+    pub fn is_stop_requested(&self) -> bool {
+        self.stop_requested
     }
 
     /// Where it was opened.
@@ -269,15 +315,23 @@ impl fmt::Display for ScopeSnapshot {
                 n => flags.push(format!("{n} {many}")),
             }
         }
+        if self.stop_requested {
+            flags.push("stop requested".to_string());
+        }
         if !flags.is_empty() {
             write!(f, " [{}]", flags.join(", "))?;
         }
         let plural = if self.live_tasks == 1 { "" } else { "s" };
-        write!(
-            f,
-            ", {} task{plural}, opened at {}",
-            self.live_tasks, self.location
-        )
+        write!(f, ", {} task{plural}", self.live_tasks)?;
+        if let Some(limit) = self.limit {
+            write!(
+                f,
+                " ({} running, {} queued, limit {limit})",
+                self.running_tasks(),
+                self.queued_tasks
+            )?;
+        }
+        write!(f, ", opened at {}", self.location)
     }
 }
 

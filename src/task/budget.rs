@@ -7,7 +7,8 @@
 //! it never gives its worker back, and a cancel never finds it between two
 //! polls, which is where a cancelled future is dropped. So the runtime's
 //! *leaf* futures (`sleep`, `timeout`, `Event::wait`, `JoinHandle`,
-//! `JoinSet::join_next`, `consume_budget`) ask [`poll_proceed`] first. It
+//! `JoinSet::join_next`, `Scope::slot` and `spawn_when_free`,
+//! `consume_budget`) ask [`poll_proceed`] first. It
 //! *refuses* (the leaf wakes its task and returns `Pending`):
 //!
 //! - **when the work being polled is cancelled:** the poll ends at this
@@ -22,7 +23,8 @@
 //! `yield_now` neither asks nor spends: it always ends the poll, and the
 //! next one starts with a full budget. `Scope::cancelled()` does not ask:
 //! it must be ready once its scope is cancelled, or `or(work,
-//! s.cancelled())` would never end.
+//! s.cancelled())` would never end; nor does `stop_requested()`, for the
+//! same reason (`or(work, stop_requested())`).
 //!
 //! # What counts as cancelled
 //!

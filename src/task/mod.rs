@@ -219,6 +219,19 @@ where
     }
 }
 
+/// The scheduler of `task`, for an owner that keeps per-task state in it
+/// (rule S: immutable, but for what it keeps in atomics). The reference is
+/// valid while the caller holds `task`, or another reference to it.
+///
+/// # Safety
+///
+/// `task` was made by [`new`] with future type `F` and scheduler `S`.
+pub(crate) unsafe fn scheduler_of<F: Future + 'static, S: 'static>(task: &TaskRef) -> &S {
+    // SAFETY: the caller's contract: the header starts a `Cell<F, S>`
+    // (`repr(C)`), alive while `task` is.
+    unsafe { &task.header_ptr().cast::<Cell<F, S>>().as_ref().scheduler }
+}
+
 impl<F, S> Cell<F, S>
 where
     F: Future + Send,

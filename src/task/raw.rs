@@ -80,6 +80,11 @@ impl TaskRef {
         unsafe { self.0.as_ref() }
     }
 
+    /// The header's address; the reference stays ours.
+    pub(super) fn header_ptr(&self) -> NonNull<Header> {
+        self.0
+    }
+
     /// Gives up the reference as a pointer, still counted.
     pub(super) fn into_raw(self) -> NonNull<Header> {
         std::mem::ManuallyDrop::new(self).0
@@ -112,8 +117,20 @@ impl TaskRef {
     }
 
     /// Whether the task's future is gone (`COMPLETE`).
-    pub(super) fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.header().state.load().has(super::state::COMPLETE)
+    }
+
+    /// Hands the task to its scheduler to run, as a wake does: for an
+    /// owner that held a spawned task back and now starts it (a limited
+    /// scope's queue). Takes this reference, which goes to the run queue.
+    /// The caller keeps the owner alive through the push (rule W's
+    /// concern: a canceller may claim and release the task meanwhile).
+    pub(crate) fn schedule(self) {
+        let header = self.into_raw();
+        // SAFETY: the header is live (the reference we gave up), which
+        // `schedule` takes over.
+        unsafe { (header.as_ref().vtable.schedule)(header) }
     }
 
     /// Requests cancellation; see [`Cancel`].

@@ -12,7 +12,7 @@
 //! - `workload`: `cancel_flat`, `cancel_tree`, `cancel_linked`,
 //!   `scope_empty_cancel`, `scope_empty_create_end`,
 //!   `scope_empty_create_cancel_end`, `spawn_join`, `pingpong`,
-//!   `yield_many`.
+//!   `yield_many`, `limit`.
 //! - `size`: tasks, scopes, linked scopes or rounds; `<fanout>x<depth>`
 //!   for `cancel_tree`.
 //!
@@ -28,6 +28,7 @@
 //! times, and prints the median time per unit in nanoseconds.
 
 use cancel_scope_bench::cancel::*;
+use cancel_scope_bench::limit::{limit_cancel_scope, limit_smol, limit_tokio};
 use cancel_scope_bench::schedule::*;
 use cancel_scope_bench::{cancel_scope_rt, cancel_scope_rt_for_counting, tokio_rt, window, Smol};
 use std::process::ExitCode;
@@ -128,6 +129,16 @@ fn workload(runtime: &str, name: &str, size: &str, counting: bool) -> Result<Wor
                 "smol" => smol!(|s| spawn_join_smol(s, n)),
                 "tokio_idiomatic" => tokio!(|rt| spawn_join_tokio_idiomatic(rt, n)),
                 "smol_idiomatic" => smol!(|s| spawn_join_smol_idiomatic(s, n)),
+                _ => return unknown(),
+            };
+            (run, n)
+        }
+        "limit" => {
+            let n = count()?;
+            let run = match runtime {
+                "cancel_scope" => ours!(|rt| limit_cancel_scope(rt, n)),
+                "tokio" => tokio!(|rt| limit_tokio(rt, n)),
+                "smol" => smol!(|s| limit_smol(s, n)),
                 _ => return unknown(),
             };
             (run, n)

@@ -207,10 +207,15 @@ fn take_for_walk(
     stack: &mut Option<NonNull<Node>>,
     after: &mut Option<After>,
 ) -> (TaskList, Option<Waker>) {
-    let tasks = st.tasks.take_all();
+    let mut tasks = st.tasks.take_all();
     let waker = st.waker.take();
     if st.rare.is_some() {
-        take_rare_waiters(this, st, after.get_or_insert_with(After::default));
+        take_rare_waiters(
+            this,
+            st,
+            after.get_or_insert_with(After::default),
+            &mut tasks,
+        );
     }
     if reach == Reach::Subtree {
         // SAFETY: rule "siblings under the parent's lock": we hold this
@@ -357,8 +362,11 @@ fn push(child: NonNull<Node>, stack: &mut Option<NonNull<Node>>) {
 }
 
 /// Moves the wakers of the node's `cancelled()` waiters, and its deadline
-/// timer, to `after`. The caller holds the node's lock.
-fn take_rare_waiters(node: &NodeRef, st: &mut State, after: &mut After) {
+/// timer and grace timers, to `after`, claims its cancel handlers
+/// (`handlers.rs`), and moves a limited scope's queued tasks onto `tasks`,
+/// the list the walk cancels (`limit.rs`). The caller holds the node's
+/// lock.
+fn take_rare_waiters(node: &NodeRef, st: &mut State, after: &mut After, tasks: &mut TaskList) {
     handlers::claim(node, st, after);
     if let Some(rare) = st.rare.as_deref_mut() {
         for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
@@ -367,6 +375,8 @@ fn take_rare_waiters(node: &NodeRef, st: &mut State, after: &mut After) {
         if let Some(deadline) = rare.deadline.take() {
             after.remove_timer(&node.shared().timers, deadline.timer);
         }
+        rare.take_limit_for_walk(tasks, after);
+        rare.take_grace_for_walk(&node.shared().timers, after);
     }
 }
 

@@ -68,6 +68,7 @@ impl NodeRef {
     pub(super) fn begin_cleanups(&self) {
         let options = Options {
             supervises: false,
+            limit: None,
             info: Some(Box::new(super::Info {
                 name: Some(Arc::from("cleanups")),
                 locals: Vec::new(),

@@ -69,6 +69,7 @@ impl NodeRef {
         }
         let options = Options {
             supervises: self.supervises,
+            limit: None,
             info: Some(Box::new(super::Info {
                 name: Some(Arc::from("daemons")),
                 locals: Vec::new(),

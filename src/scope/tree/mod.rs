@@ -21,7 +21,10 @@
 //! - `after.rs`: the work a lock holder leaves for after the lock;
 //! - `children.rs`: the intrusive child lists;
 //! - `roots.rs`: the runtime's root scopes and the views over the tree;
-//! - `lineage.rs`: whether a node descends from another.
+//! - `limit.rs`: a scope's concurrency limit (its slots, the queue of
+//!   tasks not started yet, the waiters for a slot);
+//! - `stop.rs`: stop requests and a graceful shutdown's grace period;
+//! - `lineage.rs`: whether a node descends from another;
 //! - `owned.rs`: what a scope owns beyond its tasks and children, and what
 //!   its drain does with it: `cleanup.rs` (cleanups, run in a phase of
 //!   their own once the scope drained), `handlers.rs` (cancel handlers,
@@ -94,7 +97,8 @@
 //! node's `walk_next` until it has expanded the node.
 //!
 //! Rule "pointers from the box" (raw node pointers carry their box's
-//! provenance) is in `node_ref.rs`.
+//! provenance) is in `node_ref.rs`; rule "queued before waiters" (whom a
+//! limited scope's freed slot goes to) in `limit.rs`.
 
 mod after;
 mod cancel;
@@ -104,19 +108,23 @@ mod daemons;
 mod deadline;
 mod handlers;
 mod life;
+mod limit;
 mod lineage;
 mod node_ref;
 mod owned;
 mod parallel;
 mod publish;
 mod roots;
+mod stop;
 mod tasks;
 mod waiters;
 
 pub(crate) use after::After;
 pub(crate) use cleanup::{Cleanup, CleanupFuture};
+pub(crate) use limit::{Admitted, Made, Refusal, SlotCell, SlotWait};
 pub(crate) use node_ref::NodeRef;
 pub(crate) use roots::Roots;
+pub(crate) use stop::StopWait;
 #[cfg(all(test, cancel_scope_loom))]
 pub(crate) use waiters::Outcome;
 pub(crate) use waiters::{BodyEnd, CancelWait};
@@ -130,15 +138,18 @@ use crate::task::TaskList;
 use crate::time::timers::TimerKey;
 use children::Siblings;
 use life::LifeWord;
+use limit::Limit;
 use slab::Slab;
 use std::any::Any;
 use std::mem::ManuallyDrop;
+use std::num::NonZeroU32;
 use std::panic::Location;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
+use stop::{StopMark, StopWaiters};
 
 /// A node's id before it is asked for.
 const NO_ID: u64 = u64::MAX;
@@ -191,6 +202,11 @@ pub(crate) struct Node {
     /// A task's panic goes to its handle, not to the scope
     /// (`supervisor_scope`).
     supervises: bool,
+    /// The scope has a concurrency limit (its state is in the rare part:
+    /// `limit.rs`); fixed at open, so a spawn reads it without a lock.
+    limited: bool,
+    /// Its stop request (`stop.rs`): set once, read without a lock.
+    stop: StopMark,
     /// Unique among the scopes of its runtime, given the first time it is
     /// asked for (`Scope::id`, the tree view, a recording runtime at open),
     /// so opening a scope touches no counter shared with other scopes;
@@ -248,6 +264,10 @@ pub(crate) struct Options {
     /// Its name and locals, if it has any: built by the builder methods,
     /// so that opening a plain scope moves one null pointer.
     pub(crate) info: Option<Box<Info>>,
+    /// At most this many of its tasks started and not ended (`limit.rs`):
+    /// 32 bits, beside `supervises`, so that a plain scope's options stay
+    /// two words (no scope runs 2^32 tasks at once).
+    pub(crate) limit: Option<NonZeroU32>,
 }
 
 impl Options {
@@ -277,6 +297,11 @@ struct Rare {
     cause: Option<Cause>,
     /// Cleanups, cancel handlers, daemons (`owned.rs`).
     owned: Option<Box<owned::Owned>>,
+    /// The concurrency limit, for a scope opened with one (`limit.rs`).
+    limit: Option<Box<Limit>>,
+    /// The waiters for a stop request, and a graceful shutdown's grace
+    /// (`stop.rs`).
+    stop: Option<Box<StopWaiters>>,
 }
 
 /// A node's deadline (invariant 7).
@@ -472,12 +497,17 @@ impl Rare {
             panic,
             cause,
             owned,
+            limit,
+            stop,
         } = self;
         if let Some(payload) = panic {
             crate::panic::drop_payload(payload);
         }
         let mut caught = None;
-        for waker in cancel_waiters.into_iter().map(|(_, w)| w) {
+        let limit_wakers = limit.into_iter().flat_map(|l| l.into_wakers());
+        let stop_wakers = stop.into_iter().flat_map(|s| s.into_wakers());
+        let wakers = cancel_waiters.into_iter().map(|(_, w)| w);
+        for waker in wakers.chain(limit_wakers).chain(stop_wakers) {
             if let Some(panic) = drop_catching(waker) {
                 keep_first(&mut caught, panic);
             }

@@ -13,7 +13,7 @@
 
 use super::children::{link_first, unlink, Siblings};
 use super::life::{Body, Change, LifeWord, Phase};
-use super::{After, Kind, Node, NodeRef, Options, Place, State, NO_ID};
+use super::{After, Kind, Node, NodeRef, Options, Place, State, StopMark, NO_ID};
 use crate::cancelled::{CancelCell, CancelReason};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
@@ -63,14 +63,17 @@ impl Node {
                 (ptr, Some(shared.clone()), None)
             }
         };
+        let limit = options.limit;
         // SAFETY: every field is written.
-        unsafe {
+        let node = unsafe {
             NodeRef::new_in_place(|at| {
                 addr_of_mut!((*at).shared).write(shared);
                 addr_of_mut!((*at).runtime).write(runtime);
                 addr_of_mut!((*at).parent).write(parent);
                 addr_of_mut!((*at).kind).write(kind);
                 addr_of_mut!((*at).supervises).write(options.supervises);
+                addr_of_mut!((*at).limited).write(options.limit.is_some());
+                addr_of_mut!((*at).stop).write(StopMark::new());
                 addr_of_mut!((*at).id).write(AtomicU64::new(NO_ID));
                 addr_of_mut!((*at).location).write(location);
                 addr_of_mut!((*at).info).write(ManuallyDrop::new(options.info));
@@ -80,7 +83,12 @@ impl Node {
                 addr_of_mut!((*at).walk_next).write(UnsafeCell::new(None));
                 addr_of_mut!((*at).state).write(Mutex::new(State::new()));
             })
+        };
+        if let Some(max) = limit {
+            // Out of line, so that a plain scope's open is what it was.
+            node.set_limit(max.get() as usize);
         }
+        node
     }
 
     /// Whether this scope is cancelled: its own mark, or, while it is
@@ -146,6 +154,8 @@ impl Node {
             for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
                 after.wake(waker);
             }
+            rare.retire_limit(after);
+            rare.retire_stop(&self.shared().timers, after);
         }
         true
     }
@@ -359,6 +369,7 @@ impl NodeRef {
         let mut pst = parent.state.lock();
         // Invariant 5: the parent's lock, then the child's.
         let mut st = self.state.lock();
+        self.inherit_stop();
         if !self.life.publish() {
             return; // published by another thread meanwhile, or retired
         }

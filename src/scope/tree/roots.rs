@@ -13,7 +13,7 @@ use super::children::{children, link_first, unlink};
 use super::life::{Body, Phase};
 use super::{Kind, Node, NodeRef, State};
 use crate::cancelled::CancelReason;
-use crate::loom::sync::Mutex;
+use crate::loom::sync::{Condvar, Mutex};
 use crate::scope::snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
 use std::ptr::NonNull;
 use std::time::Instant;
@@ -24,6 +24,9 @@ pub(crate) struct Roots {
     /// lock": this lock guards their
     /// sibling links).
     first: Mutex<Option<NonNull<Node>>>,
+    /// Notified when the last root leaves (a graceful shutdown waits for
+    /// it: [`Roots::wait_empty`]).
+    emptied: Condvar,
 }
 
 // SAFETY: the pointers are to live roots (a root stays in the list until
@@ -36,6 +39,7 @@ impl Roots {
     pub(crate) fn new() -> Roots {
         Roots {
             first: Mutex::new(None),
+            emptied: Condvar::new(),
         }
     }
 
@@ -44,6 +48,7 @@ impl Roots {
     pub(super) fn adopt(&self, root: &NodeRef) {
         let mut first = self.first.lock();
         let _st = root.state.lock();
+        root.inherit_stop();
         if !root.life.publish() {
             return; // published by another thread meanwhile, or finished
         }
@@ -62,27 +67,52 @@ impl Roots {
         // SAFETY: rule "siblings under the parent's lock": we hold the
         // roots' lock, and `root` is listed.
         unsafe { unlink(&mut first, root) };
+        if first.is_none() {
+            self.emptied.notify_all();
+        }
+    }
+
+    /// Waits until no root is left, or `deadline` has passed; true if none
+    /// is left.
+    pub(crate) fn wait_empty(&self, deadline: Instant) -> bool {
+        let mut first = self.first.lock();
+        while first.is_some() {
+            if self.emptied.wait_until(&mut first, deadline).timed_out() {
+                return first.is_none();
+            }
+        }
+        true
+    }
+
+    /// A stop request to every root (`Runtime::request_stop`). The caller
+    /// has set the runtime's flag first, so a root published meanwhile is
+    /// born with it: it reads the flag under the roots' lock, after this
+    /// has read the list, or it is in the list.
+    pub(crate) fn request_stop_all(&self) {
+        let roots: Vec<NodeRef> = {
+            let first = self.first.lock();
+            // SAFETY: rule "siblings under the parent's lock": we hold the
+            // roots' lock.
+            unsafe { children(*first) }.map(pin).collect()
+        };
+        for root in roots {
+            root.request_stop();
+        }
     }
 
     /// Visits every node, parents before children and each node's children
     /// oldest first, calling `f` under the node's lock with its depth.
     /// Each node is counted while it waits in the to-do list.
-    fn for_each(&self, mut f: impl FnMut(&NodeRef, &State, usize)) {
+    fn for_each(&self, f: impl FnMut(&NodeRef, &State, usize)) {
         // A list is newest first (`link_first`): pushed in that order, the
         // oldest is popped first.
-        let mut todo: Vec<(NodeRef, usize)> = {
+        let todo: Vec<(NodeRef, usize)> = {
             let first = self.first.lock();
             // SAFETY: rule "siblings under the parent's lock": we hold the
             // roots' lock.
             unsafe { children(*first) }.map(|n| (pin(n), 0)).collect()
         };
-        while let Some((node, depth)) = todo.pop() {
-            let st = node.state.lock();
-            f(&node, &st, depth);
-            // SAFETY: rule "siblings under the parent's lock": we hold this
-            // node's lock.
-            todo.extend(unsafe { children(st.first_child) }.map(|n| (pin(n), depth + 1)));
-        }
+        visit(todo, f);
     }
 
     /// A picture of the tree, depth first, children in the order they were
@@ -139,6 +169,28 @@ impl Roots {
     }
 }
 
+/// Visits the nodes of `todo` and their subtrees, depth first (see
+/// [`Roots::for_each`]).
+fn visit(mut todo: Vec<(NodeRef, usize)>, mut f: impl FnMut(&NodeRef, &State, usize)) {
+    while let Some((node, depth)) = todo.pop() {
+        let st = node.state.lock();
+        f(&node, &st, depth);
+        // SAFETY: rule "siblings under the parent's lock": we hold this
+        // node's lock.
+        todo.extend(unsafe { children(st.first_child) }.map(|n| (pin(n), depth + 1)));
+    }
+}
+
+/// A picture of `top` and its published subtree, `top` at depth 0 (a
+/// graceful shutdown's record of what still runs at its hard cancel).
+pub(super) fn subtree(top: &NodeRef, now: Instant) -> TreeSnapshot {
+    let mut scopes = Vec::new();
+    visit(vec![(top.clone(), 0)], |node, st, depth| {
+        scopes.push(picture(node, st, depth, now))
+    });
+    TreeSnapshot { scopes }
+}
+
 /// A node's picture for the tree view, taken under its lock.
 fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot {
     let life = node.life.load();
@@ -152,6 +204,11 @@ fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot
     let deadline = st.rare.as_ref().and_then(|r| r.deadline);
     let owned = st.rare.as_ref().and_then(|r| r.owned.as_deref());
     let (cleanups, handlers, not_ready) = owned.map_or((0, 0, 0), |o| o.counts());
+    let limit = st
+        .rare
+        .as_ref()
+        .and_then(|r| r.limit.as_deref())
+        .map(|l| l.counts());
     ScopeSnapshot {
         id: node.id(),
         depth,
@@ -162,6 +219,9 @@ fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot
         // not show more time left than it was set for.
         deadline_in: deadline.map(|d| d.at.saturating_duration_since(now).min(d.after)),
         live_tasks: life.tasks(),
+        queued_tasks: limit.map_or(0, |(_, queued)| queued),
+        limit: limit.map(|(max, _)| max),
+        stop_requested: node.is_stop_requested(),
         location: node.location,
         name: node.name().cloned(),
         supervisor: node.supervises(),

@@ -2,7 +2,7 @@
 //! of the user code a scope runs.
 
 use super::life::{Body, Change, Phase, PANICKED};
-use super::{After, Kind, Links, Node, NodeRef, State};
+use super::{After, Kind, Links, Node, NodeRef, SlotCell, State};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::panic::{drop_payload, Panic};
 use crate::task::{Ended, TaskId, TaskRef};
@@ -43,6 +43,41 @@ impl Node {
         ended: Ended,
         panic: Option<Panic>,
     ) {
+        // SAFETY: the caller's contract.
+        unsafe { Node::release(node, id, ended, panic, None) }
+    }
+
+    /// [`release_task`](Node::release_task) for a task of a limited scope,
+    /// whose `cell` says whether it held a slot (`limit.rs`).
+    ///
+    /// # Safety
+    ///
+    /// As for `release_task`.
+    pub(crate) unsafe fn release_limited_task(
+        node: NonNull<Node>,
+        id: TaskId,
+        ended: Ended,
+        panic: Option<Panic>,
+        cell: &SlotCell,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe { Node::release(node, id, ended, panic, Some(cell)) }
+    }
+
+    /// The two releases' one body, inlined into each, so that a plain
+    /// task's is the code it was before limits existed.
+    ///
+    /// # Safety
+    ///
+    /// As for `release_task`.
+    #[inline(always)]
+    unsafe fn release(
+        node: NonNull<Node>,
+        id: TaskId,
+        ended: Ended,
+        panic: Option<Panic>,
+        cell: Option<&SlotCell>,
+    ) {
         // SAFETY: the caller's contract. A local borrow, not an argument:
         // it may dangle once unused, below.
         let this = unsafe { node.as_ref() };
@@ -58,13 +93,22 @@ impl Node {
             Some(panic) if this.kind == Kind::Daemons => (None, Some((panic, this.parent.clone()))),
             panic => (panic, None),
         };
-        let (unlisted, settled, pinned) = {
+        let (unlisted, settled, pinned, start) = {
             let mut st = this.state.lock();
             let cancelled = this.cancelled.is_set();
             // Invariant 4: a cancelled node's list is the walk's.
-            // SAFETY: if the node is not cancelled, the task it listed is
-            // still on its list.
-            let unlisted = (!cancelled).then(|| unsafe { st.tasks.remove(id) });
+            let (unlisted, start) = match cell {
+                // SAFETY: if the node is not cancelled, the task it listed
+                // is still on its list.
+                None => ((!cancelled).then(|| unsafe { st.tasks.remove(id) }), None),
+                Some(cell) => this.release_slot(&mut st, id, cell, cancelled, &mut after),
+            };
+            // A queued task that takes the freed slot is pushed once the
+            // lock is released: keep the node alive until then (its
+            // cancel may end the scope meanwhile).
+            // SAFETY: the node is alive (we hold its lock), and the
+            // binding's pointer follows rule "pointers from the box".
+            let start = start.map(|task| (task, unsafe { NodeRef::clone_raw(node) }));
             // A panic cancels the scope, once the lock is released: keep the
             // node alive until then.
             let pinned = panic.map(|panic| {
@@ -83,8 +127,11 @@ impl Node {
                 // binding's pointer follows rule "pointers from the box".
                 Change::Drained => Settled::Drained(unsafe { NodeRef::clone_raw(node) }),
             };
-            (unlisted, settled, pinned)
+            (unlisted, settled, pinned, start)
         };
+        if let Some((task, _pinned)) = start {
+            task.schedule();
+        }
         // From here `this` may be freed (a woken scope future may finish),
         // unless `pinned` holds it or `settled` says we retired it.
         drop(unlisted);
@@ -170,7 +217,8 @@ impl Node {
 
 impl NodeRef {
     /// Lists a task, or says why it is refused (invariant 4). Publishes the
-    /// scope first (invariant 2).
+    /// scope first (invariant 2). A limited scope's tasks are listed by
+    /// `add_limited_task` (`limit.rs`).
     pub(crate) fn add_task(&self, task: TaskRef) -> Result<(), (Cancelled, TaskRef)> {
         let publishing = self.life.load().phase() == Phase::Unpublished;
         self.publish();
