@@ -50,13 +50,8 @@ impl NodeRef {
         let publishing = self.life.load().phase() == Phase::Unpublished;
         self.publish();
         let mut st = self.state.lock();
-        let cancelled = if publishing {
-            self.cancelled.is_set_latest()
-        } else {
-            self.cancelled.is_set()
-        };
-        if cancelled {
-            return Err(self.cancel_value_locked(&st));
+        if let Some(cancelled) = self.refusal(&st, publishing) {
+            return Err(cancelled);
         }
         // Sets `DAEMONS` if it is not (a new daemons' scope follows).
         if !self.life.add_daemons() {

@@ -110,13 +110,7 @@ impl NodeRef {
         let publishing = self.life.load().phase() == Phase::Unpublished;
         self.publish();
         let mut st = self.state.lock();
-        let cancelled = if publishing {
-            self.cancelled.is_set_latest()
-        } else {
-            self.cancelled.is_set()
-        };
-        if cancelled {
-            let value = self.cancel_value_locked(&st);
+        if let Some(value) = self.refusal(&st, publishing) {
             drop(st);
             self.run_handler(handler, &value);
             return None;

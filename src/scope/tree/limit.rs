@@ -540,16 +540,4 @@ impl NodeRef {
             task.schedule();
         }
     }
-
-    /// Why a spawn is refused by the scope's mark, if it is (the caller
-    /// holds the lock). A spawn that published the node looks at the mark
-    /// with a read-modify-write (see [`add_task`](NodeRef::add_task)).
-    fn refusal(&self, st: &State, publishing: bool) -> Option<Cancelled> {
-        let cancelled = if publishing {
-            self.cancelled.is_set_latest()
-        } else {
-            self.cancelled.is_set()
-        };
-        cancelled.then(|| self.cancel_value_locked(st))
-    }
 }

@@ -223,23 +223,30 @@ impl NodeRef {
         let publishing = self.life.load().phase() == Phase::Unpublished;
         self.publish();
         let mut st = self.state.lock();
-        // A spawn that published the node looks at the mark with a
-        // read-modify-write: a cancel of the unpublished node then either
-        // sees the publication or its mark is seen here
-        // (`cancel_unpublished`).
-        let cancelled = if publishing {
-            self.cancelled.is_set_latest()
-        } else {
-            self.cancelled.is_set()
-        };
-        if cancelled {
-            return Err((self.cancel_value_locked(&st), task));
+        if let Some(cancelled) = self.refusal(&st, publishing) {
+            return Err((cancelled, task));
         }
         if !self.life.add_task() {
             return Err((Cancelled::new(CancelReason::ScopeEnded), task));
         }
         st.tasks.push(task);
         Ok(())
+    }
+
+    /// Why something joining the scope (a task, a cancel handler, the
+    /// daemons' scope) is refused by the scope's mark, if it is; the
+    /// caller holds the lock, and `publishing` says whether its own call
+    /// published the node. One that did looks at the mark with a
+    /// read-modify-write: a cancel of the unpublished node then either
+    /// sees the publication or its mark is seen here
+    /// (`cancel_unpublished`).
+    pub(super) fn refusal(&self, st: &State, publishing: bool) -> Option<Cancelled> {
+        let cancelled = if publishing {
+            self.cancelled.is_set_latest()
+        } else {
+            self.cancelled.is_set()
+        };
+        cancelled.then(|| self.cancel_value_locked(st))
     }
 
     /// Stores the first panic of this scope and cancels it, so that its
