@@ -111,14 +111,13 @@ pub enum CancelReason {
     DaemonStopped,
     /// A graceful shutdown of this scope
     /// ([`Scope::shutdown`](crate::Scope::shutdown)) asked its tasks to
-    /// stop, and `grace` passed before everything had ended: what was left
-    /// was cancelled. The cancel's cause, a
-    /// [`GraceExpired`](crate::GraceExpired), names the scopes still running
-    /// then ([`Cancelled::still_running`]).
-    GraceExpired {
-        /// The grace period the shutdown gave.
-        grace: Duration,
-    },
+    /// stop, and its grace period passed before everything had ended: what
+    /// was left was cancelled. The cancel's cause, a
+    /// [`GraceExpired`](crate::GraceExpired), gives the grace period and
+    /// names the scopes still running then ([`Cancelled::still_running`]).
+    /// (No field: a second `Duration` beside `Deadline`'s would make every
+    /// `Cancelled`, and every task's join slot, a word larger.)
+    GraceExpired,
 }
 
 impl Cancelled {
@@ -351,9 +350,7 @@ impl fmt::Display for CancelReason {
             CancelReason::DaemonStopped => {
                 f.write_str("the rest of the scope's work ended: its daemons are stopped")
             }
-            CancelReason::GraceExpired { grace } => {
-                write!(f, "the shutdown's grace period of {grace:?} ran out")
-            }
+            CancelReason::GraceExpired => f.write_str("the shutdown's grace period ran out"),
         }
     }
 }
@@ -387,7 +384,7 @@ pub(crate) struct CancelCell {
     /// The reason's code (see [`CancelCell::code`]) once cancelled, 0
     /// before; with the `CAUSE` and `UNPUBLISHED` bits.
     code: AtomicU8,
-    /// `Deadline { after }` or `GraceExpired { grace }`, in nanoseconds.
+    /// `Deadline { after }`, in nanoseconds.
     after_nanos: AtomicU64,
 }
 
@@ -456,9 +453,7 @@ impl CancelCell {
             9 => CancelReason::ScopeEnded,
             10 => CancelReason::Shutdown,
             11 => CancelReason::DaemonStopped,
-            _ => CancelReason::GraceExpired {
-                grace: Duration::from_nanos(self.after_nanos.load(Relaxed)),
-            },
+            _ => CancelReason::GraceExpired,
         };
         Some(Cancelled::new(reason))
     }
@@ -471,9 +466,7 @@ impl CancelCell {
         if cur & (REASON | ENDED) != 0 {
             return false;
         }
-        if let CancelReason::Deadline { after } | CancelReason::GraceExpired { grace: after } =
-            reason
-        {
+        if let CancelReason::Deadline { after } = reason {
             let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
             self.after_nanos.store(nanos, Relaxed);
         }
@@ -501,7 +494,7 @@ impl CancelCell {
             CancelReason::ScopeEnded => 9,
             CancelReason::Shutdown => 10,
             CancelReason::DaemonStopped => 11,
-            CancelReason::GraceExpired { .. } => 12,
+            CancelReason::GraceExpired => 12,
         }
     }
 }
@@ -509,6 +502,15 @@ impl CancelCell {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every task's join slot holds a `Result<T, Cancelled>`: a reason
+    /// that grows (a second variant with a `Duration`, say) grows every
+    /// task cell, and can move it to a larger pool class.
+    #[test]
+    fn a_cancelled_is_two_words() {
+        assert_eq!(std::mem::size_of::<Cancelled>(), 16);
+        assert_eq!(std::mem::size_of::<Result<(), Cancelled>>(), 16);
+    }
 
     #[test]
     fn cancel_cell_keeps_the_first_reason_and_round_trips_every_reason() {
@@ -526,9 +528,7 @@ mod tests {
             CancelReason::ScopeEnded,
             CancelReason::Shutdown,
             CancelReason::DaemonStopped,
-            CancelReason::GraceExpired {
-                grace: Duration::from_millis(250),
-            },
+            CancelReason::GraceExpired,
         ];
         for reason in reasons {
             let cell = CancelCell::unpublished();

@@ -203,8 +203,7 @@ impl CancelHandle {
     ///     s.cancel_handle().shutdown(Duration::from_secs(1));
     ///     std::future::pending::<()>().await // deaf to the request
     /// }));
-    /// let grace = Duration::from_secs(1);
-    /// assert_eq!(out.unwrap_err().reason(), &CancelReason::GraceExpired { grace });
+    /// assert_eq!(out.unwrap_err().reason(), &CancelReason::GraceExpired);
     /// ```
     pub fn shutdown(&self, grace: Duration) {
         let record = |early: &mut Early| {

@@ -170,7 +170,7 @@ impl fmt::Debug for StopRequested {
 /// let expired = err.cause().unwrap().downcast_ref::<GraceExpired>().unwrap();
 /// assert_eq!(expired.grace(), Duration::from_secs(2));
 /// assert_eq!(expired.still_running().scopes()[0].name(), Some("jobs"));
-/// println!("{err}"); // cancelled: the shutdown's grace period of 2s ran out: still running: ...
+/// println!("{err}"); // cancelled: the shutdown's grace period ran out: 2s passed; still running: ...
 /// ```
 #[derive(Clone, Debug)]
 pub struct GraceExpired {
@@ -200,10 +200,10 @@ impl GraceExpired {
 }
 
 impl fmt::Display for GraceExpired {
-    /// One line: each scope still running by name (if it has one), id and
-    /// location.
+    /// One line: the grace, then each scope still running by name (if it
+    /// has one), id and location.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("still running: ")?;
+        write!(f, "{:?} passed; still running: ", self.grace)?;
         for (i, scope) in self.still_running.scopes().iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;

@@ -299,7 +299,7 @@ impl NodeRef {
         let still_running = super::roots::subtree(self, now);
         let cause = crate::scope::GraceExpired::new(grace.grace, still_running);
         self.cancel_because(
-            CancelReason::GraceExpired { grace: grace.grace },
+            CancelReason::GraceExpired,
             Some(Arc::new(cause)),
             Links::Follow,
         );
