@@ -450,7 +450,10 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             worker_threads: None,
-            io_driver: match cfg!(feature = "async-io") {
+            // Miri cannot make the reactor's system calls (timerfd,
+            // epoll): under it the workers sleep on their own condition
+            // variables, the path without the feature.
+            io_driver: match cfg!(feature = "async-io") && !cfg!(miri) {
                 true => IoDriver::Workers,
                 false => IoDriver::AsyncIoThread,
             },

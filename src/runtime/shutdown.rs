@@ -246,10 +246,14 @@ impl Runtime {
         } else {
             stragglers(shared)
         };
-        // A thread that has left its seat has nothing left to do but exit;
-        // one still in it is detached.
+        // A thread that has left its seat has nothing left to do but exit:
+        // with every seat empty, each is joined (so none outlives the
+        // runtime), but the calling one, if a task of the runtime shuts it
+        // down; with stragglers, only the finished ones, and the rest are
+        // detached.
         for handle in self.threads.drain(..) {
-            if handle.is_finished() {
+            let own = handle.thread().id() == std::thread::current().id();
+            if (stragglers.is_empty() && !own) || handle.is_finished() {
                 let _ = handle.join();
             }
         }
