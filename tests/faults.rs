@@ -902,6 +902,10 @@ fn cause_freed_on_a_worker_child() {
 /// leaked (std aborts on it), and the scope goes on.
 #[test]
 #[cfg_attr(miri, ignore = "Miri cannot start a child process")]
+#[cfg_attr(
+    cancel_scope_asan,
+    ignore = "leaks the payload on purpose, which LeakSanitizer reports"
+)]
 fn a_panic_payload_that_panics_when_dropped_is_leaked() {
     const NAME: &str = "a_panic_payload_that_panics_when_dropped_is_leaked";
     if is_child_for(NAME) {
