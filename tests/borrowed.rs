@@ -870,3 +870,27 @@ fn stress_borrowing_tasks_cancelled_from_another_thread() {
         wait_clean(&rt);
     });
 }
+
+/// A borrowing try scope fails as `try_scope` does: its first error
+/// cancels it, and its cleanups are told it failed.
+#[test]
+fn a_failing_borrowing_try_scope_tells_its_cleanups() {
+    hang_guard(|| {
+        let rt = runtime(Clock::Real, WORKERS);
+        let told = Arc::new(Mutex::new(None));
+        let slot = told.clone();
+        let out = rt.scoped(|s| async move {
+            s.try_scope(|t| async move {
+                t.defer(move |end| *slot.lock().unwrap() = Some(format!("{end:?}")))
+                    .unwrap();
+                t.spawn(async { Err::<(), _>("bad input") });
+                std::future::pending::<Result<(), &str>>().await
+            })
+            .await
+        });
+        assert_eq!(out, Ok(Ok(Err("bad input"))));
+        let end = told.lock().unwrap().clone().expect("the cleanup ran");
+        assert!(end.starts_with("Failed"), "{end}");
+        assert_clean(&rt);
+    });
+}

@@ -119,15 +119,7 @@ impl<E: Send + 'static> TryScope<E> {
 
     /// Records `error` if it is the first, and cancels the scope.
     fn fail(&self, error: E) {
-        {
-            let mut first = self.first_error.lock();
-            if first.is_none() {
-                *first = Some(error);
-            }
-        }
-        // Its cleanups are told `Failed` (`Scope::defer`).
-        self.scope.node.note_failure();
-        self.scope.node.cancel(CancelReason::Failed, Links::Follow);
+        fail(&self.scope, &self.first_error, error);
     }
 }
 
@@ -154,4 +146,18 @@ impl<E> fmt::Debug for TryScope<E> {
             .field("scope", &self.scope)
             .finish()
     }
+}
+
+/// A failure of a try scope, borrowing or not: keeps `error` if it is the
+/// first, tells the scope's cleanups it failed (`Scope::defer`), and
+/// cancels the scope.
+pub(super) fn fail<E>(scope: &Scope, first_error: &Mutex<Option<E>>, error: E) {
+    {
+        let mut first = first_error.lock();
+        if first.is_none() {
+            *first = Some(error);
+        }
+    }
+    scope.node.note_failure();
+    scope.node.cancel(CancelReason::Failed, Links::Follow);
 }

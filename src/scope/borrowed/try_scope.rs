@@ -3,8 +3,7 @@
 //! (its module says how the policy works).
 
 use super::{BorrowJoinHandle, BorrowScope, Captures};
-use crate::cancelled::{CancelReason, Cancelled};
-use crate::scope::tree::Links;
+use crate::cancelled::Cancelled;
 use parking_lot::Mutex;
 use std::fmt;
 use std::future::Future;
@@ -137,18 +136,10 @@ impl<'env, E: Send + 'env> BorrowTryScope<'env, E> {
         })
     }
 
-    /// Records `error` if it is the first, and cancels the scope.
+    /// Records `error` if it is the first, and cancels the scope (as a
+    /// `TryScope` does).
     fn fail(&self, error: E) {
-        {
-            let mut first = self.first_error.lock();
-            if first.is_none() {
-                *first = Some(error);
-            }
-        }
-        self.scope
-            .scope
-            .node
-            .cancel(CancelReason::Failed, Links::Follow);
+        crate::scope::try_scope::fail(&self.scope, &self.first_error, error);
     }
 }
 
