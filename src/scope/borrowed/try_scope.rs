@@ -98,7 +98,7 @@ impl<'env, E: Send + 'env> BorrowTryScope<'env, E> {
     /// Spawns a fallible borrowing task. If it returns `Err`, the error is
     /// recorded (if it is the first) and the scope is cancelled; the
     /// task's own handle then resolves to `Err(Cancelled)` with
-    /// [`CancelReason::Failed`].
+    /// [`CancelReason::Failed`](crate::CancelReason::Failed).
     ///
     /// # Examples
     ///
