@@ -24,11 +24,11 @@ pub(crate) type ScopeCell = AtomicPtr<Node>;
 thread_local! {
     /// The scope whose task or body this thread is polling, or null.
     ///
-    /// Rule: non-null only while an [`enter_scope`] call is on this
-    /// thread's stack, whose caller keeps the node alive for the call's
-    /// whole duration (the scope future's `Arc`, or rule B for a task's
-    /// binding), so the pointee is alive whenever the pointer is set. Only
-    /// this thread follows the pointer. It has no destructor, so `with`
+    /// Rule: non-null only while an [`enter_scope`] call is on this thread's
+    /// stack, whose caller keeps the node alive for the call's whole duration
+    /// (the scope future's `Arc`, or rule "binding followed while live" for a
+    /// task's binding), so the pointee is alive whenever the pointer is set.
+    /// Only this thread follows the pointer. It has no destructor, so `with`
     /// works even during thread teardown.
     static CURRENT_SCOPE: ScopeCell = const { AtomicPtr::new(ptr::null_mut()) };
     /// The runtime of this thread: a worker's own, or the one `block_on` runs.
@@ -38,11 +38,12 @@ thread_local! {
     static CURRENT_RUNTIME: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with the node at `scope` (a pointer made by the tree's rule A)
-/// as the current scope, and as the one whose cancel the runtime's futures
-/// polled in `f` obey (`task/budget.rs`). The caller keeps the node
-/// alive until this returns: a scope future holds its `Arc`; a task's
-/// binding is followed only while the task is live in the node (rule B).
+/// Runs `f` with the node at `scope` (a pointer made by the tree's rule
+/// "pointers from the box") as the current scope, and as the one whose cancel
+/// the runtime's futures polled in `f` obey (`task/budget.rs`). The caller
+/// keeps the node alive until this returns: a scope future holds its `Arc`; a
+/// task's binding is followed only while the task is live in the node (rule
+/// "binding followed while live").
 pub(crate) fn enter_scope<R>(scope: NonNull<Node>, f: impl FnOnce() -> R) -> R {
     struct Restore(*mut Node);
     impl Drop for Restore {
@@ -62,11 +63,11 @@ pub(crate) fn enter_scope<R>(scope: NonNull<Node>, f: impl FnOnce() -> R) -> R {
     budget::enter_scope(unsafe { scope.as_ref() }, f)
 }
 
-/// Runs `f` with the scope being polled on this thread, if any: a pointer
-/// to a node that stays alive while `f` runs (by the rule on
-/// `CURRENT_SCOPE`, the `enter_scope` call on this thread's stack keeps it
-/// alive for longer than this call), made by the tree's rule A. `f` must
-/// not keep it.
+/// Runs `f` with the scope being polled on this thread, if any: a pointer to a
+/// node that stays alive while `f` runs (by the rule on `CURRENT_SCOPE`, the
+/// `enter_scope` call on this thread's stack keeps it alive for longer than
+/// this call), made by the tree's rule "pointers from the box". `f` must not
+/// keep it.
 pub(crate) fn with_current_scope<R>(f: impl FnOnce(Option<NonNull<Node>>) -> R) -> R {
     f(NonNull::new(CURRENT_SCOPE.with(|c| c.load(Relaxed))))
 }

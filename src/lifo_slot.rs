@@ -18,16 +18,16 @@
 //! | `FULL`   | `task` holds a task              | whoever CASes it to `LOCKED`       |
 //! | `LOCKED` | one thread is moving the task    | that thread, to `FULL` or `EMPTY`  |
 //!
-//! **Rule C (cell).** `task` is touched only by the owner while the state
-//! is `EMPTY` (nobody else leaves `EMPTY`), or by the one thread that moved
-//! the state from `FULL` to `LOCKED`, until it stores the next state. The
-//! `Release` store that ends each access pairs with the `Acquire` load or
-//! CAS that begins the next one.
+//! **Rule "one hand in the slot".** `task` is touched only by the owner while
+//! the state is `EMPTY` (nobody else leaves `EMPTY`), or by the one thread
+//! that moved the state from `FULL` to `LOCKED`, until it stores the next
+//! state. The `Release` store that ends each access pairs with the `Acquire`
+//! load or CAS that begins the next one.
 //!
-//! The owner's push into an empty slot is two plain stores; its take is
-//! one CAS. Nobody ever waits for the slot: an owner that finds a thief
-//! holding it queues its task instead. `stamp` counts the owner's pushes, so a watcher can tell a
-//! task that has waited since its last look from a new one.
+//! The owner's push into an empty slot is two plain stores; its take is one
+//! CAS. Nobody ever waits for the slot: an owner that finds a thief holding it
+//! queues its task instead. `stamp` counts the owner's pushes, so a watcher
+//! can tell a task that has waited since its last look from a new one.
 
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::atomic::{AtomicU32, AtomicU8, Ordering::*};
@@ -40,15 +40,15 @@ const LOCKED: u8 = 2;
 /// One worker's LIFO slot; see the module docs.
 pub(crate) struct LifoSlot {
     state: AtomicU8,
-    /// Rule C.
+    /// Rule "one hand in the slot".
     task: UnsafeCell<Option<TaskRef>>,
     /// Pushes so far (wrapping); written by the owner only.
     stamp: AtomicU32,
 }
 
-// SAFETY: `task` is the only field that is not `Sync`; rule C gives one
-// thread at a time access to it, handed over by the state word's
-// Release/Acquire pairs, and a `TaskRef` may move between threads.
+// SAFETY: `task` is the only field that is not `Sync`; rule "one hand in the
+// slot" gives one thread at a time access to it, handed over by the state
+// word's Release/Acquire pairs, and a `TaskRef` may move between threads.
 unsafe impl Sync for LifoSlot {}
 
 /// What a watcher saw in a slot: compare with the next look.
@@ -75,8 +75,8 @@ impl LifoSlot {
         let stamp = self.stamp.load(Relaxed).wrapping_add(1);
         self.stamp.store(stamp, Relaxed);
         if self.state.load(Acquire) == EMPTY {
-            // SAFETY: rule C; the state is EMPTY and we are the owner, the
-            // only one that leaves EMPTY.
+            // SAFETY: rule "one hand in the slot"; the state is EMPTY and we
+            // are the owner, the only one that leaves EMPTY.
             self.task.with_mut(|t| unsafe { *t = Some(task) });
             self.state.store(FULL, Release);
             return None;
@@ -84,7 +84,7 @@ impl LifoSlot {
         if !self.lock() {
             return Some(task);
         }
-        // SAFETY: rule C; we moved the state to LOCKED.
+        // SAFETY: rule "one hand in the slot"; we moved the state to LOCKED.
         let old = self.task.with_mut(|t| unsafe { (*t).replace(task) });
         self.state.store(FULL, Release);
         old
@@ -104,7 +104,7 @@ impl LifoSlot {
         if !self.lock() {
             return None;
         }
-        // SAFETY: rule C; we moved the state to LOCKED.
+        // SAFETY: rule "one hand in the slot"; we moved the state to LOCKED.
         let task = self.task.with_mut(|t| unsafe { (*t).take() });
         self.state.store(EMPTY, Release);
         task

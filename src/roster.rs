@@ -12,13 +12,13 @@
 //! exit a lock each, and a poll nothing: the cell is the thread-local
 //! every poll sets anyway.
 //!
-//! **Rule T (thread cell).** A seat holds the address of its thread's
-//! scope cell from the moment that thread occupies the seat until it
-//! leaves it, both done on that thread under the roster's lock, and the
-//! cell lives as long as its thread. So a reader holding the lock may load
-//! the cell. What it loads is a node's address, to compare with nodes the
-//! reader holds itself, never to follow: the thread may leave that scope,
-//! and the node be freed, the moment after the load.
+//! **Rule "a seat names a live cell".** A seat holds the address of its
+//! thread's scope cell from the moment that thread occupies the seat until it
+//! leaves it, both done on that thread under the roster's lock, and the cell
+//! lives as long as its thread. So a reader holding the lock may load the
+//! cell. What it loads is a node's address, to compare with nodes the reader
+//! holds itself, never to follow: the thread may leave that scope, and the
+//! node be freed, the moment after the load.
 
 use crate::context::{self, ScopeCell};
 use crate::scope::tree::Node;
@@ -64,12 +64,12 @@ struct Sitter {
 struct Occupant {
     id: ThreadId,
     name: Option<String>,
-    /// Rule T.
+    /// Rule "a seat names a live cell".
     scope_cell: *const ScopeCell,
 }
 
-// SAFETY: `scope_cell` is loaded only under the roster's lock while its
-// thread sits in the seat (rule T); the rest is `Send`.
+// SAFETY: `scope_cell` is loaded only under the roster's lock while its thread
+// sits in the seat (rule "a seat names a live cell"); the rest is `Send`.
 unsafe impl Send for Occupant {}
 
 /// A thread still in its seat when [`Roster::left_running`] looked.
@@ -77,7 +77,7 @@ pub(crate) struct Running {
     pub(crate) role: Role,
     pub(crate) thread_name: Option<String>,
     /// The address of the scope the thread was in (null if none): compare,
-    /// never follow (rule T).
+    /// never follow (rule "a seat names a live cell").
     pub(crate) scope: *const Node,
 }
 
@@ -133,8 +133,8 @@ impl Roster {
             .map(|(_, s)| Running {
                 role: s.role,
                 thread_name: s.thread.as_ref().and_then(|t| t.name.clone()),
-                // SAFETY: rule T; we hold the lock, and the thread sits in
-                // its seat, so its cell is alive.
+                // SAFETY: rule "a seat names a live cell"; we hold the lock,
+                // and the thread sits in its seat, so its cell is alive.
                 scope: s.thread.as_ref().map_or(std::ptr::null(), |t| unsafe {
                     (*t.scope_cell).load(Relaxed)
                 }),
@@ -152,7 +152,7 @@ impl Roster {
 
 impl Seat {
     /// Records the calling thread, the one this seat was reserved for, as
-    /// its occupant (rule T).
+    /// its occupant (rule "a seat names a live cell").
     pub(crate) fn occupy(&mut self) {
         let current = thread::current();
         let occupant = Occupant {

@@ -1,15 +1,15 @@
 //! A thread's [`Heap`]: one [`Class`] per chunk size and family, each with
 //! its pages, and the thread-local that says which heap is this thread's.
 //!
-//! **Rule O (owner).** A heap has one owner at a time: the thread whose
-//! thread-local names it. Only the owner touches a class's page list and
-//! counts, and a page's free list and counts (`page.rs`); other threads
-//! touch a heap only through its classes' remote lists (`remote.rs`). A
-//! heap changes owner only through the orphan list: a thread that exits
-//! files everything it can, gives its empty pages back, and leaves its
-//! heap there; the next thread to need a heap adopts it (the list's lock
-//! orders the old owner's writes before the new owner's). Heaps are never
-//! freed, so a page's `heap` and `class` pointers are always good.
+//! **Rule "one owner per heap".** A heap has one owner at a time: the thread
+//! whose thread-local names it. Only the owner touches a class's page list and
+//! counts, and a page's free list and counts (`page.rs`); other threads touch
+//! a heap only through its classes' remote lists (`remote.rs`). A heap changes
+//! owner only through the orphan list: a thread that exits files everything it
+//! can, gives its empty pages back, and leaves its heap there; the next thread
+//! to need a heap adopts it (the list's lock orders the old owner's writes
+//! before the new owner's). Heaps are never freed, so a page's `heap` and
+//! `class` pointers are always good.
 
 use super::page::Page;
 use super::remote::RemoteList;
@@ -29,9 +29,9 @@ pub(crate) struct Heap {
     classes: [Class; NUM_CLASSES],
 }
 
-// SAFETY: rule O: the owner-only fields (the `Cell`s of the classes and of
-// their pages) are touched by one thread at a time, handed over through
-// the orphan list's lock; the rest is atomic.
+// SAFETY: rule "one owner per heap": the owner-only fields (the `Cell`s of the
+// classes and of their pages) are touched by one thread at a time, handed over
+// through the orphan list's lock; the rest is atomic.
 unsafe impl Sync for Heap {}
 // SAFETY: as for `Sync`.
 unsafe impl Send for Heap {}
@@ -40,11 +40,12 @@ unsafe impl Send for Heap {}
 /// threads freed back to them.
 pub(crate) struct Class {
     pub(super) size: usize,
-    /// Pages with room, most recently freed into first (rule O).
+    /// Pages with room, most recently freed into first (rule "one owner per
+    /// heap").
     avail: Cell<*mut Page>,
-    /// Listed pages with no chunk out (rule O).
+    /// Listed pages with no chunk out (rule "one owner per heap").
     empty: Cell<usize>,
-    /// Pages this class holds, full or not (rule O).
+    /// Pages this class holds, full or not (rule "one owner per heap").
     pages: Cell<usize>,
     /// Chunks freed by other threads.
     pub(super) remote: RemoteList,
@@ -99,7 +100,7 @@ pub(super) fn current() -> Option<&'static Heap> {
         return None;
     }
     // SAFETY: heaps are never freed, and the thread-local names the heap
-    // this thread owns (rule O).
+    // this thread owns (rule "one owner per heap").
     Some(unsafe { &*heap })
 }
 
@@ -168,7 +169,7 @@ impl Heap {
         for class in &self.classes {
             let mut page = class.avail.get();
             while let Some(p) = NonNull::new(page) {
-                // SAFETY: a listed page is alive (rule O).
+                // SAFETY: a listed page is alive (rule "one owner per heap").
                 let (next, empty) = unsafe { (p.as_ref().next.get(), p.as_ref().is_empty()) };
                 page = next;
                 if empty {
@@ -201,8 +202,8 @@ impl Class {
     pub(super) fn alloc(&self, heap: &Heap) -> Option<NonNull<u8>> {
         loop {
             if let Some(page) = NonNull::new(self.avail.get()) {
-                // SAFETY: a listed page is alive, ours (rule O), and the
-                // list holds block pointers.
+                // SAFETY: a listed page is alive, ours (rule "one owner per
+                // heap"), and the list holds block pointers.
                 match unsafe { Page::take(page) } {
                     Some((chunk, was_empty)) => {
                         if was_empty {
@@ -276,8 +277,8 @@ impl Class {
     fn drain(&self, heap: &Heap) {
         let mut chunk = self.remote.take_all();
         while let Some(c) = NonNull::new(chunk) {
-            // SAFETY: taken from the remote list, so ours (rule H); its
-            // link was written by the push.
+            // SAFETY: taken from the remote list, so ours (rule "a pushed
+            // chunk is the owner's"); its link was written by the push.
             chunk = unsafe { asan::read_link(c) };
             let page = Page::of(c.cast());
             // SAFETY: a chunk of a live page of this class (its page stays
@@ -298,7 +299,8 @@ impl Class {
     /// Puts `page` (a block pointer) first on the list of pages with room.
     fn list(&self, page: NonNull<Page>) {
         let head = self.avail.get();
-        // SAFETY: rule O: our pages, alive while listed or being listed.
+        // SAFETY: rule "one owner per heap": our pages, alive while listed or
+        // being listed.
         unsafe {
             page.as_ref().prev.set(ptr::null_mut());
             page.as_ref().next.set(head);
@@ -311,7 +313,7 @@ impl Class {
     }
 
     fn unlist(&self, page: NonNull<Page>) {
-        // SAFETY: rule O: our pages, alive while listed.
+        // SAFETY: rule "one owner per heap": our pages, alive while listed.
         unsafe {
             let p = page.as_ref();
             let (prev, next) = (p.prev.get(), p.next.get());

@@ -29,10 +29,10 @@
 //! # Threads come and go
 //!
 //! A heap outlives its thread: a task allocated by a thread that has since
-//! exited may still be freed. An exiting thread files its remote frees,
-//! gives its empty pages back, and leaves its heap on an orphan list;
-//! the next thread that needs a heap adopts it (rule O in `heap.rs`).
-//! A heap is never freed.
+//! exited may still be freed. An exiting thread files its remote frees, gives
+//! its empty pages back, and leaves its heap on an orphan list; the next
+//! thread that needs a heap adopts it (rule "one owner per heap" in
+//! `heap.rs`). A heap is never freed.
 //!
 //! # Checkers
 //!
@@ -127,12 +127,12 @@ pub(crate) unsafe fn free(chunk: NonNull<u8>) {
     // are fixed for the page's life, and heaps are never freed.
     let (heap, class) = unsafe { ((*page.as_ptr()).heap, &*(*page.as_ptr()).class) };
     if is_current(heap) {
-        // SAFETY: rule O: this thread owns the page's heap; the caller
-        // gives the chunk up.
+        // SAFETY: rule "one owner per heap": this thread owns the page's heap;
+        // the caller gives the chunk up.
         unsafe { class.free_local(page, chunk) };
     } else {
-        // SAFETY: the caller gives the chunk up (rule H); nobody else
-        // touches it until its owner takes it.
+        // SAFETY: the caller gives the chunk up (rule "a pushed chunk is the
+        // owner's"); nobody else touches it until its owner takes it.
         unsafe {
             asan::poison(chunk.as_ptr(), (*page.as_ptr()).size());
             class.remote.push(chunk.cast());

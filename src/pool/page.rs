@@ -35,9 +35,9 @@ const FIRST_CHUNK: usize = (std::mem::size_of::<Page>() + 63) & !63;
 
 /// The header at the start of every page.
 ///
-/// `heap` and `class` are fixed for the page's life, and read by any
-/// thread that frees a chunk of it. The rest is the owner's alone
-/// (**rule O**, `heap.rs`): only the thread that owns `heap` touches it.
+/// `heap` and `class` are fixed for the page's life, and read by any thread
+/// that frees a chunk of it. The rest is the owner's alone (**rule "one owner
+/// per heap"**, `heap.rs`): only the thread that owns `heap` touches it.
 #[repr(C)]
 pub(super) struct Page {
     /// The heap this page belongs to.
@@ -121,8 +121,8 @@ impl Page {
     ///
     /// # Safety
     ///
-    /// `page` is a live page owned by the calling thread (rule O), with
-    /// the provenance of its whole block (as [`Page::new`] and
+    /// `page` is a live page owned by the calling thread (rule "one owner per
+    /// heap"), with the provenance of its whole block (as [`Page::new`] and
     /// [`Page::of`] give).
     pub(super) unsafe fn take(page: NonNull<Page>) -> Option<(NonNull<u8>, bool)> {
         // SAFETY: the caller's contract; only `Cell`s are written.
@@ -130,8 +130,9 @@ impl Page {
         let head = this.free.get();
         let chunk = match NonNull::new(head) {
             Some(chunk) => {
-                // SAFETY: rule O; the free list's chunks are this page's
-                // and free, their links written by `give_back`.
+                // SAFETY: rule "one owner per heap"; the free list's chunks
+                // are this page's and free, their links written by
+                // `give_back`.
                 this.free.set(unsafe { asan::read_link(chunk) });
                 chunk.cast::<u8>()
             }

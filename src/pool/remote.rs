@@ -9,10 +9,10 @@
 //! to the head meanwhile, as long as the compare-and-swap finds it still
 //! there.
 //!
-//! **Rule H (hand-over).** A chunk pushed here belongs to the list from
-//! the push on: its pusher touches it no more. The push releases and the
-//! owner's take acquires, so every access the freeing thread made to the
-//! chunk's old contents happens before the owner reuses it.
+//! **Rule "a pushed chunk is the owner's".** A chunk pushed here belongs to
+//! the list from the push on: its pusher touches it no more. The push releases
+//! and the owner's take acquires, so every access the freeing thread made to
+//! the chunk's old contents happens before the owner reuses it.
 
 use super::asan;
 use crate::loom::sync::atomic::{AtomicPtr, Ordering::*};
@@ -41,7 +41,7 @@ impl RemoteList {
     /// # Safety
     ///
     /// `chunk` is a free chunk of at least a word that the caller owns and
-    /// gives up (rule H).
+    /// gives up (rule "a pushed chunk is the owner's").
     pub(super) unsafe fn push(&self, chunk: NonNull<FreeChunk>) {
         let mut head = self.head.load(Relaxed);
         loop {
@@ -81,7 +81,7 @@ impl RemoteList {
 mod loom_models {
     //! The remote-free list under loom: frees from two threads racing the
     //! owner's takes lose no chunk, file none twice, and hand each chunk
-    //! over with its contents (rule H).
+    //! over with its contents (rule "a pushed chunk is the owner's").
 
     use super::*;
     use crate::loom::cell::UnsafeCell;
@@ -114,8 +114,8 @@ mod loom_models {
                 thread::spawn(move || {
                     for i in ids {
                         let chunk = &chunks[i];
-                        // The freer's last write to the chunk, which the
-                        // owner must see (rule H).
+                        // The freer's last write to the chunk, which the owner
+                        // must see (rule "a pushed chunk is the owner's").
                         chunk.payload.with_mut(|p| unsafe { *p = i + 1 });
                         let ptr = NonNull::from(chunk).cast::<FreeChunk>();
                         // SAFETY: each chunk is pushed once, by its freer.
@@ -129,7 +129,8 @@ mod loom_models {
             let take = |seen: &mut Vec<usize>| {
                 let mut c = list.take_all();
                 while !c.is_null() {
-                    // SAFETY: taken chunks are the owner's (rule H).
+                    // SAFETY: taken chunks are the owner's (rule "a pushed
+                    // chunk is the owner's").
                     let chunk = unsafe { &*(c as *const Chunk) };
                     let i = chunk.payload.with(|p| unsafe { *p }) - 1;
                     seen.push(i);

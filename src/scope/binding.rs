@@ -3,13 +3,13 @@
 //! The task module knows nothing of scopes; it talks to its owner through
 //! the `Schedule` trait, implemented here.
 //!
-//! **Rule B (binding).** A task points to its node without owning it: no
-//! per-task count on the node's shared line. The pointer is followed only
-//! while the task is live in the node (spawned and not yet released), which
-//! is exactly when the task can be woken, polled, delivered or released;
-//! tree invariant 2 keeps the node alive that long. A waker's push counts
-//! as live: the task is not released until the push is done (rule W in
-//! `task/state.rs`).
+//! **Rule "binding followed while live".** A task points to its node without
+//! owning it: no per-task count on the node's shared line. The pointer is
+//! followed only while the task is live in the node (spawned and not yet
+//! released), which is exactly when the task can be woken, polled, delivered
+//! or released; tree invariant 2 keeps the node alive that long. A waker's
+//! push counts as live: the task is not released until the push is done (rule
+//! "push before release" in `task/state.rs`).
 
 use super::tree::Node;
 use crate::cancelled::Cancelled;
@@ -22,19 +22,20 @@ use std::ptr::NonNull;
 
 /// How a task is bound to its scope: the task's [`Schedule`] impl.
 pub(crate) struct TaskBinding {
-    /// Rule B.
+    /// Rule "binding followed while live".
     pub(super) node: NonNull<Node>,
 }
 
-// SAFETY: the node pointer is followed only under rule B, from any thread:
-// a `Node` is `Send + Sync`.
+// SAFETY: the node pointer is followed only under rule "binding followed while
+// live", from any thread: a `Node` is `Send + Sync`.
 unsafe impl Send for TaskBinding {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for TaskBinding {}
 
 impl TaskBinding {
     pub(super) fn node(&self) -> &Node {
-        // SAFETY: rule B; every caller below runs while the task is live.
+        // SAFETY: rule "binding followed while live"; every caller below runs
+        // while the task is live.
         unsafe { self.node.as_ref() }
     }
 
@@ -76,8 +77,8 @@ impl Schedule for TaskBinding {
     }
 
     fn release(&self, id: TaskId, ended: Ended, panic: Option<Panic>) {
-        // SAFETY: rule B; the task is live until this call, which is its
-        // last use of the pointer.
+        // SAFETY: rule "binding followed while live"; the task is live until
+        // this call, which is its last use of the pointer.
         unsafe { Node::release_task(self.node, id, ended, panic) };
     }
 }

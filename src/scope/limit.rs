@@ -643,8 +643,8 @@ impl<B: Bound> Schedule for Limited<B> {
     }
 
     fn release(&self, id: TaskId, ended: Ended, panic: Option<Panic>) {
-        // SAFETY: rule B; the task is live until this call, which is its
-        // last use of the pointer.
+        // SAFETY: rule "binding followed while live"; the task is live until
+        // this call, which is its last use of the pointer.
         unsafe {
             super::tree::Node::release_limited_task(
                 self.inner.binding().node,

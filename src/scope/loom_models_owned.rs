@@ -1,15 +1,16 @@
-//! loom models of what a scope owns meeting its cancel walk: a cancel
-//! handler registered, or its guard dropped, while the scope is cancelled
-//! (rule H in `tree/handlers.rs`); a scope's drain, which begins its
-//! cleanups or stops its daemons (`tree/owned.rs`), made by a task's
-//! release racing a cancel. The helpers are `loom_models.rs`'s.
+//! loom models of what a scope owns meeting its cancel walk: a cancel handler
+//! registered, or its guard dropped, while the scope is cancelled (rule
+//! "handlers before the end" in `tree/handlers.rs`); a scope's drain, which
+//! begins its cleanups or stops its daemons (`tree/owned.rs`), made by a
+//! task's release racing a cancel. The helpers are `loom_models.rs`'s.
 //!
 //! The two drain models run a cleanup phase or a daemons' scope after the
 //! race, which opens nodes and runs tasks: explored without a bound they
 //! run for hours, so they are explored up to a preemption bound of 2 (as
 //! is one sleep-protocol model, `idle.rs`).
 //!
-//! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
+//! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib
+//! loom_models`.
 
 use super::loom_models::{finish, open, parked, run_queued, spawn_into, Counted};
 use super::tree::{Kind, Links, NodeRef};

@@ -1,7 +1,7 @@
 //! Cancel handlers: [`Scope::on_cancel`] and its [`OnCancelGuard`].
 //!
 //! The tree keeps them and its cancel walk runs them (`tree/handlers.rs`,
-//! rule H); this file is their public face.
+//! rule "handlers before the end"); this file is their public face.
 
 use super::tree::NodeRef;
 use super::Scope;

@@ -42,7 +42,7 @@ impl<T> JoinSlot<T> {
     }
 
     /// Whether an output waits in the slot (never when the task is freed:
-    /// rule J).
+    /// rule "output through the join slot").
     pub(super) fn holds_output(&self) -> bool {
         matches!(self.output, Output::Ready(_))
     }
@@ -54,7 +54,7 @@ impl<T> JoinSlot<T> {
     }
 
     /// The stored output, if any, taken back by its completer because the
-    /// handle is gone (rule J).
+    /// handle is gone (rule "output through the join slot").
     pub(super) fn take_back(&mut self) -> Option<Result<T, Cancelled>> {
         self.take(Output::Pending)
     }
@@ -115,7 +115,8 @@ pub struct JoinHandle<T> {
 }
 
 enum Inner<T> {
-    /// A task: a counted reference to it (rule R), and its join slot.
+    /// A task: a counted reference to it (rule "every reference counts"), and
+    /// its join slot.
     Task {
         header: NonNull<Header>,
         slot: NonNull<Mutex<JoinSlot<T>>>,
@@ -309,7 +310,7 @@ impl<T> JoinHandle<T> {
         match &mut self.inner {
             Inner::Task { slot, .. } => {
                 // SAFETY: our reference keeps the task, and so its slot,
-                // allocated (rule R).
+                // allocated (rule "every reference counts").
                 let poll = poll_join(unsafe { slot.as_ref() }, cx);
                 self.waiting |= poll.is_pending();
                 poll

@@ -2,13 +2,13 @@
 //!
 //! Each task's header has two links; an owner (a scope) threads its tasks
 //! through them, so listing a task allocates nothing, unlisting one is two
-//! pointer writes, and taking the whole list (a cancel) is one. The list
-//! owns one counted reference to each task on it (rule R).
+//! pointer writes, and taking the whole list (a cancel) is one. The list owns
+//! one counted reference to each task on it (rule "every reference counts").
 //!
-//! **Rule L (links).** A task's links are touched only by the holder of the
-//! list it is on: its owner, under the owner's lock, or whoever took the
-//! list out ([`TaskList::take_all`]), who then owns the links of every task on
-//! it. A task is on one list at most.
+//! **Rule "links belong to the list's holder".** A task's links are touched
+//! only by the holder of the list it is on: its owner, under the owner's lock,
+//! or whoever took the list out ([`TaskList::take_all`]), who then owns the
+//! links of every task on it. A task is on one list at most.
 
 use super::raw::{Header, Links, TaskRef};
 use std::ptr::NonNull;
@@ -26,7 +26,7 @@ pub(crate) struct TaskList {
 pub(crate) struct TaskId(NonNull<Header>);
 
 // SAFETY: a list is its references to tasks (`TaskRef` is `Send`), and the
-// links it follows are its own by rule L.
+// links it follows are its own by rule "links belong to the list's holder".
 unsafe impl Send for TaskList {}
 // SAFETY: an id is only compared, printed and handed back to the list.
 unsafe impl Send for TaskId {}
@@ -43,8 +43,9 @@ impl TaskList {
     /// Lists `task`, taking over its reference.
     pub(crate) fn push(&mut self, task: TaskRef) {
         let header = task.into_raw();
-        // SAFETY: the list now owns the reference, so the task is alive;
-        // rule L: the task is on no list, and we hold this one.
+        // SAFETY: the list now owns the reference, so the task is alive; rule
+        // "links belong to the list's holder": the task is on no list, and we
+        // hold this one.
         unsafe {
             links(header).with_mut(|l| {
                 *l = Links {
@@ -68,7 +69,8 @@ impl TaskList {
     pub(crate) unsafe fn remove(&mut self, id: TaskId) -> TaskRef {
         let header = id.0;
         // SAFETY: the caller's contract: the task is listed here, so alive
-        // (our reference) and, with its neighbours, ours by rule L.
+        // (our reference) and, with its neighbours, ours by rule "links belong
+        // to the list's holder".
         unsafe {
             let Links { prev, next } = links(header).with(|l| *l);
             match prev {
@@ -84,7 +86,7 @@ impl TaskList {
     }
 
     /// Takes every task off the list, leaving it empty; the returned list
-    /// owns their links (rule L).
+    /// owns their links (rule "links belong to the list's holder").
     pub(crate) fn take_all(&mut self) -> TaskList {
         std::mem::take(self)
     }
@@ -96,8 +98,8 @@ impl Iterator for TaskList {
     /// Unlists the first task and hands back its reference.
     fn next(&mut self) -> Option<TaskRef> {
         let header = self.head?;
-        // SAFETY: the task is the head of this list (rule L), so alive and
-        // its links ours.
+        // SAFETY: the task is the head of this list (rule "links belong to the
+        // list's holder"), so alive and its links ours.
         unsafe {
             self.head = links(header).with(|l| (*l).next);
             if let Some(next) = self.head {
@@ -136,7 +138,8 @@ impl TaskId {
 ///
 /// # Safety
 ///
-/// The task is alive, and the caller may touch its links (rule L).
+/// The task is alive, and the caller may touch its links (rule "links belong
+/// to the list's holder").
 unsafe fn links<'a>(header: NonNull<Header>) -> &'a crate::loom::cell::UnsafeCell<Links> {
     // SAFETY: the caller's contract.
     unsafe { &header.as_ref().links }

@@ -3,15 +3,17 @@
 //! facade) and its join slot (loom's mutex), driven by model threads that
 //! play the runner, wakers, cancellers and the `JoinHandle`.
 //!
-//! In every interleaving loom checks that the future is never touched by
-//! two threads at once (rule F), and each model asserts that the future is
-//! dropped exactly once, never polled after a cancel claimed it, that no
-//! wake-up is lost, that a task is never released while a waker pushes it
-//! (rule W), that the handle gets exactly the output the task ended
-//! with, and that the task is freed once, after its last reference (a freed
-//! task still in use would show as a causality violation on its cells).
+//! In every interleaving loom checks that the future is never touched by two
+//! threads at once (rule "one owner of the future"), and each model asserts
+//! that the future is dropped exactly once, never polled after a cancel
+//! claimed it, that no wake-up is lost, that a task is never released while a
+//! waker pushes it (rule "push before release"), that the handle gets exactly
+//! the output the task ended with, and that the task is freed once, after its
+//! last reference (a freed task still in use would show as a causality
+//! violation on its cells).
 //!
-//! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib loom_models`.
+//! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib
+//! loom_models`.
 
 use super::{Cancel, JoinHandle, Schedule, TaskId, TaskRef};
 use crate::cancelled::{CancelReason, Cancelled};
@@ -34,8 +36,9 @@ struct Model {
 
 impl Schedule for Model {
     fn schedule(&self, task: TaskRef) {
-        // Rule W: a task is not released while it is pushed, so an owner
-        // reaching its own state here (a scope node) finds it alive.
+        // Rule "push before release": a task is not released while it is
+        // pushed, so an owner reaching its own state here (a scope node) finds
+        // it alive.
         assert_eq!(self.released.load(SeqCst), 0, "pushed after its release");
         self.queue.lock().push_back(task);
         assert_eq!(self.released.load(SeqCst), 0, "released during its push");
@@ -248,10 +251,11 @@ impl Drop for Counted {
     }
 }
 
-/// The `JoinHandle` dropped while its task stores the output (rule J):
-/// once both are done the output has been dropped, by the handle or taken
-/// back by the runner, and not left in the task for whoever frees it (the
-/// model still holds a reference, so nobody has freed it).
+/// The `JoinHandle` dropped while its task stores the output (rule "output
+/// through the join slot"): once both are done the output has been dropped, by
+/// the handle or taken back by the runner, and not left in the task for
+/// whoever frees it (the model still holds a reference, so nobody has freed
+/// it).
 #[test]
 fn join_handle_drop_racing_delivery() {
     loom::model(|| {

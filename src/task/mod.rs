@@ -10,28 +10,30 @@
 //!
 //! # Who may touch which field, and when
 //!
-//! - **Rule F (future).** `future` is read or written only by the thread that
-//!   claimed it: the runner that moved the state word to `RUNNING`, until
-//!   it clears `RUNNING`; or the canceller that moved an idle task to
-//!   `COMPLETE`, until it has dropped the future. The state word's `AcqRel`
-//!   transitions order one owner's accesses before the next owner's.
-//! - **Rule J (join slot).** `join` is behind its own mutex; whoever sets
-//!   `COMPLETE` writes the output there (only if `JOIN_HANDLE` was set), and
-//!   the `JoinHandle` takes it. An output sits in the slot only while the
-//!   handle holds its reference: the handle's drop clears `JOIN_HANDLE`
-//!   and takes an output already there, and a completer that comes later
-//!   stores none. So a task is never freed with an output in it: an output
-//!   is dropped by its handle, or never, if the handle is forgotten (its
-//!   reference then keeps the task's memory for good). The borrowing
+//! - **Rule "one owner of the future".** `future` is read or written only by
+//!   the thread that claimed it: the runner that moved the state word to
+//!   `RUNNING`, until it clears `RUNNING`; or the canceller that moved an idle
+//!   task to `COMPLETE`, until it has dropped the future. The state word's
+//!   `AcqRel` transitions order one owner's accesses before the next owner's.
+//! - **Rule "output through the join slot".** `join` is behind its own mutex;
+//!   whoever sets `COMPLETE` writes the output there (only if `JOIN_HANDLE`
+//!   was set), and the `JoinHandle` takes it. An output sits in the slot only
+//!   while the handle holds its reference: the handle's drop clears
+//!   `JOIN_HANDLE` and takes an output already there, and a completer that
+//!   comes later stores none. So a task is never freed with an output in it:
+//!   an output is dropped by its handle, or never, if the handle is forgotten
+//!   (its reference then keeps the task's memory for good). The borrowing
 //!   scopes rely on this (`scope/borrowed/`).
-//! - **Rule S (scheduler).** `scheduler` is immutable after spawn.
-//! - **Rule W (wake).** A waker that makes an idle task runnable pushes it
-//!   through `scheduler` while it holds `PUSHING`; `release` waits for it
-//!   (`state.rs`). A runner requeues a task it polled itself.
-//! - **Rule R (references).** Every `TaskRef`, waker and `JoinHandle` owns
-//!   one count of the state word; the one that drops the count to zero
-//!   frees the allocation (`dealloc`), after every other holder's last
-//!   access (the count's `AcqRel` decrements order them).
+//! - **Rule "scheduler fixed at spawn".** `scheduler` is immutable after
+//!   spawn.
+//! - Wakes follow rule "push before release", defined in `state.rs`: a
+//!   waker pushes an idle task through `scheduler` while it holds
+//!   `PUSHING`, and `release` waits for it. A runner requeues a task it
+//!   polled itself.
+//! - **Rule "every reference counts".** Every `TaskRef`, waker and
+//!   `JoinHandle` owns one count of the state word; the one that drops the
+//!   count to zero frees the allocation (`dealloc`), after every other
+//!   holder's last access (the count's `AcqRel` decrements order them).
 //!
 //! # Public items
 //!
@@ -71,12 +73,12 @@ use std::task::{Context, Poll};
 
 /// How a task reaches whoever owns it.
 pub(crate) trait Schedule: Send + Sync + 'static {
-    /// Pushes a task that a waker made runnable; on a worker it runs next.
-    /// The task may be claimed by a canceller during the push, but it is
-    /// not released until the push returns (rule W in `state.rs`), so the
-    /// owner may reach its own state here. A task woken while it was being
-    /// polled is not pushed here: [`TaskRef::run`] hands it back to its
-    /// runner.
+    /// Pushes a task that a waker made runnable; on a worker it runs next. The
+    /// task may be claimed by a canceller during the push, but it is not
+    /// released until the push returns (rule "push before release" in
+    /// `state.rs`), so the owner may reach its own state here. A task woken
+    /// while it was being polled is not pushed here: [`TaskRef::run`] hands it
+    /// back to its runner.
     fn schedule(&self, task: TaskRef);
     /// Runs `poll`, a poll of the task `task`, with the task's context
     /// installed (its current scope).
@@ -135,13 +137,14 @@ enum End<T> {
 #[repr(C)]
 struct Cell<F: Future, S> {
     header: Header,
-    /// Rule S.
+    /// Rule "scheduler fixed at spawn".
     scheduler: S,
-    /// Rule J. Dropped by `dealloc` only when it holds something (a
-    /// waker; never an output, by rule J): most tasks end with it empty,
-    /// and skipping its drop glue is worth it on the cancel path.
+    /// Rule "output through the join slot". Dropped by `dealloc` only when it
+    /// holds something (a waker; never an output, by rule "output through the
+    /// join slot"): most tasks end with it empty, and skipping its drop glue
+    /// is worth it on the cancel path.
     join: ManuallyDrop<Mutex<join::JoinSlot<F::Output>>>,
-    /// Rule F.
+    /// Rule "one owner of the future".
     future: UnsafeCell<Option<F>>,
 }
 
@@ -165,13 +168,13 @@ where
 ///
 /// What `future` and its output borrow stays valid for every use the task
 /// makes of them. The task drops its future before it calls
-/// [`Schedule::release`], or a canceller drops it before
-/// [`TaskRef::cancel`] returns [`Cancel::Dropped`] (rule F); a task its
-/// owner never listed drops it with its last reference. It drops an
-/// output only through the `JoinHandle` (rule J). So the caller keeps the
-/// borrows alive until the owner has counted the task gone, or, if the
-/// task was never listed, until the references of `new_borrowing` are
-/// dropped; and the handle must not outlive them either. The borrowing
+/// [`Schedule::release`], or a canceller drops it before [`TaskRef::cancel`]
+/// returns [`Cancel::Dropped`] (rule "one owner of the future"); a task its
+/// owner never listed drops it with its last reference. It drops an output
+/// only through the `JoinHandle` (rule "output through the join slot"). So the
+/// caller keeps the borrows alive until the owner has counted the task gone,
+/// or, if the task was never listed, until the references of `new_borrowing`
+/// are dropped; and the handle must not outlive them either. The borrowing
 /// scopes (`scope/borrowed/`) are this function's only callers.
 pub(crate) unsafe fn new_borrowing<F, S>(
     future: F,
@@ -219,9 +222,10 @@ where
     }
 }
 
-/// The scheduler of `task`, for an owner that keeps per-task state in it
-/// (rule S: immutable, but for what it keeps in atomics). The reference is
-/// valid while the caller holds `task`, or another reference to it.
+/// The scheduler of `task`, for an owner that keeps per-task state in it (rule
+/// "scheduler fixed at spawn": immutable, but for what it keeps in atomics).
+/// The reference is valid while the caller holds `task`, or another reference
+/// to it.
 ///
 /// # Safety
 ///
@@ -334,9 +338,9 @@ where
         let this = unsafe { Self::from_header(header) };
         match this.header.state.transition_to_cancelled() {
             ToCancelled::Claimed(prev) => {
-                // Rule W: the caller releases the task on our return, so a
-                // push in progress must be done by then (and no new one
-                // starts on a `COMPLETE` task).
+                // Rule "push before release": the caller releases the task on
+                // our return, so a push in progress must be done by then (and
+                // no new one starts on a `COMPLETE` task).
                 if prev.has(PUSHING) {
                     this.header.state.wait_for_push();
                 }
@@ -375,9 +379,9 @@ where
     /// The vtable's `dealloc` for a boxed cell: the count is zero.
     unsafe fn dealloc_boxed(header: NonNull<Header>) {
         let cell = header.cast::<Self>();
-        // SAFETY: rule R: the last reference; the cell came from the global
-        // allocator with its layout in `new` (this table is a boxed
-        // cell's).
+        // SAFETY: rule "every reference counts": the last reference; the cell
+        // came from the global allocator with its layout in `new` (this table
+        // is a boxed cell's).
         unsafe {
             Self::drop_fields(cell);
             std::alloc::dealloc(cell.as_ptr().cast(), Layout::new::<Self>());
@@ -387,8 +391,8 @@ where
     /// The vtable's `dealloc` for a pooled cell: the count is zero.
     unsafe fn dealloc_pooled(header: NonNull<Header>) {
         let cell = header.cast::<Self>();
-        // SAFETY: rule R: the last reference; the cell came from
-        // `pool::alloc` in `new` (this table is a pooled cell's).
+        // SAFETY: rule "every reference counts": the last reference; the cell
+        // came from `pool::alloc` in `new` (this table is a pooled cell's).
         unsafe {
             Self::drop_fields(cell);
             pool::free(cell.cast());
@@ -399,8 +403,8 @@ where
     ///
     /// # Safety
     ///
-    /// Rule R: the count is zero, so nobody else can reach the cell; it is
-    /// not used afterwards but to free its memory.
+    /// Rule "every reference counts": the count is zero, so nobody else can
+    /// reach the cell; it is not used afterwards but to free its memory.
     unsafe fn drop_fields(cell: NonNull<Self>) {
         // SAFETY: the caller's contract: the cell is ours alone.
         let this = unsafe { &mut *cell.as_ptr() };
@@ -412,7 +416,10 @@ where
             !held || !this.header.state.load().has(state::COMPLETE),
             "a COMPLETE task still holds its future"
         );
-        debug_assert!(!this.join.get_mut().holds_output(), "rule J");
+        debug_assert!(
+            !this.join.get_mut().holds_output(),
+            "rule \"output through the join slot\""
+        );
         if !this.join.get_mut().is_empty() {
             // SAFETY: dropped once, here; `drop_in_place` below skips it.
             unsafe { ManuallyDrop::drop(&mut this.join) };
@@ -422,17 +429,18 @@ where
         unsafe { std::ptr::drop_in_place(cell.as_ptr()) };
     }
 
-    /// Hands the finished task to its owner, once no waker is pushing it
-    /// (rule W in `state.rs`). `header` is the runner's pointer to this
-    /// task: the owner unlists the task by this id, and the list's
+    /// Hands the finished task to its owner, once no waker is pushing it (rule
+    /// "push before release" in `state.rs`). `header` is the runner's pointer
+    /// to this task: the owner unlists the task by this id, and the list's
     /// reference it gets back may be the last.
     fn release(&self, header: NonNull<Header>, ended: Ended, panic: Option<Panic>) {
         self.header.state.wait_for_push();
         self.scheduler.release(TaskId::new(header), ended, panic);
     }
 
-    /// Drops the future (the caller runs it under rule F), sets `COMPLETE`
-    /// and hands the output to a waiting `JoinHandle`.
+    /// Drops the future (the caller runs it under rule "one owner of the
+    /// future"), sets `COMPLETE` and hands the output to a waiting
+    /// `JoinHandle`.
     fn complete(&self, end: End<F::Output>) -> Option<Panic> {
         let panic = self.drop_future();
         let prev = self.header.state.transition_to_complete();
@@ -442,14 +450,15 @@ where
     /// Drops the future in place, catching a panic from its `Drop`.
     fn drop_future(&self) -> Option<Panic> {
         catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: rule F; the caller owns the future (it holds RUNNING,
-            // or claimed the idle task). An assignment drops the old value
-            // where it lies and only then writes `None`, so the pinned
-            // future is dropped in place, never moved (`Option::take` would
-            // move it out first). If that drop panics, the slot still ends
-            // up `None`: rustc compiles an assignment to an initialised
-            // place as drop-and-replace, and writes the new value on the
-            // unwinding path too. So nothing drops the future twice.
+            // SAFETY: rule "one owner of the future"; the caller owns the
+            // future (it holds RUNNING, or claimed the idle task). An
+            // assignment drops the old value where it lies and only then
+            // writes `None`, so the pinned future is dropped in place, never
+            // moved (`Option::take` would move it out first). If that drop
+            // panics, the slot still ends up `None`: rustc compiles an
+            // assignment to an initialised place as drop-and-replace, and
+            // writes the new value on the unwinding path too. So nothing drops
+            // the future twice.
             self.future.with_mut(|future| unsafe { *future = None });
         }))
         .err()
@@ -483,11 +492,11 @@ where
         let (waker, orphan) = {
             let mut slot = self.join.lock();
             let waker = slot.put(output);
-            // Rule J: a handle dropped since our transition to `COMPLETE`
-            // looked for the output before it was here. Its `JOIN_HANDLE`
-            // clear came before its look under this lock, so it is seen
-            // now: the output is taken back, not left for whoever frees
-            // the task.
+            // Rule "output through the join slot": a handle dropped since our
+            // transition to `COMPLETE` looked for the output before it was
+            // here. Its `JOIN_HANDLE` clear came before its look under this
+            // lock, so it is seen now: the output is taken back, not left for
+            // whoever frees the task.
             let orphan = if self.header.state.load().has(JOIN_HANDLE) {
                 None
             } else {
@@ -521,8 +530,8 @@ where
             self.scheduler.enter(TaskId::new(header), || {
                 catch_unwind(AssertUnwindSafe(|| {
                     self.future.with_mut(|slot| {
-                        // SAFETY: rule F; this runner moved the state to
-                        // RUNNING.
+                        // SAFETY: rule "one owner of the future"; this runner
+                        // moved the state to RUNNING.
                         let slot = unsafe { &mut *slot };
                         let future = slot.as_mut().expect("a RUNNING task has its future");
                         // SAFETY: the future lives in the task's allocation

@@ -16,13 +16,13 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 pub(crate) struct Header {
     pub(super) state: State,
     pub(super) vtable: &'static Vtable,
-    /// The task's place in its owner's list (`list.rs`, rule L); never
-    /// touched by the task itself.
+    /// The task's place in its owner's list (`list.rs`, rule "links belong to
+    /// the list's holder"); never touched by the task itself.
     pub(super) links: UnsafeCell<Links>,
 }
 
 /// A task's place in its owner's [`TaskList`](super::TaskList); only the
-/// list touches it (rule L in `list.rs`).
+/// list touches it (rule "links belong to the list's holder" in `list.rs`).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Links {
     pub(super) prev: Option<NonNull<Header>>,
@@ -47,9 +47,9 @@ pub(super) struct Vtable {
 /// An owned reference to a task, as run queues and the scope tree hold it.
 pub(crate) struct TaskRef(NonNull<Header>);
 
-// SAFETY: a task is shared between threads by design: its future is
-// touched only by the thread rule F names, its join slot is behind a lock,
-// its scheduler is `Sync`, and the count is atomic.
+// SAFETY: a task is shared between threads by design: its future is touched
+// only by the thread rule "one owner of the future" names, its join slot is
+// behind a lock, its scheduler is `Sync`, and the count is atomic.
 unsafe impl Send for TaskRef {}
 // SAFETY: as for `Send`; `&TaskRef` only allows `cancel` and cloning.
 unsafe impl Sync for TaskRef {}
@@ -95,7 +95,7 @@ impl TaskRef {
     /// or a wake raced the poll): the caller queues it again, behind the
     /// tasks already waiting. The runner does this push, not the task's
     /// owner, because it holds the runtime alive and the task's node may
-    /// not be (rule W in `state.rs`).
+    /// not be (rule "push before release" in `state.rs`).
     #[must_use = "a task returned by `run` must be queued again"]
     pub(crate) fn run(self) -> Option<TaskRef> {
         let this = std::mem::ManuallyDrop::new(self);
@@ -124,7 +124,7 @@ impl TaskRef {
     /// Hands the task to its scheduler to run, as a wake does: for an
     /// owner that held a spawned task back and now starts it (a limited
     /// scope's queue). Takes this reference, which goes to the run queue.
-    /// The caller keeps the owner alive through the push (rule W's
+    /// The caller keeps the owner alive through the push (the "push before release" rule's
     /// concern: a canceller may claim and release the task meanwhile).
     pub(crate) fn schedule(self) {
         let header = self.into_raw();
@@ -195,8 +195,8 @@ unsafe fn wake_by_ref(header: NonNull<Header>) {
     // SAFETY: the caller keeps the task alive.
     let h = unsafe { header.as_ref() };
     if h.state.transition_to_notified() == ToNotified::Submit {
-        // Rule W: `PUSHING` is set until this guard drops, after the push
-        // (or while unwinding from a panicking one).
+        // Rule "push before release": `PUSHING` is set until this guard drops,
+        // after the push (or while unwinding from a panicking one).
         let _pushing = Pushing(&h.state);
         // SAFETY: the header is live, and the reference `Submit` took goes
         // to the queue through `schedule`.
@@ -204,7 +204,7 @@ unsafe fn wake_by_ref(header: NonNull<Header>) {
     }
 }
 
-/// Clears `PUSHING` when dropped (rule W).
+/// Clears `PUSHING` when dropped (rule "push before release").
 struct Pushing<'a>(&'a State);
 
 impl Drop for Pushing<'_> {

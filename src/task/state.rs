@@ -24,21 +24,20 @@
 //! it straight to `CANCELLED | COMPLETE` owns the future until it has
 //! dropped it: once `COMPLETE` is set nobody else touches the future, so
 //! claiming an idle task and completing it is one read-modify-write, not
-//! two (rule F in `task/mod.rs`).
+//! two (rule "one owner of the future" in `task/mod.rs`).
 //!
-//! **Rule W (wake).** A waker that makes an idle task runnable pushes
-//! it through its owner (`Schedule::schedule`), which reaches the task's
-//! scope node and the runtime. From the moment it sets `SCHEDULED` a
-//! canceller may claim the task; what keeps the node alive is that the
-//! task is not *released* (its owner's accounting, after which the node may
-//! end and be freed) while `PUSHING` is set: whoever releases it first
-//! waits for the waker's push to finish (`wait_for_push`). At most one
-//! waker pushes at a time: a wake that finds the task idle but still
-//! `PUSHING` (pushed, run and idle again within the first waker's push)
-//! waits for that push too. The waits are rare and short: the push takes
-//! no lock that a waiter can hold. A runner requeueing a task it polled
-//! pushes it itself, on a worker whose runtime outlives it, so it needs no
-//! `PUSHING`.
+//! **Rule "push before release".** A waker that makes an idle task runnable
+//! pushes it through its owner (`Schedule::schedule`), which reaches the
+//! task's scope node and the runtime. From the moment it sets `SCHEDULED` a
+//! canceller may claim the task; what keeps the node alive is that the task is
+//! not *released* (its owner's accounting, after which the node may end and be
+//! freed) while `PUSHING` is set: whoever releases it first waits for the
+//! waker's push to finish (`wait_for_push`). At most one waker pushes at a
+//! time: a wake that finds the task idle but still `PUSHING` (pushed, run and
+//! idle again within the first waker's push) waits for that push too. The
+//! waits are rare and short: the push takes no lock that a waiter can hold. A
+//! runner requeueing a task it polled pushes it itself, on a worker whose
+//! runtime outlives it, so it needs no `PUSHING`.
 //!
 //! The reference count shares the word, so a task is one allocation with
 //! one counter: references are taken with `Relaxed` (a holder can only
@@ -61,7 +60,7 @@ pub(crate) const CANCELLED: usize = 1 << 3;
 /// A `JoinHandle` is alive and wants the output.
 pub(crate) const JOIN_HANDLE: usize = 1 << 4;
 /// A waker is pushing the task to a run queue: it may not be released
-/// until the push is done (rule W).
+/// until the push is done (rule "push before release").
 pub(crate) const PUSHING: usize = 1 << 5;
 
 /// Where the reference count starts.
@@ -202,7 +201,7 @@ impl State {
     ///
     /// `Submit` sets `PUSHING` too, and takes a reference for the queue;
     /// the waker hands it to `Schedule::schedule` and calls `finish_push`
-    /// once it has pushed the task (rule W).
+    /// once it has pushed the task (rule "push before release").
     pub(crate) fn transition_to_notified(&self) -> ToNotified {
         let mut cur = self.0.load(Acquire);
         loop {
@@ -225,16 +224,16 @@ impl State {
         }
     }
 
-    /// The waker that got `Submit` has pushed the task (rule W). Its
-    /// `Release` orders its use of the task's node and runtime before the
-    /// release that `wait_for_push` then lets through.
+    /// The waker that got `Submit` has pushed the task (rule "push before
+    /// release"). Its `Release` orders its use of the task's node and runtime
+    /// before the release that `wait_for_push` then lets through.
     pub(crate) fn finish_push(&self) {
         self.0.fetch_and(!PUSHING, Release);
     }
 
-    /// Waits until no waker is pushing the task. Called before the task
-    /// is released (rule W); once the task is `COMPLETE` no new push can
-    /// start, so the answer stays true.
+    /// Waits until no waker is pushing the task. Called before the task is
+    /// released (rule "push before release"); once the task is `COMPLETE` no
+    /// new push can start, so the answer stays true.
     #[inline]
     pub(crate) fn wait_for_push(&self) {
         if self.0.load(Acquire) & PUSHING != 0 {
@@ -391,9 +390,9 @@ mod tests {
         assert_eq!(s.transition_to_notified(), ToNotified::Nothing);
     }
 
-    /// Rule W, both waits: a wake of an idle task whose previous push is
-    /// still in progress, and a release, wait for that push to finish.
-    /// Neither may return while `PUSHING` is set.
+    /// Rule "push before release", both waits: a wake of an idle task whose
+    /// previous push is still in progress, and a release, wait for that push
+    /// to finish. Neither may return while `PUSHING` is set.
     #[test]
     fn wakes_and_releases_wait_for_a_push_in_progress() {
         use std::sync::atomic::AtomicBool;

@@ -2,13 +2,13 @@
 //! ([`runtime::scoped`](crate::runtime::scoped) and
 //! [`Runtime::scoped`](crate::runtime::Runtime::scoped)).
 //!
-//! The call opens a node (under the scope being polled on this thread,
-//! else as a root of the runtime: where `block_on(scope(..))` would),
-//! calls the body's closure on the calling thread, spawns the future it
-//! returns as a task of the node, and blocks on the node's end, as a
-//! scope future waits for its tasks. The node's own body is done as soon
-//! as the user's body is a task, so the node finishes when its last task
-//! and child are gone: that is the end the call returns at (rule E).
+//! The call opens a node (under the scope being polled on this thread, else as
+//! a root of the runtime: where `block_on(scope(..))` would), calls the body's
+//! closure on the calling thread, spawns the future it returns as a task of
+//! the node, and blocks on the node's end, as a scope future waits for its
+//! tasks. The node's own body is done as soon as the user's body is a task, so
+//! the node finishes when its last task and child are gone: that is the end
+//! the call returns at (rule "the call outlives its tasks").
 //!
 //! It is a [`Call`] future driven by `block_on`, so that a paused clock
 //! sees the calling thread as one more `block_on`. Its `Drop` is the
@@ -241,8 +241,8 @@ const ON_A_WORKER: &str = "cancel_scope: `scoped` called from a runtime worker t
     blocks its thread until every task it spawned has ended, and blocking a worker can \
     deadlock the runtime. Open a `scope` and `.await` it instead (its tasks are `'static`).";
 
-/// Runs a borrowing scope on `shared` (rule E): returns once every task of
-/// its subtree has ended and been dropped.
+/// Runs a borrowing scope on `shared` (rule "the call outlives its tasks"):
+/// returns once every task of its subtree has ended and been dropped.
 pub(crate) fn run<'env, F, Fut>(
     shared: &Arc<Shared>,
     body: F,
@@ -363,8 +363,9 @@ where
         let Some(outcome) = outcome else {
             return Poll::Pending;
         };
-        // The node has finished and left the tree: every task of the
-        // call's subtree has ended and been dropped (rule E).
+        // The node has finished and left the tree: every task of the call's
+        // subtree has ended and been dropped (rule "the call outlives its
+        // tasks").
         let Started { body, .. } = this.started.take().expect("started above");
         // Without the budget: the output is there, and this is no leaf.
         let body = body.map(|mut handle| match handle.poll_output(cx) {
@@ -398,10 +399,10 @@ impl<F, Fut: Future> Drop for Call<F, Fut> {
 }
 
 impl<T> Started<T> {
-    /// The guard (rule E on an unwinding path): cancels the node and
-    /// blocks this thread until it has finished, then drops what is left.
-    /// A panic stored in the node is dropped, not resumed: the thread is
-    /// unwinding already.
+    /// The guard (rule "the call outlives its tasks" on an unwinding path):
+    /// cancels the node and blocks this thread until it has finished, then
+    /// drops what is left. A panic stored in the node is dropped, not resumed:
+    /// the thread is unwinding already.
     #[cold]
     fn abandon(mut self) {
         self.node.cancel(CancelReason::ScopeDropped, Links::Ignore);

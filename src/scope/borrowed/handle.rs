@@ -2,11 +2,12 @@
 //!
 //! It is the task's [`JoinHandle`], with the lifetime of the borrow of the
 //! [`BorrowScope`](super::BorrowScope) it was spawned through. That scope
-//! handle is most often a local of the body or of a task, which keeps the
-//! join handle inside the call; even one kept where the call's data lives
-//! (a `BorrowScope<'env>` borrowed for `'env`) gives a join handle that
-//! cannot outlive `'env`. So the output it drops (task rule J: only the
-//! handle drops an output) is dropped while what it borrows lives.
+//! handle is most often a local of the body or of a task, which keeps the join
+//! handle inside the call; even one kept where the call's data lives (a
+//! `BorrowScope<'env>` borrowed for `'env`) gives a join handle that cannot
+//! outlive `'env`. So the output it drops (task rule "output through the join
+//! slot": only the handle drops an output) is dropped while what it borrows
+//! lives.
 
 use crate::cancelled::Cancelled;
 use crate::task::{JoinHandle, TaskCancelHandle};

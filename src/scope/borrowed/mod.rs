@@ -46,7 +46,7 @@
 //!
 //! # Why it is sound
 //!
-//! **Rule E (the call outlives its tasks).** A `BorrowScope` exists only
+//! **Rule "the call outlives its tasks".** A `BorrowScope` exists only
 //! for a node of a running call's subtree: the call's root, which the
 //! call opens, or a nested scope that checked, when it opened, that it
 //! descends from its lender ([`Node::descends_from`](super::tree)). The
@@ -62,12 +62,12 @@
 //!    drops included) once they are all dropped.
 //! 2. A task its node refused (cancelled or ended) was dropped, unpolled,
 //!    before `spawn` returned.
-//! 3. An output is dropped only by its `JoinHandle` (task rule J: a task
-//!    is never freed with an output in it), and the handle is inside a
-//!    `BorrowJoinHandle` that borrows a `BorrowScope<'env>`, so it drops
-//!    the output within `'env` (in practice inside the call, where the
-//!    scope handle lives); a forgotten handle leaks its output, which is
-//!    then never dropped.
+//! 3. An output is dropped only by its `JoinHandle` (task rule "output through
+//!    the join slot": a task is never freed with an output in it), and the
+//!    handle is inside a `BorrowJoinHandle` that borrows a
+//!    `BorrowScope<'env>`, so it drops the output within `'env` (in practice
+//!    inside the call, where the scope handle lives); a forgotten handle leaks
+//!    its output, which is then never dropped.
 //! 4. After the call, a kept clone of a `BorrowScope` spawns nothing (its
 //!    node is finished, and refuses the task, dropping it in `spawn`),
 //!    and a nested scope opened through it panics (no open node descends
@@ -284,11 +284,11 @@ impl<'env> BorrowScope<'env> {
         S: Schedule,
     {
         let node = &self.scope.node;
-        // SAFETY: rule E: this node is in a running call's subtree, so the
-        // call does not return before the task is counted gone, which
-        // comes after its future was dropped; a task refused below is
-        // dropped before we return; its output is dropped only through the
-        // handle, which the caller keeps inside the call (a
+        // SAFETY: rule "the call outlives its tasks": this node is in a
+        // running call's subtree, so the call does not return before the task
+        // is counted gone, which comes after its future was dropped; a task
+        // refused below is dropped before we return; its output is dropped
+        // only through the handle, which the caller keeps inside the call (a
         // `BorrowJoinHandle` borrowing this scope, or the call's own).
         // Everything `'env` outlives the call.
         let (task, handle) = unsafe { crate::task::new_borrowing(future, binding) };
@@ -304,7 +304,8 @@ impl<'env> BorrowScope<'env> {
             }
             Err((cancelled, listed)) => {
                 // The last reference is the handle's: dropping it drops the
-                // future, unpolled, here (rule E, point 2).
+                // future, unpolled, here (rule "the call outlives its tasks",
+                // point 2).
                 drop((listed, task, handle));
                 JoinHandle::refused(cancelled)
             }

@@ -259,8 +259,9 @@ impl<'env> BorrowScope<'env> {
     }
 }
 
-/// The borrowing handle of `scope`, a nested scope that just opened, if
-/// it opened inside `lender`'s subtree (rule E); panics otherwise.
+/// The borrowing handle of `scope`, a nested scope that just opened, if it
+/// opened inside `lender`'s subtree (rule "the call outlives its tasks");
+/// panics otherwise.
 fn lends_to<'env>(lender: &NodeRef, scope: Scope) -> BorrowScope<'env> {
     assert!(scope.node.descends_from(lender), "{}", OUTSIDE_ITS_LENDER);
     BorrowScope::new(scope)

@@ -7,17 +7,17 @@
 //! the registering thread. Otherwise it waits in a slot of the scope's
 //! [`Handlers`], under the key its guard holds.
 //!
-//! **Rule H (handlers).** The walk that marked a scope takes its waiting
-//! handlers under the scope's lock, in step 1 of its expansion (they are
-//! *claimed*, for this thread, and `HANDLING` holds the scope open), and
+//! **Rule "handlers before the end".** The walk that marked a scope takes its
+//! waiting handlers under the scope's lock, in step 1 of its expansion (they
+//! are *claimed*, for this thread, and `HANDLING` holds the scope open), and
 //! runs them in step 2, before it drops the scope's tasks and wakes its
-//! future: so a task that registered a handler is still alive when the
-//! handler runs, and the scope cannot finish before its handlers returned.
-//! A registration sees the mark under the same lock, so it either comes
-//! before the walk's step 1 (and the walk claims it) or sees the scope
-//! cancelled (and runs it at once): a handler runs exactly once. Each
-//! handler is taken out of its slot under the lock just before it runs,
-//! and its slot says when it returned.
+//! future: so a task that registered a handler is still alive when the handler
+//! runs, and the scope cannot finish before its handlers returned. A
+//! registration sees the mark under the same lock, so it either comes before
+//! the walk's step 1 (and the walk claims it) or sees the scope cancelled (and
+//! runs it at once): a handler runs exactly once. Each handler is taken out of
+//! its slot under the lock just before it runs, and its slot says when it
+//! returned.
 //!
 //! Dropping the guard removes a handler that has not run, so it never
 //! will. If the handler is running, or claimed, on another thread, the
@@ -196,9 +196,9 @@ pub(super) fn claim(node: &NodeRef, st: &mut State, after: &mut After) {
 }
 
 impl Claimed {
-    /// Step 2 (rule H): runs the claimed handlers one by one, with no lock
-    /// held, then lets the scope finish. `after` is the walk's, for what
-    /// a retiring node leaves.
+    /// Step 2 (rule "handlers before the end"): runs the claimed handlers one
+    /// by one, with no lock held, then lets the scope finish. `after` is the
+    /// walk's, for what a retiring node leaves.
     pub(super) fn run(self) {
         let Claimed { node, keys, held } = self;
         let value = node.cancel_value();

@@ -15,12 +15,11 @@
 //! handle (`Scope`, `CancelHandle`, `WaitCancelled`), a deadline's timer,
 //! and a walk's stack while the node waits on it.
 //!
-//! **Rule A (addresses).** A raw pointer to a node (in a child list, a
-//! task's binding, the current-scope thread-local, a walk's stack) is made
-//! by [`NodeRef::as_ptr`] or [`NodeRef::into_raw`], never from a `&Node`:
-//! it then carries the whole box's provenance, so that
-//! [`NodeRef::clone_raw`] and [`NodeRef::from_raw`] may reach the count in
-//! front of the node.
+//! **Rule "pointers from the box".** A raw pointer to a node (in a child list,
+//! a task's binding, the current-scope thread-local, a walk's stack) is made
+//! by [`NodeRef::as_ptr`] or [`NodeRef::into_raw`], never from a `&Node`: it
+//! then carries the whole box's provenance, so that [`NodeRef::clone_raw`] and
+//! [`NodeRef::from_raw`] may reach the count in front of the node.
 //!
 //! A handle counts, so a slot is never reused under a handle: a handle
 //! whose scope has ended reads that scope's final state, truthfully and for
@@ -98,7 +97,8 @@ impl NodeRef {
         NodeRef(boxed)
     }
 
-    /// The node's address, for the raw pointers of rule A.
+    /// The node's address, for the raw pointers of rule "pointers from the
+    /// box".
     pub(crate) fn as_ptr(&self) -> NonNull<Node> {
         // SAFETY: the box is alive (we hold a count); the field's address
         // keeps the box pointer's provenance.
@@ -116,11 +116,11 @@ impl NodeRef {
     ///
     /// # Safety
     ///
-    /// `node` came from `into_raw` (rule A), and its count is given to the
-    /// new reference.
+    /// `node` came from `into_raw` (rule "pointers from the box"), and its
+    /// count is given to the new reference.
     pub(super) unsafe fn from_raw(node: NonNull<Node>) -> NodeRef {
-        // SAFETY: rule A: the pointer is to the `node` field of a live box,
-        // with the box's provenance.
+        // SAFETY: rule "pointers from the box": the pointer is to the `node`
+        // field of a live box, with the box's provenance.
         NodeRef(unsafe { box_of(node) })
     }
 
@@ -129,7 +129,7 @@ impl NodeRef {
     /// # Safety
     ///
     /// The node is alive (the caller holds a count, or a lock or rule that
-    /// keeps it), and `node` follows rule A.
+    /// keeps it), and `node` follows rule "pointers from the box".
     pub(crate) unsafe fn clone_raw(node: NonNull<Node>) -> NodeRef {
         // SAFETY: the caller's contract.
         let boxed = unsafe { box_of(node) };
@@ -236,8 +236,8 @@ fn increment(refs: &AtomicUsize) {
 ///
 /// # Safety
 ///
-/// `node` follows rule A: it points to the `node` field of a box, with the
-/// box's provenance.
+/// `node` follows rule "pointers from the box": it points to the `node` field
+/// of a box, with the box's provenance.
 unsafe fn box_of(node: NonNull<Node>) -> NonNull<NodeBox> {
     // SAFETY: the caller's contract: the box starts `node_offset()` bytes
     // before the node.

@@ -123,12 +123,12 @@ impl Roots {
         TreeSnapshot { scopes }
     }
 
-    /// For each address `read` returns, the picture of the node of this
-    /// tree at that address, if one is. `read` runs while this view holds
-    /// every node of the tree, so an address it reads that is a node's
-    /// here is that node's, not a freed one's whose memory another took:
-    /// the addresses (a shutdown's, of the scopes threads are in: rule T in
-    /// `roster.rs`) are compared, never followed.
+    /// For each address `read` returns, the picture of the node of this tree
+    /// at that address, if one is. `read` runs while this view holds every
+    /// node of the tree, so an address it reads that is a node's here is that
+    /// node's, not a freed one's whose memory another took: the addresses (a
+    /// shutdown's, of the scopes threads are in: rule "a seat names a live
+    /// cell" in `roster.rs`) are compared, never followed.
     pub(crate) fn scopes_at(
         &self,
         now: Instant,
