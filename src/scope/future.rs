@@ -29,7 +29,7 @@ use std::time::Duration;
 /// ones when their poll returns. It never waits.
 #[must_use = "a scope does nothing unless awaited"]
 pub struct ScopeFuture<F, Fut: Future> {
-    state: State<F, Fut>,
+    state: Stage<F, Fut>,
     kind: Kind,
     /// A deadline to set when the scope starts (`move_on_after`).
     deadline: Option<Duration>,
@@ -47,7 +47,7 @@ struct Opening {
     handle: Option<CancelHandle>,
 }
 
-enum State<F, Fut: Future> {
+enum Stage<F, Fut: Future> {
     /// Not polled yet: the scope joins the tree at its first poll, where it
     /// learns its parent.
     Init(Option<F>),
@@ -72,7 +72,7 @@ where
 {
     pub(crate) fn new(body: F, kind: Kind, location: &'static Location<'static>) -> Self {
         ScopeFuture {
-            state: State::Init(Some(body)),
+            state: Stage::Init(Some(body)),
             kind,
             deadline: None,
             location,
@@ -256,7 +256,7 @@ where
         location: &'static Location<'static>,
     ) -> Self {
         ScopeFuture {
-            state: State::Init(Some(body)),
+            state: Stage::Init(Some(body)),
             kind: Kind::Plain,
             deadline: Some(after),
             location,
@@ -266,7 +266,7 @@ where
 
     /// Joins the tree under the current scope and starts the body.
     fn start(&mut self) {
-        let State::Init(body) = &mut self.state else {
+        let Stage::Init(body) = &mut self.state else {
             return;
         };
         let body = body.take().expect("Init holds the body");
@@ -291,7 +291,7 @@ where
                 None
             }
         };
-        self.state = State::Running {
+        self.state = Stage::Running {
             node,
             body,
             output: None,
@@ -353,7 +353,7 @@ where
         // while it holds no body yet.
         let this = unsafe { self.get_unchecked_mut() };
         this.start();
-        let State::Running {
+        let Stage::Running {
             node,
             body,
             output,
@@ -412,7 +412,7 @@ where
             return Poll::Pending;
         };
         let value = output.take();
-        this.state = State::Done;
+        this.state = Stage::Done;
         if let Some(panic) = outcome.panic {
             resume_unwind(panic);
         }
@@ -435,7 +435,7 @@ impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
         if self.options.is_some() {
             drop(self.options.take());
         }
-        let State::Running { node, body, .. } = &mut self.state else {
+        let Stage::Running { node, body, .. } = &mut self.state else {
             return;
         };
         // Stop the tasks first, so none runs on; then drop the body, in
@@ -449,7 +449,7 @@ impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
         }
         let dropped = drop_body_future(body);
         // The body is gone: the rest of the state may move.
-        if let State::Running { node, .. } = std::mem::replace(&mut self.state, State::Done) {
+        if let Stage::Running { node, .. } = std::mem::replace(&mut self.state, Stage::Done) {
             node.future_dropped();
         }
         if let Err(panic) = dropped {
@@ -461,9 +461,9 @@ impl<F, Fut: Future> Drop for ScopeFuture<F, Fut> {
 impl<F, Fut: Future> fmt::Debug for ScopeFuture<F, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Init(_) => "init",
-            State::Running { .. } => "running",
-            State::Done => "done",
+            Stage::Init(_) => "init",
+            Stage::Running { .. } => "running",
+            Stage::Done => "done",
         };
         f.debug_struct("ScopeFuture")
             .field("state", &state)

@@ -11,7 +11,7 @@
 //!   numbered invariants the rest relies on (`tree/mod.rs`), the cancel
 //!   walk (`tree/cancel.rs`), the parallel drop of a long run of slow drops
 //!   (`tree/parallel.rs`), the work held back until a lock is released
-//!   (`tree/after.rs`), and the runtime's roots and whole-tree views
+//!   (`tree/after_unlock.rs`), and the runtime's roots and whole-tree views
 //!   (`tree/roots.rs`);
 //! - `future.rs`: [`ScopeFuture`], from joining the tree to leaving it;
 //! - `binding.rs`: how a task reaches its scope (the task's scheduler);

@@ -67,7 +67,7 @@
 //! task being polled and the scope entered. A poll writes them as it
 //! starts and sets them back as it ends; a leaf reads them.
 
-use super::state::{State, CANCELLED};
+use super::state::{StateWord, CANCELLED};
 use crate::scope::tree::Node;
 use std::cell::Cell;
 use std::fmt;
@@ -104,7 +104,7 @@ struct PollState {
     ///
     /// Rule: non-null only while a [`poll_task`] call on this thread's
     /// stack runs, whose caller (the runner) holds a reference to the task.
-    task: Cell<*const State>,
+    task: Cell<*const StateWord>,
     /// The scope entered, or null.
     ///
     /// Rule: non-null only while an [`enter_scope`] call on this thread's
@@ -129,7 +129,7 @@ thread_local! {
 struct Saved {
     budget: u8,
     refusals: u8,
-    task: *const State,
+    task: *const StateWord,
     scope: *const Node,
 }
 
@@ -152,7 +152,7 @@ impl Drop for Saved {
 /// end of the poll puts back what is outside any poll rather than what it
 /// found: two stores, not a save and a restore.
 #[inline]
-pub(super) fn poll_task<R>(state: &State, poll: impl FnOnce() -> R) -> R {
+pub(super) fn poll_task<R>(state: &StateWord, poll: impl FnOnce() -> R) -> R {
     struct End;
     impl Drop for End {
         #[inline]
@@ -431,7 +431,7 @@ mod tests {
 
     #[test]
     fn a_poll_spends_its_budget_then_yields_and_the_next_starts_full() {
-        let state = State::new();
+        let state = StateWord::new();
         let noop = noop_waker();
         let mut cx = Context::from_waker(&noop);
         poll_task(&state, || {
@@ -447,7 +447,7 @@ mod tests {
 
     #[test]
     fn a_pending_leaf_gives_its_unit_back() {
-        let state = State::new();
+        let state = StateWord::new();
         let noop = noop_waker();
         let mut cx = Context::from_waker(&noop);
         poll_task(&state, || {
@@ -462,7 +462,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_task_refuses_every_leaf_but_a_nested_poll_starts_clean() {
-        let state = State::new();
+        let state = StateWord::new();
         let noop = noop_waker();
         let mut cx = Context::from_waker(&noop);
         poll_task(&state, || {
@@ -509,7 +509,7 @@ mod tests {
 
     #[test]
     fn a_refusal_wakes_and_a_poll_that_keeps_asking_is_let_through() {
-        let state = State::new();
+        let state = StateWord::new();
         let woken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let waker = {
             let woken = woken.clone();

@@ -62,7 +62,7 @@ use crate::loom::sync::Mutex;
 use crate::panic::Panic;
 use crate::pool;
 use raw::{Header, Vtable};
-use state::{Snapshot, State, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE, PUSHING};
+use state::{Snapshot, StateWord, ToCancelled, ToIdle, ToRunning, JOIN_HANDLE, PUSHING};
 use std::alloc::Layout;
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -271,7 +271,7 @@ where
         let at = at.as_ptr();
         // SAFETY: the caller's contract; each field is written once.
         unsafe {
-            std::ptr::addr_of_mut!((*at).header).write(Header::new(State::new(), vtable));
+            std::ptr::addr_of_mut!((*at).header).write(Header::new(StateWord::new(), vtable));
             std::ptr::addr_of_mut!((*at).scheduler).write(scheduler);
             std::ptr::addr_of_mut!((*at).join)
                 .write(ManuallyDrop::new(Mutex::new(join::JoinSlot::new())));

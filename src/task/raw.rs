@@ -6,7 +6,7 @@
 //! pointer to that header; the table does the rest. One allocation, one
 //! counter, an 8-byte handle.
 
-use super::state::{State, ToNotified};
+use super::state::{StateWord, ToNotified};
 use super::Cancel;
 use crate::loom::cell::UnsafeCell;
 use std::ptr::NonNull;
@@ -14,7 +14,7 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 
 /// The start of every task allocation.
 pub(crate) struct Header {
-    pub(super) state: State,
+    pub(super) state: StateWord,
     pub(super) vtable: &'static Vtable,
     /// The task's place in its owner's list (`list.rs`, rule "links belong to
     /// the list's holder"); never touched by the task itself.
@@ -55,7 +55,7 @@ unsafe impl Send for TaskRef {}
 unsafe impl Sync for TaskRef {}
 
 impl Header {
-    pub(super) fn new(state: State, vtable: &'static Vtable) -> Header {
+    pub(super) fn new(state: StateWord, vtable: &'static Vtable) -> Header {
         Header {
             state,
             vtable,
@@ -205,7 +205,7 @@ unsafe fn wake_by_ref(header: NonNull<Header>) {
 }
 
 /// Clears `PUSHING` when dropped (rule "push before release").
-struct Pushing<'a>(&'a State);
+struct Pushing<'a>(&'a StateWord);
 
 impl Drop for Pushing<'_> {
     fn drop(&mut self) {

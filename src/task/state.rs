@@ -76,7 +76,7 @@ const FLAGS: usize = REF_ONE - 1;
 const INITIAL: usize = SCHEDULED | JOIN_HANDLE | (2 * REF_ONE);
 
 /// The atomic state word of one task.
-pub(crate) struct State(AtomicUsize);
+pub(crate) struct StateWord(AtomicUsize);
 
 /// A copy of the state word, decoded by `Debug`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,9 +129,9 @@ pub(crate) enum ToCancelled {
     AlreadyComplete,
 }
 
-impl State {
-    pub(crate) fn new() -> State {
-        State(AtomicUsize::new(INITIAL))
+impl StateWord {
+    pub(crate) fn new() -> StateWord {
+        StateWord(AtomicUsize::new(INITIAL))
     }
 
     pub(crate) fn load(&self) -> Snapshot {
@@ -367,7 +367,7 @@ mod tests {
 
     #[test]
     fn references_count_beside_the_flags() {
-        let s = State::new();
+        let s = StateWord::new();
         assert_eq!(s.load().refs(), 2);
         s.ref_inc();
         assert_eq!(s.transition_to_running(), ToRunning::Poll);
@@ -380,7 +380,7 @@ mod tests {
 
     #[test]
     fn poll_wake_during_poll_reschedules() {
-        let s = State::new();
+        let s = StateWord::new();
         assert_eq!(s.transition_to_running(), ToRunning::Poll);
         assert_eq!(s.transition_to_notified(), ToNotified::Nothing);
         assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
@@ -396,7 +396,7 @@ mod tests {
     #[test]
     fn wakes_and_releases_wait_for_a_push_in_progress() {
         use std::sync::atomic::AtomicBool;
-        let s = State::new();
+        let s = StateWord::new();
         assert_eq!(s.transition_to_running(), ToRunning::Poll);
         assert_eq!(s.transition_to_idle(), ToIdle::Idle);
         assert_eq!(s.transition_to_notified(), ToNotified::Submit);
@@ -426,7 +426,7 @@ mod tests {
 
     #[test]
     fn cancel_idle_claims_and_stale_queue_entry_is_dead() {
-        let s = State::new();
+        let s = StateWord::new();
         // Spawned and queued, then cancelled before it ever ran: claimed
         // and complete in one step.
         let ToCancelled::Claimed(prev) = s.transition_to_cancelled() else {
@@ -442,7 +442,7 @@ mod tests {
 
     #[test]
     fn cancel_while_running_is_deferred_to_the_runner() {
-        let s = State::new();
+        let s = StateWord::new();
         assert_eq!(s.transition_to_running(), ToRunning::Poll);
         assert_eq!(s.transition_to_cancelled(), ToCancelled::Deferred);
         assert_eq!(s.transition_to_cancelled(), ToCancelled::Deferred);

@@ -33,7 +33,9 @@
 
 use super::life::{Body, Change, Phase};
 use super::tasks::Settled;
-use super::{children::children, handlers, parallel, After, Kind, Links, Node, NodeRef, State};
+use super::{
+    children::children, handlers, parallel, AfterUnlock, Guarded, Kind, Links, Node, NodeRef,
+};
 use crate::cancelled::{CancelReason, Cause};
 use crate::panic::{keep_first, Panic};
 use crate::task::{Cancel, TaskList};
@@ -100,7 +102,7 @@ fn walk_marked(top: &NodeRef, reach: Reach, origin: &Node, cause: Option<&Cause>
 /// marks below it.
 fn expand_rest(
     top: &NodeRef,
-    mut st: crate::loom::sync::MutexGuard<'_, State>,
+    mut st: crate::loom::sync::MutexGuard<'_, Guarded>,
     reach: Reach,
     origin: &Node,
     cause: Option<&Cause>,
@@ -126,7 +128,7 @@ fn expand_rest(
 /// runtime.
 fn marked(
     node: &Node,
-    st: &mut State,
+    st: &mut Guarded,
     reason: &CancelReason,
     cause: Option<&Cause>,
     origin: &Node,
@@ -143,7 +145,7 @@ fn marked(
 /// cause keeps few registers busy.
 #[cold]
 #[inline(never)]
-fn keep_cause(st: &mut State, cause: &Cause) {
+fn keep_cause(st: &mut Guarded, cause: &Cause) {
     st.rare().cause = Some(cause.clone());
 }
 
@@ -200,12 +202,12 @@ fn expand(
 /// only then), and marks and pushes its children.
 fn take_for_walk(
     this: &NodeRef,
-    st: &mut State,
+    st: &mut Guarded,
     reach: Reach,
     origin: &Node,
     cause: Option<&Cause>,
     stack: &mut Option<NonNull<Node>>,
-    after: &mut Option<After>,
+    after: &mut Option<AfterUnlock>,
 ) -> (TaskList, Option<Waker>) {
     let mut tasks = st.tasks.take_all();
     let waker = st.waker.take();
@@ -213,7 +215,7 @@ fn take_for_walk(
         take_rare_waiters(
             this,
             st,
-            after.get_or_insert_with(After::default),
+            after.get_or_insert_with(AfterUnlock::default),
             &mut tasks,
         );
     }
@@ -249,7 +251,7 @@ fn cut_short(
     ptr: NonNull<Node>,
     this: &NodeRef,
     (tasks, waker): (TaskList, Option<Waker>),
-    after: &mut Option<After>,
+    after: &mut Option<AfterUnlock>,
 ) {
     // `plain`: the node had no rare part when expanded. Nothing registers
     // on a cancelled node, so nothing is then left under its lock for a
@@ -268,7 +270,11 @@ fn cut_short(
     let mut settled = Settled::Done;
     if let Some(panic) = panic {
         let mut st = this.state.lock();
-        this.store_panic_if_open(&mut st, panic, after.get_or_insert_with(After::default));
+        this.store_panic_if_open(
+            &mut st,
+            panic,
+            after.get_or_insert_with(AfterUnlock::default),
+        );
         if dropped > 0 {
             settled = match this.life.tasks_ended(dropped, true) {
                 Change::Open => Settled::Done,
@@ -314,8 +320,8 @@ fn cut_short(
 /// expansion (a cancel that landed as the scope ended): run now, after
 /// the scope's end, since nothing holds a retired scope.
 #[cold]
-fn handlers_of_retired(this: &NodeRef, mut st: crate::loom::sync::MutexGuard<'_, State>) {
-    let mut after = After::default();
+fn handlers_of_retired(this: &NodeRef, mut st: crate::loom::sync::MutexGuard<'_, Guarded>) {
+    let mut after = AfterUnlock::default();
     handlers::claim(this, &mut st, &mut after);
     drop(st);
     if let Some(claimed) = after.take_handlers() {
@@ -329,8 +335,8 @@ fn handlers_of_retired(this: &NodeRef, mut st: crate::loom::sync::MutexGuard<'_,
 /// Step 2's first act on a node that had a rare part: the cancel handlers
 /// step 1 claimed (`handlers.rs`), run before the tasks are dropped.
 #[cold]
-fn run_handlers(after: &mut Option<After>) {
-    if let Some(claimed) = after.as_mut().and_then(After::take_handlers) {
+fn run_handlers(after: &mut Option<AfterUnlock>) {
+    if let Some(claimed) = after.as_mut().and_then(AfterUnlock::take_handlers) {
         claimed.run();
     }
 }
@@ -366,7 +372,12 @@ fn push(child: NonNull<Node>, stack: &mut Option<NonNull<Node>>) {
 /// (`handlers.rs`), and moves a limited scope's queued tasks onto `tasks`,
 /// the list the walk cancels (`limit.rs`). The caller holds the node's
 /// lock.
-fn take_rare_waiters(node: &NodeRef, st: &mut State, after: &mut After, tasks: &mut TaskList) {
+fn take_rare_waiters(
+    node: &NodeRef,
+    st: &mut Guarded,
+    after: &mut AfterUnlock,
+    tasks: &mut TaskList,
+) {
     handlers::claim(node, st, after);
     if let Some(rare) = st.rare.as_deref_mut() {
         for (_, waker) in std::mem::take(&mut rare.cancel_waiters) {
@@ -422,7 +433,7 @@ fn cancel_tasks(node: &Node, tasks: TaskList) -> (usize, Option<Panic>) {
 impl Node {
     /// Keeps a panic of a dropped future in this scope if it is still open
     /// (under its lock), else hands it to `after` to drop.
-    fn store_panic_if_open(&self, st: &mut State, panic: Panic, after: &mut After) {
+    fn store_panic_if_open(&self, st: &mut Guarded, panic: Panic, after: &mut AfterUnlock) {
         if self.life.load().phase() != Phase::Removed {
             self.store_panic(st, panic, after);
         } else {
@@ -438,17 +449,15 @@ impl NodeRef {
     /// a reference to the node.
     #[inline]
     pub(crate) fn cancel(&self, reason: CancelReason, links: Links) {
-        // Already cancelled: its subtree is, or is being, by the walk that
-        // marked it (invariant 1); and that walk climbed the links.
-        if !self.cancelled.is_set() {
-            self.cancel_unmarked(reason, None, links);
-        }
+        self.cancel_because(reason, None, links);
     }
 
     /// [`cancel`](NodeRef::cancel), with the user's `cause`, which every
     /// scope the cancellation reaches keeps (`Cancelled::cause`).
     #[inline]
     pub(crate) fn cancel_because(&self, reason: CancelReason, cause: Option<Cause>, links: Links) {
+        // Already cancelled: its subtree is, or is being, by the walk that
+        // marked it (invariant 1); and that walk climbed the links.
         if !self.cancelled.is_set() {
             self.cancel_unmarked(reason, cause, links);
         }

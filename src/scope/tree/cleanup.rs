@@ -27,7 +27,7 @@
 
 use super::children::link_first;
 use super::life::{Body, INTERRUPTED, PANICKED};
-use super::{Kind, Node, NodeRef, Options, Place, State};
+use super::{Guarded, Kind, Node, NodeRef, Options, Place};
 use crate::cancelled::CancelReason;
 use crate::panic::Panic;
 use crate::scope::ScopeEnd;
@@ -108,7 +108,7 @@ impl NodeRef {
 
     /// How the scope ended, for its cleanups (under its lock, once it
     /// drained: nothing of it changes that any more).
-    fn ending(&self, st: &State) -> ScopeEnd {
+    fn ending(&self, st: &Guarded) -> ScopeEnd {
         let life = self.life.load();
         if life.has(PANICKED) {
             return ScopeEnd::Panicked;
@@ -143,7 +143,7 @@ impl NodeRef {
         if self.life.load().body() == Body::Dropped {
             return self.pass_panic_up(panic);
         }
-        let mut after = super::After::default();
+        let mut after = super::AfterUnlock::default();
         self.store_panic(&mut self.state.lock(), panic, &mut after);
         // Only payloads: `store_panic` leaves no waker to drop.
         if let Some(panic) = after.run() {

@@ -34,7 +34,7 @@
 
 use super::children::link_first;
 use super::life::{Phase, DAEMONS, PANICKED};
-use super::{After, Kind, Links, Node, NodeRef, Options, Place, State};
+use super::{AfterUnlock, Guarded, Kind, Links, Node, NodeRef, Options, Place};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::context;
 use crate::panic::Panic;
@@ -83,7 +83,7 @@ impl NodeRef {
 
     /// Publishes the new daemons' scope as this scope's child, counted in
     /// `DAEMONS` (set by the caller), under this scope's lock `st`.
-    fn link_daemons(&self, st: &mut State, daemons: &NodeRef) {
+    fn link_daemons(&self, st: &mut Guarded, daemons: &NodeRef) {
         // Invariant 5: the parent's lock, then the child's.
         let _daemons_st = daemons.state.lock();
         if self.shared().records() {
@@ -168,7 +168,7 @@ impl Node {
         let (Some(panic), Some(parent)) = (panic, &self.parent) else {
             return;
         };
-        let mut after = After::default();
+        let mut after = AfterUnlock::default();
         parent.store_panic(&mut parent.state.lock(), panic, &mut after);
         // Only payloads: `store_panic` leaves no waker to drop.
         if let Some(panic) = after.run() {

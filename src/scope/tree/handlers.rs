@@ -30,10 +30,10 @@
 //! A handler's panic goes to the scope, like a task's: the scope is
 //! cancelled already, and resumes it at its end.
 
-use super::after::After;
+use super::after_unlock::AfterUnlock;
 use super::life::Phase;
 use super::tasks::Settled;
-use super::{Node, NodeRef, State};
+use super::{Guarded, Node, NodeRef};
 use crate::cancelled::Cancelled;
 use crate::loom::sync::Condvar;
 use crate::loom::thread::{current_id, ThreadId};
@@ -68,7 +68,7 @@ enum Slot {
 }
 
 /// The handlers a walk claimed, carried from its step 1 to its step 2 in
-/// the node's [`After`].
+/// the node's [`AfterUnlock`].
 pub(crate) struct Claimed {
     node: NodeRef,
     keys: Vec<usize>,
@@ -169,7 +169,7 @@ impl NodeRef {
 /// Step 1 of a walk's expansion (`cancel.rs`), under the node's lock:
 /// claims the waiting handlers for this thread, holds the scope open
 /// until they return, and leaves them to step 2 in `after`.
-pub(super) fn claim(node: &NodeRef, st: &mut State, after: &mut After) {
+pub(super) fn claim(node: &NodeRef, st: &mut Guarded, after: &mut AfterUnlock) {
     let Some(owned) = st.rare.as_mut().and_then(|r| r.owned.as_deref_mut()) else {
         return;
     };
@@ -259,7 +259,7 @@ impl NodeRef {
         }
         let mut after = None;
         let settled = self.settle(&mut self.state.lock(), &mut after);
-        if let Some(panic) = after.and_then(After::run) {
+        if let Some(panic) = after.and_then(AfterUnlock::run) {
             self.pass_panic(panic);
         }
         match settled {

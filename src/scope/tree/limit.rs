@@ -45,7 +45,7 @@
 //! [`Slot`]: crate::Slot
 
 use super::life::Phase;
-use super::{After, Node, NodeRef, Rare, State};
+use super::{AfterUnlock, Guarded, Node, NodeRef, Rare};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::loom::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use crate::task::{TaskId, TaskList, TaskRef};
@@ -167,7 +167,7 @@ impl Limit {
     /// nowhere else: it is on `tasks` now, and the returned reference is
     /// for its run queue. Entries of released tasks are dropped through
     /// `after`.
-    fn hand_on(&mut self, tasks: &mut TaskList, after: &mut After) -> Option<TaskRef> {
+    fn hand_on(&mut self, tasks: &mut TaskList, after: &mut AfterUnlock) -> Option<TaskRef> {
         let mut skipped = TaskList::default();
         let started = loop {
             let Some(next) = self.queue.pop_front() else {
@@ -211,7 +211,7 @@ impl Limit {
 
     /// The walk takes the queue onto the list it cancels (invariant 4),
     /// and wakes every waiter, which will find the scope cancelled.
-    fn take_for_walk(&mut self, tasks: &mut TaskList, after: &mut After) {
+    fn take_for_walk(&mut self, tasks: &mut TaskList, after: &mut AfterUnlock) {
         for queued in self.queue.drain(..) {
             tasks.push(queued.task);
         }
@@ -227,7 +227,7 @@ impl Limit {
     /// A finished node is retired: its queue holds only entries of
     /// released tasks (all its tasks ended), and its waiters learn that no
     /// slot will come.
-    fn retire(&mut self, after: &mut After) {
+    fn retire(&mut self, after: &mut AfterUnlock) {
         let mut ended = TaskList::default();
         for queued in self.queue.drain(..) {
             ended.push(queued.task);
@@ -248,7 +248,7 @@ impl Limit {
     }
 }
 
-impl State {
+impl Guarded {
     /// The node's limit, if the scope has one.
     pub(super) fn limit(&mut self) -> Option<&mut Limit> {
         self.rare.as_mut().and_then(|r| r.limit.as_deref_mut())
@@ -268,14 +268,14 @@ impl NodeRef {
 
 impl Rare {
     /// The walk's part (under the node's lock): see [`Limit::take_for_walk`].
-    pub(super) fn take_limit_for_walk(&mut self, tasks: &mut TaskList, after: &mut After) {
+    pub(super) fn take_limit_for_walk(&mut self, tasks: &mut TaskList, after: &mut AfterUnlock) {
         if let Some(limit) = self.limit.as_deref_mut() {
             limit.take_for_walk(tasks, after);
         }
     }
 
     /// Retiring's part (under the node's lock): see [`Limit::retire`].
-    pub(super) fn retire_limit(&mut self, after: &mut After) {
+    pub(super) fn retire_limit(&mut self, after: &mut AfterUnlock) {
         if let Some(limit) = self.limit.as_deref_mut() {
             limit.retire(after);
         }
@@ -296,14 +296,14 @@ impl Node {
     /// lock is released.
     pub(super) fn release_slot(
         &self,
-        st: &mut State,
+        st: &mut Guarded,
         id: TaskId,
         cell: &SlotCell,
         cancelled: bool,
-        after: &mut Option<After>,
+        after: &mut Option<AfterUnlock>,
     ) -> (Option<TaskRef>, Option<TaskRef>) {
         let started = cell.started();
-        let State { tasks, rare, .. } = st;
+        let Guarded { tasks, rare, .. } = st;
         let limit = rare
             .as_mut()
             .and_then(|r| r.limit.as_deref_mut())
@@ -323,7 +323,7 @@ impl Node {
         }
         // SAFETY: a started task of a scope not cancelled is on the list.
         let unlisted = unsafe { tasks.remove(id) };
-        let start = limit.hand_on(tasks, after.get_or_insert_with(After::default));
+        let start = limit.hand_on(tasks, after.get_or_insert_with(AfterUnlock::default));
         (Some(unlisted), start)
     }
 }
@@ -346,7 +346,7 @@ impl NodeRef {
         if !self.life.add_task() {
             return Err((Cancelled::new(CancelReason::ScopeEnded), task));
         }
-        let State { tasks, rare, .. } = &mut *st;
+        let Guarded { tasks, rare, .. } = &mut *st;
         let limit = rare
             .as_mut()
             .and_then(|r| r.limit.as_deref_mut())
@@ -528,7 +528,7 @@ impl NodeRef {
     pub(crate) fn give_back_slot(&self) {
         let start = self.with(|st, after| {
             let cancelled = self.cancelled.is_set();
-            let State { tasks, rare, .. } = st;
+            let Guarded { tasks, rare, .. } = st;
             let limit = rare.as_mut().and_then(|r| r.limit.as_deref_mut())?;
             if cancelled {
                 limit.held -= 1;

@@ -18,7 +18,7 @@
 //!   the end of its body;
 //! - `deadline.rs`: a scope's deadline;
 //! - `cancel.rs`: the cancel walk, and `parallel.rs` its shared drops;
-//! - `after.rs`: the work a lock holder leaves for after the lock;
+//! - `after_unlock.rs`: the work a lock holder leaves for after the lock;
 //! - `children.rs`: the intrusive child lists;
 //! - `roots.rs`: the runtime's root scopes and the views over the tree;
 //! - `limit.rs`: a scope's concurrency limit (its slots, the queue of
@@ -57,11 +57,11 @@
 //!    future left behind, given up by whoever retires the node. Every node
 //!    holds a count on its parent, so a node's parent, and the root's
 //!    runtime state, outlive it.
-//! 3. **Nothing runs user code under a lock.** No future is polled or
-//!    dropped and no waker is called or dropped while a node's lock (or the
-//!    roots' lock) is held: work found under a lock goes to an [`After`],
-//!    run once the lock is released, or (on the cancel's fast path) to a
-//!    local. The timer map's lock is never taken under a node's lock.
+//! 3. **Nothing runs user code under a lock.** No future is polled or dropped
+//!    and no waker is called or dropped while a node's lock (or the roots'
+//!    lock) is held: work found under a lock goes to an [`AfterUnlock`], run
+//!    once the lock is released, or (on the cancel's fast path) to a local.
+//!    The timer map's lock is never taken under a node's lock.
 //! 4. **A cancelled node takes no new tasks, and its task list is the
 //!    walk's.** From its mark on, nothing but the walk that marked it
 //!    takes tasks off the list (which it takes whole when it expands the
@@ -100,7 +100,7 @@
 //! provenance) is in `node_ref.rs`; rule "queued before waiters" (whom a
 //! limited scope's freed slot goes to) in `limit.rs`.
 
-mod after;
+mod after_unlock;
 mod cancel;
 mod children;
 mod cleanup;
@@ -119,7 +119,7 @@ mod stop;
 mod tasks;
 mod waiters;
 
-pub(crate) use after::After;
+pub(crate) use after_unlock::AfterUnlock;
 pub(crate) use cleanup::{Cleanup, CleanupFuture};
 pub(crate) use limit::{Admitted, Made, Refusal, SlotCell, SlotWait};
 pub(crate) use node_ref::NodeRef;
@@ -231,7 +231,7 @@ pub(crate) struct Node {
     /// (`cancel.rs`), until that walk expands it: that walk's alone (rule
     /// "one claim, one walk").
     walk_next: UnsafeCell<Option<NonNull<Node>>>,
-    state: Mutex<State>,
+    state: Mutex<Guarded>,
 }
 
 // SAFETY: the raw pointers in a node (`shared`, the sibling and child
@@ -243,7 +243,7 @@ unsafe impl Send for Node {}
 unsafe impl Sync for Node {}
 
 /// What a node's lock guards.
-pub(crate) struct State {
+pub(crate) struct Guarded {
     /// The tasks that can still be cancelled, an intrusive list through the
     /// tasks. Once the node is cancelled, the list belongs to the walk that
     /// marked it (invariant 4).
@@ -360,7 +360,7 @@ impl Node {
 
     /// [`cancel_value`](Node::cancel_value) for a caller that holds the
     /// node's lock (`st`).
-    fn cancel_value_locked(&self, st: &State) -> Cancelled {
+    fn cancel_value_locked(&self, st: &Guarded) -> Cancelled {
         let cause = if self.cancelled.has_cause() {
             st.cause()
         } else {
@@ -415,9 +415,9 @@ impl Node {
     }
 }
 
-impl State {
-    fn new() -> State {
-        State {
+impl Guarded {
+    fn new() -> Guarded {
+        Guarded {
             tasks: TaskList::default(),
             first_child: None,
             waker: None,
@@ -441,7 +441,7 @@ impl State {
         self.rare.as_ref().and_then(|r| r.cause.clone())
     }
 
-    fn set_waker(&mut self, waker: &Waker, after: &mut After) {
+    fn set_waker(&mut self, waker: &Waker, after: &mut AfterUnlock) {
         match &self.waker {
             Some(w) if w.will_wake(waker) => {}
             _ => {
@@ -525,13 +525,13 @@ impl Rare {
 }
 
 impl NodeRef {
-    /// Runs `f` under this node's lock; what `f` leaves in the [`After`]
+    /// Runs `f` under this node's lock; what `f` leaves in the [`AfterUnlock`]
     /// runs once the lock is released (invariant 3), and a panic of a user
     /// value it drops goes to the nearest open scope. The caller holds a
     /// reference to the node, so the node outlives this call even if `f`
     /// lets it leave the tree.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State, &mut After) -> R) -> R {
-        let mut after = After::default();
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Guarded, &mut AfterUnlock) -> R) -> R {
+        let mut after = AfterUnlock::default();
         let out = f(&mut self.state.lock(), &mut after);
         if let Some(panic) = after.run() {
             self.pass_panic(panic);

@@ -13,7 +13,7 @@
 
 use super::children::{link_first, unlink, Siblings};
 use super::life::{Body, Change, LifeWord, Phase};
-use super::{After, Kind, Node, NodeRef, Options, Place, State, StopMark, NO_ID};
+use super::{AfterUnlock, Guarded, Kind, Node, NodeRef, Options, Place, StopMark, NO_ID};
 use crate::cancelled::{CancelCell, CancelReason};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
@@ -81,7 +81,7 @@ impl Node {
                 addr_of_mut!((*at).life).write(LifeWord::new(Phase::Unpublished));
                 addr_of_mut!((*at).siblings).write(UnsafeCell::new(Siblings::default()));
                 addr_of_mut!((*at).walk_next).write(UnsafeCell::new(None));
-                addr_of_mut!((*at).state).write(Mutex::new(State::new()));
+                addr_of_mut!((*at).state).write(Mutex::new(Guarded::new()));
             })
         };
         if let Some(max) = limit {
@@ -136,7 +136,7 @@ impl Node {
     /// tasks have all ended: invariant 4). Returns false if the node is not
     /// finished, or was retired by someone else. The panic stays, for
     /// whoever reads the outcome (or the node's drop).
-    pub(super) fn retire(&self, st: &mut State, after: &mut After) -> bool {
+    pub(super) fn retire(&self, st: &mut Guarded, after: &mut AfterUnlock) -> bool {
         if !self.retire_life() {
             return false;
         }
@@ -179,7 +179,7 @@ impl Node {
     pub(super) fn retire_dropped(node: NonNull<Node>) {
         // SAFETY: the caller's contract.
         let this = unsafe { node.as_ref() };
-        let mut after = After::default();
+        let mut after = AfterUnlock::default();
         let retired = this.retire(&mut this.state.lock(), &mut after);
         // A panic of a dropped waker: to the parent, the nearest scope
         // that may still be open.
@@ -246,7 +246,7 @@ impl Node {
             // The parent is finished and its future is gone: retire it, and
             // go on with its tree reference. The child's count keeps the
             // parent alive until then.
-            let mut after = After::default();
+            let mut after = AfterUnlock::default();
             let retired = parent.retire(&mut pst, &mut after);
             drop(pst);
             if let Some(panic) = after.run() {

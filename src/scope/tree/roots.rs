@@ -3,15 +3,15 @@
 //! bounded shutdown left threads running in).
 //!
 //! The roots' list is the one lock a runtime has over its scopes, and only
-//! opening and ending a *root* scope take it (a `block_on` of a scope, a
-//! scope opened outside any task), besides the views and shutdown. The views walk the tree node by node,
-//! each under its own lock (a parent's while its children are read), so
-//! each node is seen in a consistent state, and the tree as a whole as it
-//! was while the view ran.
+//! opening and ending a *root* scope take it (a `block_on` of a scope, a scope
+//! opened outside any task), besides the views and shutdown. The views walk
+//! the tree node by node, each under its own lock (a parent's while its
+//! children are read), so each node is seen in a consistent state, and the
+//! tree as a whole as it was while the view ran.
 
 use super::children::{children, link_first, unlink};
 use super::life::{Body, Phase};
-use super::{Kind, Node, NodeRef, State};
+use super::{Guarded, Kind, Node, NodeRef};
 use crate::cancelled::CancelReason;
 use crate::loom::sync::{Condvar, Mutex};
 use crate::scope::snapshot::{ScopeSnapshot, ScopeState, TreeSnapshot};
@@ -93,7 +93,7 @@ impl Roots {
             let first = self.first.lock();
             // SAFETY: rule "siblings under the parent's lock": we hold the
             // roots' lock.
-            unsafe { children(*first) }.map(pin).collect()
+            unsafe { children(*first) }.map(listed_ref).collect()
         };
         for root in roots {
             root.request_stop();
@@ -103,14 +103,16 @@ impl Roots {
     /// Visits every node, parents before children and each node's children
     /// oldest first, calling `f` under the node's lock with its depth.
     /// Each node is counted while it waits in the to-do list.
-    fn for_each(&self, f: impl FnMut(&NodeRef, &State, usize)) {
+    fn for_each(&self, f: impl FnMut(&NodeRef, &Guarded, usize)) {
         // A list is newest first (`link_first`): pushed in that order, the
         // oldest is popped first.
         let todo: Vec<(NodeRef, usize)> = {
             let first = self.first.lock();
             // SAFETY: rule "siblings under the parent's lock": we hold the
             // roots' lock.
-            unsafe { children(*first) }.map(|n| (pin(n), 0)).collect()
+            unsafe { children(*first) }
+                .map(|n| (listed_ref(n), 0))
+                .collect()
         };
         visit(todo, f);
     }
@@ -171,13 +173,13 @@ impl Roots {
 
 /// Visits the nodes of `todo` and their subtrees, depth first (see
 /// [`Roots::for_each`]).
-fn visit(mut todo: Vec<(NodeRef, usize)>, mut f: impl FnMut(&NodeRef, &State, usize)) {
+fn visit(mut todo: Vec<(NodeRef, usize)>, mut f: impl FnMut(&NodeRef, &Guarded, usize)) {
     while let Some((node, depth)) = todo.pop() {
         let st = node.state.lock();
         f(&node, &st, depth);
         // SAFETY: rule "siblings under the parent's lock": we hold this
         // node's lock.
-        todo.extend(unsafe { children(st.first_child) }.map(|n| (pin(n), depth + 1)));
+        todo.extend(unsafe { children(st.first_child) }.map(|n| (listed_ref(n), depth + 1)));
     }
 }
 
@@ -192,7 +194,7 @@ pub(super) fn subtree(top: &NodeRef, now: Instant) -> TreeSnapshot {
 }
 
 /// A node's picture for the tree view, taken under its lock.
-fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot {
+fn picture(node: &Node, st: &Guarded, depth: usize, now: Instant) -> ScopeSnapshot {
     let life = node.life.load();
     let state = match (node.cancelled.is_set(), life.body()) {
         _ if life.phase() == Phase::Cleaning => ScopeState::CleaningUp,
@@ -233,7 +235,7 @@ fn picture(node: &Node, st: &State, depth: usize, now: Instant) -> ScopeSnapshot
 }
 
 /// A reference to a node reached through a list.
-fn pin(node: NonNull<Node>) -> NodeRef {
+fn listed_ref(node: NonNull<Node>) -> NodeRef {
     // SAFETY: the caller holds the lock of the list that holds `node`, so it
     // is alive (invariant 2); list pointers follow rule "pointers from the
     // box".

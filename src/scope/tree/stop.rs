@@ -15,12 +15,12 @@
 //!   cancel walk may be using the nodes' `walk_next` meanwhile.
 //! - **not up through links.** Links carry a failure to the parent; a
 //!   stop is a request from above.
-//! - **to scopes opened later.** A node published under a parent whose
-//!   flag is set is born with it (under the parent's lock, as a cancel's
-//!   mark), unless it is shielded; an unpublished node reads its
-//!   ancestors' flags ([`Node::is_stop_requested`]). A root reads the
-//!   runtime's flag, which [`Runtime::request_stop`](crate::runtime::Runtime::request_stop)
-//!   sets before it walks the roots.
+//! - **to scopes opened later.** A node published under a parent whose flag is
+//!   set is born with it (under the parent's lock, as a cancel's mark), unless
+//!   it is shielded; an unpublished node reads its ancestors' flags
+//!   ([`Node::is_stop_requested`]). A root reads the runtime's flag, which
+//!   [`Runtime::request_stop`](crate::runtime::Runtime::request_stop) sets
+//!   before it walks the roots.
 //!
 //! Waiting for a request (`stop_requested()`) publishes the node, as
 //! `cancelled()` does, so that the walk reaches its waker.
@@ -34,7 +34,7 @@
 //! or the scope's end removes the timer.
 
 use super::life::Phase;
-use super::{children::children, After, Kind, Links, Node, NodeRef, Rare};
+use super::{children::children, AfterUnlock, Kind, Links, Node, NodeRef, Rare};
 use crate::cancelled::CancelReason;
 use crate::loom::sync::atomic::{AtomicBool, Ordering::*};
 use crate::time::timers::TimerKey;
@@ -96,7 +96,7 @@ impl Rare {
     pub(super) fn take_grace_for_walk(
         &mut self,
         timers: &crate::time::timers::Timers,
-        after: &mut After,
+        after: &mut AfterUnlock,
     ) {
         if let Some(grace) = self.stop.as_mut().and_then(|s| s.grace.take()) {
             after.remove_timer(timers, grace.timer);
@@ -105,7 +105,11 @@ impl Rare {
 
     /// Retiring (under the node's lock): the grace timer goes, and the
     /// waiters' wakers (no request will come).
-    pub(super) fn retire_stop(&mut self, timers: &crate::time::timers::Timers, after: &mut After) {
+    pub(super) fn retire_stop(
+        &mut self,
+        timers: &crate::time::timers::Timers,
+        after: &mut AfterUnlock,
+    ) {
         if let Some(stop) = self.stop.as_deref_mut() {
             if let Some(grace) = stop.grace.take() {
                 after.remove_timer(timers, grace.timer);

@@ -2,7 +2,7 @@
 //! of the user code a scope runs.
 
 use super::life::{Body, Change, Phase, PANICKED};
-use super::{After, Kind, Links, Node, NodeRef, SlotCell, State};
+use super::{AfterUnlock, Guarded, Kind, Links, Node, NodeRef, SlotCell};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::panic::{drop_payload, Panic};
 use crate::task::{Ended, TaskId, TaskRef};
@@ -85,8 +85,8 @@ impl Node {
             .record(|| EventKind::TaskCompleted { task: id.number() });
         // The common release needs nothing after the lock but to drop the
         // list's reference and, at the scope's end, to wake its future: an
-        // `After` is made only for more.
-        let mut after: Option<After> = None;
+        // `AfterUnlock` is made only for more.
+        let mut after: Option<AfterUnlock> = None;
         // A daemon's panic goes to the scope that owns the daemons
         // (`daemons.rs`), which it cancels as any task's panic would.
         let (panic, forwarded) = match panic {
@@ -112,7 +112,11 @@ impl Node {
             // A panic cancels the scope, once the lock is released: keep the
             // node alive until then.
             let pinned = panic.map(|panic| {
-                this.store_panic(&mut st, panic, after.get_or_insert_with(After::default));
+                this.store_panic(
+                    &mut st,
+                    panic,
+                    after.get_or_insert_with(AfterUnlock::default),
+                );
                 // SAFETY: the node is alive (we hold its lock), and the
                 // binding's pointer follows rule "pointers from the box".
                 unsafe { NodeRef::clone_raw(node) }
@@ -146,7 +150,7 @@ impl Node {
             }
             other => other,
         };
-        if let Some(panic) = after.and_then(After::run) {
+        if let Some(panic) = after.and_then(AfterUnlock::run) {
             match (&pinned, &settled) {
                 (Some(node), _) => node.pass_panic(panic),
                 // Only a retiring node drops a waker here (its future's).
@@ -176,14 +180,14 @@ impl Node {
     /// retire it (its waker is returned, to wake once the lock is
     /// released); if the future is gone, the node is retired here, handing
     /// what it held to `after` (made if need be).
-    pub(super) fn settle(&self, st: &mut State, after: &mut Option<After>) -> Settled {
+    pub(super) fn settle(&self, st: &mut Guarded, after: &mut Option<AfterUnlock>) -> Settled {
         match self.life.load().body() {
             Body::Done => match st.waker.take() {
                 Some(waker) => Settled::Wake(waker),
                 None => Settled::Done,
             },
             Body::Dropped => {
-                if self.retire(st, after.get_or_insert_with(After::default)) {
+                if self.retire(st, after.get_or_insert_with(AfterUnlock::default)) {
                     Settled::Leave
                 } else {
                     Settled::Done
@@ -194,7 +198,7 @@ impl Node {
     }
 
     /// Keeps `panic` if it is this open scope's first (under its lock).
-    pub(super) fn store_panic(&self, st: &mut State, panic: Panic, after: &mut After) {
+    pub(super) fn store_panic(&self, st: &mut Guarded, panic: Panic, after: &mut AfterUnlock) {
         let rare = st.rare();
         if rare.panic.is_none() {
             rare.panic = Some(panic);
@@ -240,7 +244,7 @@ impl NodeRef {
     /// read-modify-write: a cancel of the unpublished node then either
     /// sees the publication or its mark is seen here
     /// (`cancel_unpublished`).
-    pub(super) fn refusal(&self, st: &State, publishing: bool) -> Option<Cancelled> {
+    pub(super) fn refusal(&self, st: &Guarded, publishing: bool) -> Option<Cancelled> {
         let cancelled = if publishing {
             self.cancelled.is_set_latest()
         } else {
@@ -261,7 +265,7 @@ impl NodeRef {
     /// [`record_panic`](Node::record_panic) if this scope is still open;
     /// else hands the panic back.
     fn keep_panic(&self, panic: Panic) -> Result<(), Panic> {
-        let mut after = After::default();
+        let mut after = AfterUnlock::default();
         let kept = {
             let mut st = self.state.lock();
             if self.life.load().phase() != super::life::Phase::Removed {

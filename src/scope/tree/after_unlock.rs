@@ -1,12 +1,12 @@
-//! [`After`]: what a lock holder found to do, done once the lock is gone.
+//! [`AfterUnlock`]: what a lock holder found to do, done once the lock is gone.
 //!
-//! Waking a waker, dropping a waker, a task or a panic payload, removing
-//! a timer, and running a cancel walk's claimed handlers can all run user
-//! code or take another lock; none may happen
-//! under a node's lock (tree invariant 3). Code under a lock hands them to
-//! an `After`, run once the lock is released ([`Node::with`](super::Node::with)
-//! does both; the cancel walk and `release_task` pair them by hand). It is free to build and, in the common case of
-//! nothing or one waker, allocates nothing.
+//! Waking a waker, dropping a waker, a task or a panic payload, removing a
+//! timer, and running a cancel walk's claimed handlers can all run user code
+//! or take another lock; none may happen under a node's lock (tree invariant
+//! 3). Code under a lock hands them to an `AfterUnlock`, run once the lock is
+//! released ([`Node::with`](super::Node::with) does both; the cancel walk and
+//! `release_task` pair them by hand). It is free to build and, in the common
+//! case of nothing or one waker, allocates nothing.
 
 use super::handlers::Claimed;
 use crate::panic::{drop_catching, drop_payload, keep_first, Panic};
@@ -18,7 +18,7 @@ use std::task::Waker;
 
 /// Work held back until a lock is released; see the module docs.
 #[derive(Default)]
-pub(crate) struct After {
+pub(crate) struct AfterUnlock {
     wakers: WakeList,
     /// The first two items to drop or remove: inline, so that the common
     /// cases (a release dropping its task reference, a retiring node
@@ -39,11 +39,11 @@ enum Later {
     Panic(Panic),
     Tasks(TaskList),
     /// Cancel handlers a walk claimed (`handlers.rs`): its step 2 takes
-    /// them out first ([`After::take_handlers`]); run here otherwise.
+    /// them out first ([`AfterUnlock::take_handlers`]); run here otherwise.
     Handlers(Box<Claimed>),
 }
 
-impl After {
+impl AfterUnlock {
     /// Wakes `waker`.
     pub(crate) fn wake(&mut self, waker: Waker) {
         self.wakers.push(waker);
@@ -63,7 +63,7 @@ impl After {
         self.push(Later::Handlers(claimed));
     }
 
-    /// Takes back the cancel handlers left by [`run_handlers`](After::run_handlers), to run
+    /// Takes back the cancel handlers left by [`run_handlers`](AfterUnlock::run_handlers), to run
     /// them before anything else.
     pub(crate) fn take_handlers(&mut self) -> Option<Box<Claimed>> {
         let claimed = if matches!(self.first, Some(Later::Handlers(_))) {
@@ -138,7 +138,7 @@ impl After {
         this.run_slow()
     }
 
-    /// Out of line, and by reference: an `After` is a few cache lines, and
+    /// Out of line, and by reference: an `AfterUnlock` is a few cache lines, and
     /// moving it into a call would copy them all. Leaves it empty.
     #[inline(never)]
     fn run_slow(&mut self) -> Option<Panic> {
