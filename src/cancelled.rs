@@ -458,10 +458,10 @@ impl CancelCell {
         Some(Cancelled::new(reason))
     }
 
-    /// Claims the cell for `reason` (and says whether a cause comes with
-    /// it): true if this call set it, false if a reason was there already
-    /// (the first one stays).
-    pub(crate) fn claim(&self, reason: &CancelReason, with_cause: bool) -> bool {
+    /// Claims the cell for `reason` (noting whether a `cause` comes with
+    /// it; the node keeps the cause itself): true if this call set it,
+    /// false if a reason was there already (the first one stays).
+    pub(crate) fn claim(&self, reason: &CancelReason, cause: Option<&Cause>) -> bool {
         let mut cur = self.code.load(Relaxed);
         if cur & (REASON | ENDED) != 0 {
             return false;
@@ -470,7 +470,7 @@ impl CancelCell {
             let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
             self.after_nanos.store(nanos, Relaxed);
         }
-        let cause = if with_cause { CAUSE } else { 0 };
+        let cause = if cause.is_some() { CAUSE } else { 0 };
         loop {
             let new = (cur & UNPUBLISHED) | Self::code(reason) | cause;
             match self.code.compare_exchange_weak(cur, new, AcqRel, Relaxed) {
@@ -530,13 +530,14 @@ mod tests {
             CancelReason::DaemonStopped,
             CancelReason::GraceExpired,
         ];
+        let cause: Cause = Arc::new(std::io::Error::other("why"));
         for reason in reasons {
             let cell = CancelCell::unpublished();
             assert!(!cell.is_set() && cell.is_unpublished_and_clear());
             assert_eq!(cell.get(), None);
-            assert!(cell.claim(&reason, true));
-            assert!(!cell.claim(&CancelReason::Explicit, false));
-            assert!(!cell.claim(&CancelReason::Shutdown, false));
+            assert!(cell.claim(&reason, Some(&cause)));
+            assert!(!cell.claim(&CancelReason::Explicit, None));
+            assert!(!cell.claim(&CancelReason::Shutdown, None));
             assert!(cell.is_set() && cell.has_cause());
             assert!(!cell.is_unpublished_and_clear());
             assert_eq!(cell.get(), Some(Cancelled::new(reason.clone())));

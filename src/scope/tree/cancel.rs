@@ -31,7 +31,7 @@
 //! section, and it wakes the scope future's waker itself, with nothing
 //! left for after the lock but that.
 
-use super::life::{Body, Change, Phase};
+use super::life::{Body, Change, Phase, TaskExit};
 use super::tasks::Settled;
 use super::{
     children::children, handlers, parallel, AfterUnlock, Guarded, Kind, Links, Node, NodeRef,
@@ -70,7 +70,7 @@ fn walk(
     if top.life.load().phase() == Phase::Removed {
         return false;
     }
-    if !top.cancelled.claim(reason, cause.is_some()) {
+    if !top.cancelled.claim(reason, cause) {
         return false;
     }
     marked(top, &mut st, reason, cause, origin);
@@ -229,9 +229,7 @@ fn take_for_walk(
             // The cancel stops at a shield; a child marked already is its
             // own walk's (rule "one claim, one walk").
             if child.kind == Kind::Shielded
-                || !child
-                    .cancelled
-                    .claim(&CancelReason::Ancestor, cause.is_some())
+                || !child.cancelled.claim(&CancelReason::Ancestor, cause)
             {
                 continue;
             }
@@ -276,14 +274,14 @@ fn cut_short(
             after.get_or_insert_with(AfterUnlock::default),
         );
         if dropped > 0 {
-            settled = match this.life.tasks_ended(dropped, true) {
+            settled = match this.life.tasks_ended(dropped, TaskExit::CutShort) {
                 Change::Open => Settled::Done,
                 Change::Finished => this.settle(&mut st, after),
                 Change::Drained => Settled::Drained(this.clone()),
             };
         }
     } else if dropped > 0 {
-        settled = match this.life.tasks_ended(dropped, true) {
+        settled = match this.life.tasks_ended(dropped, TaskExit::CutShort) {
             Change::Open => Settled::Done,
             // Its future is gone and its expansion took everything: the
             // life word alone retires it.
@@ -496,7 +494,7 @@ impl NodeRef {
             // A cause is kept under the lock: the general walk.
             return walk(self, reason, cause, Reach::Subtree, self);
         }
-        if !self.cancelled.claim(reason, false) {
+        if !self.cancelled.claim(reason, None) {
             return false;
         }
         if self.shared().records() {

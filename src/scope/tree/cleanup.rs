@@ -95,7 +95,7 @@ impl NodeRef {
             debug_assert!(published, "a new node publishes");
             // Shielded: only a shutdown reaches the cleanups.
             if self.shared().is_shutdown() {
-                phase.cancelled.claim(&CancelReason::Shutdown, false);
+                phase.cancelled.claim(&CancelReason::Shutdown, None);
             }
             phase.cancelled.published();
             // SAFETY: rule "siblings under the parent's lock": we hold this

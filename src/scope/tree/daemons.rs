@@ -94,7 +94,7 @@ impl NodeRef {
         // The parent is not cancelled (the caller looked); a shutdown that
         // began may not have reached it yet.
         if self.shared().is_shutdown() {
-            daemons.cancelled.claim(&CancelReason::Shutdown, false);
+            daemons.cancelled.claim(&CancelReason::Shutdown, None);
         }
         daemons.cancelled.published();
         // SAFETY: rule "siblings under the parent's lock": we hold this

@@ -162,6 +162,15 @@ impl Life {
     }
 }
 
+/// How the tasks counted gone by [`LifeWord::tasks_ended`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TaskExit {
+    /// On their own: they completed, panicked, or were cancelled alone.
+    Finished,
+    /// The scope's cancel cut them short: the scope was interrupted.
+    CutShort,
+}
+
 /// What a change did to the scope.
 #[must_use]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,11 +225,11 @@ impl LifeWord {
         .is_some()
     }
 
-    /// `n` tasks are gone (released, or dropped by a walk); `interrupted`
-    /// if the scope's cancel cut them short.
-    pub(crate) fn tasks_ended(&self, n: usize, interrupted: bool) -> Change {
+    /// `n` tasks are gone (released, or dropped by a walk), each as `exit`
+    /// says.
+    pub(crate) fn tasks_ended(&self, n: usize, exit: TaskExit) -> Change {
         let sub = n as u64 * ONE_TASK;
-        if !interrupted {
+        if exit == TaskExit::Finished {
             let prev = Life(self.0.fetch_sub(sub, AcqRel));
             debug_assert!(prev.tasks() >= n, "more tasks ended than lived");
             return finished_by(prev, Life(prev.0 - sub));
@@ -454,10 +463,10 @@ mod tests {
         assert!(life.add_task());
         assert!(life.add_task());
         assert!(life.add_child());
-        assert_eq!(life.tasks_ended(1, false), Change::Open);
+        assert_eq!(life.tasks_ended(1, TaskExit::Finished), Change::Open);
         assert_eq!(life.body_done(false), Change::Open);
         assert_eq!(life.child_left(), Change::Open);
-        assert_eq!(life.tasks_ended(1, true), Change::Finished);
+        assert_eq!(life.tasks_ended(1, TaskExit::CutShort), Change::Finished);
         let w = life.load();
         assert!(w.is_finished() && w.has(INTERRUPTED));
         // Finished: nothing may join it any more.
@@ -483,7 +492,11 @@ mod tests {
         assert!(life.add_task());
         assert!(life.defer());
         assert_eq!(life.body_done(false), Change::Open);
-        assert_eq!(life.tasks_ended(1, false), Change::Drained, "drained, held");
+        assert_eq!(
+            life.tasks_ended(1, TaskExit::Finished),
+            Change::Drained,
+            "drained, held"
+        );
         assert!(!life.load().is_finished());
         assert!(!life.add_task(), "a drained scope takes no task");
         assert!(!life.defer(), "nor a cleanup");
@@ -515,7 +528,7 @@ mod tests {
         let life = LifeWord::new(Phase::Published);
         assert!(life.add_task());
         assert!(life.hold_for_handlers());
-        assert_eq!(life.tasks_ended(1, true), Change::Open);
+        assert_eq!(life.tasks_ended(1, TaskExit::CutShort), Change::Open);
         assert_eq!(life.body_done(true), Change::Open, "drained, but held");
         assert!(life.load().is_drained() && !life.load().is_finished());
         assert_eq!(life.handlers_done(), Change::Finished);

@@ -324,7 +324,7 @@ impl NodeRef {
         };
         // Its ancestor's lock released: locks are taken top-down only.
         let mut st = self.state.lock();
-        if self.cancelled.claim(&reason, cause.is_some()) {
+        if self.cancelled.claim(&reason, cause.as_ref()) {
             if let Some(cause) = cause {
                 st.rare().cause = Some(cause);
             }
@@ -384,7 +384,7 @@ impl NodeRef {
             } else {
                 (CancelReason::Ancestor, pst.cause())
             };
-            if self.cancelled.claim(&reason, cause.is_some()) {
+            if self.cancelled.claim(&reason, cause.as_ref()) {
                 if let Some(cause) = cause {
                     st.rare().cause = Some(cause);
                 }

@@ -53,7 +53,7 @@ impl Roots {
             return; // published by another thread meanwhile, or finished
         }
         if root.shared().is_shutdown() {
-            root.cancelled.claim(&CancelReason::Shutdown, false);
+            root.cancelled.claim(&CancelReason::Shutdown, None);
         }
         root.cancelled.published();
         // SAFETY: rule "siblings under the parent's lock": we hold the

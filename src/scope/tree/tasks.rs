@@ -1,7 +1,7 @@
 //! A scope's tasks (listing one, a runner's release of one) and the panics
 //! of the user code a scope runs.
 
-use super::life::{Body, Change, Phase, PANICKED};
+use super::life::{Body, Change, Phase, TaskExit, PANICKED};
 use super::{AfterUnlock, Guarded, Kind, Links, Node, NodeRef, SlotCell};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::panic::{drop_payload, Panic};
@@ -123,8 +123,12 @@ impl Node {
             });
             // A task the scope's cancel stopped while it ran (its runner
             // dropped it after the poll): the cancel cut it short.
-            let cut_short = ended == Ended::Cancelled && cancelled;
-            let settled = match this.life.tasks_ended(1, cut_short) {
+            let exit = if ended == Ended::Cancelled && cancelled {
+                TaskExit::CutShort
+            } else {
+                TaskExit::Finished
+            };
+            let settled = match this.life.tasks_ended(1, exit) {
                 Change::Open => Settled::Done,
                 Change::Finished => this.settle(&mut st, &mut after),
                 // SAFETY: the node is alive (we hold its lock), and the
