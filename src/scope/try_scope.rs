@@ -104,17 +104,8 @@ impl<E: Send + 'static> TryScope<E> {
         T: Send + 'static,
     {
         let handle = self.clone();
-        self.scope.spawn(async move {
-            match future.await {
-                Ok(value) => value,
-                Err(error) => {
-                    handle.fail(error);
-                    // The cancel above reaches this task too: it is dropped
-                    // when this poll returns, so this never completes.
-                    std::future::pending().await
-                }
-            }
-        })
+        self.scope
+            .spawn(value_or_fail(future, move |error| handle.fail(error)))
     }
 
     /// Records `error` if it is the first, and cancels the scope.
@@ -145,6 +136,22 @@ impl<E> fmt::Debug for TryScope<E> {
         f.debug_struct("TryScope")
             .field("scope", &self.scope)
             .finish()
+    }
+}
+
+/// The body of a try scope's task, borrowing or not: `future`'s value, or,
+/// on `Err`, a failure (`fail`) and no value ever: the failure's cancel
+/// reaches this task too, which is dropped when this poll returns.
+pub(super) async fn value_or_fail<T, E>(
+    future: impl Future<Output = Result<T, E>>,
+    fail: impl FnOnce(E),
+) -> T {
+    match future.await {
+        Ok(value) => value,
+        Err(error) => {
+            fail(error);
+            std::future::pending().await
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::{BorrowJoinHandle, BorrowScope, Captures};
 use crate::cancelled::Cancelled;
+use crate::scope::try_scope;
 use parking_lot::Mutex;
 use std::fmt;
 use std::future::Future;
@@ -123,23 +124,16 @@ impl<'env, E: Send + 'env> BorrowTryScope<'env, E> {
         T: Send + 'env,
     {
         let handle = self.clone();
-        self.scope.spawn(async move {
-            match future.await {
-                Ok(value) => value,
-                Err(error) => {
-                    handle.fail(error);
-                    // The cancel above reaches this task too: it is dropped
-                    // when this poll returns, so this never completes.
-                    std::future::pending().await
-                }
-            }
-        })
+        self.scope
+            .spawn(try_scope::value_or_fail(future, move |error| {
+                handle.fail(error)
+            }))
     }
 
     /// Records `error` if it is the first, and cancels the scope (as a
     /// `TryScope` does).
     fn fail(&self, error: E) {
-        crate::scope::try_scope::fail(&self.scope, &self.first_error, error);
+        try_scope::fail(&self.scope, &self.first_error, error);
     }
 }
 

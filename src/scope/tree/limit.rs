@@ -337,15 +337,10 @@ impl NodeRef {
         task: TaskRef,
         cell: NonNull<SlotCell>,
     ) -> Result<Admitted, (Cancelled, TaskRef)> {
-        let publishing = self.life.load().phase() == Phase::Unpublished;
-        self.publish();
-        let mut st = self.state.lock();
-        if let Some(cancelled) = self.refusal(&st, publishing) {
-            return Err((cancelled, task));
-        }
-        if !self.life.add_task() {
-            return Err((Cancelled::new(CancelReason::ScopeEnded), task));
-        }
+        let mut st = match self.admit() {
+            Ok(st) => st,
+            Err(cancelled) => return Err((cancelled, task)),
+        };
         let Guarded { tasks, rare, .. } = &mut *st;
         let limit = rare
             .as_mut()
@@ -409,26 +404,20 @@ impl NodeRef {
         task: TaskRef,
         cell: NonNull<SlotCell>,
     ) -> Result<(), (Cancelled, TaskRef)> {
-        let publishing = self.life.load().phase() == Phase::Unpublished;
-        self.publish();
-        let refused = {
-            let mut st = self.state.lock();
-            let refused = match self.refusal(&st, publishing) {
-                Some(cancelled) => Some(cancelled),
-                None if !self.life.add_task() => Some(Cancelled::new(CancelReason::ScopeEnded)),
-                None => None,
-            };
-            if refused.is_none() {
+        match self.admit() {
+            Ok(mut st) => {
                 // SAFETY: the cell is inside `task`, alive; we hold the
                 // lock.
                 unsafe { cell.as_ref() }.start();
                 st.tasks.push(task);
-                return Ok(());
+                Ok(())
             }
-            refused
-        };
-        self.give_back_slot();
-        Err((refused.expect("refused"), task))
+            Err(cancelled) => {
+                // The guard is gone: giving the slot back takes the lock.
+                self.give_back_slot();
+                Err((cancelled, task))
+            }
+        }
     }
 
     /// A waiter for a slot looks (`key`: its registration, if any): a slot

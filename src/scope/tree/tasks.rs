@@ -4,6 +4,7 @@
 use super::life::{Body, Change, Phase, TaskExit, PANICKED};
 use super::{AfterUnlock, Guarded, Kind, Links, Node, NodeRef, SlotCell};
 use crate::cancelled::{CancelReason, Cancelled};
+use crate::loom::sync::MutexGuard;
 use crate::panic::{drop_payload, Panic};
 use crate::task::{Ended, TaskId, TaskRef};
 use crate::trace::EventKind;
@@ -228,17 +229,31 @@ impl NodeRef {
     /// scope first (invariant 2). A limited scope's tasks are listed by
     /// `add_limited_task` (`limit.rs`).
     pub(crate) fn add_task(&self, task: TaskRef) -> Result<(), (Cancelled, TaskRef)> {
+        match self.admit() {
+            Ok(mut st) => {
+                st.tasks.push(task);
+                Ok(())
+            }
+            Err(cancelled) => Err((cancelled, task)),
+        }
+    }
+
+    /// The start of every spawn: publishes the scope (invariant 2), takes
+    /// its lock, and counts one more task in the life word, or says why a
+    /// task is refused (invariant 4). The caller lists the task under the
+    /// lock it gets back.
+    #[inline]
+    pub(super) fn admit(&self) -> Result<MutexGuard<'_, Guarded>, Cancelled> {
         let publishing = self.life.load().phase() == Phase::Unpublished;
         self.publish();
-        let mut st = self.state.lock();
+        let st = self.state.lock();
         if let Some(cancelled) = self.refusal(&st, publishing) {
-            return Err((cancelled, task));
+            return Err(cancelled);
         }
         if !self.life.add_task() {
-            return Err((Cancelled::new(CancelReason::ScopeEnded), task));
+            return Err(Cancelled::new(CancelReason::ScopeEnded));
         }
-        st.tasks.push(task);
-        Ok(())
+        Ok(st)
     }
 
     /// Why something joining the scope (a task, a cancel handler, the
