@@ -46,6 +46,18 @@
 //! Miri). Under AddressSanitizer (`--cfg cancel_scope_asan`) free chunks
 //! are poisoned, so a use after free of a pooled task is reported as it
 //! would be for a boxed one (`asan.rs`).
+//!
+//! # Why pools
+//!
+//! The global allocator was the largest single cost of every hot path
+//! (a spawn, a task's end, a scope's open and end), and a task allocated
+//! by one thread and freed by another made glibc's arenas work hardest.
+//! The price: a chunk freed elsewhere waits on its owner's remote list
+//! until the owner runs out of room in that class, parks or exits. The
+//! one shared line of a cross-thread free is the owner's remote list of
+//! that class: 63 workers finishing tasks that one thread spawned contend
+//! on it as they would on a single allocator arena, while tasks spawned by
+//! tasks spread over the workers' own heaps.
 
 mod asan;
 mod heap;

@@ -1,5 +1,11 @@
 //! [`shielded_scope`]: a scope that the cancellation of enclosing scopes
 //! does not reach.
+//!
+//! Rust has no async `Drop`: a cancelled task's future is dropped, so
+//! cleanup that must `.await` cannot live in a destructor. So a shield's
+//! body runs as a task of the shielded node, not inline in the future that
+//! awaits it: dropping that future detaches the body rather than stops it,
+//! and the enclosing scope still waits for it (tree invariant 2).
 
 use super::future::ScopeFuture;
 use super::tree::Kind;

@@ -66,6 +66,22 @@
 //! std::fs::write(std::env::temp_dir().join("run.json"), trace.to_chrome_json()).unwrap();
 //! assert!(trace.to_svg().starts_with("<svg"));
 //! ```
+//!
+//! # Order
+//!
+//! A scope's opening is recorded before its node joins the tree, so no
+//! cancel of it is recorded first. A cancel walk's events all name the
+//! scope the cancel started at (for a linked scope, the walks up its
+//! ancestors too). The events of one thread keep their order, and a
+//! [`Trace`] is sorted by time, stably.
+//!
+//! # Why the runtime records, not `tracing`
+//!
+//! A subscriber and a separate tool (as tokio-console needs) would add a
+//! dependency and a hook whose cost is paid even when nothing listens. The
+//! events a timeline needs are few and known, so the runtime keeps them in
+//! plain buffers and renders them itself, into a file any browser or
+//! Perfetto opens.
 
 mod chrome;
 mod svg;

@@ -88,7 +88,7 @@ use std::thread;
 /// its future dropped unpolled. Scopes nested with
 /// [`BorrowScope::scope`] and its siblings borrow `'env` too, never a
 /// task's own locals (an awaited scope can be forgotten while its tasks
-/// run on). ARCHITECTURE.md has the whole argument.
+/// run on). The module docs of `scope/borrowed` have the whole argument.
 ///
 /// # Blocking
 ///

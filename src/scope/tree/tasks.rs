@@ -1,5 +1,19 @@
 //! A scope's tasks (listing one, a runner's release of one) and the panics
 //! of the user code a scope runs.
+//!
+//! # The panic policy for scopes
+//!
+//! A panic of user code a scope runs (a task's poll, the `Drop` of a
+//! cancelled future, the body, a cancel handler, a daemon, a cleanup) is
+//! caught and stored in the scope, the first one winning; the scope is
+//! cancelled with [`CancelReason::Panicked`], so its siblings stop, and its
+//! future resumes the panic once every task and child has ended. The
+//! panicked task's `JoinHandle` gives `Err(Cancelled)` with that reason. A
+//! scope whose future is gone passes a panic to its nearest open ancestor.
+//! A supervisor scope's task keeps its panic instead (its scheduler says so:
+//! `Schedule::keeps_panics`): the handle's `Cancelled` carries the payload,
+//! and the scope goes on. Workers never unwind; how the runtime catches
+//! panics outside any poll is `panic.rs`'s.
 
 use super::life::{Body, Change, Phase, TaskExit, PANICKED};
 use super::{AfterUnlock, Guarded, Kind, Links, Node, NodeRef, SlotCell};
