@@ -50,10 +50,10 @@
 //! sending) does not hold the clock back. `block_on` and the blocking pool
 //! leave the jump to a worker (`Shared::auto_advance_or_defer`).
 //!
-//! [`GLOBAL_QUEUE_INTERVAL`]: crate::queue::GLOBAL_QUEUE_INTERVAL
+//! [`GLOBAL_QUEUE_INTERVAL`]: crate::runtime::queue::GLOBAL_QUEUE_INTERVAL
 
 use super::{Core, Pause, Phase, CURRENT_CORE};
-use crate::idle::{Nap, ReactorWork, Woken};
+use crate::runtime::idle::{Nap, ReactorWork, Woken};
 use crate::runtime::Shared;
 use async_io::{Async, ReadableOwned};
 use std::cell::Cell;

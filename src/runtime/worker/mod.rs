@@ -14,10 +14,10 @@
 //! would sleep, and a task the reactor wakes on this thread goes to this
 //! worker's own queue.
 
-use crate::idle::{self, Awake, Nap, ReactorWork, Woken};
-use crate::lifo_slot::{LifoSlot, Look};
 use crate::loom::deque::Worker as Deque;
-use crate::queue::{self, GLOBAL_QUEUE_INTERVAL};
+use crate::runtime::idle::{self, Awake, Nap, ReactorWork, Woken};
+use crate::runtime::lifo_slot::{LifoSlot, Look};
+use crate::runtime::queue::{self, GLOBAL_QUEUE_INTERVAL};
 use crate::runtime::Shared;
 use crate::task::TaskRef;
 use crate::time::pace::Pace;
@@ -211,7 +211,7 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
     };
     CURRENT_CORE.with(|c| c.set(&core));
     let result = catch_unwind(AssertUnwindSafe(|| {
-        crate::context::enter_runtime(&shared, || core.run(&shared))
+        crate::runtime::context::enter_runtime(&shared, || core.run(&shared))
     }));
     CURRENT_CORE.with(|c| c.set(std::ptr::null()));
     if result.is_err() {

@@ -73,7 +73,7 @@
 //! either the worker sees the pool idle, or the thread sees the worker
 //! asleep and wakes it.)
 
-use crate::roster::{Role, Roster, Seat};
+use crate::runtime::roster::{Role, Roster, Seat};
 use crate::runtime::Shared;
 use crate::task::TaskRef;
 use parking_lot::{Condvar, Mutex};

@@ -7,26 +7,31 @@
 //! handles point to: the run queues, the sleep state, the timers, the
 //! blocking pool, the roster of threads and the scope tree.
 
+pub(crate) mod block_on;
+mod blocking_pool;
+pub(crate) mod context;
 mod graceful;
+mod idle;
+mod lifo_slot;
+mod queue;
+mod roster;
 mod shutdown;
+pub(crate) mod worker;
 
 pub use crate::scope::scoped;
 pub use shutdown::{ShutdownReport, Straggler, StragglerKind};
 
-use crate::block_on;
-use crate::blocking_pool::{self, BlockingPool};
-use crate::idle::Idle;
-use crate::lifo_slot::LifoSlot;
 use crate::loom::deque::{Injector, Stealer};
 use crate::panic::Panic;
-use crate::queue;
-use crate::roster::{Role, Roster};
 use crate::scope::tree::Roots;
 use crate::task::TaskRef;
 use crate::time::{clock::Clock, timers::Timers};
 use crate::trace::{EventKind, Recorder, Trace};
-use crate::worker;
+use blocking_pool::BlockingPool;
+use idle::Idle;
+use lifo_slot::LifoSlot;
 use parking_lot::Mutex;
+use roster::{Role, Roster};
 use slab::Slab;
 use std::fmt;
 use std::future::Future;
@@ -271,7 +276,7 @@ impl Runtime {
     /// assert_eq!(rt.block_on(async { 40 + 2 }), 42);
     /// ```
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        crate::block_on::block_on(&self.shared, future)
+        block_on::block_on(&self.shared, future)
     }
 
     /// Tasks spawned on this runtime that have not finished yet (blocking
@@ -759,7 +764,7 @@ impl Shared {
     /// runtime that sets one goes idle later and then looks at the clock
     /// itself (the last thread to go idle jumps it).
     pub(crate) fn timer_set(&self, at: std::time::Instant) {
-        if self.timers.clock().is_paused() && crate::context::is_in_runtime(self) {
+        if self.timers.clock().is_paused() && crate::runtime::context::is_in_runtime(self) {
             return;
         }
         self.idle.notify_timer_at(at);
