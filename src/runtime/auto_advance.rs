@@ -13,12 +13,13 @@
 //! [`wakings`](Shared::wakings) lets such a jump notice that a thread left
 //! idleness while it waited.
 
+use super::blocking_pool::OnIdle;
 use super::{block_on, queue, Shared};
 use crate::trace::EventKind;
 use parking_lot::Mutex;
 use slab::Slab;
 use std::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// What a paused clock watches besides the workers and the queues, and
 /// the lock that makes each jump one step.
@@ -57,6 +58,19 @@ impl AutoAdvance {
             wakings: AtomicU64::new(0),
         }
     }
+}
+
+/// What the blocking pool calls when it falls idle, with a paused clock:
+/// wake a sleeping worker, which checks whether the clock may jump now
+/// (`blocking_pool.rs`, "The paused clock"). It holds the runtime weakly,
+/// so that an idle pool thread never keeps a dropped runtime's state
+/// alive.
+pub(super) fn on_blocking_pool_idle(runtime: Weak<Shared>) -> OnIdle {
+    Box::new(move || {
+        if let Some(shared) = runtime.upgrade() {
+            shared.idle.notify_timer();
+        }
+    })
 }
 
 impl Shared {

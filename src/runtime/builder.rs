@@ -4,7 +4,7 @@
 //! thread per worker, each with its own run queue and a seat in the
 //! roster (`roster.rs`) that it leaves last.
 
-use super::auto_advance::AutoAdvance;
+use super::auto_advance::{self, AutoAdvance};
 use super::blocking_pool::{self, BlockingPool};
 use super::idle::Idle;
 use super::lifo_slot::LifoSlot;
@@ -287,7 +287,6 @@ impl Builder {
             max_threads: self.max_blocking_threads,
             keep_alive: self.blocking_keep_alive,
             thread_name: self.thread_name.clone(),
-            paused: self.start_paused,
         };
         let roster = Roster::new();
         let shared = Arc::new_cyclic(|runtime| Shared {
@@ -297,7 +296,12 @@ impl Builder {
             idle: Idle::new(n),
             lifo_slots: (0..n).map(|_| LifoSlot::new()).collect(),
             timers: Timers::new(Clock::new(self.start_paused)),
-            blocking: BlockingPool::new(blocking, runtime.clone(), roster.clone()),
+            blocking: BlockingPool::new(
+                blocking,
+                self.start_paused
+                    .then(|| auto_advance::on_blocking_pool_idle(runtime.clone())),
+                roster.clone(),
+            ),
             roster,
             parallel_drop: self.parallel_drop,
             scope_ids: AtomicU64::new(0),
