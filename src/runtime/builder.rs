@@ -4,20 +4,10 @@
 //! thread per worker, each with its own run queue and a seat in the
 //! roster (`roster.rs`) that it leaves last.
 
-use super::auto_advance::{self, AutoAdvance};
-use super::blocking_pool::{self, BlockingPool};
-use super::idle::Idle;
-use super::lifo_slot::LifoSlot;
-use super::roster::{Role, Roster};
+use super::blocking_pool;
+use super::roster::Role;
 use super::{worker, IoDriver, Runtime, Shared};
-use crate::loom::deque::Injector;
-use crate::scope::tree::Roots;
-use crate::time::{clock::Clock, timers::Timers};
-use crate::trace::Recorder;
-use parking_lot::Mutex;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -33,15 +23,15 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Builder {
-    worker_threads: Option<usize>,
-    io_driver: IoDriver,
-    thread_name: String,
-    start_paused: bool,
-    parallel_drop: bool,
+    pub(super) worker_threads: Option<usize>,
+    pub(super) io_driver: IoDriver,
+    pub(super) thread_name: String,
+    pub(super) start_paused: bool,
+    pub(super) parallel_drop: bool,
     /// Events per thread to record, if recording.
-    record: Option<usize>,
-    max_blocking_threads: usize,
-    blocking_keep_alive: Duration,
+    pub(super) record: Option<usize>,
+    pub(super) max_blocking_threads: usize,
+    pub(super) blocking_keep_alive: Duration,
 }
 
 impl Builder {
@@ -283,38 +273,7 @@ impl Builder {
             .worker_threads
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()));
         let queues: Vec<_> = (0..n).map(|_| worker::new_queue()).collect();
-        let blocking = blocking_pool::Config {
-            max_threads: self.max_blocking_threads,
-            keep_alive: self.blocking_keep_alive,
-            thread_name: self.thread_name.clone(),
-        };
-        let roster = Roster::new();
-        let shared = Arc::new_cyclic(|runtime| Shared {
-            roots: Roots::new(),
-            injector: Injector::new(),
-            stealers: queues.iter().map(|q| q.stealer()).collect(),
-            idle: Idle::new(n),
-            lifo_slots: (0..n).map(|_| LifoSlot::new()).collect(),
-            timers: Timers::new(Clock::new(self.start_paused)),
-            blocking: BlockingPool::new(
-                blocking,
-                self.start_paused
-                    .then(|| auto_advance::on_blocking_pool_idle(runtime.clone())),
-                roster.clone(),
-            ),
-            roster,
-            parallel_drop: self.parallel_drop,
-            scope_ids: AtomicU64::new(0),
-            recorder: self
-                .record
-                .map(|capacity| Box::new(Recorder::new(n, capacity))),
-            shutdown: AtomicBool::new(false),
-            stop_requested: AtomicBool::new(false),
-            workers: n,
-            io_driver: self.io_driver,
-            advance: AutoAdvance::new(),
-            lost_panics: Mutex::new(Vec::new()),
-        });
+        let shared = Shared::new(self, &queues);
         let mut runtime = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(n),

@@ -6,17 +6,17 @@
 //! scope tree's roots. Scheduling a task and recording an event go
 //! through it; the paused clock's methods on it are in `auto_advance.rs`.
 
-use super::auto_advance::AutoAdvance;
-use super::blocking_pool::BlockingPool;
+use super::auto_advance::{self, AutoAdvance};
+use super::blocking_pool::{self, BlockingPool};
 use super::idle::Idle;
 use super::lifo_slot::LifoSlot;
 use super::roster::Roster;
-use super::{worker, IoDriver};
-use crate::loom::deque::{Injector, Stealer};
+use super::{worker, Builder, IoDriver};
+use crate::loom::deque::{Injector, Stealer, Worker as Deque};
 use crate::panic::Panic;
 use crate::scope::tree::Roots;
 use crate::task::TaskRef;
-use crate::time::timers::Timers;
+use crate::time::{clock::Clock, timers::Timers};
 use crate::trace::{EventKind, Recorder};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -60,6 +60,61 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The shared state of a runtime set up as `settings` says, whose
+    /// workers will own `queues` (one each). The one constructor, for
+    /// `Builder::build` and for the loom models alike.
+    pub(super) fn new(settings: &Builder, queues: &[Deque<TaskRef>]) -> Arc<Shared> {
+        let n = queues.len();
+        let blocking = blocking_pool::Config {
+            max_threads: settings.max_blocking_threads,
+            keep_alive: settings.blocking_keep_alive,
+            thread_name: settings.thread_name.clone(),
+        };
+        let roster = Roster::new();
+        Arc::new_cyclic(|runtime| Shared {
+            roots: Roots::new(),
+            injector: Injector::new(),
+            stealers: queues.iter().map(|q| q.stealer()).collect(),
+            idle: Idle::new(n),
+            lifo_slots: (0..n).map(|_| LifoSlot::new()).collect(),
+            timers: Timers::new(Clock::new(settings.start_paused)),
+            blocking: BlockingPool::new(
+                blocking,
+                settings
+                    .start_paused
+                    .then(|| auto_advance::on_blocking_pool_idle(runtime.clone())),
+                roster.clone(),
+            ),
+            roster,
+            parallel_drop: settings.parallel_drop,
+            scope_ids: AtomicU64::new(0),
+            recorder: settings
+                .record
+                .map(|capacity| Box::new(Recorder::new(n, capacity))),
+            shutdown: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
+            workers: n,
+            io_driver: settings.io_driver,
+            advance: AutoAdvance::new(),
+            lost_panics: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A runtime's shared state without worker threads, for loom models:
+    /// one worker's worth of queues, whose deque nobody pops (the model's
+    /// own threads pop and run tasks from the injector), no recording, a
+    /// real clock, and async-io's reactor left to its own thread.
+    #[cfg(all(test, cancel_scope_loom))]
+    pub(crate) fn for_model() -> Arc<Shared> {
+        let mut settings = Builder::new();
+        settings
+            .thread_name("model")
+            .parallel_drop(false)
+            .max_blocking_threads(1);
+        settings.io_driver = IoDriver::AsyncIoThread;
+        Shared::new(&settings, &[worker::new_queue()])
+    }
+
     /// Queues a runnable task: on this thread's worker if this thread is
     /// one of our workers (in its LIFO slot if `to` says so), else on the
     /// injector; then wakes a sleeper if other workers could take the task
@@ -159,43 +214,6 @@ impl Shared {
 
     pub(crate) fn lifo_slots(&self) -> &[LifoSlot] {
         &self.lifo_slots
-    }
-
-    /// A runtime's shared state without worker threads, for loom models:
-    /// the model's own threads pop and run tasks from the injector.
-    #[cfg(all(test, cancel_scope_loom))]
-    pub(crate) fn for_model() -> Arc<Shared> {
-        use super::blocking_pool;
-        use crate::time::clock::Clock;
-        let queue = worker::new_queue();
-        let roster = Roster::new();
-        Arc::new(Shared {
-            roots: Roots::new(),
-            injector: Injector::new(),
-            stealers: vec![queue.stealer()].into_boxed_slice(),
-            idle: Idle::new(1),
-            lifo_slots: vec![LifoSlot::new()].into_boxed_slice(),
-            timers: Timers::new(Clock::new(false)),
-            blocking: BlockingPool::new(
-                blocking_pool::Config {
-                    max_threads: 1,
-                    keep_alive: blocking_pool::DEFAULT_KEEP_ALIVE,
-                    thread_name: "model".to_string(),
-                },
-                None,
-                roster.clone(),
-            ),
-            roster,
-            parallel_drop: false,
-            scope_ids: AtomicU64::new(0),
-            recorder: None,
-            shutdown: AtomicBool::new(false),
-            stop_requested: AtomicBool::new(false),
-            workers: 1,
-            io_driver: IoDriver::AsyncIoThread,
-            advance: AutoAdvance::new(),
-            lost_panics: Mutex::new(Vec::new()),
-        })
     }
 
     fn drain_injector(&self) {
