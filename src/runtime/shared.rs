@@ -118,7 +118,7 @@ impl Shared {
     /// Queues a runnable task: on this thread's worker if this thread is
     /// one of our workers (in its LIFO slot if `to` says so), else on the
     /// injector; then wakes a sleeper if other workers could take the task
-    /// (protocol in `idle.rs`).
+    /// (protocol in `idle/mod.rs`).
     pub(crate) fn schedule(&self, task: TaskRef, to: worker::Push) {
         match worker::push_local(self, task, to) {
             Ok(worker::Pushed::Stealable) => {}

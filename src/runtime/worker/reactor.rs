@@ -11,9 +11,9 @@
 //! `async_io::block_on` (as smol's executor threads do). Its future runs
 //! tasks ([`Core::run_loop`]) and returns `Pending` when the worker has
 //! nothing to do, after the first two steps of falling asleep
-//! (`idle.rs`): a *nap*. `block_on` then waits in the reactor, and a task
+//! (`idle/mod.rs`): a *nap*. `block_on` then waits in the reactor, and a task
 //! woken there, on this thread, goes to this worker's own queue
-//! (`Phase::InReactor` in `worker.rs`): no other thread and no futex on
+//! (`Phase::InReactor` in `mod.rs`): no other thread and no futex on
 //! the way. The nap ends on an unpark (the `Parker` wakes `block_on`'s
 //! waker, which interrupts the reactor's wait), on the reactor's tasks,
 //! or at the nap's deadline, an async-io timer ([`Alarm`]).
