@@ -126,18 +126,11 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
-mod block_on;
-mod blocking_pool;
 mod cancelled;
-mod context;
 pub mod guide;
-mod idle;
-mod lifo_slot;
 mod loom;
 mod panic;
 mod pool;
-mod queue;
-mod roster;
 pub mod runtime;
 mod scope;
 pub mod sync;
@@ -145,7 +138,6 @@ pub mod task;
 pub mod time;
 pub mod trace;
 mod wake_list;
-mod worker;
 
 pub use cancelled::{CancelReason, Cancelled};
 pub use scope::{

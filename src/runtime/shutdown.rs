@@ -28,7 +28,7 @@
 //! runner (a task in its poll).
 
 use super::Runtime;
-use crate::roster::{Role, Running};
+use crate::runtime::roster::{Role, Running};
 use crate::ScopeSnapshot;
 use std::fmt;
 use std::sync::atomic::Ordering::SeqCst;

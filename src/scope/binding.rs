@@ -13,11 +13,11 @@
 
 use super::tree::Node;
 use crate::cancelled::Cancelled;
-use crate::context;
 use crate::panic::Panic;
+use crate::runtime::context;
+use crate::runtime::worker::Push;
 use crate::task::{Ended, Schedule, TaskId, TaskRef};
 use crate::trace::EventKind;
-use crate::worker::Push;
 use std::ptr::NonNull;
 
 /// How a task is bound to its scope: the task's [`Schedule`] impl.

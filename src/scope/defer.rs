@@ -12,7 +12,7 @@ use super::future::ScopeFuture;
 use super::tree::{Cleanup, CleanupFuture, Kind, NodeRef};
 use super::Scope;
 use crate::cancelled::Cancelled;
-use crate::context;
+use crate::runtime::context;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};

@@ -9,7 +9,7 @@ use super::local::ScopeLocal;
 use super::tree::{BodyEnd, Kind, Links, Node, NodeRef, Options, Place};
 use super::{CancelHandle, Scope};
 use crate::cancelled::{CancelReason, Cancelled};
-use crate::context;
+use crate::runtime::context;
 use std::fmt;
 use std::future::Future;
 use std::mem::ManuallyDrop;

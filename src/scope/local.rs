@@ -105,7 +105,7 @@ impl<T: Send + Sync + 'static> ScopeLocal<T> {
     /// assert_eq!(out, Ok(Some(2)));
     /// ```
     pub fn with<R>(&'static self, f: impl FnOnce(Option<&T>) -> R) -> R {
-        crate::context::with_current_scope(|node| {
+        crate::runtime::context::with_current_scope(|node| {
             // SAFETY: `with_current_scope` keeps the node alive while its
             // closure runs, and `f` runs inside it.
             let node = node.map(|n| unsafe { n.as_ref() });

@@ -42,7 +42,7 @@ pub(super) fn finish(node: &NodeRef, told: &mut bool) -> Option<Outcome> {
 pub(super) fn run_queued(shared: &Shared) {
     while let Steal::Success(task) = shared.injector().steal() {
         if let Some(task) = task.run() {
-            shared.schedule(task, crate::worker::Push::Back);
+            shared.schedule(task, crate::runtime::worker::Push::Back);
         }
     }
 }

@@ -308,7 +308,7 @@ pub struct Scope {
 /// it belongs to `shared`'s runtime: a tree view taken from inside a scope
 /// shows it (`Runtime::scope_tree`).
 pub(crate) fn publish_current(shared: &Shared) {
-    crate::context::with_current_scope(|scope| {
+    crate::runtime::context::with_current_scope(|scope| {
         let Some(scope) = scope else { return };
         // SAFETY: `with_current_scope` keeps the node alive while its
         // closure runs, and its pointer follows rule "pointers from the
@@ -367,7 +367,7 @@ impl Scope {
         // spawner goes on running, and a loop of spawns should queue its
         // tasks in order rather than each displacing the last.
         self.start(future, binding, |shared, task| {
-            shared.schedule(task, crate::worker::Push::Back);
+            shared.schedule(task, crate::runtime::worker::Push::Back);
         })
     }
 

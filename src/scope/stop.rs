@@ -8,7 +8,7 @@
 
 use super::tree::{NodeRef, StopWait};
 use super::Scope;
-use crate::context;
+use crate::runtime::context;
 use crate::TreeSnapshot;
 use std::error::Error;
 use std::fmt;

@@ -35,7 +35,7 @@ use timers::TimerKey;
 /// assert!(t <= std::time::Instant::now());
 /// ```
 pub fn now() -> Instant {
-    crate::context::current_runtime().timers.now()
+    crate::runtime::context::current_runtime().timers.now()
 }
 
 /// How far ahead "never" is: a duration too long to add to an `Instant`
@@ -302,7 +302,7 @@ impl Sleep {
         match self.when {
             When::At(at) => at,
             When::After(d) => {
-                let now = crate::context::runtime_of_this_thread()
+                let now = crate::runtime::context::runtime_of_this_thread()
                     .map_or_else(Instant::now, |s| s.timers.now());
                 after(now, d)
             }
@@ -312,7 +312,7 @@ impl Sleep {
     /// Binds the sleep to the runtime polling it, at its first poll.
     fn bind(&mut self) -> &Arc<Shared> {
         if self.shared.is_none() {
-            let shared = crate::context::runtime_of_this_thread().expect(
+            let shared = crate::runtime::context::runtime_of_this_thread().expect(
                 "cancel_scope::time: a `Sleep` (or `timeout`) was polled outside any runtime; \
                  await it in a task, a scope's body or a `block_on`",
             );

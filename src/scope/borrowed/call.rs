@@ -19,7 +19,7 @@
 
 use super::BorrowScope;
 use crate::cancelled::{CancelReason, Cancelled};
-use crate::context;
+use crate::runtime::context;
 use crate::runtime::{Runtime, Shared};
 use crate::scope::tree::{BodyEnd, Kind, Links, Node, NodeRef, Options, Place};
 use crate::scope::Scope;
@@ -253,8 +253,12 @@ where
     Fut: Future + Send + 'env,
     Fut::Output: Send + 'env,
 {
-    assert!(!crate::worker::is_worker_thread(), "{}", ON_A_WORKER);
-    crate::block_on::block_on(shared, Call::new(body, location))
+    assert!(
+        !crate::runtime::worker::is_worker_thread(),
+        "{}",
+        ON_A_WORKER
+    );
+    crate::runtime::block_on::block_on(shared, Call::new(body, location))
 }
 
 /// The future of one call: opens the node at its first poll, and is

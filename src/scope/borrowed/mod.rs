@@ -265,7 +265,7 @@ impl<'env> BorrowScope<'env> {
         };
         // To the back of the queue, as `Scope::spawn` does.
         self.start(future, binding, |shared, task| {
-            shared.schedule(task, crate::worker::Push::Back);
+            shared.schedule(task, crate::runtime::worker::Push::Back);
         })
     }
 

@@ -36,8 +36,8 @@ use super::children::link_first;
 use super::life::{Phase, DAEMONS, PANICKED};
 use super::{AfterUnlock, Guarded, Kind, Links, Node, NodeRef, Options, Place};
 use crate::cancelled::{CancelReason, Cancelled};
-use crate::context;
 use crate::panic::Panic;
+use crate::runtime::context;
 use crate::trace::ScopeKind;
 use std::sync::Arc;
 

@@ -123,7 +123,7 @@ pub(super) fn cancel_tasks(shared: &Shared, tasks: TaskList) -> (usize, Vec<Pani
         let group = group.clone();
         let (job, handle) = crate::task::new(async move { group.help() }, Helper);
         drop(handle);
-        shared.schedule(job, crate::worker::Push::Back);
+        shared.schedule(job, crate::runtime::worker::Push::Back);
     }
     group.help();
     while group.pending.load(Acquire) != 0 {

@@ -41,7 +41,7 @@
 //! # The watch
 //!
 //! A task woken on a worker goes to that worker's LIFO slot and wakes
-//! nobody (`worker.rs`): the worker runs it next. But the waking task may
+//! nobody (`worker/mod.rs`): the worker runs it next. But the waking task may
 //! compute for a long time without yielding, and the slot's task would
 //! wait for it while other workers sleep. So while some worker is not
 //! asleep, one sleeping worker is the *watcher* (`watching`, taken with a

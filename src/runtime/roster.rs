@@ -20,7 +20,7 @@
 //! holds itself, never to follow: the thread may leave that scope, and the
 //! node be freed, the moment after the load.
 
-use crate::context::{self, ScopeCell};
+use crate::runtime::context::{self, ScopeCell};
 use crate::scope::tree::Node;
 use parking_lot::{Condvar, Mutex};
 use slab::Slab;

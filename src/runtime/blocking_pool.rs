@@ -66,21 +66,22 @@
 //! A running or queued closure counts as activity
 //! ([`is_busy`](BlockingPool::is_busy), read by `Shared::auto_advance`): a
 //! paused clock does not jump while a closure may still wake a task. When
-//! the pool falls idle, its last thread wakes one sleeping worker, which
-//! checks again whether the clock may jump. (The worker counts itself
+//! the pool falls idle, its last thread calls the runtime's [`OnIdle`],
+//! given only with a paused clock, which wakes one sleeping worker; that
+//! worker checks again whether the clock may jump. The pool knows no more
+//! of the runtime than that call. (The worker counts itself
 //! asleep, fences and then reads the pool under its lock; the thread
 //! writes the pool under its lock, then fences and reads the sleepers:
 //! either the worker sees the pool idle, or the thread sees the worker
 //! asleep and wakes it.)
 
-use crate::roster::{Role, Roster, Seat};
-use crate::runtime::Shared;
+use crate::runtime::roster::{Role, Roster, Seat};
 use crate::task::TaskRef;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -104,9 +105,11 @@ pub(crate) struct Config {
     pub(crate) keep_alive: Duration,
     /// Threads are named `<thread_name>-blocking-<n>`.
     pub(crate) thread_name: String,
-    /// Whether the runtime's clock is paused (see the module docs).
-    pub(crate) paused: bool,
 }
+
+/// What the pool calls when it falls idle: its last busy thread, after
+/// its last closure returned and with none queued (see the module docs).
+pub(crate) type OnIdle = Box<dyn Fn() + Send + Sync>;
 
 /// A runtime's blocking pool; see the module docs.
 pub(crate) struct BlockingPool {
@@ -119,9 +122,8 @@ struct Inner {
     /// Signalled for an idle thread that was handed work, and at shutdown.
     work: Condvar,
     config: Config,
-    /// The runtime, for the paused clock's wake-up; weak, so that an idle
-    /// thread never keeps a dropped runtime's state alive.
-    runtime: Weak<Shared>,
+    /// Called when the pool falls idle; given only with a paused clock.
+    on_idle: Option<OnIdle>,
     /// The runtime's threads, where each pool thread takes a seat.
     roster: Arc<Roster>,
 }
@@ -143,7 +145,11 @@ struct PoolState {
 }
 
 impl BlockingPool {
-    pub(crate) fn new(config: Config, runtime: Weak<Shared>, roster: Arc<Roster>) -> BlockingPool {
+    pub(crate) fn new(
+        config: Config,
+        on_idle: Option<OnIdle>,
+        roster: Arc<Roster>,
+    ) -> BlockingPool {
         BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(PoolState {
@@ -158,7 +164,7 @@ impl BlockingPool {
                 }),
                 work: Condvar::new(),
                 config,
-                runtime,
+                on_idle,
                 roster,
             }),
         }
@@ -282,10 +288,12 @@ impl Inner {
                     // only a wake that raced it): run it again.
                     st.queue.push_back(task);
                 }
-                if self.config.paused && st.running == 0 && st.queue.is_empty() {
-                    drop(st);
-                    self.fell_idle();
-                    st = self.state.lock();
+                if let Some(on_idle) = &self.on_idle {
+                    if st.running == 0 && st.queue.is_empty() {
+                        drop(st);
+                        on_idle();
+                        st = self.state.lock();
+                    }
                 }
             }
             if st.shutdown || !self.wait_for_work(&mut st) {
@@ -318,14 +326,6 @@ impl Inner {
                 st.idle -= 1;
                 return false;
             }
-        }
-    }
-
-    /// With a paused clock: the pool fell idle, so wake a sleeping worker
-    /// to check whether the clock may jump now (module docs).
-    fn fell_idle(&self) {
-        if let Some(shared) = self.runtime.upgrade() {
-            shared.idle.notify_timer();
         }
     }
 }

@@ -5,7 +5,7 @@
 //! task woken on this thread lands in this worker's LIFO slot or queue.
 //! The shared half is the runtime's `Shared`, which also holds every
 //! worker's [`LifoSlot`], so that an idle worker can take a task stuck
-//! behind a busy one (the watch, in `idle.rs`).
+//! behind a busy one (the watch, in `idle/mod.rs`).
 //!
 //! A worker waits for work in one of two ways. On its own condition
 //! variable (`Idle::sleep`), or, with the `async-io` feature, in
@@ -14,10 +14,10 @@
 //! would sleep, and a task the reactor wakes on this thread goes to this
 //! worker's own queue.
 
-use crate::idle::{self, Awake, Nap, ReactorWork, Woken};
-use crate::lifo_slot::{LifoSlot, Look};
 use crate::loom::deque::Worker as Deque;
-use crate::queue::{self, GLOBAL_QUEUE_INTERVAL};
+use crate::runtime::idle::{self, Awake, Nap, ReactorWork, Woken};
+use crate::runtime::lifo_slot::{LifoSlot, Look};
+use crate::runtime::queue::{self, GLOBAL_QUEUE_INTERVAL};
 use crate::runtime::Shared;
 use crate::task::TaskRef;
 use crate::time::pace::Pace;
@@ -44,7 +44,7 @@ pub(crate) struct Core {
     /// What the worker is doing, as far as a task woken on its thread
     /// needs to know (see [`Phase`]).
     phase: Cell<Phase>,
-    /// Whether the worker is counted as searching (`idle.rs`).
+    /// Whether the worker is counted as searching (`idle/mod.rs`).
     searching: Cell<bool>,
     /// How this worker meets async-io's reactor.
     io: Cell<IoRole>,
@@ -91,7 +91,7 @@ pub(crate) fn is_worker_thread() -> bool {
 const MAX_LIFO_RUNS: u32 = 3;
 
 /// How long a watching worker sleeps between two looks at the others' LIFO
-/// slots (`idle.rs`). A task stuck behind a busy worker waits at most
+/// slots (`idle/mod.rs`). A task stuck behind a busy worker waits at most
 /// about twice this, and usually once: the watch begins as the busy worker
 /// starts to run (the baton pass). Picked
 /// so that a task woken before a long computation starts within a few
@@ -211,7 +211,7 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
     };
     CURRENT_CORE.with(|c| c.set(&core));
     let result = catch_unwind(AssertUnwindSafe(|| {
-        crate::context::enter_runtime(&shared, || core.run(&shared))
+        crate::runtime::context::enter_runtime(&shared, || core.run(&shared))
     }));
     CURRENT_CORE.with(|c| c.set(std::ptr::null()));
     if result.is_err() {
@@ -343,7 +343,7 @@ impl Core {
         )
     }
 
-    /// Falls asleep following the protocol in `idle.rs`; the worker is
+    /// Falls asleep following the protocol in `idle/mod.rs`; the worker is
     /// searching when it wakes. A worker that drives the reactor returns
     /// the nap it fell into instead, unless it found work after all.
     fn park(&self, shared: &Shared) -> Option<Nap> {
@@ -422,7 +422,7 @@ impl Core {
         }
     }
 
-    /// The watch (`idle.rs`), as it starts: what each other worker's LIFO
+    /// The watch (`idle/mod.rs`), as it starts: what each other worker's LIFO
     /// slot holds.
     fn look_at_slots(&self, shared: &Shared) {
         for (id, slot) in shared.lifo_slots().iter().enumerate() {

@@ -11,9 +11,9 @@
 //! `async_io::block_on` (as smol's executor threads do). Its future runs
 //! tasks ([`Core::run_loop`]) and returns `Pending` when the worker has
 //! nothing to do, after the first two steps of falling asleep
-//! (`idle.rs`): a *nap*. `block_on` then waits in the reactor, and a task
+//! (`idle/mod.rs`): a *nap*. `block_on` then waits in the reactor, and a task
 //! woken there, on this thread, goes to this worker's own queue
-//! (`Phase::InReactor` in `worker.rs`): no other thread and no futex on
+//! (`Phase::InReactor` in `mod.rs`): no other thread and no futex on
 //! the way. The nap ends on an unpark (the `Parker` wakes `block_on`'s
 //! waker, which interrupts the reactor's wait), on the reactor's tasks,
 //! or at the nap's deadline, an async-io timer ([`Alarm`]).
@@ -50,10 +50,10 @@
 //! sending) does not hold the clock back. `block_on` and the blocking pool
 //! leave the jump to a worker (`Shared::auto_advance_or_defer`).
 //!
-//! [`GLOBAL_QUEUE_INTERVAL`]: crate::queue::GLOBAL_QUEUE_INTERVAL
+//! [`GLOBAL_QUEUE_INTERVAL`]: crate::runtime::queue::GLOBAL_QUEUE_INTERVAL
 
 use super::{Core, Pause, Phase, CURRENT_CORE};
-use crate::idle::{Nap, ReactorWork, Woken};
+use crate::runtime::idle::{Nap, ReactorWork, Woken};
 use crate::runtime::Shared;
 use async_io::{Async, ReadableOwned};
 use std::cell::Cell;

@@ -7,7 +7,7 @@
 //! core, and wakes nobody). But the waking task may go on computing for a
 //! long time without yielding; then the woken task must not wait for it.
 //! So the slot is shared: the owner fills and empties it, and an idle
-//! worker watching for stuck tasks (`idle.rs`) takes a task that has sat
+//! worker watching for stuck tasks (`idle/mod.rs`) takes a task that has sat
 //! in it since its previous look.
 //!
 //! # State word

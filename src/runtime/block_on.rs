@@ -25,7 +25,7 @@ pub(crate) const WOKEN: u8 = 2;
 /// Polls `future` on this thread until it is ready, parking in between.
 pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output {
     assert!(
-        !crate::worker::is_worker_thread(),
+        !crate::runtime::worker::is_worker_thread(),
         "cancel_scope: `block_on` called from a runtime worker thread; \
          blocking a worker can deadlock the runtime. `.await` the future instead."
     );
@@ -42,7 +42,7 @@ pub(crate) fn block_on<F: Future>(shared: &Arc<Shared>, future: F) -> F::Output 
     let _registered = shared.register_block_on(state.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
-    crate::context::enter_runtime(shared, || loop {
+    crate::runtime::context::enter_runtime(shared, || loop {
         // A fresh budget each poll; nothing cancelled, whatever the thread
         // was polling when it called us (`task/budget.rs`).
         if let Poll::Ready(output) = budget::poll_root(|| future.as_mut().poll(&mut cx)) {

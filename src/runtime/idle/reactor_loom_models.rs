@@ -29,7 +29,7 @@
 //!   queue and ends the nap), wake up searching or running, and wake
 //!   another worker if it has more than one item of its own.
 //!
-//! Items are counted, as in `idle.rs`'s models; every item but the last,
+//! Items are counted, as in `mod.rs`'s models; every item but the last,
 //! once taken, waits for the last one to be taken, so items posted
 //! together must run on different workers. A lost wake-up leaves a
 //! thread waiting with an item queued or an event ready, which loom
