@@ -4,10 +4,10 @@
 //! shared cells from here: `std` and `parking_lot` normally, `loom` when
 //! built with `RUSTFLAGS="--cfg cancel_scope_loom"`. That is the task
 //! (its state word, future cell and join slot), the LIFO slot, the sleep
-//! protocol (`idle.rs`) and the scope tree. The loom models themselves
+//! protocol (`runtime/idle/`) and the scope tree. The loom models themselves
 //! live next to the code they check (`task/loom_models.rs`,
 //! `scope/loom_models.rs`, and a `loom_models` module at the end of
-//! `lifo_slot.rs` and of `idle.rs`).
+//! `runtime/lifo_slot.rs` and of `runtime/idle/`).
 //!
 //! loom cannot see inside crossbeam-deque (its atomics are std's, so a
 //! task handed over through it would look unsynchronised to loom): under

@@ -5,6 +5,11 @@
 //! runtime while `block_on` runs, so a paused clock can tell a `block_on`
 //! that is idle from one that was woken and has not polled yet (see
 //! `Shared::auto_advance`).
+//!
+//! It is the runtime's `block_on`, not async-io's: it never waits in the
+//! reactor. Called on a worker thread (of any runtime), it panics with a
+//! clear message, since blocking a worker could deadlock its runtime. Its
+//! poll starts with no cancel and a fresh budget.
 
 use crate::runtime::Shared;
 use crate::task::budget;

@@ -7,6 +7,10 @@
 //! A runtime's own threads also publish where their current scope is kept
 //! ([`ScopeCell`]), so that a shutdown that gives up waiting can name the
 //! scope each thread still left running is in (`roster.rs`).
+//!
+//! The current scope's cell is an `AtomicPtr` written `Relaxed` by its own
+//! thread, so that the roster can read which scope a thread is in (under
+//! its lock, rule "a seat names a live cell") at no cost on the poll path.
 
 use crate::runtime::Shared;
 use crate::scope::tree::Node;

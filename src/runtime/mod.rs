@@ -20,6 +20,16 @@
 //! - `context.rs`: which runtime and which scope this thread is in;
 //! - `roster.rs`: the threads still alive, for shutdown's report;
 //! - `shutdown.rs` and `graceful.rs`: the two ways a runtime ends.
+//!
+//! **Dropping a `Runtime` is `shutdown_timeout` without a bound.** A scope
+//! opened once the shutdown flag is set (by a task still in a poll) is born
+//! cancelled with reason `Shutdown`, shields included, so no spawn is
+//! accepted once the workers are gone; a wake that races with shutdown
+//! drains the injector itself, so no task reference is stranded there.
+//! Running blocking closures and a poll in progress are waited for: a thread
+//! cannot be stopped from outside. The process-wide default runtime (behind
+//! the free `block_on`) is a static, never dropped: its blocking closures
+//! run until the process exits.
 
 mod auto_advance;
 pub(crate) mod block_on;

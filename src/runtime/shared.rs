@@ -5,6 +5,26 @@
 //! (`blocking_pool.rs`), the roster of threads (`roster.rs`) and the
 //! scope tree's roots. Scheduling a task and recording an event go
 //! through it; the paused clock's methods on it are in `auto_advance.rs`.
+//!
+//! # The one circle, and the arrows that leave this folder
+//!
+//! `Shared` is built from the executor's parts, and the parts that act on
+//! the whole runtime point back to it: a worker fires timers and reads the
+//! sleep state and the other workers' queues, a `block_on` registers its
+//! parking word with the paused clock, and `context.rs` keeps each thread's
+//! runtime, which is how code with no handle (a `Sleep`, a scope opened
+//! inside a task) finds it. Two arrows leave the folder upward, and the
+//! design needs both: a scope node holds this runtime to schedule its tasks,
+//! set deadlines and record events; and the context thread-local names the
+//! scope node a thread is polling, which a new scope takes as its parent
+//! and the roster only compares. Cutting them would take a trait or a
+//! handle per need on the hot paths (spawn, wake, release), for no gain in
+//! what each part may touch. The queues, the LIFO slot and the sleep
+//! protocol import nothing of the runtime; the blocking pool learns of it
+//! only through the callback it is given under a paused clock.
+//!
+//! `Shared::record` tests for a recorder and calls out of line, so a
+//! runtime that does not record pays that test and no more.
 
 use super::auto_advance::{self, AutoAdvance};
 use super::blocking_pool::{self, BlockingPool};

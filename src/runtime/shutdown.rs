@@ -10,10 +10,10 @@
 //! (`roster.rs`), or until the deadline; then name the threads still there,
 //! each with the scope it is in, and let them go.
 //!
-//! Unlike the drop, which joins the workers before it cancels, the cancel
-//! comes before the wait here, so that a worker in a long poll that checks
-//! its scope's cancellation can stop within the bound too. Cancelling while
-//! workers still run is what any cancel does.
+//! The drop takes the same steps with no deadline (`stop(None)`). In both
+//! the cancel comes before the wait, so that a worker in a long poll that
+//! checks its scope's cancellation stops, within the bound here. Cancelling
+//! while workers still run is what any cancel does.
 //!
 //! **What a thread left running may still touch stays alive.** Its task
 //! is live in its scope's node, so the node stays in the tree (tree

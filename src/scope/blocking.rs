@@ -7,7 +7,7 @@
 //!
 //! - **Where it runs.** Its scheduler, [`BlockingBinding`], is the scope's
 //!   [`TaskBinding`] but for where it pushes the task: to the runtime's
-//!   blocking pool (`blocking_pool.rs`), not to the workers' queues.
+//!   blocking pool (`runtime/blocking_pool.rs`), not to the workers' queues.
 //! - **What it does.** Its future, [`RunClosure`], calls the closure in
 //!   its first poll, on the pool thread.
 //!

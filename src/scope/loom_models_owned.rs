@@ -7,7 +7,7 @@
 //! The two drain models run a cleanup phase or a daemons' scope after the
 //! race, which opens nodes and runs tasks: explored without a bound they
 //! run for hours, so they are explored up to a preemption bound of 2 (as
-//! is one sleep-protocol model, `idle.rs`).
+//! is one sleep-protocol model, `runtime/idle/`).
 //!
 //! Run with `RUSTFLAGS="--cfg cancel_scope_loom" cargo test --release --lib
 //! loom_models`.

@@ -13,6 +13,17 @@
 //! `block_on` (`reactor.rs`), [`Core::run_loop`] returns when the worker
 //! would sleep, and a task the reactor wakes on this thread goes to this
 //! worker's own queue.
+//!
+//! Where a task woken on a worker thread goes follows the worker's `Phase`:
+//! `Running`, its LIFO slot; `Asleep` (falling asleep, or firing timers
+//! while parked), its queue, with the other workers told, so that what it
+//! wakes stays visible to them; `InReactor`, its queue, nobody told, and its
+//! nap ends. A worker that never runs out of tasks looks for due timers as
+//! often as its `Pace` says (`time/pace.rs`).
+//!
+//! A panic that escapes a task's `run` is a runtime bug (the task catches
+//! user panics): the worker aborts the process rather than leave a
+//! half-dead runtime.
 
 use crate::loom::deque::Worker as Deque;
 use crate::runtime::idle::{self, Awake, Nap, ReactorWork, Woken};

@@ -50,6 +50,29 @@
 //! sending) does not hold the clock back. `block_on` and the blocking pool
 //! leave the jump to a worker (`Shared::auto_advance_or_defer`).
 //!
+//! # Why once, why async-io, and why on by default
+//!
+//! A worker enters `async_io::block_on` once, for its whole life: a
+//! `block_on` per nap would, on each return, unpark async-io's own thread,
+//! which would take the reactor and keep it, and every wake-up would cross
+//! threads again. The reactor is one per process: workers of two runtimes
+//! take turns at it, and a task woken by another runtime's worker goes
+//! through its own runtime's injector, as from any outside thread. The
+//! runtime's timers and async-io's `Timer`s coexist: the runtime's fire on
+//! its own clock (paused or real) by its workers, a napping worker bounding
+//! its nap by the next one with one [`Alarm`]; async-io's fire on real
+//! time, by whoever waits in the reactor, and do not follow a paused clock.
+//!
+//! What async-io costs that a reactor of our own on `polling` would not: its
+//! sources are one-shot, so every wait for readiness re-arms with an
+//! `epoll_ctl` (about one per round trip), and a read after a wake-up is
+//! followed by one that finds nothing (four socket calls per round trip to
+//! tokio's three). Removing those would take socket types of our own that no
+//! async-io-based crate would use, and a reactor per runtime that every I/O
+//! object is tied to; BENCHMARKS.md, *I/O*, measures what is left. The
+//! feature is on by default because every I/O program compiles async-io
+//! anyway; a program without I/O turns it off and keeps four dependencies.
+//!
 //! [`GLOBAL_QUEUE_INTERVAL`]: crate::runtime::queue::GLOBAL_QUEUE_INTERVAL
 
 use super::{Core, Pause, Phase, CURRENT_CORE};

@@ -130,7 +130,7 @@ impl Roots {
     /// node of the tree, so an address it reads that is a node's here is that
     /// node's, not a freed one's whose memory another took: the addresses (a
     /// shutdown's, of the scopes threads are in: rule "a seat names a live
-    /// cell" in `roster.rs`) are compared, never followed.
+    /// cell" in `runtime/roster.rs`) are compared, never followed.
     pub(crate) fn scopes_at(
         &self,
         now: Instant,
