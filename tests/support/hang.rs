@@ -66,3 +66,9 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         thread::yield_now();
     }
 }
+
+/// The name the test harness gave the calling thread: the test's path,
+/// such as `cancel::a_cancel_reaches_every_task`.
+pub fn test_name() -> String {
+    thread::current().name().unwrap_or("the test").to_string()
+}

@@ -1,0 +1,11 @@
+//! Faults and bad input, from the reliability suites: panics where the
+//! runtime must survive them, and misuse of the API. One test binary, a
+//! module per suite.
+
+#[path = "../support/reliability.rs"]
+mod reliability;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_input;
+mod faults;
