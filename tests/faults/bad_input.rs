@@ -60,34 +60,33 @@ const BLOCK_ON_IN_WORKER: &str = "`block_on` called from a runtime worker thread
 
 #[test]
 fn block_on_inside_a_worker_panics_and_the_worker_survives() {
-    hang_guard(|| {
-        let rt = Arc::new(runtime(Clock::Real, WORKERS));
-        let other = Arc::new(runtime(Clock::Real, 1));
-        // Caught inside the task: the task goes on, on the same worker.
-        let (rt2, other2) = (rt.clone(), other.clone());
-        let out = rt.block_on(scope(|s| async move {
-            s.spawn(async move {
-                let own = expect_panic(|| rt2.block_on(async { 1 }));
-                let foreign = expect_panic(|| other2.block_on(async { 2 }));
-                yield_now().await;
-                (own, foreign)
-            })
-            .await
-        }));
-        let (own, foreign) = out.unwrap().unwrap();
-        assert!(own.contains(BLOCK_ON_IN_WORKER), "message: {own}");
-        assert!(foreign.contains(BLOCK_ON_IN_WORKER), "message: {foreign}");
-        // Not caught: the task panics, and its scope resumes the panic.
-        let rt3 = rt.clone();
-        let message = expect_panic(|| {
-            rt.block_on(scope(|s| async move {
-                s.spawn(async move { rt3.block_on(async {}) });
-            }))
-        });
-        assert!(message.contains(BLOCK_ON_IN_WORKER), "message: {message}");
-        assert_serves(&rt, WORKERS);
-        assert_serves(&other, 1);
+    let _hang = hang_guard();
+    let rt = Arc::new(runtime(Clock::Real, WORKERS));
+    let other = Arc::new(runtime(Clock::Real, 1));
+    // Caught inside the task: the task goes on, on the same worker.
+    let (rt2, other2) = (rt.clone(), other.clone());
+    let out = rt.block_on(scope(|s| async move {
+        s.spawn(async move {
+            let own = expect_panic(|| rt2.block_on(async { 1 }));
+            let foreign = expect_panic(|| other2.block_on(async { 2 }));
+            yield_now().await;
+            (own, foreign)
+        })
+        .await
+    }));
+    let (own, foreign) = out.unwrap().unwrap();
+    assert!(own.contains(BLOCK_ON_IN_WORKER), "message: {own}");
+    assert!(foreign.contains(BLOCK_ON_IN_WORKER), "message: {foreign}");
+    // Not caught: the task panics, and its scope resumes the panic.
+    let rt3 = rt.clone();
+    let message = expect_panic(|| {
+        rt.block_on(scope(|s| async move {
+            s.spawn(async move { rt3.block_on(async {}) });
+        }))
     });
+    assert!(message.contains(BLOCK_ON_IN_WORKER), "message: {message}");
+    assert_serves(&rt, WORKERS);
+    assert_serves(&other, 1);
 }
 
 #[test]
@@ -96,16 +95,15 @@ fn block_on_inside_a_worker_panics_and_the_worker_survives() {
     ignore = "starts the process-wide runtime, whose threads never end"
 )]
 fn the_free_block_on_inside_a_worker_panics_too() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let out = rt.block_on(scope(|s| async move {
-            s.spawn(async { expect_panic(|| cancel_scope::runtime::block_on(async {})) })
-                .await
-        }));
-        let message = out.unwrap().unwrap();
-        assert!(message.contains(BLOCK_ON_IN_WORKER), "message: {message}");
-        assert_serves(&rt, WORKERS);
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let out = rt.block_on(scope(|s| async move {
+        s.spawn(async { expect_panic(|| cancel_scope::runtime::block_on(async {})) })
+            .await
+    }));
+    let message = out.unwrap().unwrap();
+    assert!(message.contains(BLOCK_ON_IN_WORKER), "message: {message}");
+    assert_serves(&rt, WORKERS);
 }
 
 // ---------------------------------------------------------------------
@@ -114,60 +112,59 @@ fn the_free_block_on_inside_a_worker_panics_too() {
 
 #[test]
 fn stale_cancel_handle_cancels_nothing_in_later_scopes() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        // One ended uncancelled, one ended cancelled.
-        let ended = rt
-            .block_on(scope(|s| async move { s.cancel_handle() }))
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    // One ended uncancelled, one ended cancelled.
+    let ended = rt
+        .block_on(scope(|s| async move { s.cancel_handle() }))
+        .unwrap();
+    let cancelled: CancelHandle = {
+        let kept = Slot::new();
+        let k = kept.clone();
+        let out = rt.block_on(scope(|s| {
+            k.put(s.cancel_handle());
+            async move { s.cancel() }
+        }));
+        // The body returned: the cancel interrupted nothing.
+        assert!(out.is_ok());
+        kept.take()
+    };
+    assert!(!ended.is_cancelled());
+    assert!(cancelled.is_cancelled());
+    let rounds = if cfg!(miri) { 3 } else { 50 };
+    for round in 0..rounds {
+        let (ended, cancelled) = (ended.clone(), cancelled.clone());
+        let forever = Event::new();
+        let out = rt.block_on(scope(|s| async move {
+            let release = Event::new();
+            let r = release.clone();
+            let task = s.spawn(async move {
+                r.wait().await;
+                round
+            });
+            // Stale handles, from this thread and from another one.
+            ended.cancel();
+            cancelled.cancel();
+            let (e, c) = (ended.clone(), cancelled.clone());
+            thread::spawn(move || {
+                e.cancel();
+                c.cancel();
+            })
+            .join()
             .unwrap();
-        let cancelled: CancelHandle = {
-            let kept = Slot::new();
-            let k = kept.clone();
-            let out = rt.block_on(scope(|s| {
-                k.put(s.cancel_handle());
-                async move { s.cancel() }
-            }));
-            // The body returned: the cancel interrupted nothing.
-            assert!(out.is_ok());
-            kept.take()
-        };
-        assert!(!ended.is_cancelled());
-        assert!(cancelled.is_cancelled());
-        let rounds = if cfg!(miri) { 3 } else { 50 };
-        for round in 0..rounds {
-            let (ended, cancelled) = (ended.clone(), cancelled.clone());
-            let forever = Event::new();
-            let out = rt.block_on(scope(|s| async move {
-                let release = Event::new();
-                let r = release.clone();
-                let task = s.spawn(async move {
-                    r.wait().await;
-                    round
-                });
-                // Stale handles, from this thread and from another one.
-                ended.cancel();
-                cancelled.cancel();
-                let (e, c) = (ended.clone(), cancelled.clone());
-                thread::spawn(move || {
-                    e.cancel();
-                    c.cancel();
-                })
-                .join()
-                .unwrap();
-                // A waiter on a stale handle never resolves.
-                assert!(poll_once(ended.cancelled()).await.is_none());
-                assert!(!s.is_cancelled(), "a stale handle cancelled a new scope");
-                yield_now().await;
-                release.set();
-                let _ = &forever;
-                task.await
-            }));
-            assert_eq!(out, Ok(Ok(round)), "round {round}");
-        }
-        assert!(!ended.is_cancelled());
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-    });
+            // A waiter on a stale handle never resolves.
+            assert!(poll_once(ended.cancelled()).await.is_none());
+            assert!(!s.is_cancelled(), "a stale handle cancelled a new scope");
+            yield_now().await;
+            release.set();
+            let _ = &forever;
+            task.await
+        }));
+        assert_eq!(out, Ok(Ok(round)), "round {round}");
+    }
+    assert!(!ended.is_cancelled());
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
 }
 
 // ---------------------------------------------------------------------
@@ -184,39 +181,38 @@ fn poll_again<T>(handle: &mut JoinHandle<T>) -> String {
 #[test]
 #[allow(clippy::async_yields_async)] // handles are carried out on purpose
 fn join_handle_polled_after_ready_panics() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        // A task that ran to its end.
-        let mut done = rt
-            .block_on(scope(|s| async move {
-                let mut h = s.spawn(async { 5 });
-                assert_eq!((&mut h).await, Ok(5));
-                h
-            }))
-            .unwrap();
-        assert!(poll_again(&mut done).contains(POLLED_AFTER));
-        // A task that was cancelled.
-        let stash = Slot::new();
-        let out = rt.block_on(scope(|s| {
-            let stash = stash.clone();
-            async move {
-                stash.put(s.spawn(std::future::pending::<()>()));
-                s.cancel();
-            }
-        }));
-        assert!(out.is_err());
-        let mut cancelled = stash.take();
-        let reason = rt.block_on(&mut cancelled).unwrap_err();
-        assert_eq!(reason.reason(), &CancelReason::Explicit);
-        assert!(poll_again(&mut cancelled).contains(POLLED_AFTER));
-        // A refused spawn (into an ended scope).
-        let kept = rt.block_on(scope(|s| async move { s })).unwrap();
-        let mut refused = kept.spawn(async { 1 });
-        let first = drive(&mut refused);
-        assert_eq!(first.unwrap_err().reason(), &CancelReason::ScopeEnded);
-        assert!(poll_again(&mut refused).contains(POLLED_AFTER));
-        assert_serves(&rt, WORKERS);
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    // A task that ran to its end.
+    let mut done = rt
+        .block_on(scope(|s| async move {
+            let mut h = s.spawn(async { 5 });
+            assert_eq!((&mut h).await, Ok(5));
+            h
+        }))
+        .unwrap();
+    assert!(poll_again(&mut done).contains(POLLED_AFTER));
+    // A task that was cancelled.
+    let stash = Slot::new();
+    let out = rt.block_on(scope(|s| {
+        let stash = stash.clone();
+        async move {
+            stash.put(s.spawn(std::future::pending::<()>()));
+            s.cancel();
+        }
+    }));
+    assert!(out.is_err());
+    let mut cancelled = stash.take();
+    let reason = rt.block_on(&mut cancelled).unwrap_err();
+    assert_eq!(reason.reason(), &CancelReason::Explicit);
+    assert!(poll_again(&mut cancelled).contains(POLLED_AFTER));
+    // A refused spawn (into an ended scope).
+    let kept = rt.block_on(scope(|s| async move { s })).unwrap();
+    let mut refused = kept.spawn(async { 1 });
+    let first = drive(&mut refused);
+    assert_eq!(first.unwrap_err().reason(), &CancelReason::ScopeEnded);
+    assert!(poll_again(&mut refused).contains(POLLED_AFTER));
+    assert_serves(&rt, WORKERS);
 }
 
 // ---------------------------------------------------------------------
@@ -225,73 +221,71 @@ fn join_handle_polled_after_ready_panics() {
 
 #[test]
 fn spawn_into_an_ended_scope_is_refused_without_polling() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let kept: Scope = rt.block_on(scope(|s| async move { s })).unwrap();
-        let probe = Probe::new();
-        // From a thread outside any runtime.
-        let h = kept.spawn(probe.wrap(async { 1 }));
-        assert_eq!(probe.drops(), 1, "the refused future is dropped at once");
-        let err = drive(h).unwrap_err();
-        assert_eq!(err.reason(), &CancelReason::ScopeEnded);
-        // From a task of a new scope: the task must not land in the new
-        // scope.
-        let (kept2, probe2) = (kept.clone(), probe.clone());
-        let out = rt.block_on(scope(|s| async move {
-            s.spawn(async move {
-                let h = kept2.spawn(probe2.wrap(async { 2 }));
-                h.await.map_err(|c| c.reason().clone())
-            })
-            .await
-        }));
-        assert_eq!(out, Ok(Ok(Err(CancelReason::ScopeEnded))));
-        assert_eq!(probe.polls(), 0, "a refused future was polled");
-        assert_eq!(probe.drops(), 2);
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let kept: Scope = rt.block_on(scope(|s| async move { s })).unwrap();
+    let probe = Probe::new();
+    // From a thread outside any runtime.
+    let h = kept.spawn(probe.wrap(async { 1 }));
+    assert_eq!(probe.drops(), 1, "the refused future is dropped at once");
+    let err = drive(h).unwrap_err();
+    assert_eq!(err.reason(), &CancelReason::ScopeEnded);
+    // From a task of a new scope: the task must not land in the new
+    // scope.
+    let (kept2, probe2) = (kept.clone(), probe.clone());
+    let out = rt.block_on(scope(|s| async move {
+        s.spawn(async move {
+            let h = kept2.spawn(probe2.wrap(async { 2 }));
+            h.await.map_err(|c| c.reason().clone())
+        })
+        .await
+    }));
+    assert_eq!(out, Ok(Ok(Err(CancelReason::ScopeEnded))));
+    assert_eq!(probe.polls(), 0, "a refused future was polled");
+    assert_eq!(probe.drops(), 2);
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
 }
 
 #[test]
 fn spawn_into_a_cancelled_scope_is_refused_without_polling() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let probe = Probe::new();
-        let p = probe.clone();
-        let refused = Arc::new(Mutex::new(Vec::new()));
-        let r = refused.clone();
-        let out = rt.block_on(scope(|s| async move {
-            s.cancel();
-            // The body runs on until its next suspension: the scope is
-            // cancelled but has not ended, so spawns are refused with the
-            // scope's own reason.
-            let mut handles: Vec<_> = (0..10).map(|_| s.spawn(p.wrap(async {}))).collect();
-            let s2 = s.clone();
-            handles.push(
-                thread::spawn(move || s2.spawn(p.wrap(async {})))
-                    .join()
-                    .unwrap(),
-            );
-            // Refused handles are ready at once, even outside a runtime.
-            let reasons = handles
-                .into_iter()
-                .map(|h| drive(h).map_err(|c| c.reason().clone()));
-            r.lock().unwrap().extend(reasons);
-        }));
-        // The body returned and the scope never ran a task: nothing was
-        // interrupted.
-        assert_eq!(out, Ok(()));
-        let refused = refused.lock().unwrap();
-        assert_eq!(refused.len(), 11);
-        assert!(
-            refused.iter().all(|r| r == &Err(CancelReason::Explicit)),
-            "{refused:?}"
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let probe = Probe::new();
+    let p = probe.clone();
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let r = refused.clone();
+    let out = rt.block_on(scope(|s| async move {
+        s.cancel();
+        // The body runs on until its next suspension: the scope is
+        // cancelled but has not ended, so spawns are refused with the
+        // scope's own reason.
+        let mut handles: Vec<_> = (0..10).map(|_| s.spawn(p.wrap(async {}))).collect();
+        let s2 = s.clone();
+        handles.push(
+            thread::spawn(move || s2.spawn(p.wrap(async {})))
+                .join()
+                .unwrap(),
         );
-        assert_eq!(probe.polls(), 0, "a refused future was polled");
-        assert_eq!(probe.drops(), 11);
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-    });
+        // Refused handles are ready at once, even outside a runtime.
+        let reasons = handles
+            .into_iter()
+            .map(|h| drive(h).map_err(|c| c.reason().clone()));
+        r.lock().unwrap().extend(reasons);
+    }));
+    // The body returned and the scope never ran a task: nothing was
+    // interrupted.
+    assert_eq!(out, Ok(()));
+    let refused = refused.lock().unwrap();
+    assert_eq!(refused.len(), 11);
+    assert!(
+        refused.iter().all(|r| r == &Err(CancelReason::Explicit)),
+        "{refused:?}"
+    );
+    assert_eq!(probe.polls(), 0, "a refused future was polled");
+    assert_eq!(probe.drops(), 11);
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
 }
 
 // ---------------------------------------------------------------------
@@ -365,54 +359,52 @@ fn park_everything(
 
 #[test]
 fn dropping_a_runtime_with_parked_tasks_drops_every_future() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let probe = Probe::new();
-        let fut = park_everything(&rt, &probe, async {});
-        assert_eq!(probe.drops(), 0);
-        assert!(rt.live_tasks() > 0);
-        drop(rt);
-        assert_eq!(
-            probe.drops(),
-            PARKED,
-            "every future was dropped exactly once"
-        );
-        // The scope future, driven without the runtime, ends cancelled.
-        let out = drive(fut);
-        assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let probe = Probe::new();
+    let fut = park_everything(&rt, &probe, async {});
+    assert_eq!(probe.drops(), 0);
+    assert!(rt.live_tasks() > 0);
+    drop(rt);
+    assert_eq!(
+        probe.drops(),
+        PARKED,
+        "every future was dropped exactly once"
+    );
+    // The scope future, driven without the runtime, ends cancelled.
+    let out = drive(fut);
+    assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
 }
 
 #[test]
 fn dropping_a_runtime_from_one_of_its_own_tasks() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let probe = Probe::new();
-        let slot: Slot<Runtime> = Slot::new();
-        let go = Event::new();
-        let dropped = Event::new();
-        let killer = {
-            let (slot, go, dropped) = (slot.clone(), go.clone(), dropped.clone());
-            async move {
-                go.wait().await;
-                let rt = slot.take();
-                drop(rt);
-                dropped.set();
-                std::future::pending::<()>().await
-            }
-        };
-        let fut = park_everything(&rt, &probe, killer);
-        slot.put(rt);
-        go.set();
-        drive(dropped.wait());
-        let out = drive(fut);
-        assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
-        assert_eq!(
-            probe.drops(),
-            PARKED,
-            "every future was dropped exactly once"
-        );
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let probe = Probe::new();
+    let slot: Slot<Runtime> = Slot::new();
+    let go = Event::new();
+    let dropped = Event::new();
+    let killer = {
+        let (slot, go, dropped) = (slot.clone(), go.clone(), dropped.clone());
+        async move {
+            go.wait().await;
+            let rt = slot.take();
+            drop(rt);
+            dropped.set();
+            std::future::pending::<()>().await
+        }
+    };
+    let fut = park_everything(&rt, &probe, killer);
+    slot.put(rt);
+    go.set();
+    drive(dropped.wait());
+    let out = drive(fut);
+    assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
+    assert_eq!(
+        probe.drops(),
+        PARKED,
+        "every future was dropped exactly once"
+    );
 }
 
 /// After its runtime is dropped, a task that opens scopes finds each born
@@ -421,44 +413,43 @@ fn dropping_a_runtime_from_one_of_its_own_tasks() {
 /// awaits the root scope sees it end.
 #[test]
 fn scopes_opened_after_shutdown_are_born_cancelled_shields_included() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let slot: Slot<Runtime> = Slot::new();
-        let body = Probe::new();
-        let outcomes: Arc<Mutex<Vec<CancelReason>>> = Arc::default();
-        let go = Event::new();
-        let task = {
-            let (slot, go, outcomes) = (slot.clone(), go.clone(), outcomes.clone());
-            let body = body.clone();
-            async move {
-                go.wait().await;
-                drop(slot.take());
-                let body = body.wrap(std::future::pending::<()>());
-                let shielded = shielded_scope(move |_| body).await;
-                let plain = scope(|s| async move {
-                    let refused = s.spawn(async {}).await;
-                    refused.unwrap_err().reason().clone()
-                })
-                .await;
-                let mut outcomes = outcomes.lock().unwrap();
-                outcomes.push(shielded.unwrap_err().reason().clone());
-                outcomes.push(plain.unwrap_err().reason().clone());
-            }
-        };
-        let mut root = Box::pin(scope(|s| async move {
-            s.spawn(task);
-            std::future::pending::<()>().await
-        }));
-        assert!(rt.block_on(poll_once(&mut root)).is_none());
-        slot.put(rt);
-        go.set();
-        let out = drive(root);
-        assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
-        let outcomes = outcomes.lock().unwrap().clone();
-        assert_eq!(outcomes, [CancelReason::Shutdown, CancelReason::Shutdown]);
-        assert_eq!(body.polls(), 0, "the shield's body never ran");
-        assert_eq!(body.drops(), 1, "and was dropped once");
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let slot: Slot<Runtime> = Slot::new();
+    let body = Probe::new();
+    let outcomes: Arc<Mutex<Vec<CancelReason>>> = Arc::default();
+    let go = Event::new();
+    let task = {
+        let (slot, go, outcomes) = (slot.clone(), go.clone(), outcomes.clone());
+        let body = body.clone();
+        async move {
+            go.wait().await;
+            drop(slot.take());
+            let body = body.wrap(std::future::pending::<()>());
+            let shielded = shielded_scope(move |_| body).await;
+            let plain = scope(|s| async move {
+                let refused = s.spawn(async {}).await;
+                refused.unwrap_err().reason().clone()
+            })
+            .await;
+            let mut outcomes = outcomes.lock().unwrap();
+            outcomes.push(shielded.unwrap_err().reason().clone());
+            outcomes.push(plain.unwrap_err().reason().clone());
+        }
+    };
+    let mut root = Box::pin(scope(|s| async move {
+        s.spawn(task);
+        std::future::pending::<()>().await
+    }));
+    assert!(rt.block_on(poll_once(&mut root)).is_none());
+    slot.put(rt);
+    go.set();
+    let out = drive(root);
+    assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
+    let outcomes = outcomes.lock().unwrap().clone();
+    assert_eq!(outcomes, [CancelReason::Shutdown, CancelReason::Shutdown]);
+    assert_eq!(body.polls(), 0, "the shield's body never ran");
+    assert_eq!(body.drops(), 1, "and was dropped once");
 }
 
 /// The child half of [`a_runtime_in_a_thread_local_is_dropped_at_thread_exit`].
@@ -524,87 +515,86 @@ fn a_runtime_in_a_thread_local_is_dropped_at_thread_exit() {
 
 #[test]
 fn dropping_the_scope_future_mid_run_cancels_and_drops_its_tasks() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let probe = Probe::new();
-        let running_drops = Counter::new();
-        let kept: Slot<(Scope, JoinHandle<()>)> = Slot::new();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let in_poll = Event::new();
-        let parked_now = Event::new();
-        let winner = rt.block_on(or(
-            {
-                let (p, rd, kept) = (probe.clone(), running_drops.clone(), kept.clone());
-                let (in_poll, parked_now) = (in_poll.clone(), parked_now.clone());
-                async move {
-                    let _ = scope(move |s| async move {
-                        let forever = Event::new();
-                        let c = |f: BoxFuture| p.wrap(f);
-                        for _ in 0..5 {
-                            let f = forever.clone();
-                            s.spawn(c(Box::pin(async move { f.wait().await })));
-                        }
-                        let nested = c(Box::pin(std::future::pending()));
-                        s.spawn(async move {
-                            let _ = scope(|n| async move {
-                                n.spawn(nested);
-                                std::future::pending::<()>().await
-                            })
-                            .await;
-                        });
-                        let watched = s.spawn(c(Box::pin(std::future::pending())));
-                        kept.put((s.clone(), watched));
-                        // A task that is inside its poll when the scope goes.
-                        let guard = rd.on_drop();
-                        let release_rx = Mutex::new(release_rx);
-                        s.spawn(async move {
-                            let _guard = guard;
-                            std::future::poll_fn(|_| {
-                                in_poll.set();
-                                release_rx.lock().unwrap().recv().expect("release");
-                                Poll::<()>::Pending
-                            })
-                            .await
-                        });
-                        wait_until("the parked tasks to run", || p.polls() >= 7);
-                        parked_now.set();
-                        std::future::pending::<()>().await
-                    })
-                    .await;
-                    "scope"
-                }
-            },
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let probe = Probe::new();
+    let running_drops = Counter::new();
+    let kept: Slot<(Scope, JoinHandle<()>)> = Slot::new();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let in_poll = Event::new();
+    let parked_now = Event::new();
+    let winner = rt.block_on(or(
+        {
+            let (p, rd, kept) = (probe.clone(), running_drops.clone(), kept.clone());
+            let (in_poll, parked_now) = (in_poll.clone(), parked_now.clone());
             async move {
-                parked_now.wait().await;
-                in_poll.wait().await;
-                "other"
-            },
-        ));
-        assert_eq!(winner, "other");
-        // The scope future is gone: its parked futures were dropped at
-        // once, by this thread; the one inside its poll is dropped when
-        // that poll returns.
-        assert_eq!(probe.drops(), 7, "every parked future was dropped");
-        assert_eq!(running_drops.get(), 0);
-        let (kept_scope, watched) = kept.take();
-        assert!(kept_scope.is_cancelled());
-        let late = kept_scope.spawn(probe.wrap(async {}));
-        assert_eq!(
-            drive(late).unwrap_err().reason(),
-            &CancelReason::ScopeDropped,
-            "spawning into a dropped scope is refused"
-        );
-        assert_eq!(probe.drops(), 8);
-        assert_eq!(
-            drive(watched).unwrap_err().reason(),
-            &CancelReason::ScopeDropped
-        );
-        release_tx.send(()).unwrap();
-        wait_until("the running task to be released", || {
-            rt.live_tasks() == 0 && rt.live_scopes() == 0
-        });
-        assert_eq!(running_drops.get(), 1);
-        assert_eq!(probe.polls(), 7, "no future was polled after the drop");
-        assert_serves(&rt, WORKERS);
+                let _ = scope(move |s| async move {
+                    let forever = Event::new();
+                    let c = |f: BoxFuture| p.wrap(f);
+                    for _ in 0..5 {
+                        let f = forever.clone();
+                        s.spawn(c(Box::pin(async move { f.wait().await })));
+                    }
+                    let nested = c(Box::pin(std::future::pending()));
+                    s.spawn(async move {
+                        let _ = scope(|n| async move {
+                            n.spawn(nested);
+                            std::future::pending::<()>().await
+                        })
+                        .await;
+                    });
+                    let watched = s.spawn(c(Box::pin(std::future::pending())));
+                    kept.put((s.clone(), watched));
+                    // A task that is inside its poll when the scope goes.
+                    let guard = rd.on_drop();
+                    let release_rx = Mutex::new(release_rx);
+                    s.spawn(async move {
+                        let _guard = guard;
+                        std::future::poll_fn(|_| {
+                            in_poll.set();
+                            release_rx.lock().unwrap().recv().expect("release");
+                            Poll::<()>::Pending
+                        })
+                        .await
+                    });
+                    wait_until("the parked tasks to run", || p.polls() >= 7);
+                    parked_now.set();
+                    std::future::pending::<()>().await
+                })
+                .await;
+                "scope"
+            }
+        },
+        async move {
+            parked_now.wait().await;
+            in_poll.wait().await;
+            "other"
+        },
+    ));
+    assert_eq!(winner, "other");
+    // The scope future is gone: its parked futures were dropped at
+    // once, by this thread; the one inside its poll is dropped when
+    // that poll returns.
+    assert_eq!(probe.drops(), 7, "every parked future was dropped");
+    assert_eq!(running_drops.get(), 0);
+    let (kept_scope, watched) = kept.take();
+    assert!(kept_scope.is_cancelled());
+    let late = kept_scope.spawn(probe.wrap(async {}));
+    assert_eq!(
+        drive(late).unwrap_err().reason(),
+        &CancelReason::ScopeDropped,
+        "spawning into a dropped scope is refused"
+    );
+    assert_eq!(probe.drops(), 8);
+    assert_eq!(
+        drive(watched).unwrap_err().reason(),
+        &CancelReason::ScopeDropped
+    );
+    release_tx.send(()).unwrap();
+    wait_until("the running task to be released", || {
+        rt.live_tasks() == 0 && rt.live_scopes() == 0
     });
+    assert_eq!(running_drops.get(), 1);
+    assert_eq!(probe.polls(), 7, "no future was polled after the drop");
+    assert_serves(&rt, WORKERS);
 }

@@ -106,77 +106,75 @@ impl Parked {
 
 #[test]
 fn panic_in_poll_cancels_the_scope_and_resumes_after_all_tasks_ended() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let parked = Parked::new();
-        let spins = Counter::new();
-        let panicker: Slot<JoinHandle<()>> = Slot::new();
-        let message = expect_panic(|| {
-            rt.block_on(scope(|s| {
-                let parked = parked.clone();
-                let (spins, panicker) = (spins.clone(), panicker.clone());
-                async move {
-                    // A busy sibling, a parked sibling, and a nested scope
-                    // with a parked task: all must stop.
-                    let spinning = Event::new();
-                    {
-                        let (spins, spinning) = (spins.clone(), spinning.clone());
-                        let guard = parked.drops.on_drop();
-                        s.spawn(async move {
-                            let _guard = guard;
-                            loop {
-                                spins.inc();
-                                spinning.set();
-                                yield_now().await;
-                            }
-                        });
-                    }
-                    s.spawn(parked.task());
-                    let inner_task = parked.task();
-                    s.spawn(scope(|inner| async move {
-                        inner.spawn(inner_task);
-                        std::future::pending::<()>().await
-                    }));
-                    spinning.wait().await;
-                    panicker.put(s.spawn(async {
-                        panic!("boom in poll");
-                    }));
-                    std::future::pending::<()>().await
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let parked = Parked::new();
+    let spins = Counter::new();
+    let panicker: Slot<JoinHandle<()>> = Slot::new();
+    let message = expect_panic(|| {
+        rt.block_on(scope(|s| {
+            let parked = parked.clone();
+            let (spins, panicker) = (spins.clone(), panicker.clone());
+            async move {
+                // A busy sibling, a parked sibling, and a nested scope
+                // with a parked task: all must stop.
+                let spinning = Event::new();
+                {
+                    let (spins, spinning) = (spins.clone(), spinning.clone());
+                    let guard = parked.drops.on_drop();
+                    s.spawn(async move {
+                        let _guard = guard;
+                        loop {
+                            spins.inc();
+                            spinning.set();
+                            yield_now().await;
+                        }
+                    });
                 }
-            }))
-        });
-        assert_eq!(message, "boom in poll");
-        // The scope resumed the panic only after every task had ended.
-        assert_eq!(parked.drops.get(), 3, "every sibling was dropped");
-        assert_eq!(parked.finished.get(), 0);
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-        assert_eq!(cancel_reason(panicker.take()), CancelReason::Panicked);
-        assert_serves(&rt, WORKERS);
+                s.spawn(parked.task());
+                let inner_task = parked.task();
+                s.spawn(scope(|inner| async move {
+                    inner.spawn(inner_task);
+                    std::future::pending::<()>().await
+                }));
+                spinning.wait().await;
+                panicker.put(s.spawn(async {
+                    panic!("boom in poll");
+                }));
+                std::future::pending::<()>().await
+            }
+        }))
     });
+    assert_eq!(message, "boom in poll");
+    // The scope resumed the panic only after every task had ended.
+    assert_eq!(parked.drops.get(), 3, "every sibling was dropped");
+    assert_eq!(parked.finished.get(), 0);
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    assert_eq!(cancel_reason(panicker.take()), CancelReason::Panicked);
+    assert_serves(&rt, WORKERS);
 }
 
 #[test]
 fn panics_in_many_tasks_keep_only_the_first_and_lose_no_worker() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        for round in 0..20 {
-            let message = expect_panic(|| {
-                rt.block_on(scope(|s| async move {
-                    for i in 0..50 {
-                        s.spawn(async move {
-                            yield_now().await;
-                            panic!("task {i} of round {round}");
-                        });
-                    }
-                }))
-            });
-            assert!(message.starts_with("task "), "a task's panic: {message}");
-            assert_eq!(rt.live_tasks(), 0);
-            assert_eq!(rt.live_scopes(), 0);
-        }
-        assert_serves(&rt, WORKERS);
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    for round in 0..20 {
+        let message = expect_panic(|| {
+            rt.block_on(scope(|s| async move {
+                for i in 0..50 {
+                    s.spawn(async move {
+                        yield_now().await;
+                        panic!("task {i} of round {round}");
+                    });
+                }
+            }))
+        });
+        assert!(message.starts_with("task "), "a task's panic: {message}");
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+    }
+    assert_serves(&rt, WORKERS);
 }
 
 // ---------------------------------------------------------------------
@@ -185,105 +183,102 @@ fn panics_in_many_tasks_keep_only_the_first_and_lose_no_worker() {
 
 #[test]
 fn panic_in_drop_of_a_parked_future_dropped_by_the_canceller() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let parked = Parked::new();
-        let bomb: Slot<JoinHandle<()>> = Slot::new();
-        let message = expect_panic(|| {
-            rt.block_on(scope(|s| {
-                let parked = parked.clone();
-                let bomb = bomb.clone();
-                async move {
-                    let parked_now = Event::new();
-                    s.spawn(parked.task());
-                    let (p, f) = (parked_now.clone(), parked.forever.clone());
-                    bomb.put(s.spawn(async move {
-                        let _bomb = PanicOnDrop("boom in drop (parked)");
-                        p.set();
-                        f.wait().await;
-                    }));
-                    s.spawn(parked.task());
-                    parked_now.wait().await;
-                    s.cancel();
-                    std::future::pending::<()>().await
-                }
-            }))
-        });
-        assert_eq!(message, "boom in drop (parked)");
-        assert_eq!(parked.drops.get(), 2, "the other futures were dropped too");
-        assert_eq!(parked.finished.get(), 0);
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-        // Cancelled first, then its drop panicked: either reason is fair.
-        let reason = cancel_reason(bomb.take());
-        assert!(
-            matches!(reason, CancelReason::Explicit | CancelReason::Panicked),
-            "{reason:?}"
-        );
-        assert_serves(&rt, WORKERS);
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let parked = Parked::new();
+    let bomb: Slot<JoinHandle<()>> = Slot::new();
+    let message = expect_panic(|| {
+        rt.block_on(scope(|s| {
+            let parked = parked.clone();
+            let bomb = bomb.clone();
+            async move {
+                let parked_now = Event::new();
+                s.spawn(parked.task());
+                let (p, f) = (parked_now.clone(), parked.forever.clone());
+                bomb.put(s.spawn(async move {
+                    let _bomb = PanicOnDrop("boom in drop (parked)");
+                    p.set();
+                    f.wait().await;
+                }));
+                s.spawn(parked.task());
+                parked_now.wait().await;
+                s.cancel();
+                std::future::pending::<()>().await
+            }
+        }))
     });
+    assert_eq!(message, "boom in drop (parked)");
+    assert_eq!(parked.drops.get(), 2, "the other futures were dropped too");
+    assert_eq!(parked.finished.get(), 0);
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    // Cancelled first, then its drop panicked: either reason is fair.
+    let reason = cancel_reason(bomb.take());
+    assert!(
+        matches!(reason, CancelReason::Explicit | CancelReason::Panicked),
+        "{reason:?}"
+    );
+    assert_serves(&rt, WORKERS);
 }
 
 #[test]
 fn panic_in_drop_of_a_future_cancelled_while_it_was_polled() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let (go_tx, go_rx) = mpsc::channel::<()>();
-        let message = expect_panic(|| {
-            rt.block_on(scope(|s| async move {
-                let in_poll = Event::new();
-                let entered = in_poll.clone();
-                let go_rx = Mutex::new(go_rx);
-                s.spawn(async move {
-                    let _bomb = PanicOnDrop("boom in drop (running)");
-                    std::future::poll_fn(|_| {
-                        // Hold this worker inside the poll until the body
-                        // has cancelled the scope: the runner then drops the
-                        // future when this poll returns.
-                        entered.set();
-                        go_rx.lock().unwrap().recv().expect("the go signal");
-                        Poll::<()>::Pending
-                    })
-                    .await
-                });
-                in_poll.wait().await;
-                s.cancel();
-                go_tx.send(()).unwrap();
-                std::future::pending::<()>().await
-            }))
-        });
-        assert_eq!(message, "boom in drop (running)");
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-        assert_serves(&rt, WORKERS);
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let message = expect_panic(|| {
+        rt.block_on(scope(|s| async move {
+            let in_poll = Event::new();
+            let entered = in_poll.clone();
+            let go_rx = Mutex::new(go_rx);
+            s.spawn(async move {
+                let _bomb = PanicOnDrop("boom in drop (running)");
+                std::future::poll_fn(|_| {
+                    // Hold this worker inside the poll until the body
+                    // has cancelled the scope: the runner then drops the
+                    // future when this poll returns.
+                    entered.set();
+                    go_rx.lock().unwrap().recv().expect("the go signal");
+                    Poll::<()>::Pending
+                })
+                .await
+            });
+            in_poll.wait().await;
+            s.cancel();
+            go_tx.send(()).unwrap();
+            std::future::pending::<()>().await
+        }))
     });
+    assert_eq!(message, "boom in drop (running)");
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    assert_serves(&rt, WORKERS);
 }
 
 #[test]
 fn panic_in_drop_of_a_future_cancelled_by_a_deadline() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let message = expect_panic(|| {
-            rt.block_on(scope(|s| async move {
-                let parked_now = Event::new();
-                let p = parked_now.clone();
-                s.spawn(async move {
-                    let _bomb = PanicOnDrop("boom in drop (deadline)");
-                    p.set();
-                    std::future::pending::<()>().await
-                });
-                parked_now.wait().await;
-                // The timer fires on a worker thread, which drops the future.
-                s.cancel_after(Duration::from_millis(5));
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let message = expect_panic(|| {
+        rt.block_on(scope(|s| async move {
+            let parked_now = Event::new();
+            let p = parked_now.clone();
+            s.spawn(async move {
+                let _bomb = PanicOnDrop("boom in drop (deadline)");
+                p.set();
                 std::future::pending::<()>().await
-            }))
-        });
-        assert_eq!(message, "boom in drop (deadline)");
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-        assert_eq!(rt.pending_timers(), 0);
-        assert_serves(&rt, WORKERS);
+            });
+            parked_now.wait().await;
+            // The timer fires on a worker thread, which drops the future.
+            s.cancel_after(Duration::from_millis(5));
+            std::future::pending::<()>().await
+        }))
     });
+    assert_eq!(message, "boom in drop (deadline)");
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    assert_eq!(rt.pending_timers(), 0);
+    assert_serves(&rt, WORKERS);
 }
 
 // ---------------------------------------------------------------------
@@ -292,87 +287,84 @@ fn panic_in_drop_of_a_future_cancelled_by_a_deadline() {
 
 #[test]
 fn panic_in_a_scope_body_stops_its_tasks_and_resumes() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let parked = Parked::new();
-        let message = expect_panic(|| {
-            rt.block_on(scope(|s| {
-                let parked = parked.clone();
-                async move {
-                    for _ in 0..10 {
-                        s.spawn(parked.task());
-                    }
-                    yield_now().await;
-                    panic!("boom in body");
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let parked = Parked::new();
+    let message = expect_panic(|| {
+        rt.block_on(scope(|s| {
+            let parked = parked.clone();
+            async move {
+                for _ in 0..10 {
+                    s.spawn(parked.task());
                 }
-            }))
-        });
-        assert_eq!(message, "boom in body");
-        assert_eq!(parked.drops.get(), 10);
-        assert_eq!(parked.finished.get(), 0);
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-        assert_serves(&rt, WORKERS);
+                yield_now().await;
+                panic!("boom in body");
+            }
+        }))
     });
+    assert_eq!(message, "boom in body");
+    assert_eq!(parked.drops.get(), 10);
+    assert_eq!(parked.finished.get(), 0);
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    assert_serves(&rt, WORKERS);
 }
 
 #[test]
 fn panic_in_the_scope_closure_before_the_body_starts() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let parked = Parked::new();
-        let message = expect_panic(|| {
-            let p = parked.clone();
-            #[allow(unreachable_code)]
-            rt.block_on(scope(move |s| {
-                s.spawn(p.task());
-                panic!("boom in closure");
-                async {}
-            }))
-        });
-        assert_eq!(message, "boom in closure");
-        assert_eq!(parked.drops.get(), 1);
-        assert_eq!(parked.finished.get(), 0);
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-        assert_serves(&rt, WORKERS);
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let parked = Parked::new();
+    let message = expect_panic(|| {
+        let p = parked.clone();
+        #[allow(unreachable_code)]
+        rt.block_on(scope(move |s| {
+            s.spawn(p.task());
+            panic!("boom in closure");
+            async {}
+        }))
     });
+    assert_eq!(message, "boom in closure");
+    assert_eq!(parked.drops.get(), 1);
+    assert_eq!(parked.finished.get(), 0);
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    assert_serves(&rt, WORKERS);
 }
 
 #[test]
 fn panic_in_a_nested_scope_body_climbs_scope_by_scope() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let parked = Parked::new();
-        let host: Slot<JoinHandle<()>> = Slot::new();
-        let message = expect_panic(|| {
-            rt.block_on(scope(|outer| {
-                let parked = parked.clone();
-                let host = host.clone();
-                async move {
-                    outer.spawn(parked.task());
-                    let inner_parked = parked.task();
-                    host.put(outer.spawn(async move {
-                        let _ = scope(|inner| async move {
-                            inner.spawn(inner_parked);
-                            yield_now().await;
-                            panic!("boom in nested body");
-                        })
-                        .await;
-                    }));
-                    std::future::pending::<()>().await
-                }
-            }))
-        });
-        assert_eq!(message, "boom in nested body");
-        assert_eq!(parked.drops.get(), 2, "tasks of both scopes were dropped");
-        assert_eq!(parked.finished.get(), 0);
-        // The task that awaited the inner scope panicked in turn.
-        assert_eq!(cancel_reason(host.take()), CancelReason::Panicked);
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-        assert_serves(&rt, WORKERS);
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let parked = Parked::new();
+    let host: Slot<JoinHandle<()>> = Slot::new();
+    let message = expect_panic(|| {
+        rt.block_on(scope(|outer| {
+            let parked = parked.clone();
+            let host = host.clone();
+            async move {
+                outer.spawn(parked.task());
+                let inner_parked = parked.task();
+                host.put(outer.spawn(async move {
+                    let _ = scope(|inner| async move {
+                        inner.spawn(inner_parked);
+                        yield_now().await;
+                        panic!("boom in nested body");
+                    })
+                    .await;
+                }));
+                std::future::pending::<()>().await
+            }
+        }))
     });
+    assert_eq!(message, "boom in nested body");
+    assert_eq!(parked.drops.get(), 2, "tasks of both scopes were dropped");
+    assert_eq!(parked.finished.get(), 0);
+    // The task that awaited the inner scope panicked in turn.
+    assert_eq!(cancel_reason(host.take()), CancelReason::Panicked);
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    assert_serves(&rt, WORKERS);
 }
 
 // ---------------------------------------------------------------------
@@ -395,37 +387,36 @@ fn wait_with_panicking_waker(
 
 #[test]
 fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let event = Event::new();
-        let woken = Arc::new(AtomicBool::new(false));
-        let setter: Slot<JoinHandle<()>> = Slot::new();
-        let message = expect_panic(|| {
-            rt.block_on(scope(|s| {
-                let (event, woken, setter) = (event.clone(), woken.clone(), setter.clone());
-                async move {
-                    let registered = Event::new();
-                    s.spawn(wait_with_panicking_waker(
-                        &event,
-                        &woken,
-                        "boom in wake (event)",
-                        &registered,
-                    ));
-                    registered.wait().await;
-                    setter.put(s.spawn(async move { event.set() }));
-                    std::future::pending::<()>().await
-                }
-            }))
-        });
-        // `Event::set` ran the waker inside the setter task's poll: that
-        // task panicked, and its scope resumed the panic.
-        assert_eq!(message, "boom in wake (event)");
-        assert!(woken.load(SeqCst));
-        assert_eq!(cancel_reason(setter.take()), CancelReason::Panicked);
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-        assert_serves(&rt, WORKERS);
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let event = Event::new();
+    let woken = Arc::new(AtomicBool::new(false));
+    let setter: Slot<JoinHandle<()>> = Slot::new();
+    let message = expect_panic(|| {
+        rt.block_on(scope(|s| {
+            let (event, woken, setter) = (event.clone(), woken.clone(), setter.clone());
+            async move {
+                let registered = Event::new();
+                s.spawn(wait_with_panicking_waker(
+                    &event,
+                    &woken,
+                    "boom in wake (event)",
+                    &registered,
+                ));
+                registered.wait().await;
+                setter.put(s.spawn(async move { event.set() }));
+                std::future::pending::<()>().await
+            }
+        }))
     });
+    // `Event::set` ran the waker inside the setter task's poll: that
+    // task panicked, and its scope resumed the panic.
+    assert_eq!(message, "boom in wake (event)");
+    assert!(woken.load(SeqCst));
+    assert_eq!(cancel_reason(setter.take()), CancelReason::Panicked);
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    assert_serves(&rt, WORKERS);
 }
 
 /// One waiter's panicking waker must not cost the other waiters of the
@@ -433,53 +424,52 @@ fn panic_in_a_waker_woken_by_an_event_set_in_a_task() {
 /// is set, so they must be woken (otherwise they wait forever).
 #[test]
 fn a_panicking_waker_does_not_stop_event_set_from_waking_the_others() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let event = Event::new();
-        let woken = Arc::new(AtomicBool::new(false));
-        // First waiter: a panicking waker. Then two well-behaved waiters.
-        let registered = Event::new();
-        let mut first = Box::pin(wait_with_panicking_waker(
-            &event,
-            &woken,
-            "boom in wake (first waiter)",
-            &registered,
-        ));
-        let noop = noop_waker();
-        assert!(first
-            .as_mut()
-            .poll(&mut Context::from_waker(&noop))
-            .is_pending());
-        let others: Vec<_> = (0..2)
-            .map(|_| {
-                let flag = Arc::new(AtomicBool::new(false));
-                let waker = Waker::from(Arc::new(FlagWaker(flag.clone())));
-                let mut wait = Box::pin(event.wait());
-                assert!(wait
-                    .as_mut()
-                    .poll(&mut Context::from_waker(&waker))
-                    .is_pending());
-                (flag, wait)
-            })
-            .collect();
-        let message = expect_panic(|| {
-            rt.block_on(scope(|s| {
-                let event = event.clone();
-                async move {
-                    s.spawn(async move { event.set() });
-                }
-            }))
-        });
-        assert_eq!(message, "boom in wake (first waiter)");
-        assert!(woken.load(SeqCst));
-        for (i, (flag, _wait)) in others.iter().enumerate() {
-            assert!(
-                flag.load(SeqCst),
-                "waiter {i} of the event was never woken after set()"
-            );
-        }
-        assert_serves(&rt, WORKERS);
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let event = Event::new();
+    let woken = Arc::new(AtomicBool::new(false));
+    // First waiter: a panicking waker. Then two well-behaved waiters.
+    let registered = Event::new();
+    let mut first = Box::pin(wait_with_panicking_waker(
+        &event,
+        &woken,
+        "boom in wake (first waiter)",
+        &registered,
+    ));
+    let noop = noop_waker();
+    assert!(first
+        .as_mut()
+        .poll(&mut Context::from_waker(&noop))
+        .is_pending());
+    let others: Vec<_> = (0..2)
+        .map(|_| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let waker = Waker::from(Arc::new(FlagWaker(flag.clone())));
+            let mut wait = Box::pin(event.wait());
+            assert!(wait
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending());
+            (flag, wait)
+        })
+        .collect();
+    let message = expect_panic(|| {
+        rt.block_on(scope(|s| {
+            let event = event.clone();
+            async move {
+                s.spawn(async move { event.set() });
+            }
+        }))
     });
+    assert_eq!(message, "boom in wake (first waiter)");
+    assert!(woken.load(SeqCst));
+    for (i, (flag, _wait)) in others.iter().enumerate() {
+        assert!(
+            flag.load(SeqCst),
+            "waiter {i} of the event was never woken after set()"
+        );
+    }
+    assert_serves(&rt, WORKERS);
 }
 
 /// The child half of [`panic_in_a_waker_woken_by_a_timer`].
@@ -613,101 +603,99 @@ impl Future for SelfWaking {
 
 #[test]
 fn self_waking_futures_do_not_starve_others_on_one_worker() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let spins = Counter::new();
-        let outside = Event::new();
-        let setter = {
-            let (outside, spins) = (outside.clone(), spins.clone());
-            std::thread::spawn(move || {
-                // Set from an OS thread outside the runtime (the injector
-                // path), once the spinners are going.
-                wait_until("the spinners to run", || spins.get() > 100);
-                outside.set();
-            })
-        };
-        let out = rt.block_on(scope(|s| {
-            let (spins, outside) = (spins.clone(), outside.clone());
-            async move {
-                for _ in 0..2 {
-                    s.spawn(SelfWaking(spins.clone()));
-                }
-                let yielder = s.spawn(async {
-                    for _ in 0..500 {
-                        yield_now().await;
-                    }
-                    "yielder"
-                });
-                let sleeper = s.spawn(async {
-                    sleep(Duration::from_millis(5)).await;
-                    "sleeper"
-                });
-                let waiter = s.spawn(async move {
-                    outside.wait().await;
-                    "waiter"
-                });
-                let s2 = s.clone();
-                let spawner = s.spawn(async move {
-                    // Spawned by a task: lands in the worker's local queue
-                    // behind the spinners.
-                    s2.spawn(async { "grandchild" }).await
-                });
-                assert_eq!(yielder.await, Ok("yielder"));
-                assert_eq!(sleeper.await, Ok("sleeper"));
-                assert_eq!(waiter.await, Ok("waiter"));
-                assert_eq!(spawner.await, Ok(Ok("grandchild")));
-                s.cancel();
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let spins = Counter::new();
+    let outside = Event::new();
+    let setter = {
+        let (outside, spins) = (outside.clone(), spins.clone());
+        std::thread::spawn(move || {
+            // Set from an OS thread outside the runtime (the injector
+            // path), once the spinners are going.
+            wait_until("the spinners to run", || spins.get() > 100);
+            outside.set();
+        })
+    };
+    let out = rt.block_on(scope(|s| {
+        let (spins, outside) = (spins.clone(), outside.clone());
+        async move {
+            for _ in 0..2 {
+                s.spawn(SelfWaking(spins.clone()));
             }
-        }));
-        setter.join().unwrap();
-        let cancelled = out.expect_err("the body cancelled the scope");
-        assert_eq!(cancelled.reason(), &CancelReason::Explicit);
-        assert!(spins.get() > 0, "the spinners ran");
-        assert_eq!(rt.live_tasks(), 0);
-        assert_serves(&rt, 1);
-    });
+            let yielder = s.spawn(async {
+                for _ in 0..500 {
+                    yield_now().await;
+                }
+                "yielder"
+            });
+            let sleeper = s.spawn(async {
+                sleep(Duration::from_millis(5)).await;
+                "sleeper"
+            });
+            let waiter = s.spawn(async move {
+                outside.wait().await;
+                "waiter"
+            });
+            let s2 = s.clone();
+            let spawner = s.spawn(async move {
+                // Spawned by a task: lands in the worker's local queue
+                // behind the spinners.
+                s2.spawn(async { "grandchild" }).await
+            });
+            assert_eq!(yielder.await, Ok("yielder"));
+            assert_eq!(sleeper.await, Ok("sleeper"));
+            assert_eq!(waiter.await, Ok("waiter"));
+            assert_eq!(spawner.await, Ok(Ok("grandchild")));
+            s.cancel();
+        }
+    }));
+    setter.join().unwrap();
+    let cancelled = out.expect_err("the body cancelled the scope");
+    assert_eq!(cancelled.reason(), &CancelReason::Explicit);
+    assert!(spins.get() > 0, "the spinners ran");
+    assert_eq!(rt.live_tasks(), 0);
+    assert_serves(&rt, 1);
 }
 
 #[test]
 fn self_waking_futures_do_not_starve_others_reported_through_results() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let spins = Counter::new();
-        let results = rt.block_on(scope(|s| {
-            let spins = spins.clone();
-            async move {
-                let spinners = scope(|inner| async move {
-                    for _ in 0..3 {
-                        inner.spawn(SelfWaking(spins.clone()));
-                    }
-                    std::future::pending::<()>().await
-                });
-                let work = s.spawn(async {
-                    let mut n = 0;
-                    for _ in 0..100 {
-                        yield_now().await;
-                        n += 1;
-                    }
-                    sleep(Duration::from_millis(2)).await;
-                    n
-                });
-                // The spinners' scope loses the race and is dropped.
-                futures_lite::future::or(
-                    async {
-                        let _ = spinners.await;
-                        None
-                    },
-                    async { Some(work.await) },
-                )
-                .await
-            }
-        }));
-        assert_eq!(results, Ok(Some(Ok(100))));
-        assert!(spins.get() > 0);
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-        assert_serves(&rt, 1);
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let spins = Counter::new();
+    let results = rt.block_on(scope(|s| {
+        let spins = spins.clone();
+        async move {
+            let spinners = scope(|inner| async move {
+                for _ in 0..3 {
+                    inner.spawn(SelfWaking(spins.clone()));
+                }
+                std::future::pending::<()>().await
+            });
+            let work = s.spawn(async {
+                let mut n = 0;
+                for _ in 0..100 {
+                    yield_now().await;
+                    n += 1;
+                }
+                sleep(Duration::from_millis(2)).await;
+                n
+            });
+            // The spinners' scope loses the race and is dropped.
+            futures_lite::future::or(
+                async {
+                    let _ = spinners.await;
+                    None
+                },
+                async { Some(work.await) },
+            )
+            .await
+        }
+    }));
+    assert_eq!(results, Ok(Some(Ok(100))));
+    assert!(spins.get() > 0);
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
+    assert_serves(&rt, 1);
 }
 
 // ---------------------------------------------------------------------
@@ -786,47 +774,46 @@ fn a_panicking_scope_local_freed_on_a_worker_goes_to_the_parent() {
 /// walk now finishes, and the outer scope resumes the panic.
 #[test]
 fn a_panicking_scope_local_freed_by_a_walk_does_not_stop_the_walk() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, WORKERS);
-        let sibling_drops = Counter::new();
-        let guard = sibling_drops.on_drop();
-        let message = expect_panic(|| {
-            rt.block_on(scope(move |s| async move {
-                let hosts_parked = Event::new();
-                let (a, b) = (hosts_parked.clone(), hosts_parked.clone());
-                // A: no task; its body parks. Opened before B, so B is
-                // first in the parent's child list and expanded after A.
-                s.spawn(
-                    scope(move |_| async move {
-                        a.set();
-                        std::future::pending::<()>().await
-                    })
-                    .with_local(&LOUD_LOCAL, PanicOnDrop("boom in a walk")),
-                );
-                hosts_parked.wait().await;
-                hosts_parked.clear();
-                // B: one parked task, which the walk must drop.
-                s.spawn(scope(move |s| async move {
-                    s.spawn(async move {
-                        let _guard = guard;
-                        std::future::pending::<()>().await
-                    });
-                    b.set();
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, WORKERS);
+    let sibling_drops = Counter::new();
+    let guard = sibling_drops.on_drop();
+    let message = expect_panic(|| {
+        rt.block_on(scope(move |s| async move {
+            let hosts_parked = Event::new();
+            let (a, b) = (hosts_parked.clone(), hosts_parked.clone());
+            // A: no task; its body parks. Opened before B, so B is
+            // first in the parent's child list and expanded after A.
+            s.spawn(
+                scope(move |_| async move {
+                    a.set();
                     std::future::pending::<()>().await
-                }));
-                hosts_parked.wait().await;
-                s.cancel();
-            }))
-        });
-        assert_eq!(message, "boom in a walk");
-        assert_eq!(
-            sibling_drops.get(),
-            1,
-            "the sibling's parked task was dropped"
-        );
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
+                })
+                .with_local(&LOUD_LOCAL, PanicOnDrop("boom in a walk")),
+            );
+            hosts_parked.wait().await;
+            hosts_parked.clear();
+            // B: one parked task, which the walk must drop.
+            s.spawn(scope(move |s| async move {
+                s.spawn(async move {
+                    let _guard = guard;
+                    std::future::pending::<()>().await
+                });
+                b.set();
+                std::future::pending::<()>().await
+            }));
+            hosts_parked.wait().await;
+            s.cancel();
+        }))
     });
+    assert_eq!(message, "boom in a walk");
+    assert_eq!(
+        sibling_drops.get(),
+        1,
+        "the sibling's parked task was dropped"
+    );
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
 }
 
 /// An error given to `cancel_with` whose `Drop` panics, held last by a

@@ -1,6 +1,6 @@
 //! Faults and bad input, from the reliability suites: panics where the
-//! runtime must survive them, and misuse of the API. One test binary, a
-//! module per suite.
+//! runtime must survive them, misuse of the API, and the hang guard the
+//! tests run under. One test binary, a module per suite.
 
 #[path = "../support/reliability.rs"]
 mod reliability;
@@ -9,3 +9,4 @@ mod support;
 
 mod bad_input;
 mod faults;
+mod hang_guard;

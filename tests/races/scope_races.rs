@@ -55,12 +55,11 @@ const ITERATIONS: usize = 300;
 /// One thread spawns into a scope while another cancels it.
 #[test]
 fn cancel_races_spawn() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        for _ in 0..ITERATIONS {
-            cancel_vs_spawn_once(&rt);
-        }
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    for _ in 0..ITERATIONS {
+        cancel_vs_spawn_once(&rt);
+    }
 }
 
 fn cancel_vs_spawn_once(rt: &Runtime) {
@@ -136,12 +135,11 @@ fn cancel_vs_spawn_once(rt: &Runtime) {
 /// completed (`Ok`) or was dropped unfinished (`Err`), never both.
 #[test]
 fn cancel_races_task_completion() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        for _ in 0..ITERATIONS {
-            cancel_vs_task_completion_once(&rt);
-        }
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    for _ in 0..ITERATIONS {
+        cancel_vs_task_completion_once(&rt);
+    }
 }
 
 fn cancel_vs_task_completion_once(rt: &Runtime) {
@@ -202,20 +200,19 @@ fn cancel_vs_task_completion_once(rt: &Runtime) {
 /// interrupted nothing), `Err` that the cancel landed.
 #[test]
 fn cancel_races_scope_completion() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        let (mut oks, mut errs) = (0, 0);
-        for _ in 0..ITERATIONS {
-            if cancel_vs_scope_completion_once(&rt) {
-                oks += 1;
-            } else {
-                errs += 1;
-            }
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    let (mut oks, mut errs) = (0, 0);
+    for _ in 0..ITERATIONS {
+        if cancel_vs_scope_completion_once(&rt) {
+            oks += 1;
+        } else {
+            errs += 1;
         }
-        // Not asserted (it depends on scheduling), but useful when reading
-        // the output of a failing run.
-        println!("scope finished first {oks} times, cancel won {errs} times");
-    });
+    }
+    // Not asserted (it depends on scheduling), but useful when reading
+    // the output of a failing run.
+    println!("scope finished first {oks} times, cancel won {errs} times");
 }
 
 fn cancel_vs_scope_completion_once(rt: &Runtime) -> bool {
@@ -282,23 +279,21 @@ fn cancel_vs_scope_completion_once(rt: &Runtime) -> bool {
 /// Two threads cancel a parent and its child (plain) at the same moment.
 #[test]
 fn parent_and_child_cancelled_at_once() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        for _ in 0..ITERATIONS {
-            parent_and_child_once(&rt, false);
-        }
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    for _ in 0..ITERATIONS {
+        parent_and_child_once(&rt, false);
+    }
 }
 
 /// Two threads cancel a parent and its linked child at the same moment.
 #[test]
 fn parent_and_linked_child_cancelled_at_once() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        for _ in 0..ITERATIONS {
-            parent_and_child_once(&rt, true);
-        }
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    for _ in 0..ITERATIONS {
+        parent_and_child_once(&rt, true);
+    }
 }
 
 fn parent_and_child_once(rt: &Runtime, linked: bool) {
@@ -406,49 +401,48 @@ fn parent_and_child_once(rt: &Runtime, linked: bool) {
 /// every future is dropped exactly once.
 #[test]
 fn many_threads_cancel_one_scope() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        for _ in 0..ITERATIONS {
-            const THREADS: usize = 4;
-            const N: usize = 8;
-            let probes = Probes::new(N);
-            let parked = Countdown::new(N);
-            let barrier = Arc::new(Barrier::new(THREADS));
-            let (tx, rx) = mpsc::channel::<CancelHandle>();
-            let rx = Arc::new(std::sync::Mutex::new(rx));
-            let threads: Vec<_> = (0..THREADS)
-                .map(|_| {
-                    let (probes, barrier, rx) = (probes.clone(), barrier.clone(), rx.clone());
-                    thread::spawn(move || {
-                        let handle = rx.lock().unwrap().recv().unwrap();
-                        barrier.wait();
-                        handle.cancel();
-                        probes.raise_fence();
-                    })
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    for _ in 0..ITERATIONS {
+        const THREADS: usize = 4;
+        const N: usize = 8;
+        let probes = Probes::new(N);
+        let parked = Countdown::new(N);
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let (tx, rx) = mpsc::channel::<CancelHandle>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (probes, barrier, rx) = (probes.clone(), barrier.clone(), rx.clone());
+                thread::spawn(move || {
+                    let handle = rx.lock().unwrap().recv().unwrap();
+                    barrier.wait();
+                    handle.cancel();
+                    probes.raise_fence();
                 })
-                .collect();
-            let out = rt.block_on(scope(|s| {
-                let probes = probes.clone();
-                async move {
-                    for i in 0..N {
-                        s.spawn(probes.wrap(i, arrive_and_park(parked.clone())));
-                    }
-                    parked.wait().await;
-                    for _ in 0..THREADS {
-                        tx.send(s.cancel_handle()).unwrap();
-                    }
-                    std::future::pending::<()>().await
+            })
+            .collect();
+        let out = rt.block_on(scope(|s| {
+            let probes = probes.clone();
+            async move {
+                for i in 0..N {
+                    s.spawn(probes.wrap(i, arrive_and_park(parked.clone())));
                 }
-            }));
-            for t in threads {
-                t.join().unwrap();
+                parked.wait().await;
+                for _ in 0..THREADS {
+                    tx.send(s.cancel_handle()).unwrap();
+                }
+                std::future::pending::<()>().await
             }
-            assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
-            probes.assert_each_dropped_once();
-            probes.assert_no_late_polls();
-            assert_eq!(rt.live_tasks(), 0);
+        }));
+        for t in threads {
+            t.join().unwrap();
         }
-    });
+        assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
+        probes.assert_each_dropped_once();
+        probes.assert_no_late_polls();
+        assert_eq!(rt.live_tasks(), 0);
+    }
 }
 
 /// A task that yields, then spawns its successor and ends: a relay that
@@ -471,56 +465,55 @@ fn relay(s: Scope, probes: Arc<Probes>, spawned: Counter, n: usize, far: Countdo
 /// and none is polled after the cancel (but for polls already begun).
 #[test]
 fn self_spawning_tasks_race_cancel() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        for _ in 0..ITERATIONS / 3 {
-            const RELAYS: usize = 4;
-            let probes = Probes::new(1);
-            let spawned = Counter::new();
-            let far = Countdown::new(RELAYS);
-            let (tx, rx) = mpsc::channel::<CancelHandle>();
-            let canceller = {
-                let (probes, far) = (probes.clone(), far.clone());
-                thread::spawn(move || {
-                    let handle = rx.recv().unwrap();
-                    future::block_on(far.wait());
-                    handle.cancel();
-                    probes.raise_fence();
-                })
-            };
-            let out = rt.block_on(scope(|s| {
-                let (probes, spawned) = (probes.clone(), spawned.clone());
-                async move {
-                    for _ in 0..RELAYS {
-                        spawned.inc();
-                        s.spawn(relay(
-                            s.clone(),
-                            probes.clone(),
-                            spawned.clone(),
-                            0,
-                            far.clone(),
-                        ));
-                    }
-                    tx.send(s.cancel_handle()).unwrap();
-                    std::future::pending::<()>().await
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    for _ in 0..ITERATIONS / 3 {
+        const RELAYS: usize = 4;
+        let probes = Probes::new(1);
+        let spawned = Counter::new();
+        let far = Countdown::new(RELAYS);
+        let (tx, rx) = mpsc::channel::<CancelHandle>();
+        let canceller = {
+            let (probes, far) = (probes.clone(), far.clone());
+            thread::spawn(move || {
+                let handle = rx.recv().unwrap();
+                future::block_on(far.wait());
+                handle.cancel();
+                probes.raise_fence();
+            })
+        };
+        let out = rt.block_on(scope(|s| {
+            let (probes, spawned) = (probes.clone(), spawned.clone());
+            async move {
+                for _ in 0..RELAYS {
+                    spawned.inc();
+                    s.spawn(relay(
+                        s.clone(),
+                        probes.clone(),
+                        spawned.clone(),
+                        0,
+                        far.clone(),
+                    ));
                 }
-            }));
-            canceller.join().unwrap();
-            assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
-            assert_eq!(
-                probes[0].drops(),
-                spawned.get(),
-                "a spawned future was lost or dropped twice"
-            );
-            // One poll per worker may have been claimed just before cancel().
-            assert!(
-                probes[0].late_polls() <= 2,
-                "relay tasks ran on after cancel()"
-            );
-            assert_eq!(rt.live_tasks(), 0);
-            assert_eq!(rt.live_scopes(), 0);
-        }
-    });
+                tx.send(s.cancel_handle()).unwrap();
+                std::future::pending::<()>().await
+            }
+        }));
+        canceller.join().unwrap();
+        assert_eq!(out.unwrap_err().reason(), &CancelReason::Explicit);
+        assert_eq!(
+            probes[0].drops(),
+            spawned.get(),
+            "a spawned future was lost or dropped twice"
+        );
+        // One poll per worker may have been claimed just before cancel().
+        assert!(
+            probes[0].late_polls() <= 2,
+            "relay tasks ran on after cancel()"
+        );
+        assert_eq!(rt.live_tasks(), 0);
+        assert_eq!(rt.live_scopes(), 0);
+    }
 }
 
 /// Blocks the thread dropping it until told to go on.
@@ -578,7 +571,8 @@ fn stuck_scope(
 /// canceller goes on, it must cope with that scope being gone.
 #[test]
 fn cancel_copes_with_a_scope_ending_during_its_batch() {
-    hang_guard(stage_a_scope_ending_during_a_cancel_batch);
+    let _hang = hang_guard();
+    stage_a_scope_ending_during_a_cancel_batch();
 }
 
 fn stage_a_scope_ending_during_a_cancel_batch() {
@@ -675,45 +669,44 @@ fn stage_a_scope_ending_during_a_cancel_batch() {
 /// any read of a freed node. Every future is dropped exactly once.
 #[test]
 fn foreign_wakes_race_cancel_and_scope_end() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        for _ in 0..ITERATIONS {
-            const TASKS: usize = 8;
-            let probes = Probes::new(TASKS);
-            let wakers: Arc<Mutex<Vec<Waker>>> = Arc::default();
-            let stop = Arc::new(AtomicBool::new(false));
-            let waking = {
-                let (wakers, stop) = (wakers.clone(), stop.clone());
-                thread::spawn(move || {
-                    while !stop.load(SeqCst) {
-                        let now: Vec<Waker> = wakers.lock().unwrap().clone();
-                        now.iter().for_each(Waker::wake_by_ref);
-                    }
-                })
-            };
-            let out = rt.block_on(scope(|s| {
-                let (probes, wakers) = (probes.clone(), wakers.clone());
-                async move {
-                    for i in 0..TASKS {
-                        let wakers = wakers.clone();
-                        s.spawn(probes.wrap(
-                            i,
-                            future::poll_fn(move |cx| {
-                                wakers.lock().unwrap().push(cx.waker().clone());
-                                Poll::<()>::Pending
-                            }),
-                        ));
-                    }
-                    while wakers.lock().unwrap().len() < TASKS {
-                        yield_now().await;
-                    }
-                    s.cancel();
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    for _ in 0..ITERATIONS {
+        const TASKS: usize = 8;
+        let probes = Probes::new(TASKS);
+        let wakers: Arc<Mutex<Vec<Waker>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let waking = {
+            let (wakers, stop) = (wakers.clone(), stop.clone());
+            thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    let now: Vec<Waker> = wakers.lock().unwrap().clone();
+                    now.iter().for_each(Waker::wake_by_ref);
                 }
-            }));
-            assert_eq!(*out.unwrap_err().reason(), CancelReason::Explicit);
-            stop.store(true, SeqCst);
-            waking.join().unwrap();
-            probes.assert_each_dropped_once();
-        }
-    });
+            })
+        };
+        let out = rt.block_on(scope(|s| {
+            let (probes, wakers) = (probes.clone(), wakers.clone());
+            async move {
+                for i in 0..TASKS {
+                    let wakers = wakers.clone();
+                    s.spawn(probes.wrap(
+                        i,
+                        future::poll_fn(move |cx| {
+                            wakers.lock().unwrap().push(cx.waker().clone());
+                            Poll::<()>::Pending
+                        }),
+                    ));
+                }
+                while wakers.lock().unwrap().len() < TASKS {
+                    yield_now().await;
+                }
+                s.cancel();
+            }
+        }));
+        assert_eq!(*out.unwrap_err().reason(), CancelReason::Explicit);
+        stop.store(true, SeqCst);
+        waking.join().unwrap();
+        probes.assert_each_dropped_once();
+    }
 }

@@ -49,8 +49,8 @@
 
 use crate::reliability::{seed, Rng, Spinners};
 use crate::support::{
-    hang_guard, hang_guard_for, panic_message, runtime, wait_until, BoxFuture, Clock, Counter,
-    Fence, Probe, Probed,
+    hang_guard, hang_guard_for, panic_message, runtime, test_name, wait_until, BoxFuture, Clock,
+    Counter, Fence, Probe, Probed,
 };
 use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
@@ -178,27 +178,31 @@ fn many_tasks_cancelled(n: usize) -> Duration {
 
 #[test]
 fn fifty_thousand_tasks_through_one_scope() {
-    let t = hang_guard(|| many_tasks_complete(SHORT_TASKS));
+    let _hang = hang_guard();
+    let t = many_tasks_complete(SHORT_TASKS);
     println!("{SHORT_TASKS} tasks completed through one scope in {t:?}");
 }
 
 #[test]
 fn fifty_thousand_parked_tasks_cancelled() {
-    let t = hang_guard(|| many_tasks_cancelled(SHORT_TASKS));
+    let _hang = hang_guard();
+    let t = many_tasks_cancelled(SHORT_TASKS);
     println!("{SHORT_TASKS} parked tasks spawned and cancelled in {t:?}");
 }
 
 #[test]
 #[ignore = "long: cargo test --release --test stress -- --ignored"]
 fn one_million_tasks_through_one_scope() {
-    let t = hang_guard_for("1M tasks", LONG_LIMIT, || many_tasks_complete(MILLION));
+    let _hang = hang_guard_for(&test_name(), LONG_LIMIT);
+    let t = many_tasks_complete(MILLION);
     println!("{MILLION} tasks completed through one scope in {t:?}");
 }
 
 #[test]
 #[ignore = "long: cargo test --release --test stress -- --ignored"]
 fn one_million_parked_tasks_cancelled() {
-    let t = hang_guard_for("1M parked", LONG_LIMIT, || many_tasks_cancelled(MILLION));
+    let _hang = hang_guard_for(&test_name(), LONG_LIMIT);
+    let t = many_tasks_cancelled(MILLION);
     println!("{MILLION} parked tasks spawned and cancelled in {t:?}");
 }
 
@@ -234,71 +238,70 @@ impl Drop for HoldCanceller {
 /// everything end.
 #[test]
 fn cancel_returns_when_a_scope_ends_during_the_cancel() {
-    hang_guard(|| {
-        let rt = Arc::new(runtime(Clock::Real, 2));
-        let started = Arc::new(AtomicBool::new(false));
-        let finish_task = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel::<CancelHandle>();
-        let canceller = {
-            let started = started.clone();
-            thread::spawn(move || {
-                let handle = rx.recv().expect("the scope's cancel handle");
-                wait_until("the task to run", || started.load(SeqCst));
-                std::panic::catch_unwind(AssertUnwindSafe(|| handle.cancel()))
-                    .map_err(|p| panic_message(&*p))
-            })
-        };
-        // The scope future runs on a thread of its own: if `cancel()` fails
-        // half-way, it never ends, and the test reports the cancel's panic.
-        let driver = {
-            let rt = rt.clone();
-            thread::spawn(move || {
-                rt.block_on(scope(|g| {
-                    tx.send(g.cancel_handle()).unwrap();
-                    let rt2 = rt.clone();
-                    async move {
-                        // Q first, so that the cancel walk reaches P (opened
-                        // later) first, then Q.
-                        let q_open = Event::new();
-                        let q = q_open.clone();
-                        let hold = HoldCanceller {
-                            finish_task: finish_task.clone(),
-                            rt: rt2,
-                            scopes_after: 2,
-                        };
-                        g.spawn(scope(move |q_scope| async move {
-                            q_scope.spawn(async move {
-                                let _hold = hold;
-                                std::future::pending::<()>().await
-                            });
-                            q.set();
+    let _hang = hang_guard();
+    let rt = Arc::new(runtime(Clock::Real, 2));
+    let started = Arc::new(AtomicBool::new(false));
+    let finish_task = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<CancelHandle>();
+    let canceller = {
+        let started = started.clone();
+        thread::spawn(move || {
+            let handle = rx.recv().expect("the scope's cancel handle");
+            wait_until("the task to run", || started.load(SeqCst));
+            std::panic::catch_unwind(AssertUnwindSafe(|| handle.cancel()))
+                .map_err(|p| panic_message(&*p))
+        })
+    };
+    // The scope future runs on a thread of its own: if `cancel()` fails
+    // half-way, it never ends, and the test reports the cancel's panic.
+    let driver = {
+        let rt = rt.clone();
+        thread::spawn(move || {
+            rt.block_on(scope(|g| {
+                tx.send(g.cancel_handle()).unwrap();
+                let rt2 = rt.clone();
+                async move {
+                    // Q first, so that the cancel walk reaches P (opened
+                    // later) first, then Q.
+                    let q_open = Event::new();
+                    let q = q_open.clone();
+                    let hold = HoldCanceller {
+                        finish_task: finish_task.clone(),
+                        rt: rt2,
+                        scopes_after: 2,
+                    };
+                    g.spawn(scope(move |q_scope| async move {
+                        q_scope.spawn(async move {
+                            let _hold = hold;
                             std::future::pending::<()>().await
-                        }));
-                        q_open.wait().await;
-                        g.spawn(scope(move |p_scope| async move {
-                            p_scope.spawn(async move {
-                                started.store(true, SeqCst);
-                                while !finish_task.load(SeqCst) {
-                                    std::hint::spin_loop();
-                                }
-                            });
-                            std::future::pending::<()>().await
-                        }));
+                        });
+                        q.set();
                         std::future::pending::<()>().await
-                    }
-                }))
-            })
-        };
-        let cancelled = canceller.join().expect("the canceller thread");
-        assert_eq!(cancelled, Ok(()), "cancel() panicked");
-        let out = driver.join().expect("the scope's thread");
-        assert_eq!(
-            out.map_err(|c| c.reason().clone()),
-            Err(CancelReason::Explicit)
-        );
-        assert_eq!(rt.live_tasks(), 0);
-        assert_eq!(rt.live_scopes(), 0);
-    });
+                    }));
+                    q_open.wait().await;
+                    g.spawn(scope(move |p_scope| async move {
+                        p_scope.spawn(async move {
+                            started.store(true, SeqCst);
+                            while !finish_task.load(SeqCst) {
+                                std::hint::spin_loop();
+                            }
+                        });
+                        std::future::pending::<()>().await
+                    }));
+                    std::future::pending::<()>().await
+                }
+            }))
+        })
+    };
+    let cancelled = canceller.join().expect("the canceller thread");
+    assert_eq!(cancelled, Ok(()), "cancel() panicked");
+    let out = driver.join().expect("the scope's thread");
+    assert_eq!(
+        out.map_err(|c| c.reason().clone()),
+        Err(CancelReason::Explicit)
+    );
+    assert_eq!(rt.live_tasks(), 0);
+    assert_eq!(rt.live_scopes(), 0);
 }
 
 // ---------------------------------------------------------------------
@@ -325,17 +328,16 @@ fn spinners_meet_after_a_timer(rt: &Runtime, limit: Duration) -> bool {
 /// task waits in the busy worker's queue while the other worker sleeps.
 #[test]
 fn an_idle_worker_is_woken_for_a_task_queued_behind_a_busy_one() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        let rounds = if cfg!(miri) { 5 } else { 2000 };
-        for round in 0..rounds {
-            assert!(
-                spinners_meet_after_a_timer(&rt, Duration::from_secs(2)),
-                "round {round}: a runnable task waited 2 s in a queue while a worker slept"
-            );
-        }
-        assert_eq!(rt.pending_timers(), 0);
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    let rounds = if cfg!(miri) { 5 } else { 2000 };
+    for round in 0..rounds {
+        assert!(
+            spinners_meet_after_a_timer(&rt, Duration::from_secs(2)),
+            "round {round}: a runnable task waited 2 s in a queue while a worker slept"
+        );
+    }
+    assert_eq!(rt.pending_timers(), 0);
 }
 
 // ---------------------------------------------------------------------
@@ -750,14 +752,12 @@ fn random_trees(trees: usize, budget: usize, default_seed: u64) {
     for i in 0..trees {
         if i % 8 == 0 {
             let workers = 1 + rng.below(4) as usize;
-            rt = Some(Arc::new(runtime(Clock::Real, workers)));
+            rt = Some(runtime(Clock::Real, workers));
         }
         let tree_seed = rng.next_u64();
-        let tree_rt = rt.clone().unwrap();
-        let what = format!("random tree (seed {tree_seed})");
-        totals.add(hang_guard_for(&what, TREE_LIMIT, move || {
-            run_tree(&tree_rt, tree_seed, budget)
-        }));
+        let what = format!("{} (random tree, seed {tree_seed})", test_name());
+        let _hang = hang_guard_for(&what, TREE_LIMIT);
+        totals.add(run_tree(rt.as_ref().unwrap(), tree_seed, budget));
     }
     drop(rt);
     println!("random trees: {totals:?} in {:?}", start.elapsed());

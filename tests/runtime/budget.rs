@@ -252,13 +252,12 @@ fn stop_midway(kind: Kind, trigger: Trigger) {
 /// `.await` after it, not when the loop ends by itself.
 #[test]
 fn a_cancel_deadline_or_task_cancel_stops_every_kind_of_ready_loop_at_its_next_await() {
-    hang_guard(|| {
-        for kind in KINDS {
-            for trigger in TRIGGERS {
-                stop_midway(kind, trigger);
-            }
+    let _hang = hang_guard();
+    for kind in KINDS {
+        for trigger in TRIGGERS {
+            stop_midway(kind, trigger);
         }
-    });
+    }
 }
 
 /// The case that took 3.7 s: a deadline over tasks that loop on ready
@@ -266,52 +265,50 @@ fn a_cancel_deadline_or_task_cancel_stops_every_kind_of_ready_loop_at_its_next_a
 /// only its own looks at the timers can fire the deadline.
 #[test]
 fn a_deadline_lands_on_endless_ready_loops_on_one_busy_worker() {
-    hang_guard(|| {
-        for kind in ENDLESS {
-            let rt = runtime(Clock::Real, 1);
-            let starved = Counter::new();
-            let out = rt.block_on(scope(|s| {
-                let starved = starved.clone();
-                async move {
-                    s.cancel_after(ms(5));
-                    for _ in 0..3 {
-                        let starved = starved.clone();
-                        let stop = Arc::new(AtomicBool::new(false));
-                        s.spawn(async move {
-                            if ready_loop(Source::endless(kind), stop).await {
-                                starved.inc();
-                            }
-                        });
-                    }
+    let _hang = hang_guard();
+    for kind in ENDLESS {
+        let rt = runtime(Clock::Real, 1);
+        let starved = Counter::new();
+        let out = rt.block_on(scope(|s| {
+            let starved = starved.clone();
+            async move {
+                s.cancel_after(ms(5));
+                for _ in 0..3 {
+                    let starved = starved.clone();
+                    let stop = Arc::new(AtomicBool::new(false));
+                    s.spawn(async move {
+                        if ready_loop(Source::endless(kind), stop).await {
+                            starved.inc();
+                        }
+                    });
                 }
-            }));
-            assert_eq!(starved.get(), 0, "{kind:?}: the deadline never landed");
-            let reason = out.expect_err("the deadline passed").reason().clone();
-            assert_eq!(reason, CancelReason::Deadline { after: ms(5) }, "{kind:?}");
-        }
-    });
+            }
+        }));
+        assert_eq!(starved.get(), 0, "{kind:?}: the deadline never landed");
+        let reason = out.expect_err("the deadline passed").reason().clone();
+        assert_eq!(reason, CancelReason::Deadline { after: ms(5) }, "{kind:?}");
+    }
 }
 
 /// A deadline lands on a scope body polled by `block_on` that loops on
 /// ready `.await`s itself, as `move_on_after` is used.
 #[test]
 fn a_deadline_lands_on_a_ready_loop_in_a_scope_body() {
-    hang_guard(|| {
-        for kind in ENDLESS {
-            let rt = runtime(Clock::Real, 1);
-            let starved = Counter::new();
-            let out = rt.block_on(move_on_after(ms(5), {
-                let starved = starved.clone();
-                move |_| async move {
-                    if ready_loop(Source::endless(kind), Arc::default()).await {
-                        starved.inc();
-                    }
+    let _hang = hang_guard();
+    for kind in ENDLESS {
+        let rt = runtime(Clock::Real, 1);
+        let starved = Counter::new();
+        let out = rt.block_on(move_on_after(ms(5), {
+            let starved = starved.clone();
+            move |_| async move {
+                if ready_loop(Source::endless(kind), Arc::default()).await {
+                    starved.inc();
                 }
-            }));
-            assert_eq!(starved.get(), 0, "{kind:?}: the deadline never landed");
-            assert!(out.is_err(), "{kind:?}");
-        }
-    });
+            }
+        }));
+        assert_eq!(starved.get(), 0, "{kind:?}: the deadline never landed");
+        assert!(out.is_err(), "{kind:?}");
+    }
 }
 
 /// On one worker, a task looping on ready `.await`s lets another task run
@@ -320,108 +317,105 @@ fn a_deadline_lands_on_a_ready_loop_in_a_scope_body() {
 /// during the loop.
 #[test]
 fn the_budget_lets_other_tasks_run_and_unconstrained_opts_out() {
-    hang_guard(|| {
-        for kind in ENDLESS {
-            for constrained in [true, false] {
-                let rt = runtime(Clock::Real, 1);
-                let seen_at = on_workers(&rt, async move {
-                    scope(|s| async move {
-                        let other_ran = Arc::new(AtomicBool::new(false));
-                        let looper = {
-                            let other_ran = other_ran.clone();
-                            async move {
-                                let mut source = Source::endless(kind);
-                                for i in 1..=10 * STOCK {
-                                    source.next().await;
-                                    if other_ran.load(SeqCst) {
-                                        return Some(i);
-                                    }
+    let _hang = hang_guard();
+    for kind in ENDLESS {
+        for constrained in [true, false] {
+            let rt = runtime(Clock::Real, 1);
+            let seen_at = on_workers(&rt, async move {
+                scope(|s| async move {
+                    let other_ran = Arc::new(AtomicBool::new(false));
+                    let looper = {
+                        let other_ran = other_ran.clone();
+                        async move {
+                            let mut source = Source::endless(kind);
+                            for i in 1..=10 * STOCK {
+                                source.next().await;
+                                if other_ran.load(SeqCst) {
+                                    return Some(i);
                                 }
-                                None
                             }
-                        };
-                        let looper = if constrained {
-                            s.spawn(looper)
-                        } else {
-                            s.spawn(unconstrained(looper))
-                        };
-                        s.spawn(async move { other_ran.store(true, SeqCst) });
-                        looper.await.expect("not cancelled")
-                    })
-                    .await
-                    .expect("not cancelled")
-                });
-                if constrained {
-                    assert!(
-                        seen_at.is_some_and(|i| i <= BUDGET + 1),
-                        "{kind:?}: the other task ran only after {seen_at:?} `.await`s"
-                    );
-                } else {
-                    assert_eq!(seen_at, None, "{kind:?}: an unconstrained loop yielded");
-                }
+                            None
+                        }
+                    };
+                    let looper = if constrained {
+                        s.spawn(looper)
+                    } else {
+                        s.spawn(unconstrained(looper))
+                    };
+                    s.spawn(async move { other_ran.store(true, SeqCst) });
+                    looper.await.expect("not cancelled")
+                })
+                .await
+                .expect("not cancelled")
+            });
+            if constrained {
+                assert!(
+                    seen_at.is_some_and(|i| i <= BUDGET + 1),
+                    "{kind:?}: the other task ran only after {seen_at:?} `.await`s"
+                );
+            } else {
+                assert_eq!(seen_at, None, "{kind:?}: an unconstrained loop yielded");
             }
         }
-    });
+    }
 }
 
 /// `consume_budget` makes a loop that awaits nothing of the runtime's
 /// yield, and stops it at once when its task is cancelled.
 #[test]
 fn consume_budget_yields_a_loop_of_ones_own_and_is_a_cancel_point() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let steps = on_workers(&rt, async {
-            scope(|s| async move {
-                let other_ran = Arc::new(AtomicBool::new(false));
-                let stepper = s.spawn({
-                    let other_ran = other_ran.clone();
-                    async move {
-                        let mut steps = 0u64;
-                        while !other_ran.load(SeqCst) && steps < 10 * STOCK as u64 {
-                            steps += 1; // a step of work that awaits nothing
-                            consume_budget().await;
-                        }
-                        steps
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let steps = on_workers(&rt, async {
+        scope(|s| async move {
+            let other_ran = Arc::new(AtomicBool::new(false));
+            let stepper = s.spawn({
+                let other_ran = other_ran.clone();
+                async move {
+                    let mut steps = 0u64;
+                    while !other_ran.load(SeqCst) && steps < 10 * STOCK as u64 {
+                        steps += 1; // a step of work that awaits nothing
+                        consume_budget().await;
                     }
-                });
-                s.spawn(async move { other_ran.store(true, SeqCst) });
-                stepper.await.expect("not cancelled")
-            })
-            .await
-            .expect("not cancelled")
-        });
-        assert!(steps <= BUDGET as u64 + 1, "yielded after {steps} steps");
-        stop_midway(ConsumeBudget, Trigger::TaskAlone);
+                    steps
+                }
+            });
+            s.spawn(async move { other_ran.store(true, SeqCst) });
+            stepper.await.expect("not cancelled")
+        })
+        .await
+        .expect("not cancelled")
     });
+    assert!(steps <= BUDGET as u64 + 1, "yielded after {steps} steps");
+    stop_midway(ConsumeBudget, Trigger::TaskAlone);
 }
 
 /// Timers fire on a worker that several tasks looping on ready `.await`s
 /// keep busy: a task's `sleep` ends and stops them.
 #[test]
 fn timers_fire_on_a_worker_kept_busy_by_ready_loops() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let starved = on_workers(&rt, async {
-            scope(|s| async move {
-                let stop = Arc::new(AtomicBool::new(false));
-                let loopers: Vec<_> = (0..4)
-                    .map(|_| s.spawn(ready_loop(Source::endless(EventSet), stop.clone())))
-                    .collect();
-                s.spawn(async move {
-                    sleep(ms(1)).await;
-                    stop.store(true, SeqCst);
-                });
-                let mut starved = 0;
-                for looper in loopers {
-                    starved += usize::from(looper.await.expect("not cancelled"));
-                }
-                starved
-            })
-            .await
-            .expect("not cancelled")
-        });
-        assert_eq!(starved, 0, "the sleep's timer never fired");
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let starved = on_workers(&rt, async {
+        scope(|s| async move {
+            let stop = Arc::new(AtomicBool::new(false));
+            let loopers: Vec<_> = (0..4)
+                .map(|_| s.spawn(ready_loop(Source::endless(EventSet), stop.clone())))
+                .collect();
+            s.spawn(async move {
+                sleep(ms(1)).await;
+                stop.store(true, SeqCst);
+            });
+            let mut starved = 0;
+            for looper in loopers {
+                starved += usize::from(looper.await.expect("not cancelled"));
+            }
+            starved
+        })
+        .await
+        .expect("not cancelled")
     });
+    assert_eq!(starved, 0, "the sleep's timer never fired");
 }
 
 /// A worker looks at the timers between tasks however long they take: a
@@ -430,36 +424,35 @@ fn timers_fire_on_a_worker_kept_busy_by_ready_loops() {
 /// dozens.
 #[test]
 fn a_busy_worker_fires_a_due_timer_after_a_poll_or_two() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let late = Counter::new();
-        let out = rt.block_on(scope(|s| {
-            let late = late.clone();
-            async move {
-                let deadline = Instant::now() + ms(2);
-                s.cancel_at(deadline);
-                s.spawn(async move {
-                    let start = Instant::now();
-                    while start.elapsed() < STARVED {
-                        let slice = Instant::now();
-                        while slice.elapsed() < Duration::from_micros(200) {
-                            std::hint::spin_loop();
-                        }
-                        if Instant::now() >= deadline {
-                            late.inc();
-                        }
-                        yield_now().await;
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let late = Counter::new();
+    let out = rt.block_on(scope(|s| {
+        let late = late.clone();
+        async move {
+            let deadline = Instant::now() + ms(2);
+            s.cancel_at(deadline);
+            s.spawn(async move {
+                let start = Instant::now();
+                while start.elapsed() < STARVED {
+                    let slice = Instant::now();
+                    while slice.elapsed() < Duration::from_micros(200) {
+                        std::hint::spin_loop();
                     }
-                });
-            }
-        }));
-        assert!(out.is_err(), "the deadline passed");
-        assert!(
-            late.get() <= 2,
-            "{} polls ended past the deadline",
-            late.get()
-        );
-    });
+                    if Instant::now() >= deadline {
+                        late.inc();
+                    }
+                    yield_now().await;
+                }
+            });
+        }
+    }));
+    assert!(out.is_err(), "the deadline passed");
+    assert!(
+        late.get() <= 2,
+        "{} polls ended past the deadline",
+        late.get()
+    );
 }
 
 /// A running task whose own scope is cancelled sees `cancelled()` fire in
@@ -467,35 +460,34 @@ fn a_busy_worker_fires_a_due_timer_after_a_poll_or_two() {
 /// stay pending, `cancelled()` does not.
 #[test]
 fn cancelled_still_fires_in_an_or_with_a_ready_loop() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        let seen: Slot<Option<CancelReason>> = Slot::new();
-        let out = rt.block_on(scope(|s| {
-            let seen = seen.clone();
-            async move {
-                let (midpoint, me) = (Event::new(), s.clone());
-                s.spawn({
-                    let midpoint = midpoint.clone();
-                    async move {
-                        midpoint.set();
-                        wait_until("the cancel", || me.is_cancelled());
-                        let work = async {
-                            ready_loop(Source::endless(EventSet), Arc::default()).await;
-                            None
-                        };
-                        let stop = async { Some(me.cancelled().await.reason().clone()) };
-                        seen.put(future::or(work, stop).await);
-                    }
-                });
-                midpoint.wait().await;
-                s.cancel();
-            }
-        }));
-        // The task saw the cancel and ran to its end, and so did the body:
-        // the cancel interrupted nothing.
-        assert_eq!(out, Ok(()));
-        assert_eq!(seen.take(), Some(CancelReason::Explicit));
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    let seen: Slot<Option<CancelReason>> = Slot::new();
+    let out = rt.block_on(scope(|s| {
+        let seen = seen.clone();
+        async move {
+            let (midpoint, me) = (Event::new(), s.clone());
+            s.spawn({
+                let midpoint = midpoint.clone();
+                async move {
+                    midpoint.set();
+                    wait_until("the cancel", || me.is_cancelled());
+                    let work = async {
+                        ready_loop(Source::endless(EventSet), Arc::default()).await;
+                        None
+                    };
+                    let stop = async { Some(me.cancelled().await.reason().clone()) };
+                    seen.put(future::or(work, stop).await);
+                }
+            });
+            midpoint.wait().await;
+            s.cancel();
+        }
+    }));
+    // The task saw the cancel and ran to its end, and so did the body:
+    // the cancel interrupted nothing.
+    assert_eq!(out, Ok(()));
+    assert_eq!(seen.take(), Some(CancelReason::Explicit));
 }
 
 /// A shield inside a cancelled scope is not cancelled: its task, racing a
@@ -504,79 +496,77 @@ fn cancelled_still_fires_in_an_or_with_a_ready_loop() {
 /// end, as cleanup would.
 #[test]
 fn a_shield_respects_the_budget_but_not_the_enclosing_cancel() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        let (stopped, cleaned) = (Counter::new(), Counter::new());
-        let out = rt.block_on(scope(|s| {
-            let (stopped, cleaned) = (stopped.clone(), cleaned.clone());
-            async move {
-                let (started, outer) = (Event::new(), s.clone());
-                s.spawn(shielded_scope({
-                    let started = started.clone();
-                    move |_| async move {
-                        started.set();
-                        let work = async {
-                            ready_loop(Source::endless(EventSet), Arc::default()).await;
-                            false
-                        };
-                        let stop = async {
-                            outer.cancelled().await;
-                            true
-                        };
-                        if future::or(work, stop).await {
-                            stopped.inc();
-                        }
-                        let mut source = Source::endless(EventSet);
-                        for _ in 0..STOCK {
-                            source.next().await;
-                            cleaned.inc();
-                        }
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    let (stopped, cleaned) = (Counter::new(), Counter::new());
+    let out = rt.block_on(scope(|s| {
+        let (stopped, cleaned) = (stopped.clone(), cleaned.clone());
+        async move {
+            let (started, outer) = (Event::new(), s.clone());
+            s.spawn(shielded_scope({
+                let started = started.clone();
+                move |_| async move {
+                    started.set();
+                    let work = async {
+                        ready_loop(Source::endless(EventSet), Arc::default()).await;
+                        false
+                    };
+                    let stop = async {
+                        outer.cancelled().await;
+                        true
+                    };
+                    if future::or(work, stop).await {
+                        stopped.inc();
                     }
-                }));
-                started.wait().await;
-                s.cancel();
-            }
-        }));
-        assert!(out.is_err());
-        assert_eq!(
-            stopped.get(),
-            1,
-            "the shield's task saw the enclosing cancel"
-        );
-        assert_eq!(cleaned.get(), STOCK, "the shield's cleanup ran to its end");
-    });
+                    let mut source = Source::endless(EventSet);
+                    for _ in 0..STOCK {
+                        source.next().await;
+                        cleaned.inc();
+                    }
+                }
+            }));
+            started.wait().await;
+            s.cancel();
+        }
+    }));
+    assert!(out.is_err());
+    assert_eq!(
+        stopped.get(),
+        1,
+        "the shield's task saw the enclosing cancel"
+    );
+    assert_eq!(cleaned.get(), STOCK, "the shield's cleanup ran to its end");
 }
 
 /// A blocking closure of a cancelled scope is not an `.await` of its task:
 /// an executor it runs sees the runtime's futures as anywhere else.
 #[test]
 fn an_executor_in_a_blocking_closure_of_a_cancelled_scope_still_waits() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let waited = Counter::new();
-        let out = rt.block_on(scope(|s| {
-            let waited = waited.clone();
-            async move {
-                let (started, me, ready) = (Event::new(), s.clone(), Event::new());
-                s.spawn_blocking({
-                    let (started, ready) = (started.clone(), ready.clone());
-                    move || {
-                        started.set();
-                        wait_until("the cancel", || me.is_cancelled());
-                        future::block_on(ready.wait());
-                        future::block_on(sleep(ms(1)));
-                        waited.inc();
-                    }
-                });
-                started.wait().await;
-                ready.set();
-                s.cancel();
-            }
-        }));
-        // A running blocking closure is not interrupted by a cancel.
-        assert_eq!(out, Ok(()));
-        assert_eq!(waited.get(), 1, "the closure's waits ended");
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let waited = Counter::new();
+    let out = rt.block_on(scope(|s| {
+        let waited = waited.clone();
+        async move {
+            let (started, me, ready) = (Event::new(), s.clone(), Event::new());
+            s.spawn_blocking({
+                let (started, ready) = (started.clone(), ready.clone());
+                move || {
+                    started.set();
+                    wait_until("the cancel", || me.is_cancelled());
+                    future::block_on(ready.wait());
+                    future::block_on(sleep(ms(1)));
+                    waited.inc();
+                }
+            });
+            started.wait().await;
+            ready.set();
+            s.cancel();
+        }
+    }));
+    // A running blocking closure is not interrupted by a cancel.
+    assert_eq!(out, Ok(()));
+    assert_eq!(waited.get(), 1, "the closure's waits ended");
 }
 
 /// An executor nested in a cancelled poll (a scope body that drives a
@@ -584,21 +574,20 @@ fn an_executor_in_a_blocking_closure_of_a_cancelled_scope_still_waits() {
 /// few times, then let through: it does not spin or wait for ever.
 #[test]
 fn an_executor_nested_in_a_cancelled_poll_is_let_through() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let out = rt.block_on(scope(|s| async move {
-            let ready = Event::new();
-            ready.set();
-            // Run to its end before the cancel: a spawn into a cancelled
-            // scope is refused, a queued closure is dropped by the cancel,
-            // and this test is about the nested executor.
-            let finished = s.spawn_blocking(|| 7);
-            wait_until("the closure's handle", || finished.is_finished());
-            s.cancel();
-            future::block_on(ready.wait());
-            future::block_on(finished)
-        }));
-        // The body ran on to its end: its value is the scope's.
-        assert_eq!(out, Ok(Ok(7)));
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let out = rt.block_on(scope(|s| async move {
+        let ready = Event::new();
+        ready.set();
+        // Run to its end before the cancel: a spawn into a cancelled
+        // scope is refused, a queued closure is dropped by the cancel,
+        // and this test is about the nested executor.
+        let finished = s.spawn_blocking(|| 7);
+        wait_until("the closure's handle", || finished.is_finished());
+        s.cancel();
+        future::block_on(ready.wait());
+        future::block_on(finished)
+    }));
+    // The body ran on to its end: its value is the scope's.
+    assert_eq!(out, Ok(Ok(7)));
 }

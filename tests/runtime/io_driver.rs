@@ -109,18 +109,17 @@ fn ping_pong_wakes(rt: &Runtime, rounds: usize) -> Vec<String> {
 
 #[test]
 fn the_runtime_says_who_drives_io() {
-    hang_guard(|| {
-        let default = runtime(Clock::Real, 1);
-        let expected = match cfg!(feature = "async-io") {
-            true => IoDriver::Workers,
-            false => IoDriver::AsyncIoThread,
-        };
-        assert_eq!(default.io_driver(), expected);
-        assert!(format!("{default:?}").contains(&format!("io_driver: {expected:?}")));
-        let off = runtime_driving(Clock::Real, 1, false);
-        assert_eq!(off.io_driver(), IoDriver::AsyncIoThread);
-        assert!(format!("{off:?}").contains("io_driver: AsyncIoThread"));
-    });
+    let _hang = hang_guard();
+    let default = runtime(Clock::Real, 1);
+    let expected = match cfg!(feature = "async-io") {
+        true => IoDriver::Workers,
+        false => IoDriver::AsyncIoThread,
+    };
+    assert_eq!(default.io_driver(), expected);
+    assert!(format!("{default:?}").contains(&format!("io_driver: {expected:?}")));
+    let off = runtime_driving(Clock::Real, 1, false);
+    assert_eq!(off.io_driver(), IoDriver::AsyncIoThread);
+    assert!(format!("{off:?}").contains("io_driver: AsyncIoThread"));
 }
 
 /// With the workers driving the reactor, a socket's wake-up happens on the
@@ -136,31 +135,30 @@ fn a_socket_wakes_its_task_on_the_worker_that_saw_the_event() {
         let out = crate::reliability::run_in_child();
         return crate::reliability::assert_child_passed(&out);
     }
-    hang_guard(|| {
-        const ROUNDS: usize = 200;
-        for drive in [true, false] {
-            let rt = runtime_driving(Clock::Real, 1, drive);
-            let worker = format!("{}-0", thread::current().name().unwrap_or("test"));
-            let wakes = ping_pong_wakes(&rt, ROUNDS);
-            let on_worker = wakes.iter().filter(|t| **t == worker).count();
-            let on_async_io = wakes.iter().filter(|t| *t == "async-io").count();
-            assert!(
-                wakes.len() >= ROUNDS,
-                "a wake-up per round: {}",
-                wakes.len()
-            );
-            let (theirs, ours) = match drive {
-                true => (on_worker, "the worker"),
-                false => (on_async_io, "async-io's thread"),
-            };
-            assert!(
-                theirs * 4 >= wakes.len() * 3,
-                "drive_io({drive}): {theirs} of {} wake-ups on {ours} \
-                 ({on_worker} on the worker, {on_async_io} on async-io's thread)",
-                wakes.len()
-            );
-        }
-    });
+    let _hang = hang_guard();
+    const ROUNDS: usize = 200;
+    for drive in [true, false] {
+        let rt = runtime_driving(Clock::Real, 1, drive);
+        let worker = format!("{}-0", thread::current().name().unwrap_or("test"));
+        let wakes = ping_pong_wakes(&rt, ROUNDS);
+        let on_worker = wakes.iter().filter(|t| **t == worker).count();
+        let on_async_io = wakes.iter().filter(|t| *t == "async-io").count();
+        assert!(
+            wakes.len() >= ROUNDS,
+            "a wake-up per round: {}",
+            wakes.len()
+        );
+        let (theirs, ours) = match drive {
+            true => (on_worker, "the worker"),
+            false => (on_async_io, "async-io's thread"),
+        };
+        assert!(
+            theirs * 4 >= wakes.len() * 3,
+            "drive_io({drive}): {theirs} of {} wake-ups on {ours} \
+             ({on_worker} on the worker, {on_async_io} on async-io's thread)",
+            wakes.len()
+        );
+    }
 }
 
 /// Sets an event the first time the wrapped future is `Pending` (it has
@@ -192,45 +190,44 @@ impl<F: Future> Future for SetsWhenPending<F> {
 #[test]
 #[cfg(feature = "async-io")]
 fn the_paused_clock_waits_for_io_that_is_ready() {
-    hang_guard(|| {
-        for workers in [1, 2] {
-            let rt = runtime(Clock::Paused, workers);
-            for run in 0..20 {
-                let read = on_workers(&rt, async move {
-                    let (mut a, mut b) = socket_pair().await.expect("a socket pair");
-                    let reading = Event::new();
-                    let waiting = reading.clone();
-                    scope(|s| async move {
-                        let reader = s.spawn(async move {
-                            // Readiness as the reactor reports it: a read
-                            // would find the byte without the reactor.
-                            let readable = SetsWhenPending {
-                                inner: Box::pin(b.readable()),
-                                pending: Some(waiting),
-                            };
-                            time::timeout(secs(1), readable).await?.expect("readable");
-                            let mut byte = [0];
-                            b.read_exact(&mut byte).await.expect("read");
-                            Ok::<u8, time::Elapsed>(byte[0])
-                        });
-                        s.spawn(async move {
-                            reading.wait().await;
-                            a.write_all(&[42]).await.expect("write");
-                            sleep(secs(3600)).await;
-                        });
-                        reader.await.expect("the reader is not cancelled")
-                    })
-                    .await
-                    .expect("the scope is not cancelled")
-                });
-                assert!(
-                    matches!(read, Ok(42)),
-                    "{workers} worker(s), run {run}: the clock jumped past \
-                     a readable socket: {read:?}"
-                );
-            }
+    let _hang = hang_guard();
+    for workers in [1, 2] {
+        let rt = runtime(Clock::Paused, workers);
+        for run in 0..20 {
+            let read = on_workers(&rt, async move {
+                let (mut a, mut b) = socket_pair().await.expect("a socket pair");
+                let reading = Event::new();
+                let waiting = reading.clone();
+                scope(|s| async move {
+                    let reader = s.spawn(async move {
+                        // Readiness as the reactor reports it: a read
+                        // would find the byte without the reactor.
+                        let readable = SetsWhenPending {
+                            inner: Box::pin(b.readable()),
+                            pending: Some(waiting),
+                        };
+                        time::timeout(secs(1), readable).await?.expect("readable");
+                        let mut byte = [0];
+                        b.read_exact(&mut byte).await.expect("read");
+                        Ok::<u8, time::Elapsed>(byte[0])
+                    });
+                    s.spawn(async move {
+                        reading.wait().await;
+                        a.write_all(&[42]).await.expect("write");
+                        sleep(secs(3600)).await;
+                    });
+                    reader.await.expect("the reader is not cancelled")
+                })
+                .await
+                .expect("the scope is not cancelled")
+            });
+            assert!(
+                matches!(read, Ok(42)),
+                "{workers} worker(s), run {run}: the clock jumped past \
+                 a readable socket: {read:?}"
+            );
         }
-    });
+    }
 }
 
 /// A task woken by the reactor runs on the worker that saw the event, not
@@ -241,57 +238,56 @@ fn the_paused_clock_waits_for_io_that_is_ready() {
 #[test]
 #[cfg(feature = "async-io")]
 fn a_task_left_in_the_slot_by_a_task_the_reactor_woke_is_taken() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        for _ in 0..20 {
-            let (tx, rx) = mpsc::channel();
-            let writer = thread::spawn(move || {
-                let (addr, pending): (std::net::SocketAddr, mpsc::Receiver<()>) =
-                    rx.recv().expect("the address");
-                let mut stream = TcpStream::connect(addr).expect("connect");
-                pending.recv().expect("the reader waits");
-                io::Write::write_all(&mut stream, &[1]).expect("write");
-                stream
-            });
-            on_workers(&rt, async move {
-                let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
-                let (pending_tx, pending_rx) = mpsc::channel();
-                tx.send((
-                    listener.get_ref().local_addr().expect("an address"),
-                    pending_rx,
-                ))
-                .expect("send the address");
-                let (mut stream, _) = listener.accept().await.expect("accept");
-                let ran = Arc::new(AtomicBool::new(false));
-                let go = Event::new();
-                scope(|s: Scope| {
-                    let ran = ran.clone();
-                    async move {
-                        let flag = ran.clone();
-                        let wait = go.clone();
-                        s.spawn(async move {
-                            wait.wait().await;
-                            flag.store(true, SeqCst);
-                        });
-                        s.spawn(async move {
-                            let mut byte = [0];
-                            first_pending(stream.read_exact(&mut byte), pending_tx)
-                                .await
-                                .expect("read");
-                            go.set(); // into this worker's LIFO slot
-                            while !ran.load(SeqCst) {
-                                std::hint::spin_loop();
-                            }
-                        });
-                    }
-                })
-                .await
-                .expect("not cancelled");
-                assert!(ran.load(SeqCst));
-            });
-            drop(writer.join().expect("the writer"));
-        }
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    for _ in 0..20 {
+        let (tx, rx) = mpsc::channel();
+        let writer = thread::spawn(move || {
+            let (addr, pending): (std::net::SocketAddr, mpsc::Receiver<()>) =
+                rx.recv().expect("the address");
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            pending.recv().expect("the reader waits");
+            io::Write::write_all(&mut stream, &[1]).expect("write");
+            stream
+        });
+        on_workers(&rt, async move {
+            let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
+            let (pending_tx, pending_rx) = mpsc::channel();
+            tx.send((
+                listener.get_ref().local_addr().expect("an address"),
+                pending_rx,
+            ))
+            .expect("send the address");
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let ran = Arc::new(AtomicBool::new(false));
+            let go = Event::new();
+            scope(|s: Scope| {
+                let ran = ran.clone();
+                async move {
+                    let flag = ran.clone();
+                    let wait = go.clone();
+                    s.spawn(async move {
+                        wait.wait().await;
+                        flag.store(true, SeqCst);
+                    });
+                    s.spawn(async move {
+                        let mut byte = [0];
+                        first_pending(stream.read_exact(&mut byte), pending_tx)
+                            .await
+                            .expect("read");
+                        go.set(); // into this worker's LIFO slot
+                        while !ran.load(SeqCst) {
+                            std::hint::spin_loop();
+                        }
+                    });
+                }
+            })
+            .await
+            .expect("not cancelled");
+            assert!(ran.load(SeqCst));
+        });
+        drop(writer.join().expect("the writer"));
+    }
 }
 
 /// Two runtimes in one process share async-io's one reactor: whichever
@@ -300,46 +296,45 @@ fn a_task_left_in_the_slot_by_a_task_the_reactor_woke_is_taken() {
 /// messages, each side's code running on its own runtime's workers.
 #[test]
 fn two_runtimes_share_the_reactor() {
-    hang_guard(|| {
-        let server_rt = runtime_driving(Clock::Real, 2, true);
-        let client_rt = runtime_driving(Clock::Real, 2, true);
-        let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
-        let addr = listener.get_ref().local_addr().expect("an address");
-        let server_threads = Log::new();
-        let log = server_threads.clone();
-        thread::scope(|t| {
-            let server = t.spawn(|| {
-                on_workers(&server_rt, async move {
-                    let (mut stream, _) = listener.accept().await?;
-                    let mut buf = [0; 8];
-                    for _ in 0..100 {
-                        stream.read_exact(&mut buf).await?;
-                        log.push(thread::current().name().unwrap_or("?").to_string());
-                        stream.write_all(&buf).await?;
-                    }
-                    Ok::<(), io::Error>(())
-                })
-            });
-            let echoed = on_workers(&client_rt, async move {
-                let mut stream = Async::<TcpStream>::connect(addr).await?;
+    let _hang = hang_guard();
+    let server_rt = runtime_driving(Clock::Real, 2, true);
+    let client_rt = runtime_driving(Clock::Real, 2, true);
+    let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
+    let addr = listener.get_ref().local_addr().expect("an address");
+    let server_threads = Log::new();
+    let log = server_threads.clone();
+    thread::scope(|t| {
+        let server = t.spawn(|| {
+            on_workers(&server_rt, async move {
+                let (mut stream, _) = listener.accept().await?;
                 let mut buf = [0; 8];
-                for i in 0..100u64 {
-                    stream.write_all(&i.to_le_bytes()).await?;
+                for _ in 0..100 {
                     stream.read_exact(&mut buf).await?;
-                    assert_eq!(u64::from_le_bytes(buf), i);
+                    log.push(thread::current().name().unwrap_or("?").to_string());
+                    stream.write_all(&buf).await?;
                 }
-                Ok::<u64, io::Error>(100)
-            });
-            assert_eq!(echoed.expect("the client"), 100);
-            server
-                .join()
-                .expect("the server thread")
-                .expect("the server");
+                Ok::<(), io::Error>(())
+            })
         });
-        let name = thread::current().name().unwrap_or("test").to_string();
-        for t in server_threads.entries() {
-            assert!(t.starts_with(&name), "server code ran on {t}");
-        }
-        assert_eq!(server_threads.len(), 100);
+        let echoed = on_workers(&client_rt, async move {
+            let mut stream = Async::<TcpStream>::connect(addr).await?;
+            let mut buf = [0; 8];
+            for i in 0..100u64 {
+                stream.write_all(&i.to_le_bytes()).await?;
+                stream.read_exact(&mut buf).await?;
+                assert_eq!(u64::from_le_bytes(buf), i);
+            }
+            Ok::<u64, io::Error>(100)
+        });
+        assert_eq!(echoed.expect("the client"), 100);
+        server
+            .join()
+            .expect("the server thread")
+            .expect("the server");
     });
+    let name = thread::current().name().unwrap_or("test").to_string();
+    for t in server_threads.entries() {
+        assert!(t.starts_with(&name), "server code ran on {t}");
+    }
+    assert_eq!(server_threads.len(), 100);
 }

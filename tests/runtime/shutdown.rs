@@ -64,71 +64,69 @@ fn in_scopes(report: &ShutdownReport) -> Vec<&Straggler> {
 #[test]
 fn a_blocking_closure_deaf_to_its_cancel_is_left_running_and_named() {
     for clock in [Clock::Real, Clock::Paused] {
-        hang_guard(move || {
-            let rt = runtime(clock, 2);
-            let (started_tx, started) = mpsc::channel();
-            let (release, parked) = mpsc::channel::<()>();
-            let (future_drops, value_drops, exits) =
-                (Counter::new(), Counter::new(), Counter::new());
-            let id = Slot::new();
-            let handle = Slot::new();
-            let mut root = Box::pin({
-                let (id, handle) = (id.clone(), handle.clone());
-                let (guard, value, exits) =
-                    (future_drops.on_drop(), value_drops.clone(), exits.clone());
-                scope(move |s| async move {
-                    id.put(s.id());
-                    handle.put(s.spawn_blocking(move || {
-                        let _guard = guard;
-                        count_exit_of_this_thread(&exits);
-                        started_tx.send(()).unwrap();
-                        parked.recv().unwrap(); // deaf to the cancel
-                        value.on_drop()
-                    }));
-                    pending::<()>().await
-                })
-                .named("export")
-            });
-            assert!(rt.block_on(poll_once(&mut root)).is_none());
-            started.recv().unwrap();
-
-            let bound = ms(100);
-            let start = Instant::now();
-            let report = rt.shutdown_timeout(bound);
-            assert!(start.elapsed() >= bound, "it returned before its bound");
-            println!("{report}"); // as a program would print it
-            let named = in_scopes(&report);
-            assert_eq!(named.len(), 1, "{report}");
-            let closure = named[0];
-            assert_eq!(closure.kind(), StragglerKind::BlockingClosure);
-            let snapshot = closure.scope().unwrap();
-            assert_eq!(snapshot.name(), Some("export"));
-            assert_eq!(snapshot.id(), id.take());
-            assert_eq!(snapshot.location().file(), file!());
-            assert!(closure.thread_name().unwrap().contains("-blocking-"));
-            let printed = report.to_string();
-            assert!(printed.starts_with("shutdown left "), "{printed}");
-            assert!(
-                printed.contains("blocking closure, in scope #"),
-                "{printed}"
-            );
-            assert!(printed.contains("\"export\""), "{printed}");
-            assert!(
-                printed.contains(&snapshot.location().to_string()),
-                "{printed}"
-            );
-            assert_eq!(future_drops.get(), 0, "the closure still runs");
-
-            release.send(()).unwrap();
-            wait_until("the closure's thread to exit", || exits.get() == 1);
-            assert_eq!(future_drops.get(), 1);
-            // The closure returned: its handle keeps the late value.
-            assert_eq!(value_drops.get(), 0);
-            drop(drive(handle.take()).expect("the closure value"));
-            assert_eq!(value_drops.get(), 1, "the late value is dropped once");
-            let out = drive(root);
-            assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
+        let _hang = hang_guard();
+        let rt = runtime(clock, 2);
+        let (started_tx, started) = mpsc::channel();
+        let (release, parked) = mpsc::channel::<()>();
+        let (future_drops, value_drops, exits) = (Counter::new(), Counter::new(), Counter::new());
+        let id = Slot::new();
+        let handle = Slot::new();
+        let mut root = Box::pin({
+            let (id, handle) = (id.clone(), handle.clone());
+            let (guard, value, exits) =
+                (future_drops.on_drop(), value_drops.clone(), exits.clone());
+            scope(move |s| async move {
+                id.put(s.id());
+                handle.put(s.spawn_blocking(move || {
+                    let _guard = guard;
+                    count_exit_of_this_thread(&exits);
+                    started_tx.send(()).unwrap();
+                    parked.recv().unwrap(); // deaf to the cancel
+                    value.on_drop()
+                }));
+                pending::<()>().await
+            })
+            .named("export")
         });
+        assert!(rt.block_on(poll_once(&mut root)).is_none());
+        started.recv().unwrap();
+
+        let bound = ms(100);
+        let start = Instant::now();
+        let report = rt.shutdown_timeout(bound);
+        assert!(start.elapsed() >= bound, "it returned before its bound");
+        println!("{report}"); // as a program would print it
+        let named = in_scopes(&report);
+        assert_eq!(named.len(), 1, "{report}");
+        let closure = named[0];
+        assert_eq!(closure.kind(), StragglerKind::BlockingClosure);
+        let snapshot = closure.scope().unwrap();
+        assert_eq!(snapshot.name(), Some("export"));
+        assert_eq!(snapshot.id(), id.take());
+        assert_eq!(snapshot.location().file(), file!());
+        assert!(closure.thread_name().unwrap().contains("-blocking-"));
+        let printed = report.to_string();
+        assert!(printed.starts_with("shutdown left "), "{printed}");
+        assert!(
+            printed.contains("blocking closure, in scope #"),
+            "{printed}"
+        );
+        assert!(printed.contains("\"export\""), "{printed}");
+        assert!(
+            printed.contains(&snapshot.location().to_string()),
+            "{printed}"
+        );
+        assert_eq!(future_drops.get(), 0, "the closure still runs");
+
+        release.send(()).unwrap();
+        wait_until("the closure's thread to exit", || exits.get() == 1);
+        assert_eq!(future_drops.get(), 1);
+        // The closure returned: its handle keeps the late value.
+        assert_eq!(value_drops.get(), 0);
+        drop(drive(handle.take()).expect("the closure value"));
+        assert_eq!(value_drops.get(), 1, "the late value is dropped once");
+        let out = drive(root);
+        assert_eq!(out.unwrap_err().reason(), &CancelReason::Shutdown);
     }
 }
 
@@ -137,40 +135,39 @@ fn a_blocking_closure_deaf_to_its_cancel_is_left_running_and_named() {
 /// its bound, and names the detached scope.
 #[test]
 fn a_closure_whose_scope_future_lost_a_race_does_not_hold_the_shutdown() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let started = Event::new();
-        let (release, parked) = mpsc::channel::<()>();
-        let (value_drops, exits) = (Counter::new(), Counter::new());
-        let work = {
-            let (started, value, exits) = (started.clone(), value_drops.clone(), exits.clone());
-            scope(move |s| async move {
-                s.spawn_blocking(move || {
-                    count_exit_of_this_thread(&exits);
-                    started.set();
-                    parked.recv().unwrap();
-                    value.on_drop()
-                });
-            })
-            .named("fetch")
-        };
-        rt.block_on(or(
-            async {
-                let _ = work.await;
-            },
-            started.wait(),
-        ));
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let started = Event::new();
+    let (release, parked) = mpsc::channel::<()>();
+    let (value_drops, exits) = (Counter::new(), Counter::new());
+    let work = {
+        let (started, value, exits) = (started.clone(), value_drops.clone(), exits.clone());
+        scope(move |s| async move {
+            s.spawn_blocking(move || {
+                count_exit_of_this_thread(&exits);
+                started.set();
+                parked.recv().unwrap();
+                value.on_drop()
+            });
+        })
+        .named("fetch")
+    };
+    rt.block_on(or(
+        async {
+            let _ = work.await;
+        },
+        started.wait(),
+    ));
 
-        let report = rt.shutdown_timeout(ms(50));
-        let named = in_scopes(&report);
-        assert_eq!(named.len(), 1, "{report}");
-        assert_eq!(named[0].kind(), StragglerKind::BlockingClosure);
-        assert_eq!(named[0].scope().unwrap().name(), Some("fetch"));
+    let report = rt.shutdown_timeout(ms(50));
+    let named = in_scopes(&report);
+    assert_eq!(named.len(), 1, "{report}");
+    assert_eq!(named[0].kind(), StragglerKind::BlockingClosure);
+    assert_eq!(named[0].scope().unwrap().name(), Some("fetch"));
 
-        release.send(()).unwrap();
-        wait_until("the closure's thread to exit", || exits.get() == 1);
-        assert_eq!(value_drops.get(), 1);
-    });
+    release.send(()).unwrap();
+    wait_until("the closure's thread to exit", || exits.get() == 1);
+    assert_eq!(value_drops.get(), 1);
 }
 
 /// A worker stuck inside one poll is left running and named with its
@@ -178,43 +175,42 @@ fn a_closure_whose_scope_future_lost_a_race_does_not_hold_the_shutdown() {
 /// worker exits.
 #[test]
 fn a_worker_stuck_in_one_long_poll_is_left_running_and_named() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let polling = Event::new();
-        let (release, parked) = mpsc::channel::<()>();
-        let (future_drops, exits) = (Counter::new(), Counter::new());
-        let work = {
-            let (polling, guard, exits) = (polling.clone(), future_drops.on_drop(), exits.clone());
-            scope(move |s| async move {
-                s.spawn(async move {
-                    let _guard = guard;
-                    count_exit_of_this_thread(&exits);
-                    polling.set();
-                    parked.recv().unwrap(); // holds the worker
-                    pending::<()>().await
-                });
-            })
-            .named("stuck")
-        };
-        rt.block_on(or(
-            async {
-                let _ = work.await;
-            },
-            polling.wait(),
-        ));
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let polling = Event::new();
+    let (release, parked) = mpsc::channel::<()>();
+    let (future_drops, exits) = (Counter::new(), Counter::new());
+    let work = {
+        let (polling, guard, exits) = (polling.clone(), future_drops.on_drop(), exits.clone());
+        scope(move |s| async move {
+            s.spawn(async move {
+                let _guard = guard;
+                count_exit_of_this_thread(&exits);
+                polling.set();
+                parked.recv().unwrap(); // holds the worker
+                pending::<()>().await
+            });
+        })
+        .named("stuck")
+    };
+    rt.block_on(or(
+        async {
+            let _ = work.await;
+        },
+        polling.wait(),
+    ));
 
-        let report = rt.shutdown_timeout(ms(50));
-        let named = in_scopes(&report);
-        assert_eq!(named.len(), 1, "{report}");
-        assert_eq!(named[0].kind(), StragglerKind::Task { worker: 0 });
-        assert_eq!(named[0].scope().unwrap().name(), Some("stuck"));
-        assert!(report.to_string().contains("task on worker 0, in scope #"));
-        assert_eq!(future_drops.get(), 0, "the poll still runs");
+    let report = rt.shutdown_timeout(ms(50));
+    let named = in_scopes(&report);
+    assert_eq!(named.len(), 1, "{report}");
+    assert_eq!(named[0].kind(), StragglerKind::Task { worker: 0 });
+    assert_eq!(named[0].scope().unwrap().name(), Some("stuck"));
+    assert!(report.to_string().contains("task on worker 0, in scope #"));
+    assert_eq!(future_drops.get(), 0, "the poll still runs");
 
-        release.send(()).unwrap();
-        wait_until("the worker to exit", || exits.get() == 1);
-        assert_eq!(future_drops.get(), 1, "dropped once, by its runner");
-    });
+    release.send(()).unwrap();
+    wait_until("the worker to exit", || exits.get() == 1);
+    assert_eq!(future_drops.get(), 1, "dropped once, by its runner");
 }
 
 /// The shutdown cancels before it waits: a task in a long poll and a
@@ -222,43 +218,42 @@ fn a_worker_stuck_in_one_long_poll_is_left_running_and_named() {
 /// at the cancel, well within a bound of an hour, and nothing is left.
 #[test]
 fn a_task_and_a_closure_that_check_their_cancel_stop_within_the_bound() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let (started_tx, started) = mpsc::channel();
-        let spin_until_cancelled = |s: Scope| {
-            move || {
-                while !s.is_cancelled() {
-                    thread::yield_now();
-                }
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let (started_tx, started) = mpsc::channel();
+    let spin_until_cancelled = |s: Scope| {
+        move || {
+            while !s.is_cancelled() {
+                thread::yield_now();
             }
-        };
-        let mut root = Box::pin(shielded_scope(move |s| async move {
-            let task_tx = started_tx.clone();
+        }
+    };
+    let mut root = Box::pin(shielded_scope(move |s| async move {
+        let task_tx = started_tx.clone();
+        let spin = spin_until_cancelled(s.clone());
+        s.spawn(async move {
+            task_tx.send(()).unwrap();
+            spin(); // one long poll
+        });
+        s.spawn_blocking({
             let spin = spin_until_cancelled(s.clone());
-            s.spawn(async move {
-                task_tx.send(()).unwrap();
-                spin(); // one long poll
-            });
-            s.spawn_blocking({
-                let spin = spin_until_cancelled(s.clone());
-                move || {
-                    started_tx.send(()).unwrap();
-                    spin();
-                }
-            });
-        }));
-        assert!(rt.block_on(poll_once(&mut root)).is_none());
-        started.recv().unwrap();
-        started.recv().unwrap();
+            move || {
+                started_tx.send(()).unwrap();
+                spin();
+            }
+        });
+    }));
+    assert!(rt.block_on(poll_once(&mut root)).is_none());
+    started.recv().unwrap();
+    started.recv().unwrap();
 
-        let report = rt.shutdown_timeout(secs(3600));
-        assert!(report.is_complete(), "{report}");
-        assert_eq!(
-            report.to_string(),
-            "shutdown complete: nothing left running\n"
-        );
-        drop(root);
-    });
+    let report = rt.shutdown_timeout(secs(3600));
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(
+        report.to_string(),
+        "shutdown complete: nothing left running\n"
+    );
+    drop(root);
 }
 
 /// With nothing running, the report is empty and comes as soon as the
@@ -266,58 +261,56 @@ fn a_task_and_a_closure_that_check_their_cancel_stop_within_the_bound() {
 /// fail the test first).
 #[test]
 fn nothing_running_gives_an_empty_report_at_once() {
-    hang_guard(|| {
-        let rt = Builder::new()
-            .worker_threads(2)
-            .blocking_keep_alive(secs(3600))
-            .build()
-            .unwrap();
-        let out = rt.block_on(scope(|s| async move {
-            let task = s.spawn(async { 1 });
-            let closure = s.spawn_blocking(|| 2);
-            task.await.unwrap() + closure.await.unwrap()
-        }));
-        assert_eq!(out, Ok(3));
-        assert_eq!(rt.blocking_threads(), 1, "an idle blocking thread");
-        let report = rt.shutdown_timeout(secs(3600));
-        assert!(report.is_complete(), "{report}");
-        assert!(report.stragglers().is_empty());
-    });
+    let _hang = hang_guard();
+    let rt = Builder::new()
+        .worker_threads(2)
+        .blocking_keep_alive(secs(3600))
+        .build()
+        .unwrap();
+    let out = rt.block_on(scope(|s| async move {
+        let task = s.spawn(async { 1 });
+        let closure = s.spawn_blocking(|| 2);
+        task.await.unwrap() + closure.await.unwrap()
+    }));
+    assert_eq!(out, Ok(3));
+    assert_eq!(rt.blocking_threads(), 1, "an idle blocking thread");
+    let report = rt.shutdown_timeout(secs(3600));
+    assert!(report.is_complete(), "{report}");
+    assert!(report.stragglers().is_empty());
 }
 
 /// `shutdown_background` returns while a closure is still blocked, having
 /// dropped the parked futures.
 #[test]
 fn shutdown_background_returns_without_waiting() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 1);
-        let (started_tx, started) = mpsc::channel();
-        let (release, parked) = mpsc::channel::<()>();
-        let (parked_drops, exits) = (Counter::new(), Counter::new());
-        let mut root = Box::pin({
-            let (guard, exits) = (parked_drops.on_drop(), exits.clone());
-            scope(move |s| async move {
-                s.spawn(async move {
-                    let _guard = guard;
-                    pending::<()>().await
-                });
-                s.spawn_blocking(move || {
-                    count_exit_of_this_thread(&exits);
-                    started_tx.send(()).unwrap();
-                    parked.recv().unwrap();
-                });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 1);
+    let (started_tx, started) = mpsc::channel();
+    let (release, parked) = mpsc::channel::<()>();
+    let (parked_drops, exits) = (Counter::new(), Counter::new());
+    let mut root = Box::pin({
+        let (guard, exits) = (parked_drops.on_drop(), exits.clone());
+        scope(move |s| async move {
+            s.spawn(async move {
+                let _guard = guard;
                 pending::<()>().await
-            })
-        });
-        assert!(rt.block_on(poll_once(&mut root)).is_none());
-        started.recv().unwrap();
-
-        rt.shutdown_background();
-        assert_eq!(parked_drops.get(), 1, "the parked future was dropped");
-        release.send(()).unwrap();
-        wait_until("the closure's thread to exit", || exits.get() == 1);
-        assert_eq!(drive(root).unwrap_err().reason(), &CancelReason::Shutdown);
+            });
+            s.spawn_blocking(move || {
+                count_exit_of_this_thread(&exits);
+                started_tx.send(()).unwrap();
+                parked.recv().unwrap();
+            });
+            pending::<()>().await
+        })
     });
+    assert!(rt.block_on(poll_once(&mut root)).is_none());
+    started.recv().unwrap();
+
+    rt.shutdown_background();
+    assert_eq!(parked_drops.get(), 1, "the parked future was dropped");
+    release.send(()).unwrap();
+    wait_until("the closure's thread to exit", || exits.get() == 1);
+    assert_eq!(drive(root).unwrap_err().reason(), &CancelReason::Shutdown);
 }
 
 /// Every future is dropped exactly once: the parked tasks' and a queued
@@ -326,139 +319,137 @@ fn shutdown_background_returns_without_waiting() {
 #[test]
 fn every_future_is_dropped_exactly_once() {
     const PARKED: usize = 50;
-    hang_guard(|| {
-        let name = thread::current().name().unwrap_or("test").to_string();
-        let rt = Builder::new()
-            .worker_threads(2)
-            .max_blocking_threads(1)
-            .thread_name(name)
-            .build()
-            .unwrap();
-        let (started_tx, started) = mpsc::channel();
-        let (release_closure, closure_parked) = mpsc::channel::<()>();
-        let (release_task, task_parked) = mpsc::channel::<()>();
-        let [parked, queued, closure, value, task] = std::array::from_fn(|_| Counter::new());
-        let parked_polls = Counter::new();
-        let exits = Counter::new();
-        let queued_ran = Arc::new(AtomicBool::new(false));
-        let mut root = Box::pin({
-            let (parked, parked_polls, queued, closure, value, task, exits, queued_ran) = (
-                parked.clone(),
-                parked_polls.clone(),
-                queued.on_drop(),
-                closure.on_drop(),
-                value.clone(),
-                task.on_drop(),
-                exits.clone(),
-                queued_ran.clone(),
-            );
-            scope(move |s| async move {
-                for _ in 0..PARKED {
-                    let (guard, polls) = (parked.on_drop(), parked_polls.clone());
-                    s.spawn(async move {
-                        let _guard = guard;
-                        polls.inc();
-                        pending::<()>().await
-                    });
-                }
-                let (tx, exits_too) = (started_tx.clone(), exits.clone());
-                s.spawn_blocking(move || {
-                    let _guard = closure;
-                    count_exit_of_this_thread(&exits_too);
-                    tx.send(()).unwrap();
-                    closure_parked.recv().unwrap();
-                    value.on_drop()
-                });
-                s.spawn_blocking(move || {
-                    let _guard = queued;
-                    queued_ran.store(true, SeqCst); // never: the pool's one thread is busy
-                });
+    let _hang = hang_guard();
+    let name = thread::current().name().unwrap_or("test").to_string();
+    let rt = Builder::new()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .thread_name(name)
+        .build()
+        .unwrap();
+    let (started_tx, started) = mpsc::channel();
+    let (release_closure, closure_parked) = mpsc::channel::<()>();
+    let (release_task, task_parked) = mpsc::channel::<()>();
+    let [parked, queued, closure, value, task] = std::array::from_fn(|_| Counter::new());
+    let parked_polls = Counter::new();
+    let exits = Counter::new();
+    let queued_ran = Arc::new(AtomicBool::new(false));
+    let mut root = Box::pin({
+        let (parked, parked_polls, queued, closure, value, task, exits, queued_ran) = (
+            parked.clone(),
+            parked_polls.clone(),
+            queued.on_drop(),
+            closure.on_drop(),
+            value.clone(),
+            task.on_drop(),
+            exits.clone(),
+            queued_ran.clone(),
+        );
+        scope(move |s| async move {
+            for _ in 0..PARKED {
+                let (guard, polls) = (parked.on_drop(), parked_polls.clone());
                 s.spawn(async move {
-                    let _guard = task;
-                    count_exit_of_this_thread(&exits);
-                    started_tx.send(()).unwrap();
-                    task_parked.recv().unwrap();
+                    let _guard = guard;
+                    polls.inc();
                     pending::<()>().await
                 });
+            }
+            let (tx, exits_too) = (started_tx.clone(), exits.clone());
+            s.spawn_blocking(move || {
+                let _guard = closure;
+                count_exit_of_this_thread(&exits_too);
+                tx.send(()).unwrap();
+                closure_parked.recv().unwrap();
+                value.on_drop()
+            });
+            s.spawn_blocking(move || {
+                let _guard = queued;
+                queued_ran.store(true, SeqCst); // never: the pool's one thread is busy
+            });
+            s.spawn(async move {
+                let _guard = task;
+                count_exit_of_this_thread(&exits);
+                started_tx.send(()).unwrap();
+                task_parked.recv().unwrap();
                 pending::<()>().await
-            })
-        });
-        assert!(rt.block_on(poll_once(&mut root)).is_none());
-        started.recv().unwrap();
-        started.recv().unwrap();
-
-        // So that no worker is in a parked task's first poll.
-        wait_until("every parked task to be polled", || {
-            parked_polls.get() == PARKED
-        });
-
-        let report = rt.shutdown_timeout(ms(100));
-        let mut kinds: Vec<_> = in_scopes(&report).iter().map(|s| s.kind()).collect();
-        kinds.sort_by_key(|k| matches!(k, StragglerKind::BlockingClosure));
-        assert!(
-            matches!(
-                kinds[..],
-                [StragglerKind::Task { .. }, StragglerKind::BlockingClosure]
-            ),
-            "{report}"
-        );
-        assert_eq!(
-            parked.get(),
-            PARKED,
-            "parked futures dropped by the shutdown"
-        );
-        assert_eq!(
-            queued.get(),
-            1,
-            "the queued closure dropped by the shutdown"
-        );
-        assert!(!queued_ran.load(SeqCst), "a queued closure ran");
-        assert_eq!((closure.get(), value.get(), task.get()), (0, 0, 0));
-
-        release_closure.send(()).unwrap();
-        release_task.send(()).unwrap();
-        wait_until("both threads left running to exit", || exits.get() == 2);
-        assert_eq!(drive(root).unwrap_err().reason(), &CancelReason::Shutdown);
-        assert_eq!(
-            [
-                parked.get(),
-                queued.get(),
-                closure.get(),
-                value.get(),
-                task.get()
-            ],
-            [PARKED, 1, 1, 1, 1],
-            "each dropped exactly once"
-        );
+            });
+            pending::<()>().await
+        })
     });
+    assert!(rt.block_on(poll_once(&mut root)).is_none());
+    started.recv().unwrap();
+    started.recv().unwrap();
+
+    // So that no worker is in a parked task's first poll.
+    wait_until("every parked task to be polled", || {
+        parked_polls.get() == PARKED
+    });
+
+    let report = rt.shutdown_timeout(ms(100));
+    let mut kinds: Vec<_> = in_scopes(&report).iter().map(|s| s.kind()).collect();
+    kinds.sort_by_key(|k| matches!(k, StragglerKind::BlockingClosure));
+    assert!(
+        matches!(
+            kinds[..],
+            [StragglerKind::Task { .. }, StragglerKind::BlockingClosure]
+        ),
+        "{report}"
+    );
+    assert_eq!(
+        parked.get(),
+        PARKED,
+        "parked futures dropped by the shutdown"
+    );
+    assert_eq!(
+        queued.get(),
+        1,
+        "the queued closure dropped by the shutdown"
+    );
+    assert!(!queued_ran.load(SeqCst), "a queued closure ran");
+    assert_eq!((closure.get(), value.get(), task.get()), (0, 0, 0));
+
+    release_closure.send(()).unwrap();
+    release_task.send(()).unwrap();
+    wait_until("both threads left running to exit", || exits.get() == 2);
+    assert_eq!(drive(root).unwrap_err().reason(), &CancelReason::Shutdown);
+    assert_eq!(
+        [
+            parked.get(),
+            queued.get(),
+            closure.get(),
+            value.get(),
+            task.get()
+        ],
+        [PARKED, 1, 1, 1, 1],
+        "each dropped exactly once"
+    );
 }
 
 /// A task that owns its runtime and shuts it down does not wait for its
 /// own worker, nor report it.
 #[test]
 fn a_task_that_shuts_its_own_runtime_down_is_not_waited_for() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        let slot: Slot<Runtime> = Slot::new();
-        let report: Slot<ShutdownReport> = Slot::new();
-        let (go, done) = (Event::new(), Event::new());
-        let mut root = Box::pin({
-            let (slot, report, go, done) = (slot.clone(), report.clone(), go.clone(), done.clone());
-            scope(move |s| async move {
-                s.spawn(async move {
-                    go.wait().await;
-                    report.put(slot.take().shutdown_timeout(secs(3600)));
-                    done.set();
-                });
-                pending::<()>().await
-            })
-        });
-        assert!(rt.block_on(poll_once(&mut root)).is_none());
-        slot.put(rt);
-        go.set();
-        drive(done.wait());
-        let report = report.take();
-        assert!(report.is_complete(), "{report}");
-        assert_eq!(drive(root).unwrap_err().reason(), &CancelReason::Shutdown);
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    let slot: Slot<Runtime> = Slot::new();
+    let report: Slot<ShutdownReport> = Slot::new();
+    let (go, done) = (Event::new(), Event::new());
+    let mut root = Box::pin({
+        let (slot, report, go, done) = (slot.clone(), report.clone(), go.clone(), done.clone());
+        scope(move |s| async move {
+            s.spawn(async move {
+                go.wait().await;
+                report.put(slot.take().shutdown_timeout(secs(3600)));
+                done.set();
+            });
+            pending::<()>().await
+        })
     });
+    assert!(rt.block_on(poll_once(&mut root)).is_none());
+    slot.put(rt);
+    go.set();
+    drive(done.wait());
+    let report = report.take();
+    assert!(report.is_complete(), "{report}");
+    assert_eq!(drive(root).unwrap_err().reason(), &CancelReason::Shutdown);
 }

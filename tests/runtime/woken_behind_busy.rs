@@ -84,19 +84,18 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn check(workers: usize, how: Wake) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    hang_guard(move || {
-        let rt = runtime(Clock::Real, workers);
-        let delays: Vec<Duration> = (0..ROUNDS).map(|_| woken_start_delay(&rt, how)).collect();
-        let best = *delays.iter().min().expect("rounds ran");
-        assert!(
-            best <= LIMIT,
-            "{workers} workers, woken by {how:?}: started after {delays:?}, not within {LIMIT:?}"
-        );
-        assert!(
-            delays.iter().all(|d| *d < SPIN / 2),
-            "{workers} workers, woken by {how:?}: a round waited for the spin: {delays:?}"
-        );
-    });
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, workers);
+    let delays: Vec<Duration> = (0..ROUNDS).map(|_| woken_start_delay(&rt, how)).collect();
+    let best = *delays.iter().min().expect("rounds ran");
+    assert!(
+        best <= LIMIT,
+        "{workers} workers, woken by {how:?}: started after {delays:?}, not within {LIMIT:?}"
+    );
+    assert!(
+        delays.iter().all(|d| *d < SPIN / 2),
+        "{workers} workers, woken by {how:?}: a round waited for the spin: {delays:?}"
+    );
 }
 
 #[test]

@@ -15,57 +15,55 @@ static USER: ScopeLocal<String> = ScopeLocal::new();
 /// never set reads `None`.
 #[test]
 fn a_local_is_seen_three_levels_down() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        let out = rt.block_on(
-            scope(|s| async move {
-                let deep = s.spawn(scope(|s1| async move {
-                    s1.spawn(scope(|s2| async move {
-                        s2.spawn(async {
-                            yield_now().await;
-                            (REQUEST_ID.get(), USER.get())
-                        })
-                        .await
-                        .unwrap()
-                    }))
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    let out = rt.block_on(
+        scope(|s| async move {
+            let deep = s.spawn(scope(|s1| async move {
+                s1.spawn(scope(|s2| async move {
+                    s2.spawn(async {
+                        yield_now().await;
+                        (REQUEST_ID.get(), USER.get())
+                    })
                     .await
                     .unwrap()
-                    .unwrap()
-                }));
-                deep.await.unwrap().unwrap()
-            })
-            .with_local(&REQUEST_ID, 42),
-        );
-        assert_eq!(out, Ok((Some(42), None)));
-    });
+                }))
+                .await
+                .unwrap()
+                .unwrap()
+            }));
+            deep.await.unwrap().unwrap()
+        })
+        .with_local(&REQUEST_ID, 42),
+    );
+    assert_eq!(out, Ok((Some(42), None)));
 }
 
 /// A nested scope shadows the value for its own subtree only; a shield
 /// inside still sees the nearest value; outside every scope it is `None`.
 #[test]
 fn a_nested_scope_shadows_a_local() {
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        let out = rt.block_on(
-            scope(|s| async move {
-                let shadowed = scope(|inner| async move {
-                    let task = inner.spawn(async { REQUEST_ID.get() }).await.unwrap();
-                    let shield = shielded_scope(|_| async { REQUEST_ID.get() })
-                        .await
-                        .unwrap();
-                    (REQUEST_ID.get(), task, shield)
-                })
-                .with_local(&REQUEST_ID, 2)
-                .await
-                .unwrap();
-                let after = s.spawn(async { REQUEST_ID.get() }).await.unwrap();
-                (shadowed, after, USER.with(|u| u.map(String::len)))
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    let out = rt.block_on(
+        scope(|s| async move {
+            let shadowed = scope(|inner| async move {
+                let task = inner.spawn(async { REQUEST_ID.get() }).await.unwrap();
+                let shield = shielded_scope(|_| async { REQUEST_ID.get() })
+                    .await
+                    .unwrap();
+                (REQUEST_ID.get(), task, shield)
             })
-            .with_local(&REQUEST_ID, 1)
-            .with_local(&USER, "ada".into()),
-        );
-        assert_eq!(out, Ok(((Some(2), Some(2), Some(2)), Some(1), Some(3))));
-        assert_eq!(REQUEST_ID.get(), None);
-        assert_eq!(rt.block_on(async { REQUEST_ID.get() }), None);
-    });
+            .with_local(&REQUEST_ID, 2)
+            .await
+            .unwrap();
+            let after = s.spawn(async { REQUEST_ID.get() }).await.unwrap();
+            (shadowed, after, USER.with(|u| u.map(String::len)))
+        })
+        .with_local(&REQUEST_ID, 1)
+        .with_local(&USER, "ada".into()),
+    );
+    assert_eq!(out, Ok(((Some(2), Some(2), Some(2)), Some(1), Some(3))));
+    assert_eq!(REQUEST_ID.get(), None);
+    assert_eq!(rt.block_on(async { REQUEST_ID.get() }), None);
 }

@@ -1,7 +1,9 @@
 //! What the integration tests share, one name for each idea:
 //!
-//! - `hang`: [`hang_guard`] (every test body runs under it, bounded by
-//!   [`HANG_LIMIT`]), [`test_name`] and [`wait_until`];
+//! - `hang`: [`hang_guard`] (every test holds one while its body runs,
+//!   `let _hang = hang_guard();`, bounded by [`HANG_LIMIT`]; one watchdog
+//!   thread per test binary names a hung test and ends the binary),
+//!   [`test_name`] and [`wait_until`];
 //! - `runtime`: [`runtime`] (a real or paused [`Clock`], a worker count,
 //!   workers named after the test), [`on_workers`], and checks on what a
 //!   runtime still holds ([`assert_clean`], [`cancel_reason`], ...);
