@@ -38,11 +38,11 @@
 //!   some rounds, not every one, hence the 2,000 rounds.
 //!
 //! The long runs are `#[ignore]`d:
-//! `cargo test --release --test stress -- --ignored --nocapture`.
+//! `cargo test --release --test races -- --ignored --nocapture`.
 //! A million-task run may take up to 30 minutes before it counts as hung;
 //! a random tree, 15 s.
 //! The random trees print their seed; `RELIABILITY_SEED=<n> cargo test
-//! --test stress random_trees -- --nocapture` replays its tree shapes
+//! --test races stress::random_trees -- --nocapture` replays its tree shapes
 //! (not the thread interleavings, which differ from run to run).
 //! Under Miri the runs shrink themselves: 64 tasks, 2 trees of 40 tasks,
 //! 5 rounds of the idle-worker race.
@@ -191,7 +191,7 @@ fn fifty_thousand_parked_tasks_cancelled() {
 }
 
 #[test]
-#[ignore = "long: cargo test --release --test stress -- --ignored"]
+#[ignore = "long: cargo test --release --test races -- --ignored"]
 fn one_million_tasks_through_one_scope() {
     let _hang = hang_guard_for(&test_name(), LONG_LIMIT);
     let t = many_tasks_complete(MILLION);
@@ -199,7 +199,7 @@ fn one_million_tasks_through_one_scope() {
 }
 
 #[test]
-#[ignore = "long: cargo test --release --test stress -- --ignored"]
+#[ignore = "long: cargo test --release --test races -- --ignored"]
 fn one_million_parked_tasks_cancelled() {
     let _hang = hang_guard_for(&test_name(), LONG_LIMIT);
     let t = many_tasks_cancelled(MILLION);
@@ -774,7 +774,7 @@ fn random_trees_cancelled_from_several_threads() {
 }
 
 #[test]
-#[ignore = "long: cargo test --release --test stress -- --ignored"]
+#[ignore = "long: cargo test --release --test races -- --ignored"]
 fn random_trees_cancelled_from_several_threads_long() {
     random_trees(2000, 20_000, 0x5EED_0002);
 }
