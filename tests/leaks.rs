@@ -303,63 +303,62 @@ fn heap_returns_to_its_baseline_after_large_scopes() {
     // each (the pools are checked by their own tests, and by the burst of
     // the memory benchmark). Set before the runtime's first allocation.
     std::env::set_var("CANCEL_SCOPE_NO_POOL", "1");
-    hang_guard(|| {
-        let rt = runtime(Clock::Real, 2);
-        // Warm-up: every scenario twice.
-        for _ in 0..2 {
-            for (_, run) in SCENARIOS {
-                run(&rt);
-            }
+    let _hang = hang_guard();
+    let rt = runtime(Clock::Real, 2);
+    // Warm-up: every scenario twice.
+    for _ in 0..2 {
+        for (_, run) in SCENARIOS {
+            run(&rt);
         }
-        let (base_bytes, base_blocks) = live();
-        println!("baseline: {base_bytes} bytes in {base_blocks} blocks");
-        let rounds = if cfg!(miri) { 1 } else { 3 };
-        let mut after_first_round = 0;
-        for round in 0..rounds {
-            for (name, run) in SCENARIOS {
-                PEAK.store(0, SeqCst);
-                run(&rt);
-                // A dropped scope future leaves its node to the runner of a
-                // task that was running at the cancel: it may leave the
-                // tree just after `block_on` returned.
-                let start = Instant::now();
-                while (rt.live_tasks(), rt.live_scopes()) != (0, 0) && start.elapsed() < SETTLE {
-                    thread::yield_now();
-                }
-                assert_eq!(rt.live_tasks(), 0);
-                assert_eq!(rt.live_scopes(), 0);
-                let (bytes, blocks) = settled_live((base_bytes, base_blocks));
-                let peak = PEAK.load(SeqCst) - base_bytes;
-                println!(
-                    "round {round}, {name}: peak +{peak} bytes, after: {:+} bytes, {:+} blocks",
-                    bytes - base_bytes,
-                    blocks - base_blocks
-                );
-                // The counter sees the scenario's allocations at all.
-                assert!(
-                    peak > (TASKS * 64) as isize,
-                    "{name}: the heap grew by only {peak} bytes during the scenario"
-                );
-                assert!(
-                    bytes - base_bytes <= SLACK_BYTES,
-                    "{name} (round {round}): {} bytes still live above the baseline",
-                    bytes - base_bytes
-                );
-                assert!(
-                    blocks - base_blocks <= SLACK_BLOCKS,
-                    "{name} (round {round}): {} blocks still live above the baseline",
-                    blocks - base_blocks
-                );
+    }
+    let (base_bytes, base_blocks) = live();
+    println!("baseline: {base_bytes} bytes in {base_blocks} blocks");
+    let rounds = if cfg!(miri) { 1 } else { 3 };
+    let mut after_first_round = 0;
+    for round in 0..rounds {
+        for (name, run) in SCENARIOS {
+            PEAK.store(0, SeqCst);
+            run(&rt);
+            // A dropped scope future leaves its node to the runner of a
+            // task that was running at the cancel: it may leave the
+            // tree just after `block_on` returned.
+            let start = Instant::now();
+            while (rt.live_tasks(), rt.live_scopes()) != (0, 0) && start.elapsed() < SETTLE {
+                thread::yield_now();
             }
-            let (_, blocks) = settled_live((base_bytes, base_blocks));
-            if round == 0 {
-                after_first_round = blocks;
-            }
+            assert_eq!(rt.live_tasks(), 0);
+            assert_eq!(rt.live_scopes(), 0);
+            let (bytes, blocks) = settled_live((base_bytes, base_blocks));
+            let peak = PEAK.load(SeqCst) - base_bytes;
+            println!(
+                "round {round}, {name}: peak +{peak} bytes, after: {:+} bytes, {:+} blocks",
+                bytes - base_bytes,
+                blocks - base_blocks
+            );
+            // The counter sees the scenario's allocations at all.
             assert!(
-                blocks - after_first_round <= ROUND_SLACK_BLOCKS,
-                "round {round}: {} more blocks live than after the first round",
-                blocks - after_first_round
+                peak > (TASKS * 64) as isize,
+                "{name}: the heap grew by only {peak} bytes during the scenario"
+            );
+            assert!(
+                bytes - base_bytes <= SLACK_BYTES,
+                "{name} (round {round}): {} bytes still live above the baseline",
+                bytes - base_bytes
+            );
+            assert!(
+                blocks - base_blocks <= SLACK_BLOCKS,
+                "{name} (round {round}): {} blocks still live above the baseline",
+                blocks - base_blocks
             );
         }
-    });
+        let (_, blocks) = settled_live((base_bytes, base_blocks));
+        if round == 0 {
+            after_first_round = blocks;
+        }
+        assert!(
+            blocks - after_first_round <= ROUND_SLACK_BLOCKS,
+            "round {round}: {} more blocks live than after the first round",
+            blocks - after_first_round
+        );
+    }
 }

@@ -1,8 +1,17 @@
-//! The hang guard: every test runs its body under [`hang_guard`], so that
-//! a deadlock becomes a failure instead of a stuck test run. The bound
-//! detects hangs; it measures no speed.
+//! The hang guard: every test holds a [`HangGuard`] for as long as its
+//! body runs (`let _hang = hang_guard();` first), so that a deadlock
+//! becomes a failure naming the test instead of a stuck test run. The
+//! bound detects hangs; it measures no speed.
+//!
+//! One watchdog thread per test binary, started by the first guard,
+//! sleeps until the earliest deadline among the guards alive. A guard
+//! costs a lock, a push and a removal; the test body runs on the test's
+//! own thread. When a deadline passes, the watchdog names the test on
+//! stderr and aborts the binary: a hung thread cannot be made to fail,
+//! and the run must end.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,41 +24,119 @@ pub const HANG_LIMIT: Duration = if cfg!(miri) {
     Duration::from_secs(120)
 };
 
-/// Runs `f` on a thread of its own, named after the calling thread (the
-/// test), and fails the test if `f` has not returned within
-/// [`HANG_LIMIT`]. A panic in `f` is resumed on the caller.
-pub fn hang_guard<T, F>(f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let name = thread::current().name().unwrap_or("the test").to_string();
-    hang_guard_for(&name, HANG_LIMIT, f)
+/// Held by a test while it runs: if it is still alive [`HANG_LIMIT`]
+/// (or its own limit) after it was made, the watchdog reports the test
+/// as hung and aborts the test binary. Dropping it (also by a panic's
+/// unwinding) ends the watch.
+#[must_use = "the watch ends when the guard is dropped"]
+#[derive(Debug)]
+pub struct HangGuard {
+    id: u64,
 }
 
-/// [`hang_guard`] with a bound of its own, for the few runs that are
+/// Watches the calling test (named after its thread, as the test harness
+/// names it) for [`HANG_LIMIT`].
+pub fn hang_guard() -> HangGuard {
+    hang_guard_for(&test_name(), HANG_LIMIT)
+}
+
+/// A [`HangGuard`] with a bound of its own, for the few runs that are
 /// meant to be much longer or much shorter than [`HANG_LIMIT`]; `what`
-/// names the guarded thread and the failure.
-pub fn hang_guard_for<T, F>(what: &str, limit: Duration, f: F) -> T
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    let handle = thread::Builder::new()
-        .name(what.to_string())
-        .spawn(move || {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-            let _ = tx.send(());
-            out
-        })
-        .expect("spawn a guarded thread");
-    match rx.recv_timeout(limit) {
-        Ok(()) => match handle.join().expect("the guarded thread catches panics") {
-            Ok(out) => out,
-            Err(panic) => std::panic::resume_unwind(panic),
-        },
-        Err(_) => panic!("{what} did not finish within {limit:?}: it hangs"),
+/// names the failure.
+pub fn hang_guard_for(what: &str, limit: Duration) -> HangGuard {
+    static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+    static START: Once = Once::new();
+    START.call_once(|| {
+        thread::Builder::new()
+            .name("hang-watchdog".to_string())
+            .spawn(watch)
+            .expect("spawn the hang watchdog");
+    });
+    let id = NEXT_ID.fetch_add(1, Relaxed);
+    watched().push(Watched {
+        id,
+        what: what.to_string(),
+        limit,
+        deadline: Instant::now() + limit,
+    });
+    WATCHDOG.changed.notify_one();
+    HangGuard { id }
+}
+
+impl Drop for HangGuard {
+    fn drop(&mut self) {
+        // A later earliest deadline needs no wake-up: the watchdog, woken
+        // early, looks again.
+        watched().retain(|w| w.id != self.id);
+    }
+}
+
+/// What the guards alive are named after, for the guard's own tests.
+pub fn watched_names() -> Vec<String> {
+    watched().iter().map(|w| w.what.clone()).collect()
+}
+
+/// The name the test harness gave the calling thread: the test's path,
+/// such as `cancel::a_cancel_reaches_every_task`.
+pub fn test_name() -> String {
+    thread::current().name().unwrap_or("the test").to_string()
+}
+
+/// One guard alive.
+struct Watched {
+    id: u64,
+    what: String,
+    limit: Duration,
+    deadline: Instant,
+}
+
+/// The guards alive, and the condition variable the watchdog sleeps on.
+struct Watchdog {
+    watched: Mutex<Vec<Watched>>,
+    changed: Condvar,
+}
+
+static WATCHDOG: Watchdog = Watchdog {
+    watched: Mutex::new(Vec::new()),
+    changed: Condvar::new(),
+};
+
+/// The guards alive; a test that panicked while holding the lock leaves
+/// the list whole, so poisoning is ignored.
+fn watched() -> MutexGuard<'static, Vec<Watched>> {
+    WATCHDOG
+        .watched
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The watchdog thread: sleeps until the earliest deadline (or until a
+/// guard is made), and aborts the process once a deadline has passed.
+fn watch() {
+    let mut watched = watched();
+    loop {
+        let now = Instant::now();
+        watched = match watched.iter().min_by_key(|w| w.deadline) {
+            None => WATCHDOG
+                .changed
+                .wait(watched)
+                .unwrap_or_else(PoisonError::into_inner),
+            Some(w) if w.deadline <= now => {
+                eprintln!(
+                    "\n{} did not finish within {:?}: it hangs; aborting the test binary",
+                    w.what, w.limit
+                );
+                std::process::abort();
+            }
+            Some(w) => {
+                let wait = w.deadline - now;
+                WATCHDOG
+                    .changed
+                    .wait_timeout(watched, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+        };
     }
 }
 

@@ -1,22 +1,23 @@
-//! Helpers of the reliability suites `stress`, `faults` and `bad_input`
-//! only (and of `io_driver`, for a test that must have the process, and
-//! so async-io's reactor, to itself): a child process for scenarios that
-//! may abort the whole process, a seeded random number generator, a check
-//! that every worker thread still serves tasks, and wakers and futures
-//! that misbehave.
+//! Helpers of the reliability suites (the `faults` and `races` binaries)
+//! only, and of the `runtime` binary's `io_driver` suite, for a test that
+//! must have the process, and so async-io's reactor, to itself: a child
+//! process for scenarios that may abort the whole process, a seeded
+//! random number generator, a check that every worker thread still serves
+//! tasks, and wakers and futures that misbehave.
 //!
 //! Only the suites that need it include this file, beside the support
 //! module it builds on:
 //!
 //! ```ignore
+//! #[path = "../support/mod.rs"]
 //! mod support;
-//! #[path = "support/reliability.rs"]
+//! #[path = "../support/reliability.rs"]
 //! mod reliability;
 //! ```
 
 #![allow(dead_code)]
 
-use crate::support::{run_bounded, Finished, HANG_LIMIT};
+use crate::support::{run_bounded, test_name, Finished, HANG_LIMIT};
 use cancel_scope::runtime::Runtime;
 use cancel_scope::sync::Event;
 use cancel_scope::{scope, JoinHandle, Scope};
@@ -33,33 +34,36 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------
 
 /// Environment variable that marks a child process started by
-/// [`run_in_child`].
+/// [`run_in_child`]; its value is the test the child runs.
 pub const CHILD_ENV: &str = "CANCEL_SCOPE_RELIABILITY_CHILD";
 
-/// Whether this process is a child started by [`run_in_child`] for `test`.
-pub fn is_child_for(test: &str) -> bool {
-    std::env::var(CHILD_ENV).is_ok_and(|t| t == test)
+/// Whether this process is a child started by [`run_in_child`] for the
+/// calling test.
+pub fn is_child() -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|t| t == test_name())
 }
 
-/// Runs the test named `test` of this test binary alone, in a child
-/// process, and returns how it ended; a child still running after
-/// [`HANG_LIMIT`] is killed. For scenarios that may abort the whole
-/// process: the parent survives and reports the failure.
-pub fn run_in_child(test: &str) -> Finished {
+/// Runs the calling test of this test binary alone, in a child process,
+/// and returns how it ended; a child still running after [`HANG_LIMIT`]
+/// is killed. For scenarios that may abort the whole process: the parent
+/// survives and reports the failure.
+pub fn run_in_child() -> Finished {
+    let test = test_name();
     let exe = std::env::current_exe().expect("the test binary's path");
     run_bounded(
         Command::new(exe)
-            .args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, test),
+            .args([&test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &test),
         HANG_LIMIT,
     )
 }
 
 /// Fails unless the child process of [`run_in_child`] passed its test.
-pub fn assert_child_passed(test: &str, out: &Finished) {
+pub fn assert_child_passed(out: &Finished) {
     assert!(
         out.succeeded() && out.stdout.contains("1 passed"),
-        "the child process running `{test}` {}:\n--- stdout\n{}\n--- stderr\n{}",
+        "the child process running `{}` {}:\n--- stdout\n{}\n--- stderr\n{}",
+        test_name(),
         out.verdict(HANG_LIMIT),
         out.stdout,
         out.stderr
