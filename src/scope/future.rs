@@ -349,7 +349,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: nothing below moves the body out of `state`: it is polled
         // through `Pin::new_unchecked` where it lies and dropped in place
-        // (`drop_body`, or `Drop`); `start` writes the whole state only
+        // (`drop_body_future`, or `Drop`); `start` writes the whole state only
         // while it holds no body yet.
         let this = unsafe { self.get_unchecked_mut() };
         this.start();

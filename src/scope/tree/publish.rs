@@ -191,7 +191,7 @@ impl Node {
         }
         if retired {
             // SAFETY: the future left its count behind when its body was
-            // dropped (`Node::drop_body`); retiring hands it to us.
+            // dropped (`NodeRef::future_dropped`); retiring hands it to us.
             let tree_ref = unsafe { NodeRef::from_raw(node) };
             Node::leave_tree(tree_ref);
         }
