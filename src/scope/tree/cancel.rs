@@ -52,8 +52,6 @@ enum Reach {
     Alone,
 }
 
-impl Node {}
-
 /// Marks `top` with `reason` and, with [`Reach::Subtree`], its published
 /// subtree; then expands every marked node. Returns whether `top` was
 /// marked here (false if it was cancelled already, or has left the tree).

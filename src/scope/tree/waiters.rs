@@ -37,8 +37,6 @@ pub(crate) enum CancelWait {
     Never,
 }
 
-impl Node {}
-
 impl NodeRef {
     /// The scope future was dropped before it finished: the tree reference
     /// it held, `this`, stays with the node, for whoever finishes the
