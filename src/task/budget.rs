@@ -36,9 +36,10 @@
 //! - **the innermost scope entered** ([`enter_scope`]): the runtime
 //!   enters each scope whose task or body it polls
 //!   (`context::enter_scope`), so a body nested in a task answers to its
-//!   own scope, and asks [`Node::is_cancelled`]: the scope's own mark, or
-//!   for a scope not yet in the tree its ancestors' up to a shield. So a
-//!   shield is respected.
+//!   own scope, and asks it through [`CancelProbe`], which the scope tree
+//!   implements: the scope's own mark, or for a scope not yet in the tree
+//!   its ancestors' up to a shield. So a shield is respected, and this
+//!   module knows nothing else of scopes.
 //!
 //! # Who drops a future that was refused
 //!
@@ -68,12 +69,11 @@
 //! starts and sets them back as it ends; a leaf reads them.
 
 use super::state::{StateWord, CANCELLED};
-use crate::scope::tree::Node;
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::task::{ready, Context, Poll};
 
 /// Units of budget a poll starts with: tokio's choice. An always-ready
@@ -105,11 +105,11 @@ struct PollState {
     /// Rule: non-null only while a [`poll_task`] call on this thread's
     /// stack runs, whose caller (the runner) holds a reference to the task.
     task: Cell<*const StateWord>,
-    /// The scope entered, or null.
+    /// The scope entered, if any.
     ///
-    /// Rule: non-null only while an [`enter_scope`] call on this thread's
-    /// stack runs, whose caller keeps the node alive for the call.
-    scope: Cell<*const Node>,
+    /// Rule: `Some` only while an [`enter_scope`] call on this thread's
+    /// stack runs, whose caller keeps the scope alive for the call.
+    scope: Cell<Option<NonNull<dyn CancelProbe>>>,
 }
 
 thread_local! {
@@ -120,7 +120,7 @@ thread_local! {
             budget: Cell::new(UNCONSTRAINED),
             refusals: Cell::new(0),
             task: Cell::new(ptr::null()),
-            scope: Cell::new(ptr::null()),
+            scope: Cell::new(None),
         }
     };
 }
@@ -130,7 +130,7 @@ struct Saved {
     budget: u8,
     refusals: u8,
     task: *const StateWord,
-    scope: *const Node,
+    scope: Option<NonNull<dyn CancelProbe>>,
 }
 
 impl Drop for Saved {
@@ -173,19 +173,26 @@ pub(super) fn poll_task<R>(state: &StateWord, poll: impl FnOnce() -> R) -> R {
     poll()
 }
 
+/// What a leaf asks of the scope entered: whether it is cancelled. The
+/// scope tree's nodes answer it (`scope/tree/publish.rs`).
+pub(crate) trait CancelProbe {
+    fn is_cancelled(&self) -> bool;
+}
+
 /// Runs `f` with `scope` as the innermost scope: the leaves polled in it
 /// return `Pending` once `scope` is cancelled. The caller keeps `scope`
 /// alive until this returns.
 #[inline]
-pub(crate) fn enter_scope<R>(scope: &Node, f: impl FnOnce() -> R) -> R {
-    struct Restore(*const Node);
+pub(crate) fn enter_scope<S: CancelProbe + 'static, R>(scope: &S, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<NonNull<dyn CancelProbe>>);
     impl Drop for Restore {
         #[inline]
         fn drop(&mut self) {
             POLL.with(|p| p.scope.set(self.0));
         }
     }
-    let _restore = Restore(POLL.with(|p| p.scope.replace(scope)));
+    let scope: NonNull<dyn CancelProbe> = NonNull::from(scope);
+    let _restore = Restore(POLL.with(|p| p.scope.replace(Some(scope))));
     f()
 }
 
@@ -209,7 +216,7 @@ fn with<R>(budget: u8, f: impl FnOnce() -> R) -> R {
         budget: p.budget.replace(budget),
         refusals: p.refusals.replace(0),
         task: p.task.replace(ptr::null()),
-        scope: p.scope.replace(ptr::null()),
+        scope: p.scope.replace(None),
     });
     f()
 }
@@ -252,11 +259,11 @@ impl PollState {
         let task = self.task.get();
         let scope = self.scope.get();
         // SAFETY: by the rules on the fields, a non-null pointer is to a
-        // state word or node that a call below us on this thread's stack
+        // state word or scope that a call below us on this thread's stack
         // keeps alive; we keep nothing from it.
         unsafe {
             (!task.is_null() && (*task).load().has(CANCELLED))
-                || (!scope.is_null() && (*scope).is_cancelled())
+                || scope.is_some_and(|scope| scope.as_ref().is_cancelled())
         }
     }
 }

@@ -17,6 +17,7 @@ use super::{AfterUnlock, Guarded, Kind, Node, NodeRef, Options, Place, StopMark,
 use crate::cancelled::{CancelCell, CancelReason};
 use crate::loom::cell::UnsafeCell;
 use crate::loom::sync::Mutex;
+use crate::task::budget::CancelProbe;
 use crate::trace::{EventKind, ScopeKind};
 use std::mem::ManuallyDrop;
 use std::panic::Location;
@@ -394,5 +395,14 @@ impl NodeRef {
         // SAFETY: rule "siblings under the parent's lock": we hold the
         // parent's lock; the node is alive and in no list.
         unsafe { link_first(&mut pst.first_child, self.as_ptr()) };
+    }
+}
+
+/// The budget's question (`task/budget.rs`), answered by the node that a
+/// task or body was entered in.
+impl CancelProbe for Node {
+    #[inline]
+    fn is_cancelled(&self) -> bool {
+        Node::is_cancelled(self)
     }
 }
