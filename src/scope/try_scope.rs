@@ -50,24 +50,38 @@ where
             first_error: slot,
         };
         let body = body(handle.clone());
-        async move {
-            match body.await {
-                Ok(value) => Some(value),
-                Err(error) => {
-                    handle.fail(error);
-                    None
-                }
-            }
-        }
+        body_or_fail(body, move |error| handle.fail(error))
     });
-    async move {
-        let out = inner.await;
-        match (out, first_error.lock().take()) {
-            (_, Some(error)) => Ok(Err(error)),
-            (Ok(Some(value)), None) => Ok(Ok(value)),
-            (Ok(None), None) => unreachable!("a failed body recorded its error"),
-            (Err(cancelled), None) => Err(cancelled),
+    async move { outcome(inner.await, &first_error) }
+}
+
+/// A try scope's body, borrowing or not: its value, or, on `Err`, a
+/// failure (`fail`) and no value.
+pub(super) async fn body_or_fail<T, E>(
+    body: impl Future<Output = Result<T, E>>,
+    fail: impl FnOnce(E),
+) -> Option<T> {
+    match body.await {
+        Ok(value) => Some(value),
+        Err(error) => {
+            fail(error);
+            None
         }
+    }
+}
+
+/// What a try scope, borrowing or not, returns once its scope (whose body
+/// is [`body_or_fail`]) has ended: the first error if there was one (its
+/// cancel is the failure's own), else the scope's result.
+pub(super) fn outcome<T, E>(
+    out: Result<Option<T>, Cancelled>,
+    first_error: &Mutex<Option<E>>,
+) -> Result<Result<T, E>, Cancelled> {
+    match (out, first_error.lock().take()) {
+        (_, Some(error)) => Ok(Err(error)),
+        (Ok(Some(value)), None) => Ok(Ok(value)),
+        (Ok(None), None) => unreachable!("a failed body recorded its error"),
+        (Err(cancelled), None) => Err(cancelled),
     }
 }
 

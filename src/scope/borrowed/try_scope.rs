@@ -61,26 +61,9 @@ impl<'env> BorrowScope<'env> {
                 first_error: slot,
             };
             let body = body(handle.clone());
-            async move {
-                match body.await {
-                    Ok(value) => Some(value),
-                    Err(error) => {
-                        handle.fail(error);
-                        None
-                    }
-                }
-            }
+            try_scope::body_or_fail(body, move |error| handle.fail(error))
         });
-        async move {
-            let out = inner.await;
-            let error = first_error.lock().take();
-            match (out, error) {
-                (_, Some(error)) => Ok(Err(error)),
-                (Ok(Some(value)), None) => Ok(Ok(value)),
-                (Ok(None), None) => unreachable!("a failed body recorded its error"),
-                (Err(cancelled), None) => Err(cancelled),
-            }
-        }
+        async move { try_scope::outcome(inner.await, &first_error) }
     }
 }
 
