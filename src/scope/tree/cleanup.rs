@@ -27,14 +27,13 @@
 
 use super::children::link_first;
 use super::life::{Body, INTERRUPTED, PANICKED};
-use super::{Guarded, Kind, Node, NodeRef, Options, Place};
+use super::{Guarded, Kind, NodeRef};
 use crate::cancelled::CancelReason;
 use crate::panic::Panic;
 use crate::scope::ScopeEnd;
 use crate::trace::ScopeKind;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 /// The scope a cleanup runs in, ready to be polled (the scope layer's
 /// scope future, boxed, its result ignored).
@@ -66,20 +65,7 @@ impl NodeRef {
     /// Begins the cleanup phase (the module docs), for the maker of the
     /// drain, with no lock held.
     pub(super) fn begin_cleanups(&self) {
-        let options = Options {
-            supervises: false,
-            limit: None,
-            info: Some(Box::new(super::Info {
-                name: Some(Arc::from("cleanups")),
-                locals: Vec::new(),
-            })),
-        };
-        let phase = Node::open_unrecorded(
-            Place::Under(self.as_ptr()),
-            Kind::Shielded,
-            self.location,
-            options,
-        );
+        let phase = self.open_owned_child(Kind::Shielded, "cleanups", false);
         let (cleanups, end) = {
             let mut st = self.state.lock();
             // Invariant 5: the parent's lock, then the child's.

@@ -34,12 +34,11 @@
 
 use super::children::link_first;
 use super::life::{Phase, DAEMONS, PANICKED};
-use super::{AfterUnlock, Guarded, Kind, Links, Node, NodeRef, Options, Place};
+use super::{AfterUnlock, Guarded, Kind, Links, Node, NodeRef};
 use crate::cancelled::{CancelReason, Cancelled};
 use crate::panic::Panic;
 use crate::runtime::context;
 use crate::trace::ScopeKind;
-use std::sync::Arc;
 
 impl NodeRef {
     /// The scope's daemons' scope, made with the first daemon; or why the
@@ -62,20 +61,7 @@ impl NodeRef {
                 return Ok(daemons.clone());
             }
         }
-        let options = Options {
-            supervises: self.supervises,
-            limit: None,
-            info: Some(Box::new(super::Info {
-                name: Some(Arc::from("daemons")),
-                locals: Vec::new(),
-            })),
-        };
-        let daemons = Node::open_unrecorded(
-            Place::Under(self.as_ptr()),
-            Kind::Daemons,
-            self.location,
-            options,
-        );
+        let daemons = self.open_owned_child(Kind::Daemons, "daemons", self.supervises);
         self.link_daemons(&mut st, &daemons);
         st.owned().daemons = Some(daemons.clone());
         Ok(daemons)

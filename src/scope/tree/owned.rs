@@ -37,8 +37,9 @@
 use super::cleanup::Cleanup;
 use super::handlers::Handlers;
 use super::life::DAEMONS;
-use super::NodeRef;
+use super::{Info, Kind, Node, NodeRef, Options, Place};
 use crate::panic::{drop_catching, keep_first, Panic};
+use std::sync::Arc;
 
 /// What a scope owns beyond its tasks and children; see the module docs.
 #[derive(Default)]
@@ -91,6 +92,21 @@ impl Owned {
 }
 
 impl NodeRef {
+    /// Opens the hidden child scope that runs what this scope owns (its
+    /// daemons, its cleanups), named `name` in the tree view and located
+    /// where this scope is; not recorded: the timeline shows it by kind.
+    pub(super) fn open_owned_child(&self, kind: Kind, name: &str, supervises: bool) -> NodeRef {
+        let options = Options {
+            supervises,
+            limit: None,
+            info: Some(Box::new(Info {
+                name: Some(Arc::from(name)),
+                locals: Vec::new(),
+            })),
+        };
+        Node::open_unrecorded(Place::Under(self.as_ptr()), kind, self.location, options)
+    }
+
     /// Counts a task of `spawn_ready` that starts (`+1`), or that said it
     /// is ready or ended before (`-1`), for the tree view.
     pub(crate) fn count_not_ready(&self, change: isize) {
