@@ -379,8 +379,11 @@ fn a_forgotten_handle_leaks_its_output_and_nothing_is_dropped_late() {
         }
         kept_ref.push(done.cancel_handle());
         std::mem::forget(done);
+        // The mark exists from the spawn, not from the first poll: the
+        // cancel below may drop this task before it is ever polled.
+        let wait = parked(tasks);
         let parked_task = s.spawn(async move {
-            parked(tasks).await;
+            wait.await;
             Output(outputs)
         });
         kept_ref.push(parked_task.cancel_handle());
