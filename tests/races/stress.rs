@@ -580,6 +580,10 @@ fn nested(f: Arc<Forest>, at: &Place, rng: Rng, linked: bool) -> BoxFuture {
 /// grow; and the longest pause between its cancels, in spins. (Miri runs
 /// code thousands of times slower.)
 const GROWTH_WAIT: usize = if cfg!(miri) { 20 } else { 20_000 };
+/// The longest a canceller waits for its tree to grow. On a loaded
+/// machine a `yield_now` can give up a whole time slice, and 20,000 of
+/// them took over 10 s: the tree must not wait on the machine.
+const GROWTH_TIME: Duration = Duration::from_millis(50);
 const PAUSE_SPINS: u64 = if cfg!(miri) { 50 } else { 50_000 };
 
 /// A cancelling OS thread: waits until the tree has grown to a random
@@ -588,8 +592,13 @@ const PAUSE_SPINS: u64 = if cfg!(miri) { 50 } else { 50_000 };
 /// timing).
 fn canceller(f: Arc<Forest>, mut rng: Rng, n: u64, budget: usize) {
     let grown = rng.below(budget as u64) as usize;
+    let since = Instant::now();
     for _ in 0..GROWTH_WAIT {
-        if f.created.load(SeqCst) >= grown || f.done.load(SeqCst) || f.budget.load(SeqCst) <= 0 {
+        if f.created.load(SeqCst) >= grown
+            || f.done.load(SeqCst)
+            || f.budget.load(SeqCst) <= 0
+            || since.elapsed() > GROWTH_TIME
+        {
             break;
         }
         thread::yield_now();
