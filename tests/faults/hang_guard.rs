@@ -2,7 +2,7 @@
 //! test binary with its name within the bound, and a guard dropped, also
 //! by a panic, ends its watch.
 
-use crate::reliability::{is_child, run_in_child};
+use crate::reliability::{is_child, run_in_child_captured};
 use crate::support::{
     expect_panic, hang_guard, hang_guard_for, test_name, watched_names, HANG_LIMIT,
 };
@@ -13,7 +13,8 @@ const SHORT: Duration = Duration::from_millis(200);
 
 /// In a child process, a test that never ends under a short guard: the
 /// watchdog names it on stderr and aborts the child, well before the
-/// parent's own limit.
+/// parent's own limit. The child's harness captures its output, as a
+/// plain `cargo test` does, and the report must still reach stderr.
 #[test]
 #[cfg_attr(miri, ignore = "Miri cannot start a child process")]
 fn a_hung_test_is_reported_by_name_and_ends_the_binary() {
@@ -23,7 +24,7 @@ fn a_hung_test_is_reported_by_name_and_ends_the_binary() {
             std::thread::park();
         }
     }
-    let out = run_in_child();
+    let out = run_in_child_captured();
     assert!(
         out.status.is_some_and(|s| !s.success()),
         "the hung child {} (stderr: {})",

@@ -10,6 +10,7 @@
 //! stderr and aborts the binary: a hung thread cannot be made to fail,
 //! and the run must end.
 
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex, MutexGuard, Once, PoisonError};
 use std::thread;
@@ -122,9 +123,14 @@ fn watch() {
                 .wait(watched)
                 .unwrap_or_else(PoisonError::into_inner),
             Some(w) if w.deadline <= now => {
-                eprintln!(
+                // Straight to the process's stderr: `eprintln!` here would
+                // go to the output the harness captures for the test that
+                // started this thread, which the abort throws away.
+                let _ = writeln!(
+                    io::stderr(),
                     "\n{} did not finish within {:?}: it hangs; aborting the test binary",
-                    w.what, w.limit
+                    w.what,
+                    w.limit
                 );
                 std::process::abort();
             }

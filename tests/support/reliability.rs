@@ -48,11 +48,23 @@ pub fn is_child() -> bool {
 /// is killed. For scenarios that may abort the whole process: the parent
 /// survives and reports the failure.
 pub fn run_in_child() -> Finished {
+    run_child(&["--nocapture"])
+}
+
+/// [`run_in_child`], with the harness capturing the test's output as it
+/// does by default: what the child's stderr shows then was written past
+/// the capture.
+pub fn run_in_child_captured() -> Finished {
+    run_child(&[])
+}
+
+fn run_child(extra: &[&str]) -> Finished {
     let test = test_name();
     let exe = std::env::current_exe().expect("the test binary's path");
     run_bounded(
         Command::new(exe)
-            .args([&test, "--exact", "--nocapture", "--test-threads=1"])
+            .args([test.as_str(), "--exact", "--test-threads=1"])
+            .args(extra)
             .env(CHILD_ENV, &test),
         HANG_LIMIT,
     )
