@@ -34,6 +34,7 @@ use crate::task::TaskRef;
 use crate::time::pace::Pace;
 use crate::trace::EventKind;
 use std::cell::{Cell, OnceCell};
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Waker;
@@ -226,7 +227,12 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
     }));
     CURRENT_CORE.with(|c| c.set(std::ptr::null()));
     if result.is_err() {
-        eprintln!("cancel-scope: a worker thread hit an internal error; aborting");
+        // Past any output capture the thread inherited (a test's), which
+        // the abort would throw away.
+        let _ = writeln!(
+            std::io::stderr(),
+            "cancel-scope: a worker thread hit an internal error; aborting"
+        );
         std::process::abort();
     }
     // Shutdown: drop the queue's references; the tasks' futures are
