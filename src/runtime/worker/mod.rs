@@ -411,10 +411,14 @@ impl Core {
         }
     }
 
-    /// Back from a look at the reactor between tasks.
+    /// Back from a look at the reactor between tasks, to the phase the
+    /// look began in: `Unwatched` stays so, or the first task this worker
+    /// leaves in its LIFO slot could wait behind a long poll with no
+    /// sleeper watching it.
     #[cfg_attr(not(feature = "async-io"), allow(dead_code))] // used by `worker/reactor.rs`
-    fn back_from_look(&self, shared: &Shared) {
-        self.phase.set(Phase::Running);
+    fn back_from_look(&self, shared: &Shared, phase: Phase) {
+        debug_assert!(matches!(phase, Phase::Running | Phase::Unwatched));
+        self.phase.set(phase);
         self.reactor_work.set(ReactorWork::None);
         self.tell_others_if_queued(shared);
     }

@@ -92,7 +92,7 @@ use std::time::Instant;
 pub(super) fn run(core: &Core, shared: &Shared) {
     let mut drive = Drive {
         nap: None,
-        looking: false,
+        looking: None,
         alarm: Alarm {
             timer: async_io::Timer::never(),
             at: None,
@@ -106,16 +106,17 @@ pub(super) fn run(core: &Core, shared: &Shared) {
 struct Drive {
     /// The nap the worker is in, if any.
     nap: Option<Nap>,
-    /// Whether the worker returned to `block_on` to look at the reactor.
-    looking: bool,
+    /// The phase the worker left to look at the reactor between tasks,
+    /// while it looks.
+    looking: Option<Phase>,
     alarm: Alarm,
     probe: Probe,
 }
 
 impl Drive {
     fn poll(&mut self, core: &Core, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
-        if std::mem::take(&mut self.looking) {
-            core.back_from_look(shared);
+        if let Some(phase) = self.looking.take() {
+            core.back_from_look(shared, phase);
         }
         loop {
             if let Some(nap) = self.nap.take() {
@@ -135,8 +136,7 @@ impl Drive {
             match core.run_loop(shared) {
                 Pause::Shutdown => return Poll::Ready(()),
                 Pause::LookAtIo => {
-                    core.phase.set(Phase::InReactor);
-                    self.looking = true;
+                    self.looking = Some(core.phase.replace(Phase::InReactor));
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
