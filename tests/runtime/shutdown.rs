@@ -287,12 +287,13 @@ fn shutdown_background_returns_without_waiting() {
     let rt = runtime(Clock::Real, 1);
     let (started_tx, started) = mpsc::channel();
     let (release, parked) = mpsc::channel::<()>();
-    let (parked_drops, exits) = (Counter::new(), Counter::new());
+    let (parked_drops, exits, polls) = (Counter::new(), Counter::new(), Counter::new());
     let mut root = Box::pin({
-        let (guard, exits) = (parked_drops.on_drop(), exits.clone());
+        let (guard, exits, polls) = (parked_drops.on_drop(), exits.clone(), polls.clone());
         scope(move |s| async move {
             s.spawn(async move {
                 let _guard = guard;
+                polls.inc();
                 pending::<()>().await
             });
             s.spawn_blocking(move || {
@@ -305,6 +306,12 @@ fn shutdown_background_returns_without_waiting() {
     });
     assert!(rt.block_on(poll_once(&mut root)).is_none());
     started.recv().unwrap();
+    // A future in its poll is the runner's to drop, after the poll: make
+    // sure the parked task's first poll is over. The one worker began it,
+    // so it ends it before it runs a task spawned after.
+    wait_until("the parked task to be polled", || polls.get() == 1);
+    let probe = rt.block_on(scope(|s| async move { s.spawn(async {}).await }));
+    assert!(matches!(probe, Ok(Ok(()))));
 
     rt.shutdown_background();
     assert_eq!(parked_drops.get(), 1, "the parked future was dropped");
