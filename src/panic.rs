@@ -13,18 +13,34 @@
 //!   panics is **leaked**: the second payload is forgotten. std aborts the
 //!   process in that case; a runtime that only carries a payload for its
 //!   user must not take down the thread it runs on for it.
+//! - A panic in the runtime's own code on a worker or blocking thread is a
+//!   bug after which none of its state can be trusted: the process aborts
+//!   ([`abort_internal_error`]).
 //!
 //! All of it is below everything else: tasks, scopes, `Cancelled` values
 //! and the timers hand payloads around, and none of them need to know of
 //! each other for it.
 
 use std::any::Any;
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Waker;
 
 /// A panic's payload: what `catch_unwind` returns and `resume_unwind`
 /// takes.
 pub(crate) type Panic = Box<dyn Any + Send + 'static>;
+
+/// Aborts the process after a panic in the runtime's own code on one of
+/// its threads (`thread` names which). The message goes to the process's
+/// stderr directly, past any output capture the thread inherited (a
+/// test's), which the abort would throw away.
+pub(crate) fn abort_internal_error(thread: &str) -> ! {
+    let _ = writeln!(
+        std::io::stderr(),
+        "cancel-scope: {thread} hit an internal error; aborting"
+    );
+    std::process::abort()
+}
 
 /// Wakes `waker`, catching a panic from it. A waker is user code; when the
 /// runtime calls one outside any task's poll (a timer, a cancel walk) there

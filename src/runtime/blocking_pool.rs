@@ -80,7 +80,6 @@ use crate::task::TaskRef;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
@@ -264,13 +263,7 @@ impl BlockingPool {
 fn thread_main(pool: Arc<Inner>, mut seat: Seat) {
     seat.occupy();
     if catch_unwind(AssertUnwindSafe(|| pool.serve())).is_err() {
-        // Past any output capture the thread inherited (a test's), which
-        // the abort would throw away.
-        let _ = writeln!(
-            std::io::stderr(),
-            "cancel-scope: a blocking thread hit an internal error; aborting"
-        );
-        std::process::abort();
+        crate::panic::abort_internal_error("a blocking thread");
     }
     drop(pool);
     drop(seat);

@@ -34,7 +34,6 @@ use crate::task::TaskRef;
 use crate::time::pace::Pace;
 use crate::trace::EventKind;
 use std::cell::{Cell, OnceCell};
-use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Waker;
@@ -227,13 +226,7 @@ pub(crate) fn run(id: usize, local: Deque<TaskRef>, shared: Arc<Shared>) {
     }));
     CURRENT_CORE.with(|c| c.set(std::ptr::null()));
     if result.is_err() {
-        // Past any output capture the thread inherited (a test's), which
-        // the abort would throw away.
-        let _ = writeln!(
-            std::io::stderr(),
-            "cancel-scope: a worker thread hit an internal error; aborting"
-        );
-        std::process::abort();
+        crate::panic::abort_internal_error("a worker thread");
     }
     // Shutdown: drop the queue's references; the tasks' futures are
     // dropped by the runtime's shutdown cancel.
