@@ -580,11 +580,11 @@ fn nested(f: Arc<Forest>, at: &Place, rng: Rng, linked: bool) -> BoxFuture {
 /// grow; and the longest pause between its cancels, in spins. (Miri runs
 /// code thousands of times slower.)
 const GROWTH_WAIT: usize = if cfg!(miri) { 20 } else { 20_000 };
+const PAUSE_SPINS: u64 = if cfg!(miri) { 50 } else { 50_000 };
 /// The longest a canceller waits for its tree to grow. On a loaded
 /// machine a `yield_now` can give up a whole time slice, and 20,000 of
 /// them took over 10 s: the tree must not wait on the machine.
 const GROWTH_TIME: Duration = Duration::from_millis(50);
-const PAUSE_SPINS: u64 = if cfg!(miri) { 50 } else { 50_000 };
 
 /// A cancelling OS thread: waits until the tree has grown to a random
 /// size (or stopped growing), then makes `n` cancels of random scopes,
